@@ -1,0 +1,118 @@
+//! The `omk` command line: parses arguments, calls the library, prints.
+//!
+//! Exit codes: 0 ok, 1 rejected or failed, 2 usage or load error. Errors
+//! print as `error: …`, their causes, and a `help:` line with the fix.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod gate;
+
+/// Proof-backed engineering runs by coding agents, every decision taken by
+/// sandboxed WebAssembly gates.
+#[derive(Debug, Parser)]
+#[command(name = "omk", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Judge with gates, and look inside gate components.
+    #[command(subcommand)]
+    Gate(gate::GateCommand),
+}
+
+/// What a command concluded, as an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything accepted or done (exit 0).
+    Ok,
+    /// Something was rejected or failed (exit 1).
+    Rejected,
+}
+
+/// An error at the CLI edge that is the user's to fix (exit 2), as opposed
+/// to a rejection (exit 1).
+pub type Result<T> = anyhow::Result<T>;
+
+/// Runs the `omk` binary.
+pub fn main() -> ExitCode {
+    init_tracing();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0), usage errors to
+            // stderr (exit 2).
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let result = match cli.command {
+        Command::Gate(cmd) => gate::run(cmd),
+    };
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Rejected) => ExitCode::from(1),
+        Err(e) => {
+            report(&e);
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OMK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// Prints an error, its causes and the first `help:` any of them offers.
+pub fn report(err: &anyhow::Error) {
+    eprintln!("error: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+    if let Some(help) = help_of(err) {
+        eprintln!("help: {help}");
+    }
+}
+
+fn help_of(err: &anyhow::Error) -> Option<String> {
+    use crate::gates::{ConfigError, GatesError, LoadError};
+    err.chain().find_map(|cause| {
+        if let Some(e) = cause.downcast_ref::<GatesError>() {
+            e.help()
+        } else if let Some(e) = cause.downcast_ref::<LoadError>() {
+            e.help()
+        } else if let Some(e) = cause.downcast_ref::<ConfigError>() {
+            e.help()
+        } else {
+            cause.downcast_ref::<Help>().map(|h| h.help.clone())
+        }
+    })
+}
+
+/// An error message with its fix, for errors found at the CLI edge.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Help {
+    pub message: String,
+    pub help: String,
+}
+
+/// Shorthand for an error with a `help:` line.
+pub fn with_help(message: impl Into<String>, help: impl Into<String>) -> anyhow::Error {
+    Help {
+        message: message.into(),
+        help: help.into(),
+    }
+    .into()
+}

@@ -1,0 +1,335 @@
+//! The project's gate configuration, `.omk/gates.toml`.
+//!
+//! ```toml
+//! # Limits for every gate (each optional; see `limits.rs` for defaults).
+//! [limits]
+//! timeout_ms = 500
+//!
+//! # The gates, in the order they judge. Without any `[[gate]]`, the std
+//! # gates `budget`, `path` and `acceptance` run with their defaults.
+//! [[gate]]
+//! name = "budget"            # a std gate
+//! config = { max_task_secs = 3600 }
+//!
+//! [[gate]]
+//! name = "path"
+//! mode = "audit"             # record rejections, do not enforce them
+//! config = { roots = ["src", "tests"] }
+//!
+//! [[gate]]
+//! path = "gates/no_friday.wasm"   # a component, relative to the project
+//! sha256 = "…"                    # optional pin
+//! limits = { fuel = 1000000 }
+//! ```
+//!
+//! Parsing only reads and checks the file ([`GatesConfig::parse`]); the
+//! gate set loads the components. Every error names the file and line.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::limits::{LimitSettings, Limits};
+use super::std_bundle;
+
+/// Where a project keeps its gate configuration, relative to its root.
+pub const CONFIG_PATH: &str = ".omk/gates.toml";
+
+/// Whether a gate's rejections count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A rejection rejects (the default).
+    #[default]
+    Enforce,
+    /// A rejection is recorded but does not reject.
+    Audit,
+}
+
+/// Where a configured gate's component comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateSource {
+    /// An embedded std gate, by name.
+    Std(String),
+    /// A component file (absolute, resolved against the project root).
+    File(PathBuf),
+}
+
+/// One configured gate.
+#[derive(Debug, Clone)]
+pub struct GateSpec {
+    /// The name the gate is listed under, if the file gave one.
+    pub label: Option<String>,
+    pub source: GateSource,
+    /// Expected sha256 of the component, if pinned.
+    pub sha256: Option<String>,
+    pub mode: Mode,
+    /// The gate's settings as a JSON object.
+    pub config_json: String,
+    pub limits: Limits,
+}
+
+/// A parsed and checked gate configuration.
+#[derive(Debug, Clone)]
+pub struct GatesConfig {
+    /// The file it came from; `None` for the built-in default.
+    pub file: Option<PathBuf>,
+    pub gates: Vec<GateSpec>,
+}
+
+/// A configuration file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl ConfigError {
+    pub fn help(&self) -> Option<String> {
+        self.help.clone()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    limits: LimitSettings,
+    #[serde(default)]
+    gate: Vec<Spanned<RawGate>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGate {
+    name: Option<Spanned<String>>,
+    path: Option<Spanned<String>>,
+    sha256: Option<Spanned<String>>,
+    #[serde(default)]
+    mode: Mode,
+    config: Option<toml::Table>,
+    limits: Option<Spanned<LimitSettings>>,
+}
+
+impl GatesConfig {
+    /// The configuration for the project at `root`: its
+    /// `.omk/gates.toml`, or the std gates when it has none.
+    pub fn for_project(root: &Path) -> Result<GatesConfig, ConfigError> {
+        let file = root.join(CONFIG_PATH);
+        match std::fs::read_to_string(&file) {
+            Ok(text) => GatesConfig::parse(&text, &file, root),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(GatesConfig::std(Limits::default()))
+            }
+            Err(e) => Err(ConfigError {
+                file,
+                line: None,
+                message: format!("cannot read it: {e}"),
+                help: None,
+            }),
+        }
+    }
+
+    /// The std gates with default settings, under `limits`.
+    pub fn std(limits: Limits) -> GatesConfig {
+        GatesConfig {
+            file: None,
+            gates: std_bundle::GATES
+                .iter()
+                .map(|g| GateSpec {
+                    label: Some(g.name.to_owned()),
+                    source: GateSource::Std(g.name.to_owned()),
+                    sha256: None,
+                    mode: Mode::Enforce,
+                    config_json: "{}".into(),
+                    limits,
+                })
+                .collect(),
+        }
+    }
+
+    /// Parses `text`, read from `file`; gate paths resolve against `root`.
+    pub fn parse(text: &str, file: &Path, root: &Path) -> Result<GatesConfig, ConfigError> {
+        let err = |span: Option<std::ops::Range<usize>>, message: String, help: Option<&str>| {
+            ConfigError {
+                file: file.to_owned(),
+                line: span.map(|s| line_of(text, s.start)),
+                message,
+                help: help.map(str::to_owned),
+            }
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            err(
+                e.span(),
+                e.message().trim().to_owned(),
+                Some("see the `.omk/gates.toml` reference in README.md"),
+            )
+        })?;
+        let defaults = Limits::default()
+            .overlay(&raw.limits)
+            .map_err(|m| err(None, format!("[limits]: {m}"), None))?;
+        if raw.gate.is_empty() {
+            return Ok(GatesConfig {
+                file: Some(file.to_owned()),
+                ..GatesConfig::std(defaults)
+            });
+        }
+        let mut gates = Vec::new();
+        for spanned in raw.gate {
+            let span = spanned.span();
+            let g = spanned.into_inner();
+            let label = g.name.as_ref().map(|n| n.get_ref().clone());
+            let source = match (&g.name, &g.path) {
+                (_, Some(p)) => {
+                    let rel = p.get_ref();
+                    if rel.trim().is_empty() {
+                        return Err(err(Some(p.span()), "`path` is empty".into(), None));
+                    }
+                    GateSource::File(root.join(rel))
+                }
+                (Some(n), None) => {
+                    if std_bundle::get(n.get_ref()).is_none() {
+                        return Err(err(
+                            Some(n.span()),
+                            format!("there is no std gate called `{}`", n.get_ref()),
+                            Some(&format!(
+                                "the std gates are {}; for your own gate, set `path` to its `.wasm`",
+                                std_bundle::names()
+                            )),
+                        ));
+                    }
+                    GateSource::Std(n.get_ref().clone())
+                }
+                (None, None) => {
+                    return Err(err(
+                        Some(span),
+                        "a `[[gate]]` needs `name` (a std gate) or `path` (a component)".into(),
+                        Some(&format!("the std gates are {}", std_bundle::names())),
+                    ));
+                }
+            };
+            if let Some(pin) = &g.sha256 {
+                let v = pin.get_ref();
+                if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(err(
+                        Some(pin.span()),
+                        "`sha256` must be 64 hex digits".into(),
+                        Some("`omk gate inspect FILE.wasm` prints it"),
+                    ));
+                }
+            }
+            let limits = match &g.limits {
+                Some(l) => defaults
+                    .overlay(l.get_ref())
+                    .map_err(|m| err(Some(l.span()), format!("limits: {m}"), None))?,
+                None => defaults,
+            };
+            let config_json =
+                serde_json::to_string(&g.config.unwrap_or_default()).map_err(|e| {
+                    err(
+                        Some(span.clone()),
+                        format!("`config` cannot be passed as JSON: {e}"),
+                        None,
+                    )
+                })?;
+            gates.push(GateSpec {
+                label,
+                source,
+                sha256: g.sha256.map(|s| s.into_inner().to_ascii_lowercase()),
+                mode: g.mode,
+                config_json,
+                limits,
+            });
+        }
+        Ok(GatesConfig {
+            file: Some(file.to_owned()),
+            gates,
+        })
+    }
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<GatesConfig, ConfigError> {
+        GatesConfig::parse(text, Path::new("/p/.omk/gates.toml"), Path::new("/p"))
+    }
+
+    #[test]
+    fn empty_file_means_std_gates() {
+        let c = parse("").unwrap();
+        let names: Vec<_> = c.gates.iter().map(|g| g.label.clone().unwrap()).collect();
+        assert_eq!(names, ["budget", "path", "acceptance"]);
+    }
+
+    #[test]
+    fn full_file() {
+        let c = parse(
+            r#"
+[limits]
+timeout_ms = 300
+
+[[gate]]
+name = "path"
+mode = "audit"
+config = { roots = ["src"] }
+
+[[gate]]
+path = "gates/x.wasm"
+sha256 = "ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789"
+limits = { fuel = 1000 }
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.gates.len(), 2);
+        assert_eq!(c.gates[0].mode, Mode::Audit);
+        assert_eq!(c.gates[0].config_json, r#"{"roots":["src"]}"#);
+        assert_eq!(c.gates[0].limits.timeout_ms, 300);
+        assert_eq!(
+            c.gates[1].source,
+            GateSource::File("/p/gates/x.wasm".into())
+        );
+        assert_eq!(c.gates[1].limits.fuel, 1000);
+        assert_eq!(c.gates[1].limits.timeout_ms, 300);
+        assert!(c.gates[1].sha256.as_ref().unwrap().starts_with("abcdef"));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let e = parse("[[gate]]\nname = \"budget\"\nmdoe = \"audit\"\n").unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.to_string().starts_with("/p/.omk/gates.toml:3: "), "{e}");
+        assert!(e.to_string().contains("mdoe"), "{e}");
+
+        let e = parse("[[gate]]\nname = \"budgte\"\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(e.help.unwrap().contains("`budget`"));
+
+        let e = parse("[[gate]]\nname = \"path\"\nmode = \"lenient\"\n").unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+
+        let e = parse("\n[[gate]]\nmode = \"audit\"\n").unwrap_err();
+        assert!(e.message.contains("needs `name`"), "{e}");
+
+        let e = parse("[[gate]]\nname = \"path\"\nlimits = { memory_mib = 0 }\n").unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert!(e.message.contains("memory_mib"));
+
+        let e = parse("[[gate]]\npath = \"x.wasm\"\nsha256 = \"nothex\"\n").unwrap_err();
+        assert_eq!(e.line, Some(3));
+    }
+}

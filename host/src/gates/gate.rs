@@ -1,0 +1,648 @@
+//! One loaded gate: a component checked against the contract, ready to
+//! judge, each decision in a fresh instance under its limits.
+//!
+//! [`LoadedGate::load`] refuses, with an error naming the file, what it
+//! expected and what it found: bytes that are not wasm, a core module, an
+//! invalid component, a component that does not export
+//! `omk:gate/policy`, an unsupported WIT version, a missing or mistyped
+//! function, and any import (the std host links no capabilities).
+//!
+//! Calls never fail: a gate that traps, runs out of a limit or returns
+//! something malformed yields a [`Fault`], which callers turn into a
+//! fail-closed rejection.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use omk_gate_sdk::{
+    AgentAction, Decision, GateInfo, GoalContext, Stage, TaskOutcome, TaskProposal,
+};
+use sha2::{Digest, Sha256};
+use wasmtime::Store;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, Linker};
+
+use super::bindings::{self, v0_1_0};
+use super::engine::{GateEngine, deadline_ticks};
+use super::fault::{Fault, FaultCause, clip, one_line};
+use super::limits::{GateLimiter, Limits};
+
+/// Per-store data: the limiter of this one decision.
+pub struct GateState {
+    limiter: GateLimiter,
+}
+
+/// Why a gate could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read gate `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "`{origin}` is not a WebAssembly component: expected the `\\0asm` header, found {found}"
+    )]
+    NotWasm { origin: String, found: String },
+    #[error("`{origin}` is a core WebAssembly module, not a component")]
+    CoreModule { origin: String },
+    #[error("`{origin}` is not a valid component: {detail}")]
+    Invalid { origin: String, detail: String },
+    #[error(
+        "`{origin}` does not export `{}`: it exports {found}",
+        bindings::INTERFACE
+    )]
+    WrongWorld { origin: String, found: String },
+    #[error(
+        "`{origin}` targets `omk:gate@{found}`, which this omk does not support (it loads {})",
+        supported_list()
+    )]
+    UnsupportedVersion { origin: String, found: String },
+    #[error("`{origin}` exports `{interface}` without the function `{function}`")]
+    MissingFunction {
+        origin: String,
+        interface: String,
+        function: String,
+    },
+    #[error("`{origin}` exports `{interface}` with the wrong signatures: {detail}")]
+    WrongSignature {
+        origin: String,
+        interface: String,
+        detail: String,
+    },
+    #[error("`{origin}` imports {}, which gates may not use", imports.join(", "))]
+    ForbiddenImport {
+        origin: String,
+        imports: Vec<String>,
+    },
+    #[error("`{origin}` cannot be prepared: {detail}")]
+    Link { origin: String, detail: String },
+    #[error("`{origin}` has the sha256 {found}, but the project pins {expected}")]
+    DigestMismatch {
+        origin: String,
+        expected: String,
+        found: String,
+    },
+}
+
+impl LoadError {
+    /// The fix, for people.
+    pub fn help(&self) -> Option<String> {
+        Some(match self {
+            LoadError::Read { .. } => {
+                "check the gate's `path` in `.omk/gates.toml`; it is relative to the project root"
+                    .into()
+            }
+            LoadError::NotWasm { .. } | LoadError::Invalid { .. } => {
+                "build the gate with `omk gate build`, or point `path` at the `.wasm` it produced"
+                    .into()
+            }
+            LoadError::CoreModule { .. } => {
+                "encode it as a component: `wasm-tools component new MODULE.wasm -o gate.wasm` \
+                 (Rust gates built with the omk SDK for wasm32-unknown-unknown need this step)"
+                    .into()
+            }
+            LoadError::WrongWorld { .. }
+            | LoadError::MissingFunction { .. }
+            | LoadError::WrongSignature { .. } => format!(
+                "a gate implements the world `gate` of `wit/v{}/gate.wit`; regenerate its bindings from that file",
+                bindings::SUPPORTED[0]
+            ),
+            LoadError::UnsupportedVersion { .. } => format!(
+                "rebuild the gate against `wit/v{}/gate.wit`, or upgrade omk",
+                bindings::SUPPORTED[0]
+            ),
+            LoadError::ForbiddenImport { .. } => {
+                "gates are pure functions and get no capabilities: build for \
+                 `wasm32-unknown-unknown` and remove the imports"
+                    .into()
+            }
+            LoadError::Link { .. } => return None,
+            LoadError::DigestMismatch { .. } => {
+                "if the new file is intended, update `sha256` in `.omk/gates.toml`".into()
+            }
+        })
+    }
+}
+
+fn supported_list() -> String {
+    bindings::SUPPORTED
+        .iter()
+        .map(|v| format!("`{v}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A gate ready to judge.
+pub struct LoadedGate {
+    origin: String,
+    sha256: String,
+    size: usize,
+    wit_version: String,
+    info: GateInfo,
+    describe_fault: Option<Fault>,
+    engine: wasmtime::Engine,
+    pre: v0_1_0::GatePre<GateState>,
+}
+
+impl std::fmt::Debug for LoadedGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedGate")
+            .field("origin", &self.origin)
+            .field("sha256", &self.sha256)
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The sha256 of `bytes`, as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl LoadedGate {
+    /// Loads the component `bytes`; `origin` names it in errors (a path, or
+    /// `std:budget`). `describe` runs once, under `limits`.
+    pub fn load(
+        engine: &GateEngine,
+        bytes: &[u8],
+        origin: &str,
+        limits: &Limits,
+    ) -> Result<LoadedGate, LoadError> {
+        let origin = origin.to_owned();
+        let (component, sha256) = compile(engine, bytes, &origin)?;
+        let wit_version = check_shape(engine.engine(), &component, &origin)?;
+
+        let linker: Linker<GateState> = Linker::new(engine.engine());
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Link {
+                origin: origin.clone(),
+                detail: clip(&one_line(&e), 400),
+            })?;
+        let pre = v0_1_0::GatePre::new(instance_pre).map_err(|e| LoadError::WrongSignature {
+            origin: origin.clone(),
+            interface: format!("{}@{wit_version}", bindings::INTERFACE),
+            detail: clip(&one_line(&e), 400),
+        })?;
+
+        let mut gate = LoadedGate {
+            origin,
+            sha256,
+            size: bytes.len(),
+            wit_version,
+            info: GateInfo {
+                name: String::new(),
+                version: String::new(),
+                stages: Stage::ALL.to_vec(),
+                description: String::new(),
+            },
+            describe_fault: None,
+            engine: engine.engine().clone(),
+            pre,
+        };
+        match gate.describe(limits) {
+            Ok(info) => gate.info = info,
+            Err(fault) => {
+                tracing::warn!("gate `{}` failed in describe: {fault}", gate.origin);
+                gate.info.name = fallback_name(&gate.origin);
+                gate.describe_fault = Some(fault);
+            }
+        }
+        Ok(gate)
+    }
+
+    /// What the gate says of itself. If `describe` failed, the name is
+    /// taken from the file and every stage is listed, so that every
+    /// decision fails closed.
+    pub fn info(&self) -> &GateInfo {
+        &self.info
+    }
+
+    /// The fault `describe` hit at load, if any.
+    pub fn describe_fault(&self) -> Option<&Fault> {
+        self.describe_fault.as_ref()
+    }
+
+    /// Where the gate came from: a path or `std:<name>`.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The sha256 of the component's bytes.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// The component's size in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The `omk:gate` version the component targets.
+    pub fn wit_version(&self) -> &str {
+        &self.wit_version
+    }
+
+    /// Whether the gate judges `stage`.
+    pub fn judges(&self, stage: Stage) -> bool {
+        self.info.stages.contains(&stage)
+    }
+
+    fn describe(&self, limits: &Limits) -> Result<GateInfo, Fault> {
+        let raw = self.call(limits, |store, g| g.omk_gate_policy().call_describe(store))?;
+        let info = v0_1_0::info(raw);
+        let size = info.name.len() + info.version.len() + info.description.len();
+        if size as u64 > limits.max_result_bytes {
+            return Err(Fault::new(
+                FaultCause::Oversize,
+                format!(
+                    "describe returned {size} bytes, over the cap of {}",
+                    limits.max_result_bytes
+                ),
+            ));
+        }
+        if !valid_name(&info.name) {
+            return Err(Fault::new(
+                FaultCause::Malformed,
+                format!(
+                    "describe returned the name `{}`; a gate name is 1–64 of a-z, 0-9 and `-`",
+                    clip(&info.name.escape_debug().to_string(), 80)
+                ),
+            ));
+        }
+        Ok(info)
+    }
+
+    /// Judges a proposal.
+    pub fn check_proposal(
+        &self,
+        ctx: &GoalContext,
+        p: &TaskProposal,
+        config: &str,
+        limits: &Limits,
+    ) -> Result<Decision, Fault> {
+        self.decide(limits, |store, g| {
+            g.omk_gate_policy().call_check_proposal(
+                store,
+                &v0_1_0::context(ctx),
+                &v0_1_0::proposal(p),
+                config,
+            )
+        })
+    }
+
+    /// Judges an agent's action.
+    pub fn check_action(
+        &self,
+        ctx: &GoalContext,
+        task: &TaskProposal,
+        a: &AgentAction,
+        config: &str,
+        limits: &Limits,
+    ) -> Result<Decision, Fault> {
+        self.decide(limits, |store, g| {
+            g.omk_gate_policy().call_check_action(
+                store,
+                &v0_1_0::context(ctx),
+                &v0_1_0::proposal(task),
+                &v0_1_0::action(a),
+                config,
+            )
+        })
+    }
+
+    /// Judges a finished task.
+    pub fn check_outcome(
+        &self,
+        ctx: &GoalContext,
+        task: &TaskProposal,
+        o: &TaskOutcome,
+        config: &str,
+        limits: &Limits,
+    ) -> Result<Decision, Fault> {
+        self.decide(limits, |store, g| {
+            g.omk_gate_policy().call_check_outcome(
+                store,
+                &v0_1_0::context(ctx),
+                &v0_1_0::proposal(task),
+                &v0_1_0::outcome(o),
+                config,
+            )
+        })
+    }
+
+    fn decide(
+        &self,
+        limits: &Limits,
+        f: impl FnOnce(&mut Store<GateState>, &v0_1_0::Gate) -> wasmtime::Result<v0_1_0::WitDecision>,
+    ) -> Result<Decision, Fault> {
+        if let Some(fault) = &self.describe_fault {
+            return Err(fault.clone());
+        }
+        let decision = v0_1_0::decision(self.call(limits, f)?);
+        validate(&decision, limits)?;
+        Ok(decision)
+    }
+
+    /// Runs `f` on a fresh instance under `limits`. The instance is dropped
+    /// afterwards, whatever happened: no state crosses decisions and a
+    /// trapped instance is never entered again.
+    fn call<R>(
+        &self,
+        limits: &Limits,
+        f: impl FnOnce(&mut Store<GateState>, &v0_1_0::Gate) -> wasmtime::Result<R>,
+    ) -> Result<R, Fault> {
+        let mut store = Store::new(
+            &self.engine,
+            GateState {
+                limiter: GateLimiter::new(limits),
+            },
+        );
+        store.limiter(|s| &mut s.limiter);
+        store
+            .set_fuel(limits.fuel)
+            .map_err(|e| Fault::new(FaultCause::Instantiate, one_line(&e)))?;
+        store.set_epoch_deadline(deadline_ticks(limits.timeout_ms));
+        let gate = match self.pre.instantiate(&mut store) {
+            Ok(g) => g,
+            Err(e) => {
+                let fault = Fault::classify(&e, store.data().limiter.hit.as_ref(), limits);
+                return Err(match fault.cause {
+                    FaultCause::Malformed => Fault::new(FaultCause::Instantiate, one_line(&e)),
+                    _ => fault,
+                });
+            }
+        };
+        f(&mut store, &gate)
+            .map_err(|e| Fault::classify(&e, store.data().limiter.hit.as_ref(), limits))
+    }
+}
+
+/// Time a closure took, for decision records.
+pub(crate) fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
+    let start = Instant::now();
+    let r = f();
+    (r, start.elapsed())
+}
+
+/// Longest rejection code accepted from a gate.
+const MAX_CODE_BYTES: usize = 128;
+
+/// Checks a decision against the contract: the size cap, and a code that is
+/// lowercase and dotted, not in the host's `gate.` namespace, with a reason.
+fn validate(d: &Decision, limits: &Limits) -> Result<(), Fault> {
+    let Some(r) = d.rejection() else {
+        return Ok(());
+    };
+    let size = (r.code.len() + r.reason.len()) as u64;
+    if size > limits.max_result_bytes {
+        return Err(Fault::new(
+            FaultCause::Oversize,
+            format!(
+                "the rejection is {size} bytes, over the cap of {}",
+                limits.max_result_bytes
+            ),
+        ));
+    }
+    let code_ok = r.code.len() <= MAX_CODE_BYTES
+        && !r.code.starts_with("gate.")
+        && r.code.split('.').count() >= 2
+        && r.code.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        });
+    if !code_ok {
+        return Err(Fault::new(
+            FaultCause::Malformed,
+            format!(
+                "rejected with the code `{}`; a code is `<gate>.<rule>`, lowercase, and not under `gate.`",
+                clip(&r.code.escape_debug().to_string(), 80)
+            ),
+        ));
+    }
+    if r.reason.trim().is_empty() {
+        return Err(Fault::new(
+            FaultCause::Malformed,
+            format!("rejected with the code `{}` but no reason", r.code),
+        ));
+    }
+    Ok(())
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// A gate name from its origin when `describe` gave none: the file stem,
+/// cleaned to the name alphabet.
+fn fallback_name(origin: &str) -> String {
+    let stem = origin
+        .rsplit(['/', ':'])
+        .next()
+        .unwrap_or(origin)
+        .trim_end_matches(".wasm");
+    let cleaned: String = stem
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    if cleaned.is_empty() {
+        "unnamed".into()
+    } else {
+        cleaned
+    }
+}
+
+/// Checks that `bytes` are a component and compiles them (or loads them
+/// from the cache); returns the component and its sha256.
+pub(crate) fn compile(
+    engine: &GateEngine,
+    bytes: &[u8],
+    origin: &str,
+) -> Result<(Component, String), LoadError> {
+    check_header(bytes, origin)?;
+    let sha256 = sha256_hex(bytes);
+    let component = engine
+        .component(bytes, &sha256)
+        .map_err(|e| LoadError::Invalid {
+            origin: origin.to_owned(),
+            detail: clip(&one_line(&e), 400),
+        })?;
+    Ok((component, sha256))
+}
+
+/// `\0asm` then a version: 1 for a core module, 0x0d + layer 1 for a
+/// component.
+fn check_header(bytes: &[u8], origin: &str) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        let found = if bytes.is_empty() {
+            "an empty file".to_owned()
+        } else if bytes
+            .iter()
+            .take(64)
+            .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+        {
+            "text (WAT or WIT must be compiled first)".to_owned()
+        } else {
+            let head: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
+            format!("the bytes {}", head.join(" "))
+        };
+        return Err(LoadError::NotWasm {
+            origin: origin.to_owned(),
+            found,
+        });
+    }
+    match &bytes[4..8] {
+        [1, 0, 0, 0] => Err(LoadError::CoreModule {
+            origin: origin.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Checks exports and imports before linking; returns the WIT version.
+fn check_shape(
+    engine: &wasmtime::Engine,
+    component: &Component,
+    origin: &str,
+) -> Result<String, LoadError> {
+    let ty = component.component_type();
+    let imports: Vec<String> = ty
+        .imports(engine)
+        .map(|(name, _)| format!("`{name}`"))
+        .collect();
+    if !imports.is_empty() {
+        return Err(LoadError::ForbiddenImport {
+            origin: origin.to_owned(),
+            imports,
+        });
+    }
+    let prefix = format!("{}@", bindings::INTERFACE);
+    let mut found = Vec::new();
+    let mut policy = None;
+    for (name, item) in ty.exports(engine) {
+        if let Some(version) = name.strip_prefix(&prefix) {
+            policy = Some((name.to_owned(), version.to_owned(), item.ty));
+        }
+        found.push(format!("`{name}`"));
+    }
+    let Some((name, version, item)) = policy else {
+        return Err(LoadError::WrongWorld {
+            origin: origin.to_owned(),
+            found: if found.is_empty() {
+                "nothing".into()
+            } else {
+                found.join(", ")
+            },
+        });
+    };
+    if !bindings::SUPPORTED.iter().any(|s| same_minor(s, &version)) {
+        return Err(LoadError::UnsupportedVersion {
+            origin: origin.to_owned(),
+            found: version,
+        });
+    }
+    let ComponentItem::ComponentInstance(instance) = item else {
+        return Err(LoadError::WrongSignature {
+            origin: origin.to_owned(),
+            interface: name,
+            detail: "it is not an instance".into(),
+        });
+    };
+    let functions: Vec<String> = instance
+        .exports(engine)
+        .map(|(n, _)| n.to_owned())
+        .collect();
+    if let Some(missing) = bindings::FUNCTIONS
+        .iter()
+        .find(|f| !functions.iter().any(|n| n == *f))
+    {
+        return Err(LoadError::MissingFunction {
+            origin: origin.to_owned(),
+            interface: name,
+            function: (*missing).to_owned(),
+        });
+    }
+    Ok(version)
+}
+
+/// Whether two semver versions share major and minor (the compatibility
+/// unit of a `0.x` WIT package).
+fn same_minor(a: &str, b: &str) -> bool {
+    let key = |v: &str| {
+        let mut parts = v.split(['.', '-', '+']);
+        (
+            parts.next().map(str::to_owned),
+            parts.next().map(str::to_owned),
+        )
+    };
+    key(a) == key(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_checks() {
+        assert!(matches!(
+            check_header(b"", "x"),
+            Err(LoadError::NotWasm { .. })
+        ));
+        let e = check_header(b"(component)", "x").unwrap_err().to_string();
+        assert!(e.contains("text"), "{e}");
+        assert!(matches!(
+            check_header(b"\0asm\x01\0\0\0", "x"),
+            Err(LoadError::CoreModule { .. })
+        ));
+        assert!(check_header(b"\0asm\x0d\0\x01\0", "x").is_ok());
+    }
+
+    #[test]
+    fn versions_and_names() {
+        assert!(same_minor("0.1.0", "0.1.7"));
+        assert!(!same_minor("0.1.0", "0.2.0"));
+        assert!(valid_name("budget"));
+        assert!(!valid_name("Budget"));
+        assert!(!valid_name(""));
+        assert_eq!(fallback_name("gates/My Gate.wasm"), "my-gate");
+        assert_eq!(fallback_name("std:budget"), "budget");
+    }
+
+    #[test]
+    fn contract_validation() {
+        let l = Limits::default();
+        assert!(validate(&Decision::Accept, &l).is_ok());
+        assert!(validate(&Decision::reject("x.y", "why"), &l).is_ok());
+        for bad in ["", "nodot", "gate.fault.trap", "X.Y", "a..b", "a.b c"] {
+            let f = validate(&Decision::reject(bad, "why"), &l).unwrap_err();
+            assert_eq!(f.cause, FaultCause::Malformed, "{bad}");
+        }
+        assert_eq!(
+            validate(&Decision::reject("a.b", " "), &l)
+                .unwrap_err()
+                .cause,
+            FaultCause::Malformed
+        );
+        let big = "x".repeat(70_000);
+        assert_eq!(
+            validate(&Decision::reject("a.b", big), &l)
+                .unwrap_err()
+                .cause,
+            FaultCause::Oversize
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! A project's gates, loaded and in order, and how they judge together.
+//!
+//! For each thing judged, every gate that declares the stage is called in
+//! the configured order (all of them, even after a rejection, so the record
+//! is complete). The verdict accepts only if no enforcing gate rejected; a
+//! gate in `audit` mode has its rejection recorded but not enforced. A gate
+//! fault is a rejection like any other (it fails closed).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use omk_gate_sdk::{AgentAction, Decision, GoalContext, Stage, TaskOutcome, TaskProposal};
+use serde::Serialize;
+
+use super::config::{ConfigError, GateSource, GatesConfig, Mode};
+use super::engine::{EngineError, GateEngine};
+use super::fault::FaultCause;
+use super::gate::{LoadError, LoadedGate, sha256_hex, timed};
+use super::limits::Limits;
+use super::std_bundle;
+
+/// Why a project's gates could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum GatesError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl GatesError {
+    pub fn help(&self) -> Option<String> {
+        match self {
+            GatesError::Config(e) => e.help(),
+            GatesError::Load(e) => e.help(),
+            GatesError::Engine(_) => None,
+        }
+    }
+}
+
+/// One gate of a set, with its settings.
+#[derive(Debug)]
+pub struct GateEntry {
+    /// The name decisions are recorded under.
+    pub name: String,
+    pub gate: Arc<LoadedGate>,
+    pub mode: Mode,
+    pub config_json: String,
+    pub limits: Limits,
+    /// `std` for the embedded bundle, else the component's path.
+    pub source: String,
+}
+
+/// A project's loaded gates.
+#[derive(Debug)]
+pub struct GateSet {
+    entries: Vec<GateEntry>,
+    config_file: Option<std::path::PathBuf>,
+}
+
+/// One gate's part in a verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateDecision {
+    pub gate: String,
+    pub version: String,
+    pub sha256: String,
+    pub stage: Stage,
+    pub mode: Mode,
+    /// False when the gate does not judge this stage (then it accepts).
+    pub called: bool,
+    #[serde(flatten)]
+    pub decision: Decision,
+    /// Set when the rejection is a gate fault.
+    pub fault: Option<FaultCause>,
+    /// Time the call took, in microseconds.
+    pub micros: u64,
+}
+
+impl GateDecision {
+    /// Whether this decision rejects the verdict (an enforced rejection).
+    pub fn blocks(&self) -> bool {
+        self.mode == Mode::Enforce && !self.decision.is_accept()
+    }
+}
+
+/// Every gate's decision on one thing, and the overall verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub accepted: bool,
+    pub decisions: Vec<GateDecision>,
+}
+
+impl Verdict {
+    /// The first decision that rejected the verdict, if any.
+    pub fn blocking(&self) -> Option<&GateDecision> {
+        self.decisions.iter().find(|d| d.blocks())
+    }
+}
+
+impl GateSet {
+    /// Loads the gates of the project at `root` (its `.omk/gates.toml`, or
+    /// the std bundle).
+    pub fn for_project(root: &std::path::Path) -> Result<GateSet, GatesError> {
+        let config = GatesConfig::for_project(root)?;
+        GateSet::load(&config, GateEngine::shared()?)
+    }
+
+    /// Loads every gate of `config`; components compile in parallel when
+    /// they are not cached yet.
+    pub fn load(config: &GatesConfig, engine: &GateEngine) -> Result<GateSet, GatesError> {
+        let loaded: Vec<Result<GateEntry, GatesError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = config
+                .gates
+                .iter()
+                .map(|spec| s.spawn(move || load_one(spec, engine)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| match h.join() {
+                    Ok(r) => r,
+                    Err(_) => Err(GatesError::Engine(EngineError::panicked())),
+                })
+                .collect()
+        });
+        let entries = loaded.into_iter().collect::<Result<Vec<_>, _>>()?;
+        Ok(GateSet {
+            entries,
+            config_file: config.file.clone(),
+        })
+    }
+
+    /// The gates, in order.
+    pub fn entries(&self) -> &[GateEntry] {
+        &self.entries
+    }
+
+    /// The configuration file the set came from, if any.
+    pub fn config_file(&self) -> Option<&std::path::Path> {
+        self.config_file.as_deref()
+    }
+
+    /// Judges a proposed task.
+    pub fn judge_proposal(&self, ctx: &GoalContext, p: &TaskProposal) -> Verdict {
+        self.judge(Stage::Proposal, |e| {
+            e.gate.check_proposal(ctx, p, &e.config_json, &e.limits)
+        })
+    }
+
+    /// Judges one step an agent asks to take.
+    pub fn judge_action(&self, ctx: &GoalContext, task: &TaskProposal, a: &AgentAction) -> Verdict {
+        self.judge(Stage::Action, |e| {
+            e.gate.check_action(ctx, task, a, &e.config_json, &e.limits)
+        })
+    }
+
+    /// Judges a finished task.
+    pub fn judge_outcome(
+        &self,
+        ctx: &GoalContext,
+        task: &TaskProposal,
+        o: &TaskOutcome,
+    ) -> Verdict {
+        self.judge(Stage::Outcome, |e| {
+            e.gate
+                .check_outcome(ctx, task, o, &e.config_json, &e.limits)
+        })
+    }
+
+    fn judge(
+        &self,
+        stage: Stage,
+        call: impl Fn(&GateEntry) -> Result<Decision, super::fault::Fault>,
+    ) -> Verdict {
+        let decisions: Vec<GateDecision> = self
+            .entries
+            .iter()
+            .map(|e| {
+                let info = e.gate.info();
+                let called = e.gate.judges(stage);
+                let (result, took) = if called {
+                    timed(|| call(e))
+                } else {
+                    (Ok(Decision::Accept), Duration::ZERO)
+                };
+                let (decision, fault) = match result {
+                    Ok(d) => (d, None),
+                    Err(f) => (f.to_decision(&e.name, stage), Some(f.cause)),
+                };
+                GateDecision {
+                    gate: e.name.clone(),
+                    version: info.version.clone(),
+                    sha256: e.gate.sha256().to_owned(),
+                    stage,
+                    mode: e.mode,
+                    called,
+                    decision,
+                    fault,
+                    micros: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+                }
+            })
+            .collect();
+        Verdict {
+            accepted: !decisions.iter().any(GateDecision::blocks),
+            decisions,
+        }
+    }
+}
+
+fn load_one(spec: &super::config::GateSpec, engine: &GateEngine) -> Result<GateEntry, GatesError> {
+    let (bytes, origin, source): (std::borrow::Cow<'static, [u8]>, String, String) =
+        match &spec.source {
+            GateSource::Std(name) => {
+                let g = std_bundle::get(name).ok_or_else(|| LoadError::Read {
+                    path: name.into(),
+                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such std gate"),
+                })?;
+                (g.bytes.into(), format!("std:{name}"), "std".into())
+            }
+            GateSource::File(path) => {
+                let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let shown = path.display().to_string();
+                (bytes.into(), shown.clone(), shown)
+            }
+        };
+    if let Some(expected) = &spec.sha256 {
+        let found = sha256_hex(&bytes);
+        if &found != expected {
+            return Err(LoadError::DigestMismatch {
+                origin,
+                expected: expected.clone(),
+                found,
+            }
+            .into());
+        }
+    }
+    let gate = LoadedGate::load(engine, &bytes, &origin, &spec.limits)?;
+    let name = spec
+        .label
+        .clone()
+        .unwrap_or_else(|| gate.info().name.clone());
+    Ok(GateEntry {
+        name,
+        gate: Arc::new(gate),
+        mode: spec.mode,
+        config_json: spec.config_json.clone(),
+        limits: spec.limits,
+        source,
+    })
+}

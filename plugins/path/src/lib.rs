@@ -1,0 +1,437 @@
+//! The std `path` gate: tasks touch only what they declared, inside the
+//! goal's policy roots, and never what another task of the wave touches.
+//!
+//! - **proposal**: every read and write path must pass
+//!   [`paths::check`](omk_gate_sdk::paths::check) (`path.absolute`,
+//!   `path.parent-dir`, `path.home`, `path.empty`, `path.control-char`,
+//!   `path.backslash`, `path.git`, `path.too-long`) and lie inside a policy
+//!   root (`path.outside-roots`); escapes and paths outside the roots are
+//!   "outside the allowed goal policy roots". A write that overlaps a write
+//!   or read of a task already accepted in the wave, or a read that overlaps
+//!   its writes, is a `path.conflict` unless one task depends on the other.
+//! - **action**: a file write or delete outside the task's write set is
+//!   refused (`path.outside-write-set`).
+//! - **outcome**: every changed file must lie inside the write set.
+//!
+//! Settings (all optional): `roots` (list of project-relative directories;
+//! replaces the goal's policy roots).
+
+use std::collections::{HashMap, HashSet};
+
+use omk_gate_sdk::paths::{self, Violation};
+use omk_gate_sdk::{
+    AgentAction, Decision, GateInfo, GoalContext, Policy, Stage, TaskOutcome, TaskProposal, config,
+};
+use serde::Deserialize;
+
+/// The gate's name, as used in `.omk/gates.toml` and in codes.
+pub const NAME: &str = "path";
+
+/// The phrase every escape from the policy roots carries.
+pub const OUTSIDE_ROOTS: &str = "outside the allowed goal policy roots";
+
+/// The `path` gate.
+pub struct PathGate;
+
+/// The gate's settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Project-relative directories tasks may touch; replaces the goal's
+    /// policy roots when set.
+    pub roots: Option<Vec<String>>,
+}
+
+impl Policy for PathGate {
+    fn info() -> GateInfo {
+        GateInfo {
+            name: NAME.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            stages: vec![Stage::Proposal, Stage::Action, Stage::Outcome],
+            description:
+                "keeps tasks inside the policy roots, their write sets, and apart from each other"
+                    .into(),
+        }
+    }
+
+    fn check_proposal(ctx: &GoalContext, p: &TaskProposal, raw: &str) -> Decision {
+        let roots = match roots(ctx, raw) {
+            Ok(r) => r,
+            Err(d) => return d,
+        };
+        let writes = match checked_set(&p.write_set, "write", &roots) {
+            Ok(w) => w,
+            Err(d) => return d,
+        };
+        let reads = match checked_set(&p.read_set, "read", &roots) {
+            Ok(r) => r,
+            Err(d) => return d,
+        };
+        conflicts(ctx, p, &writes, &reads).unwrap_or(Decision::Accept)
+    }
+
+    fn check_action(
+        ctx: &GoalContext,
+        task: &TaskProposal,
+        a: &AgentAction,
+        raw: &str,
+    ) -> Decision {
+        if !a.kind.is_file_change() {
+            return Decision::Accept;
+        }
+        let roots = match roots(ctx, raw) {
+            Ok(r) => r,
+            Err(d) => return d,
+        };
+        let verb = if a.kind == omk_gate_sdk::ActionKind::DeleteFile {
+            "delete"
+        } else {
+            "write"
+        };
+        inside_write_set(task, &a.target, verb, &roots).unwrap_or(Decision::Accept)
+    }
+
+    fn check_outcome(
+        ctx: &GoalContext,
+        task: &TaskProposal,
+        o: &TaskOutcome,
+        raw: &str,
+    ) -> Decision {
+        let roots = match roots(ctx, raw) {
+            Ok(r) => r,
+            Err(d) => return d,
+        };
+        o.changed_files
+            .iter()
+            .find_map(|f| inside_write_set(task, f, "change", &roots))
+            .unwrap_or(Decision::Accept)
+    }
+}
+
+/// The effective policy roots, normalised: the `roots` setting, else the
+/// goal's, else the whole project.
+fn roots(ctx: &GoalContext, raw: &str) -> Result<Vec<String>, Decision> {
+    let settings: Settings = config::parse(NAME, raw)?;
+    let declared = settings.roots.unwrap_or_else(|| ctx.policy_roots.clone());
+    if declared.is_empty() {
+        return Ok(vec![".".to_owned()]);
+    }
+    declared
+        .iter()
+        .map(|r| {
+            paths::check(r).map_err(|v| {
+                Decision::reject(
+                    "path.bad-root",
+                    format!(
+                        "policy root `{}` is not usable: {}",
+                        r.escape_debug(),
+                        v.describe()
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+fn violation(kind: &str, path: &str, v: Violation) -> Decision {
+    let shown = path.escape_debug();
+    let reason = if v.escapes_project() {
+        format!("{kind} path `{shown}` is {OUTSIDE_ROOTS}: {}", v.describe())
+    } else {
+        format!("{kind} path `{shown}` is not allowed: {}", v.describe())
+    };
+    Decision::reject(format!("path.{}", v.rule()), reason)
+}
+
+fn check_in_roots(kind: &str, path: &str, roots: &[String]) -> Result<String, Decision> {
+    let norm = paths::check(path).map_err(|v| violation(kind, path, v))?;
+    if roots.iter().any(|r| paths::within(&norm, r)) {
+        Ok(norm)
+    } else {
+        Err(Decision::reject(
+            "path.outside-roots",
+            format!(
+                "{kind} path `{}` is {OUTSIDE_ROOTS} ({})",
+                path.escape_debug(),
+                list(roots)
+            ),
+        ))
+    }
+}
+
+fn checked_set(set: &[String], kind: &str, roots: &[String]) -> Result<Vec<String>, Decision> {
+    set.iter().map(|p| check_in_roots(kind, p, roots)).collect()
+}
+
+/// `None` when `path` may be changed by `task`, else the rejection.
+fn inside_write_set(
+    task: &TaskProposal,
+    path: &str,
+    verb: &str,
+    roots: &[String],
+) -> Option<Decision> {
+    let norm = match check_in_roots(verb, path, roots) {
+        Ok(n) => n,
+        Err(d) => return Some(d),
+    };
+    let allowed = task
+        .write_set
+        .iter()
+        .filter_map(|w| paths::check(w).ok())
+        .any(|w| paths::within(&norm, &w));
+    (!allowed).then(|| {
+        Decision::reject(
+            "path.outside-write-set",
+            format!(
+                "task `{}` may not {verb} `{norm}`: it is outside the task's write set ({})",
+                task.id,
+                list(&task.write_set)
+            ),
+        )
+    })
+}
+
+fn conflicts(
+    ctx: &GoalContext,
+    p: &TaskProposal,
+    writes: &[String],
+    reads: &[String],
+) -> Option<Decision> {
+    let deps: HashMap<&str, &[String]> = ctx
+        .accepted_in_wave
+        .iter()
+        .map(|t| (t.id.as_str(), t.dependencies.as_slice()))
+        .chain([(p.id.as_str(), p.dependencies.as_slice())])
+        .collect();
+    for other in &ctx.accepted_in_wave {
+        if other.id == p.id || reaches(&deps, &p.id, &other.id) || reaches(&deps, &other.id, &p.id)
+        {
+            continue;
+        }
+        let their_writes: Vec<String> = other
+            .write_set
+            .iter()
+            .filter_map(|w| paths::check(w).ok())
+            .collect();
+        let their_reads: Vec<String> = other
+            .read_set
+            .iter()
+            .filter_map(|r| paths::check(r).ok())
+            .collect();
+        let clash = writes
+            .iter()
+            .find_map(|w| {
+                their_writes
+                    .iter()
+                    .find(|t| paths::overlap(w, t))
+                    .map(|t| (w, "writes", t, "writes"))
+                    .or_else(|| {
+                        their_reads
+                            .iter()
+                            .find(|t| paths::overlap(w, t))
+                            .map(|t| (w, "writes", t, "reads"))
+                    })
+            })
+            .or_else(|| {
+                reads.iter().find_map(|r| {
+                    their_writes
+                        .iter()
+                        .find(|t| paths::overlap(r, t))
+                        .map(|t| (r, "reads", t, "writes"))
+                })
+            });
+        if let Some((mine, my_verb, theirs, their_verb)) = clash {
+            return Some(Decision::reject(
+                "path.conflict",
+                format!(
+                    "task `{}` {my_verb} `{mine}` while task `{}`, accepted earlier in this wave, \
+                     {their_verb} `{theirs}`; make one depend on the other or split the paths",
+                    p.id, other.id
+                ),
+            ));
+        }
+    }
+    None
+}
+
+/// Whether `from` depends on `to`, directly or through other tasks.
+fn reaches(deps: &HashMap<&str, &[String]>, from: &str, to: &str) -> bool {
+    let mut seen = HashSet::new();
+    let mut stack = vec![from];
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        for d in deps.get(id).copied().unwrap_or_default() {
+            if d == to {
+                return true;
+            }
+            stack.push(d);
+        }
+    }
+    false
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        return "none".to_owned();
+    }
+    items
+        .iter()
+        .map(|i| format!("`{}`", i.escape_debug()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(target_arch = "wasm32")]
+omk_gate_sdk::export_gate!(PathGate);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use omk_gate_sdk::{AcceptedTask, ActionKind};
+    use serde_json::json;
+
+    fn proposal(v: serde_json::Value) -> TaskProposal {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn code(d: &Decision) -> &str {
+        d.rejection().map_or("accept", |r| r.code.as_str())
+    }
+
+    fn accepted(id: &str, writes: &[&str], reads: &[&str], deps: &[&str]) -> AcceptedTask {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect();
+        AcceptedTask {
+            id: id.into(),
+            read_set: s(reads),
+            write_set: s(writes),
+            dependencies: s(deps),
+        }
+    }
+
+    #[test]
+    fn absolute_write_is_outside_the_roots() {
+        let d = PathGate::check_proposal(
+            &GoalContext::default(),
+            &proposal(json!({"id": "b", "write_set": ["/absolute/path.md"]})),
+            "",
+        );
+        let r = d.rejection().unwrap();
+        assert_eq!(r.code, "path.absolute");
+        assert!(r.reason.contains(OUTSIDE_ROOTS), "{}", r.reason);
+    }
+
+    #[test]
+    fn roots_from_context_and_settings() {
+        let ctx = GoalContext {
+            policy_roots: vec!["src".into()],
+            ..Default::default()
+        };
+        let p = proposal(json!({"id": "a", "write_set": ["docs/x.md"]}));
+        let d = PathGate::check_proposal(&ctx, &p, "");
+        assert_eq!(code(&d), "path.outside-roots");
+        assert!(d.rejection().unwrap().reason.contains(OUTSIDE_ROOTS));
+        assert!(PathGate::check_proposal(&ctx, &p, r#"{"roots":["docs"]}"#).is_accept());
+        let d = PathGate::check_proposal(&ctx, &p, r#"{"roots":["../up"]}"#);
+        assert_eq!(code(&d), "path.bad-root");
+    }
+
+    #[test]
+    fn every_path_rule_has_its_code() {
+        for (path, want) in [
+            ("", "path.empty"),
+            ("../x", "path.parent-dir"),
+            ("~/x", "path.home"),
+            ("a\u{0}", "path.control-char"),
+            ("a\\b", "path.backslash"),
+            (".git/config", "path.git"),
+            ("C:/x", "path.absolute"),
+        ] {
+            let p = proposal(json!({"id": "a", "read_set": [path]}));
+            assert_eq!(
+                code(&PathGate::check_proposal(&GoalContext::default(), &p, "")),
+                want,
+                "{path:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn conflicts_unless_ordered() {
+        let mut ctx = GoalContext {
+            accepted_in_wave: vec![accepted("first", &["src"], &["docs"], &[])],
+            ..Default::default()
+        };
+        let ww = proposal(json!({"id": "b", "write_set": ["src/lib.rs"]}));
+        assert_eq!(
+            code(&PathGate::check_proposal(&ctx, &ww, "")),
+            "path.conflict"
+        );
+        let wr = proposal(json!({"id": "b", "write_set": ["docs/a.md"]}));
+        assert_eq!(
+            code(&PathGate::check_proposal(&ctx, &wr, "")),
+            "path.conflict"
+        );
+        let rw = proposal(json!({"id": "b", "read_set": ["src/main.rs"]}));
+        assert_eq!(
+            code(&PathGate::check_proposal(&ctx, &rw, "")),
+            "path.conflict"
+        );
+        let rr = proposal(json!({"id": "b", "read_set": ["docs"]}));
+        assert!(PathGate::check_proposal(&ctx, &rr, "").is_accept());
+        let apart = proposal(json!({"id": "b", "write_set": ["srcx/lib.rs"]}));
+        assert!(PathGate::check_proposal(&ctx, &apart, "").is_accept());
+        // Ordered directly, or through a task in between.
+        let after = proposal(json!({"id": "b", "write_set": ["src"], "dependencies": ["first"]}));
+        assert!(PathGate::check_proposal(&ctx, &after, "").is_accept());
+        ctx.accepted_in_wave
+            .push(accepted("middle", &["other"], &[], &["first"]));
+        let later = proposal(json!({"id": "c", "write_set": ["src"], "dependencies": ["middle"]}));
+        assert!(PathGate::check_proposal(&ctx, &later, "").is_accept());
+    }
+
+    #[test]
+    fn actions_and_outcomes_stay_in_the_write_set() {
+        let task = proposal(json!({"id": "t", "write_set": ["src", "README.md"]}));
+        let act = |kind, target: &str| AgentAction {
+            task_id: "t".into(),
+            kind,
+            target: target.into(),
+            detail: String::new(),
+        };
+        let ctx = GoalContext::default();
+        assert!(
+            PathGate::check_action(&ctx, &task, &act(ActionKind::WriteFile, "src/a.rs"), "")
+                .is_accept()
+        );
+        assert!(
+            PathGate::check_action(&ctx, &task, &act(ActionKind::WriteFile, "./README.md"), "")
+                .is_accept()
+        );
+        let d = PathGate::check_action(&ctx, &task, &act(ActionKind::DeleteFile, "Cargo.toml"), "");
+        assert_eq!(code(&d), "path.outside-write-set");
+        let d = PathGate::check_action(
+            &ctx,
+            &task,
+            &act(ActionKind::WriteFile, "src/../../etc"),
+            "",
+        );
+        assert_eq!(code(&d), "path.parent-dir");
+        assert!(
+            PathGate::check_action(&ctx, &task, &act(ActionKind::RunCommand, "rm -rf /"), "")
+                .is_accept()
+        );
+
+        let out = |files: &[&str]| TaskOutcome {
+            task_id: "t".into(),
+            changed_files: files.iter().map(|f| f.to_string()).collect(),
+            ..Default::default()
+        };
+        assert!(
+            PathGate::check_outcome(&ctx, &task, &out(&["src/a.rs", "README.md"]), "").is_accept()
+        );
+        let d = PathGate::check_outcome(&ctx, &task, &out(&["src/a.rs", "build.rs"]), "");
+        assert_eq!(code(&d), "path.outside-write-set");
+    }
+}

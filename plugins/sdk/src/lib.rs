@@ -1,0 +1,87 @@
+//! The omk gate SDK: write a gate as one Rust `impl`.
+//!
+//! A gate is a [`Policy`]: a description of itself plus up to three checks,
+//! each defaulting to accept. The same code runs natively (unit tests,
+//! benchmarks, omk's own host) and, through [`export_gate!`], as a
+//! WebAssembly component implementing `omk:gate/policy@0.1.0`.
+//!
+//! ```
+//! use omk_gate_sdk::{Decision, GateInfo, GoalContext, Policy, Stage, TaskProposal};
+//!
+//! struct NoFriday;
+//!
+//! impl Policy for NoFriday {
+//!     fn info() -> GateInfo {
+//!         GateInfo {
+//!             name: "no-high-risk".into(),
+//!             version: "0.1.0".into(),
+//!             stages: vec![Stage::Proposal],
+//!             description: "refuses high-risk tasks".into(),
+//!         }
+//!     }
+//!
+//!     fn check_proposal(_: &GoalContext, p: &TaskProposal, _config: &str) -> Decision {
+//!         if p.risk == "high" {
+//!             return Decision::reject("no-high-risk.refused", "high-risk tasks need a human");
+//!         }
+//!         Decision::Accept
+//!     }
+//! }
+//!
+//! // In the gate's crate, built for `wasm32-unknown-unknown`:
+//! // omk_gate_sdk::export_gate!(NoFriday);
+//! ```
+//!
+//! Key items: [`Policy`], the contract's [types](types), [`config`] for
+//! reading a gate's settings, [`paths`] for the path rules omk's std gates
+//! use.
+
+pub mod config;
+pub mod paths;
+pub mod types;
+
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub mod component;
+
+pub use types::*;
+
+/// The `omk:gate` WIT package version this SDK implements.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// A gate: pure functions from the decision's inputs to a [`Decision`].
+///
+/// Every check defaults to [`Decision::Accept`]; implement the stages listed
+/// in [`GateInfo::stages`]. omk does not call the others.
+pub trait Policy {
+    /// The gate's name, version, stages and one-line description.
+    fn info() -> GateInfo;
+
+    /// May `proposal` be admitted into the goal?
+    fn check_proposal(ctx: &GoalContext, proposal: &TaskProposal, config: &str) -> Decision {
+        let _ = (ctx, proposal, config);
+        Decision::Accept
+    }
+
+    /// May the agent working on `task` take `action` now?
+    fn check_action(
+        ctx: &GoalContext,
+        task: &TaskProposal,
+        action: &AgentAction,
+        config: &str,
+    ) -> Decision {
+        let _ = (ctx, task, action, config);
+        Decision::Accept
+    }
+
+    /// Is the finished `task`, with what it produced, acceptable?
+    fn check_outcome(
+        ctx: &GoalContext,
+        task: &TaskProposal,
+        outcome: &TaskOutcome,
+        config: &str,
+    ) -> Decision {
+        let _ = (ctx, task, outcome, config);
+        Decision::Accept
+    }
+}

@@ -1,0 +1,268 @@
+//! The gate contract's data types, as plain Rust.
+//!
+//! Each type mirrors one item of `wit/v0.1.0/gate.wit` field for field; the
+//! WIT file documents what every field means. These types are what gate
+//! logic works with, natively (tests, benchmarks, the host) and inside a
+//! component alike. Their JSON form uses `snake_case` field names, the names
+//! of omk's files (`read_set`, `budget_secs`, …).
+
+use serde::{Deserialize, Serialize};
+
+/// A stage at which a gate judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Admission of a proposed task (`check-proposal`).
+    Proposal,
+    /// One step an agent asks to take while it works (`check-action`).
+    Action,
+    /// Acceptance of a finished task (`check-outcome`).
+    Outcome,
+}
+
+impl Stage {
+    /// Every stage, in the order a task meets them.
+    pub const ALL: [Stage; 3] = [Stage::Proposal, Stage::Action, Stage::Outcome];
+
+    /// The stage's name as written in files and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Proposal => "proposal",
+            Stage::Action => "action",
+            Stage::Outcome => "outcome",
+        }
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who a gate is; returned by `describe`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateInfo {
+    pub name: String,
+    pub version: String,
+    pub stages: Vec<Stage>,
+    pub description: String,
+}
+
+/// The goal's budget as it stands when a decision is taken.
+///
+/// Time is agent-seconds; money is micro-USD (see the WIT file).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Budget {
+    pub time_limit_secs: Option<u64>,
+    pub time_spent_secs: u64,
+    pub time_committed_secs: u64,
+    pub token_limit: Option<u64>,
+    pub tokens_spent: u64,
+    pub usd_limit_micros: Option<u64>,
+    pub usd_spent_micros: u64,
+}
+
+/// A task admitted earlier in the same wave.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AcceptedTask {
+    pub id: String,
+    pub read_set: Vec<String>,
+    pub write_set: Vec<String>,
+    pub dependencies: Vec<String>,
+}
+
+/// What a gate knows about the goal; frozen for the length of a wave.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GoalContext {
+    pub goal_id: String,
+    pub goal_text: String,
+    pub phase: String,
+    pub now_ms: u64,
+    pub budget: Budget,
+    pub policy_roots: Vec<String>,
+    pub accepted_in_wave: Vec<AcceptedTask>,
+    pub existing_task_ids: Vec<String>,
+}
+
+/// A proposed task, or an admitted one in the action and outcome stages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskProposal {
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub dependencies: Vec<String>,
+    #[serde(default)]
+    pub read_set: Vec<String>,
+    #[serde(default)]
+    pub write_set: Vec<String>,
+    #[serde(default = "default_risk")]
+    pub risk: String,
+    #[serde(default)]
+    pub acceptance: Vec<String>,
+    #[serde(default)]
+    pub budget_secs: u64,
+    #[serde(default)]
+    pub priority: i32,
+}
+
+fn default_risk() -> String {
+    "low".to_owned()
+}
+
+impl TaskProposal {
+    /// The part of a task that later proposals of the same wave are checked
+    /// against.
+    pub fn as_accepted(&self) -> AcceptedTask {
+        AcceptedTask {
+            id: self.id.clone(),
+            read_set: self.read_set.clone(),
+            write_set: self.write_set.clone(),
+            dependencies: self.dependencies.clone(),
+        }
+    }
+}
+
+/// The kind of step an agent asks to take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    WriteFile,
+    DeleteFile,
+    RunCommand,
+    FetchUrl,
+    Other,
+}
+
+impl ActionKind {
+    /// Whether the action changes a file named by its target.
+    pub fn is_file_change(self) -> bool {
+        matches!(self, ActionKind::WriteFile | ActionKind::DeleteFile)
+    }
+}
+
+/// One step an agent asks to take while it works on a task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentAction {
+    pub task_id: String,
+    pub kind: ActionKind,
+    pub target: String,
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// Something recorded to show a criterion is met.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Evidence {
+    pub kind: String,
+    pub summary: String,
+    pub path: Option<String>,
+    pub criterion: Option<String>,
+}
+
+/// The result of one acceptance check.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckResult {
+    pub name: String,
+    pub command: String,
+    pub exit_code: Option<i32>,
+    pub passed: bool,
+    pub output_tail: String,
+}
+
+/// What a finished task produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TaskOutcome {
+    pub task_id: String,
+    pub changed_files: Vec<String>,
+    pub evidence: Vec<Evidence>,
+    pub checks: Vec<CheckResult>,
+}
+
+/// Why a gate said no.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// Stable, machine-readable: `<gate>.<rule>`.
+    pub code: String,
+    /// For people.
+    pub reason: String,
+}
+
+/// A gate's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Decision {
+    Accept,
+    Reject(Rejection),
+}
+
+impl Decision {
+    /// A rejection with a stable `code` and a `reason` for people.
+    pub fn reject(code: impl Into<String>, reason: impl Into<String>) -> Self {
+        Decision::Reject(Rejection {
+            code: code.into(),
+            reason: reason.into(),
+        })
+    }
+
+    /// Whether this is an acceptance.
+    pub fn is_accept(&self) -> bool {
+        matches!(self, Decision::Accept)
+    }
+
+    /// The rejection, if this is one.
+    pub fn rejection(&self) -> Option<&Rejection> {
+        match self {
+            Decision::Accept => None,
+            Decision::Reject(r) => Some(r),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proposal_json_uses_file_names_and_defaults() {
+        let p: TaskProposal =
+            serde_json::from_str(r#"{"id":"a","write_set":["README.md"],"budget_secs":120}"#)
+                .unwrap();
+        assert_eq!(p.write_set, ["README.md"]);
+        assert_eq!(p.budget_secs, 120);
+        assert_eq!(p.risk, "low");
+    }
+
+    #[test]
+    fn proposal_json_refuses_unknown_fields() {
+        // A typo must not silently drop a write set.
+        let err = serde_json::from_str::<TaskProposal>(r#"{"id":"a","writeset":["x"]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("writeset"), "{err}");
+    }
+
+    #[test]
+    fn decision_json_is_tagged() {
+        let d = Decision::reject("path.conflict", "overlaps");
+        assert_eq!(
+            serde_json::to_string(&d).unwrap(),
+            r#"{"verdict":"reject","code":"path.conflict","reason":"overlaps"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Decision::Accept).unwrap(),
+            r#"{"verdict":"accept"}"#
+        );
+    }
+}

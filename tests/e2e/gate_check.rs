@@ -1,0 +1,321 @@
+//! `omk gate check` and `omk gate inspect` end to end.
+
+use serde_json::{Value, json};
+
+use crate::support::{Omk, components, repo};
+
+/// `omk gate check` on the shipped examples, with `extra` arguments.
+fn check_examples(omk: &Omk, extra: &[&str]) -> crate::support::Run {
+    let dir = repo().join("examples");
+    let proposals = dir.join("proposals.json").display().to_string();
+    let context = dir.join("context.json").display().to_string();
+    let mut args = vec![
+        "gate",
+        "check",
+        "--proposal",
+        &proposals,
+        "--context",
+        &context,
+    ];
+    args.extend_from_slice(extra);
+    omk.run(&args)
+}
+
+fn result<'a>(out: &'a Value, id: &str) -> &'a Value {
+    out["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("no result for {id}"))
+}
+
+#[test]
+fn examples_show_accepts_and_rejects_with_codes() {
+    let omk = Omk::new();
+    let run = check_examples(&omk, &["--json"]);
+    run.code(1);
+    let out = run.json();
+
+    let want = [
+        ("add-login-form", None),
+        ("patch-hosts", Some(("path", "path.absolute"))),
+        (
+            "rewrite-everything",
+            Some(("budget", "budget.time-exceeded")),
+        ),
+        ("tidy-docs", Some(("acceptance", "acceptance.missing"))),
+        ("login-tests", Some(("path", "path.conflict"))),
+        ("login-docs", None),
+    ];
+    for (id, rejection) in want {
+        let r = result(&out, id);
+        match rejection {
+            None => {
+                assert_eq!(r["accepted"], true, "{id}: {r:#}");
+                assert_eq!(r["rejection"], Value::Null);
+            }
+            Some((gate, code)) => {
+                assert_eq!(r["accepted"], false, "{id}");
+                assert_eq!(r["rejection"]["gate"], gate, "{id}: {r:#}");
+                assert_eq!(r["rejection"]["code"], code, "{id}: {r:#}");
+            }
+        }
+        // Every gate is recorded, in order, with version and digest.
+        let decisions = r["decisions"].as_array().unwrap();
+        let gates: Vec<&str> = decisions
+            .iter()
+            .map(|d| d["gate"].as_str().unwrap())
+            .collect();
+        assert_eq!(gates, ["budget", "path", "acceptance"]);
+        for d in decisions {
+            assert_eq!(d["sha256"].as_str().unwrap().len(), 64);
+            assert_eq!(d["version"], "0.1.0");
+            assert!(d["micros"].is_u64());
+            assert!(d["verdict"] == "accept" || d["verdict"] == "reject");
+        }
+    }
+    let reason = result(&out, "patch-hosts")["rejection"]["reason"]
+        .as_str()
+        .unwrap();
+    assert!(
+        reason.contains("outside the allowed goal policy roots"),
+        "{reason}"
+    );
+    let reason = result(&out, "rewrite-everything")["rejection"]["reason"]
+        .as_str()
+        .unwrap();
+    assert!(reason.contains("would exceed goal time budget"), "{reason}");
+    assert_eq!(
+        out["summary"],
+        json!({"total": 6, "accepted": 2, "rejected": 4})
+    );
+    assert_eq!(out["gates"].as_array().unwrap().len(), 3);
+    assert_eq!(out["config"], Value::Null);
+}
+
+#[test]
+fn text_output_names_verdicts_gates_and_reasons() {
+    let omk = Omk::new();
+    let run = check_examples(&omk, &[]);
+    run.code(1);
+    assert!(
+        run.stdout.contains("ACCEPT  add-login-form"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("REJECT  patch-hosts  by `path`:")
+            && run.stdout.contains("[path.absolute]"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("6 proposals: 2 accepted, 4 rejected"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn all_accepted_exits_zero_and_one_object_is_one_proposal() {
+    let omk = Omk::new();
+    omk.write(
+        "p.json",
+        r#"{"id":"a","write_set":["src/a.rs"],"acceptance":["run: true"],"budget_secs":60}"#,
+    );
+    let out = omk.run(&["gate", "check", "--proposal", "p.json", "--json"]);
+    out.code(0);
+    assert_eq!(out.json()["summary"]["accepted"], 1);
+}
+
+#[test]
+fn usage_and_input_errors_exit_two_with_help() {
+    let omk = Omk::new();
+    let missing = omk.run(&["gate", "check", "--proposal", "nope.json"]);
+    missing.code(2);
+    assert!(
+        missing.stderr.contains("nope.json") && missing.stderr.contains("help:"),
+        "{}",
+        missing.stderr
+    );
+
+    omk.write("bad.json", "[{\"id\": \"a\",\n \"budget_secs\": }]");
+    let bad = omk.run(&["gate", "check", "--proposal", "bad.json"]);
+    bad.code(2);
+    assert!(bad.stderr.contains("bad.json`:2:"), "{}", bad.stderr);
+
+    omk.write("typo.json", r#"[{"id":"a","writeset":["x"]}]"#);
+    let typo = omk.run(&["gate", "check", "--proposal", "typo.json"]);
+    typo.code(2);
+    assert!(
+        typo.stderr.contains("writeset") && typo.stderr.contains("proposal 1"),
+        "{}",
+        typo.stderr
+    );
+
+    omk.write("empty.json", "[]");
+    omk.run(&["gate", "check", "--proposal", "empty.json"])
+        .code(2);
+
+    omk.run(&["gate", "check"]).code(2);
+    omk.run(&["gate", "frobnicate"]).code(2);
+}
+
+#[test]
+fn bad_config_names_file_line_and_key() {
+    let omk = Omk::new();
+    omk.write("p.json", r#"{"id":"a","acceptance":["x"],"budget_secs":1}"#);
+    omk.write(
+        ".omk/gates.toml",
+        "[[gate]]\nname = \"budget\"\nconfgi = {}\n",
+    );
+    let run = omk.run(&["gate", "check", "--proposal", "p.json"]);
+    run.code(2);
+    assert!(run.stderr.contains(".omk/gates.toml:3: "), "{}", run.stderr);
+    assert!(run.stderr.contains("confgi"), "{}", run.stderr);
+    assert!(run.stderr.contains("help:"), "{}", run.stderr);
+}
+
+#[test]
+fn project_config_orders_gates_passes_config_and_audits() {
+    let omk = Omk::new();
+    omk.write(
+        ".omk/gates.toml",
+        r#"
+[[gate]]
+name = "path"
+config = { roots = ["src"] }
+
+[[gate]]
+name = "acceptance"
+mode = "audit"
+"#,
+    );
+    omk.write(
+        "p.json",
+        r#"[{"id":"in","write_set":["src/a.rs"],"budget_secs":1},
+            {"id":"out","write_set":["docs/a.md"],"acceptance":["x"],"budget_secs":1}]"#,
+    );
+    let run = omk.run(&["gate", "check", "--proposal", "p.json", "--json"]);
+    run.code(1);
+    let out = run.json();
+    assert!(out["config"].as_str().unwrap().ends_with(".omk/gates.toml"));
+    // `in` has no acceptance criteria: the audit gate records it, but it is accepted.
+    let r = result(&out, "in");
+    assert_eq!(r["accepted"], true);
+    let d = &r["decisions"][1];
+    assert_eq!(
+        (d["gate"].as_str(), d["mode"].as_str()),
+        (Some("acceptance"), Some("audit"))
+    );
+    assert_eq!(d["code"], "acceptance.missing");
+    // `out` is outside the roots the project configured.
+    assert_eq!(
+        result(&out, "out")["rejection"]["code"],
+        "path.outside-roots"
+    );
+}
+
+#[test]
+fn second_run_loads_compiled_components_from_the_cache() {
+    let omk = Omk::new();
+    omk.write("p.json", r#"{"id":"a","acceptance":["x"],"budget_secs":1}"#);
+    omk.run(&["gate", "check", "--proposal", "p.json"]).code(0);
+    let entries = || -> Vec<(std::path::PathBuf, std::time::SystemTime)> {
+        let mut v: Vec<_> = walk(&omk.cache_home())
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+            .map(|p| {
+                let m = std::fs::metadata(&p).unwrap().modified().unwrap();
+                (p, m)
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let first = entries();
+    assert_eq!(first.len(), 3, "one entry per std gate: {first:?}");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    omk.run(&["gate", "check", "--proposal", "p.json"]).code(0);
+    assert_eq!(
+        entries(),
+        first,
+        "the second run rewrote the cache: it compiled again"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn inspect_std_gates_shows_no_imports_and_their_stages() {
+    let omk = Omk::new();
+    for (name, stages) in [
+        ("budget", vec!["proposal"]),
+        ("path", vec!["proposal", "action", "outcome"]),
+        ("acceptance", vec!["proposal", "outcome"]),
+    ] {
+        let file = repo().join(format!("plugins/std-bundle/{name}.wasm"));
+        let run = omk.run(&["gate", "inspect", file.to_str().unwrap(), "--json"]);
+        run.code(0);
+        let i = run.json();
+        assert_eq!(i["imports"], json!([]), "{name}");
+        assert_eq!(i["world"], "gate");
+        assert_eq!(i["wit_version"], "0.1.0");
+        assert_eq!(i["gate"]["name"], name);
+        assert_eq!(i["gate"]["stages"], json!(stages));
+        assert!(
+            i["exports"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("omk:gate/policy@0.1.0#check-proposal"))
+        );
+        assert_eq!(
+            i["size"].as_u64().unwrap(),
+            std::fs::metadata(&file).unwrap().len()
+        );
+
+        let text = omk.run(&["gate", "inspect", file.to_str().unwrap()]);
+        text.code(0);
+        assert!(text.stdout.contains("imports:     none"), "{}", text.stdout);
+    }
+}
+
+#[test]
+fn inspect_reports_what_a_non_gate_is() {
+    let omk = Omk::new();
+    let other = omk.write("other.wasm", components::other_world());
+    let run = omk.run(&["gate", "inspect", other.to_str().unwrap(), "--json"]);
+    run.code(0);
+    let i = run.json();
+    assert_eq!(i["world"], Value::Null);
+    assert_eq!(i["exports"], json!(["answer"]));
+    assert!(
+        i["load_error"]
+            .as_str()
+            .unwrap()
+            .contains("does not export `omk:gate/policy`")
+    );
+
+    let core = omk.write("core.wasm", components::core_module());
+    let run = omk.run(&["gate", "inspect", core.to_str().unwrap()]);
+    run.code(2);
+    assert!(
+        run.stderr.contains("core WebAssembly module"),
+        "{}",
+        run.stderr
+    );
+}

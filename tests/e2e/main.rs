@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `omk` binary and real components, in
+//! temporary projects. Every test goes through [`support::Omk`].
+
+mod support;
+
+mod gate_check;
+mod hostile;
+mod std_gates;

@@ -1,0 +1,268 @@
+//! The std gates give the same answers natively and as components through
+//! the host, on the same cases.
+
+use omk::gates::{GateEngine, GateSet, GatesConfig};
+use omk::sdk::{
+    AcceptedTask, ActionKind, AgentAction, Budget, CheckResult, Decision, Evidence, GoalContext,
+    Policy, TaskOutcome, TaskProposal,
+};
+use omk_gate_acceptance::AcceptanceGate;
+use omk_gate_budget::BudgetGate;
+use omk_gate_path::PathGate;
+use serde_json::json;
+
+fn p(v: serde_json::Value) -> TaskProposal {
+    serde_json::from_value(v).unwrap()
+}
+
+fn contexts() -> Vec<GoalContext> {
+    let mut wave = GoalContext {
+        policy_roots: vec!["src".into(), "docs".into()],
+        budget: Budget {
+            time_limit_secs: Some(3600),
+            time_committed_secs: 2400,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    wave.accepted_in_wave = vec![AcceptedTask {
+        id: "first".into(),
+        write_set: vec!["src/lib.rs".into()],
+        read_set: vec!["docs".into()],
+        dependencies: vec![],
+    }];
+    vec![
+        GoalContext::default(),
+        wave,
+        GoalContext {
+            budget: Budget {
+                time_limit_secs: Some(10),
+                token_limit: Some(1000),
+                tokens_spent: 1000,
+                usd_limit_micros: Some(1),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    ]
+}
+
+fn proposals() -> Vec<TaskProposal> {
+    vec![
+        p(
+            json!({"id": "ok", "write_set": ["src/a.rs"], "acceptance": ["run: cargo test"], "budget_secs": 60}),
+        ),
+        p(
+            json!({"id": "long", "write_set": ["src/b.rs"], "acceptance": ["x"], "budget_secs": 1800}),
+        ),
+        p(json!({"id": "zero", "acceptance": ["x"], "budget_secs": 0})),
+        p(
+            json!({"id": "abs", "write_set": ["/absolute/path.md"], "acceptance": ["x"], "budget_secs": 1}),
+        ),
+        p(json!({"id": "up", "read_set": ["../secrets"], "acceptance": ["x"], "budget_secs": 1})),
+        p(
+            json!({"id": "git", "write_set": [".git/hooks/pre-commit"], "acceptance": ["x"], "budget_secs": 1}),
+        ),
+        p(
+            json!({"id": "outside", "write_set": ["build.rs"], "acceptance": ["x"], "budget_secs": 1}),
+        ),
+        p(json!({"id": "clash", "write_set": ["src"], "acceptance": ["x"], "budget_secs": 1})),
+        p(
+            json!({"id": "after", "write_set": ["src"], "dependencies": ["first"], "acceptance": ["x"], "budget_secs": 1}),
+        ),
+        p(
+            json!({"id": "reads", "read_set": ["src/lib.rs"], "acceptance": ["x"], "budget_secs": 1}),
+        ),
+        p(json!({"id": "none", "write_set": ["src/c.rs"], "acceptance": [" "], "budget_secs": 1})),
+        p(json!({"id": "emptycmd", "acceptance": ["run:"], "budget_secs": 1})),
+    ]
+}
+
+fn host() -> GateSet {
+    let engine = GateEngine::new(None).unwrap();
+    GateSet::load(&GatesConfig::std(Default::default()), &engine).unwrap()
+}
+
+#[test]
+fn proposals_decide_the_same_natively_and_as_components() {
+    let set = host();
+    let mut compared = 0;
+    for ctx in contexts() {
+        for prop in proposals() {
+            let native: [Decision; 3] = [
+                BudgetGate::check_proposal(&ctx, &prop, "{}"),
+                PathGate::check_proposal(&ctx, &prop, "{}"),
+                AcceptanceGate::check_proposal(&ctx, &prop, "{}"),
+            ];
+            let verdict = set.judge_proposal(&ctx, &prop);
+            let hosted: Vec<Decision> = verdict
+                .decisions
+                .iter()
+                .map(|d| d.decision.clone())
+                .collect();
+            assert_eq!(hosted, native, "{} in {ctx:?}", prop.id);
+            compared += 3;
+        }
+    }
+    // The cases cover each std rule at least once.
+    let mut codes: Vec<String> = contexts()
+        .iter()
+        .flat_map(|c| proposals().into_iter().map(move |p| (c.clone(), p)))
+        .flat_map(|(c, p)| {
+            [
+                BudgetGate::check_proposal(&c, &p, ""),
+                PathGate::check_proposal(&c, &p, ""),
+                AcceptanceGate::check_proposal(&c, &p, ""),
+            ]
+        })
+        .filter_map(|d| d.rejection().map(|r| r.code.clone()))
+        .collect();
+    codes.sort();
+    codes.dedup();
+    for code in [
+        "budget.time-exceeded",
+        "budget.zero",
+        "budget.tokens-exhausted",
+        "path.absolute",
+        "path.parent-dir",
+        "path.git",
+        "path.outside-roots",
+        "path.conflict",
+        "acceptance.missing",
+        "acceptance.empty-command",
+    ] {
+        assert!(
+            codes.iter().any(|c| c == code),
+            "no case yields {code}: {codes:?}"
+        );
+    }
+    assert!(compared > 100);
+}
+
+#[test]
+fn actions_and_outcomes_decide_the_same_natively_and_as_components() {
+    let set = host();
+    let ctx = GoalContext::default();
+    let task = p(
+        json!({"id": "t", "write_set": ["src"], "acceptance": ["run: cargo test", "docs updated"], "budget_secs": 60}),
+    );
+    for (kind, target) in [
+        (ActionKind::WriteFile, "src/a.rs"),
+        (ActionKind::WriteFile, "README.md"),
+        (ActionKind::DeleteFile, "src/../Cargo.toml"),
+        (ActionKind::RunCommand, "cargo test"),
+        (ActionKind::FetchUrl, "https://example.com"),
+    ] {
+        let a = AgentAction {
+            task_id: "t".into(),
+            kind,
+            target: target.into(),
+            detail: String::new(),
+        };
+        let native = [
+            Decision::Accept,
+            PathGate::check_action(&ctx, &task, &a, "{}"),
+            Decision::Accept,
+        ];
+        let hosted: Vec<Decision> = set
+            .judge_action(&ctx, &task, &a)
+            .decisions
+            .into_iter()
+            .map(|d| d.decision)
+            .collect();
+        assert_eq!(hosted, native, "{kind:?} {target}");
+    }
+    let passing = CheckResult {
+        name: "run: cargo test".into(),
+        command: "cargo test".into(),
+        exit_code: Some(0),
+        passed: true,
+        output_tail: String::new(),
+    };
+    let outcomes = [
+        TaskOutcome {
+            task_id: "t".into(),
+            changed_files: vec!["src/a.rs".into()],
+            checks: vec![passing.clone()],
+            evidence: vec![Evidence {
+                kind: "note".into(),
+                summary: "done".into(),
+                path: None,
+                criterion: Some("docs updated".into()),
+            }],
+        },
+        TaskOutcome {
+            task_id: "t".into(),
+            changed_files: vec!["src/a.rs".into(), "Cargo.toml".into()],
+            checks: vec![passing.clone()],
+            evidence: vec![],
+        },
+        TaskOutcome {
+            task_id: "t".into(),
+            changed_files: vec![],
+            checks: vec![CheckResult {
+                passed: false,
+                exit_code: Some(101),
+                ..passing
+            }],
+            evidence: vec![],
+        },
+    ];
+    for o in &outcomes {
+        let native = [
+            Decision::Accept,
+            PathGate::check_outcome(&ctx, &task, o, "{}"),
+            AcceptanceGate::check_outcome(&ctx, &task, o, "{}"),
+        ];
+        let hosted: Vec<Decision> = set
+            .judge_outcome(&ctx, &task, o)
+            .decisions
+            .into_iter()
+            .map(|d| d.decision)
+            .collect();
+        assert_eq!(hosted, native, "{o:?}");
+    }
+    assert!(set.judge_outcome(&ctx, &task, &outcomes[0]).accepted);
+    assert!(!set.judge_outcome(&ctx, &task, &outcomes[1]).accepted);
+}
+
+#[test]
+fn compiled_components_are_cached_and_reused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = GateEngine::new(Some(tmp.path().to_owned())).unwrap();
+    GateSet::load(&GatesConfig::std(Default::default()), &first).unwrap();
+    assert_eq!(
+        (first.stats().compiled(), first.stats().cache_hits()),
+        (3, 0)
+    );
+
+    let second = GateEngine::new(Some(tmp.path().to_owned())).unwrap();
+    let set = GateSet::load(&GatesConfig::std(Default::default()), &second).unwrap();
+    assert_eq!(
+        (second.stats().compiled(), second.stats().cache_hits()),
+        (0, 3)
+    );
+    assert!(
+        set.judge_proposal(&GoalContext::default(), &proposals()[0])
+            .accepted
+    );
+
+    // A corrupted entry is detected, recompiled and replaced.
+    let entry = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
+        .next()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&entry).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&entry, bytes).unwrap();
+    let third = GateEngine::new(Some(tmp.path().to_owned())).unwrap();
+    GateSet::load(&GatesConfig::std(Default::default()), &third).unwrap();
+    assert_eq!(
+        (third.stats().compiled(), third.stats().cache_hits()),
+        (1, 2)
+    );
+}

@@ -1,0 +1,106 @@
+//! The one helper every end-to-end test goes through: a temporary project
+//! with isolated XDG directories, and the real `omk` binary.
+
+#![allow(dead_code)]
+
+pub mod components;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A temporary project and home for one test.
+pub struct Omk {
+    root: tempfile::TempDir,
+}
+
+/// What one `omk` run printed and how it exited.
+#[derive(Debug)]
+pub struct Run {
+    pub args: Vec<String>,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Omk {
+    pub fn new() -> Self {
+        let root = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(root.path().join("project")).unwrap();
+        Omk { root }
+    }
+
+    /// The project directory (the working directory of every run).
+    pub fn project(&self) -> PathBuf {
+        self.root.path().join("project")
+    }
+
+    /// `$XDG_CACHE_HOME` of every run.
+    pub fn cache_home(&self) -> PathBuf {
+        self.root.path().join("cache")
+    }
+
+    /// `$XDG_STATE_HOME` of every run.
+    pub fn state_home(&self) -> PathBuf {
+        self.root.path().join("state")
+    }
+
+    /// Writes `contents` to `rel` inside the project, creating folders.
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.project().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// Runs `omk ARGS` in the project.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_omk"))
+            .args(args)
+            .current_dir(self.project())
+            .env("XDG_CACHE_HOME", self.cache_home())
+            .env("XDG_STATE_HOME", self.state_home())
+            .env("HOME", self.root.path())
+            .env_remove("OMK_LOG")
+            .output()
+            .expect("omk runs");
+        Run {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Asserts the exit code, showing everything the run printed if not.
+    #[track_caller]
+    pub fn code(&self, want: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            want,
+            "`omk {}` exited {} (wanted {want})\n--- stdout\n{}\n--- stderr\n{}",
+            self.args.join(" "),
+            self.code,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Stdout parsed as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\n--- stderr\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// The repository's root.
+pub fn repo() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
