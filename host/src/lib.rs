@@ -4,13 +4,23 @@
 //! The `omk` binary is a thin layer ([`cli`]) over this library. Data flows
 //! one way: CLI → goal → wave → gates/agents → proof. Modules:
 //!
+//! - [`goal`]: goals, their budgets, and the store that keeps them.
+//! - [`graph`]: the task graph of a goal.
+//! - [`wave`]: dispatch plans judged by omk's checks and the gates.
 //! - [`gates`]: the wasmtime host that loads gate components, runs every
 //!   decision under limits, and fails closed.
-//! - [`dirs`]: where omk keeps its cache and state (XDG base directories).
+//! - [`proof`]: the hash-chained event log.
+//! - [`atomic`]: atomic file writes; [`dirs`]: where omk keeps its files.
 //! - [`cli`]: argument parsing and printing; no logic of its own.
 
+pub mod atomic;
 pub mod cli;
 pub mod dirs;
 pub mod gates;
+pub mod goal;
+pub mod graph;
+pub mod proof;
+pub mod text;
+pub mod wave;
 
 pub use omk_gate_sdk as sdk;

@@ -31,7 +31,13 @@ fn every_hostile_gate_fails_closed_within_its_limit_and_the_host_carries_on() {
     let engine = GateEngine::new(Some(tmp.path().join("cache"))).unwrap();
     let std_set = GateSet::load(&GatesConfig::std(Default::default()), &engine).unwrap();
     let cases: [(Body, &str, FaultCause); 10] = [
-        (Body::Loop, "", FaultCause::Fuel),
+        // Fuel is deterministic; a generous deadline keeps a loaded machine
+        // from turning it into a timeout.
+        (
+            Body::Loop,
+            "limits = { timeout_ms = 60000 }",
+            FaultCause::Fuel,
+        ),
         (
             Body::Loop,
             "limits = { fuel = 100000000000000, timeout_ms = 200 }",

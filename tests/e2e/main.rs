@@ -4,5 +4,6 @@
 mod support;
 
 mod gate_check;
+mod goals;
 mod hostile;
 mod std_gates;

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use omk_gate_sdk::{GoalContext, TaskProposal};
 use serde::Serialize;
 
-use super::{Outcome, Result, with_help};
+use super::{Outcome, Result, read_json, with_help};
 use crate::gates::{GateDecision, GateEngine, GateSet, inspect};
 
 #[derive(Debug, Subcommand)]
@@ -295,21 +295,6 @@ fn read_proposals(path: &Path) -> Result<Vec<TaskProposal>> {
             })
         })
         .collect()
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        with_help(
-            format!("cannot read {what} file `{}`: {e}", path.display()),
-            "check the path",
-        )
-    })?;
-    serde_json::from_str(&text).map_err(|e| {
-        with_help(
-            format!("`{}`:{}:{}: {e}", path.display(), e.line(), e.column()),
-            format!("the {what} file must be JSON; see the examples/ folder"),
-        )
-    })
 }
 
 fn now_ms() -> u64 {

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod gate;
+mod goal;
 
 /// Proof-backed engineering runs by coding agents, every decision taken by
 /// sandboxed WebAssembly gates.
@@ -20,6 +21,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create goals, submit waves of proposed tasks, read their state and log.
+    #[command(subcommand)]
+    Goal(goal::GoalCommand),
     /// Judge with gates, and look inside gate components.
     #[command(subcommand)]
     Gate(gate::GateCommand),
@@ -51,6 +55,7 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Goal(cmd) => goal::run(cmd),
         Command::Gate(cmd) => gate::run(cmd),
     };
     match result {
@@ -87,8 +92,15 @@ pub fn report(err: &anyhow::Error) {
 
 fn help_of(err: &anyhow::Error) -> Option<String> {
     use crate::gates::{ConfigError, GatesError, LoadError};
+    use crate::goal::{BudgetError, GoalError, StoreError};
     err.chain().find_map(|cause| {
-        if let Some(e) = cause.downcast_ref::<GatesError>() {
+        if let Some(e) = cause.downcast_ref::<GoalError>() {
+            e.help()
+        } else if let Some(e) = cause.downcast_ref::<StoreError>() {
+            e.help()
+        } else if let Some(e) = cause.downcast_ref::<BudgetError>() {
+            Some(e.accepted.to_owned())
+        } else if let Some(e) = cause.downcast_ref::<GatesError>() {
             e.help()
         } else if let Some(e) = cause.downcast_ref::<LoadError>() {
             e.help()
@@ -115,4 +127,20 @@ pub fn with_help(message: impl Into<String>, help: impl Into<String>) -> anyhow:
         help: help.into(),
     }
     .into()
+}
+
+/// Reads a JSON file; errors name the file, line and column.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path, what: &str) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        with_help(
+            format!("cannot read {what} file `{}`: {e}", path.display()),
+            "check the path",
+        )
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        with_help(
+            format!("`{}`:{}:{}: {e}", path.display(), e.line(), e.column()),
+            format!("the {what} file must be JSON; see the examples/ folder"),
+        )
+    })
 }

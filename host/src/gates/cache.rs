@@ -79,16 +79,14 @@ impl ComponentCache {
         }
     }
 
-    fn try_put(&self, component: &Component, digest: &str) -> anyhow::Result<()> {
-        let body = component.serialize().map_err(|e| anyhow::anyhow!("{e}"))?;
+    fn try_put(&self, component: &Component, digest: &str) -> std::io::Result<()> {
+        let body = component
+            .serialize()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         std::fs::create_dir_all(&self.dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
-        use std::io::Write;
-        tmp.write_all(&Sha256::digest(&body))?;
-        tmp.write_all(&body)?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(self.entry(digest))?;
-        Ok(())
+        let mut data = Sha256::digest(&body).to_vec();
+        data.extend_from_slice(&body);
+        crate::atomic::write(&self.entry(digest), &data)
     }
 }
 

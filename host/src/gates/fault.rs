@@ -20,6 +20,7 @@ use omk_gate_sdk::{Decision, Stage};
 use wasmtime::Trap;
 
 use super::limits::{LimitHit, Limits};
+pub(crate) use crate::text::clip;
 
 /// Why a gate failed to decide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -129,23 +130,9 @@ pub(crate) fn one_line(err: &wasmtime::Error) -> String {
     out.replace(['\n', '\r'], " ")
 }
 
-/// `s` cut to at most `max` characters, marked when cut.
-pub(crate) fn clip(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        None => s.to_owned(),
-        Some((at, _)) => format!("{}…", &s[..at]),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn clip_counts_chars() {
-        assert_eq!(clip("héllo", 10), "héllo");
-        assert_eq!(clip("héllo", 2), "hé…");
-    }
 
     #[test]
     fn codes() {

@@ -7,13 +7,15 @@
 //!
 //! | limit | default | on breach |
 //! |---|---|---|
-//! | `fuel` (wasm instructions, deterministic) | 200,000,000 | `gate.fault.fuel` |
-//! | `timeout_ms` (wall clock, epoch-based) | 1,000 ms | `gate.fault.timeout` |
+//! | `fuel` (wasm instructions, deterministic) | 100,000,000 | `gate.fault.fuel` |
+//! | `timeout_ms` (wall clock, epoch-based) | 3,000 ms | `gate.fault.timeout` |
 //! | `memory_mib` (linear memory + tables) | 64 MiB | `gate.fault.memory` |
 //! | `max_result_bytes` (strings returned) | 64 KiB | `gate.fault.oversize` |
 //!
 //! Fuel is the limit that replay reproduces exactly; the wall-clock timeout
-//! is the backstop. A project may raise or lower each per gate in
+//! is the backstop, set well above the time the default fuel takes even on
+//! a loaded machine, so that a runaway gate stops on fuel, the same way
+//! every time. A project may raise or lower each per gate in
 //! `.omk/gates.toml`, up to the ceilings below.
 
 use serde::{Deserialize, Serialize};
@@ -41,8 +43,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            fuel: 200_000_000,
-            timeout_ms: 1_000,
+            fuel: 100_000_000,
+            timeout_ms: 3_000,
             memory_mib: 64,
             max_result_bytes: 64 * 1024,
         }

@@ -104,3 +104,53 @@ impl Run {
 pub fn repo() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
+
+impl Omk {
+    /// Creates a goal with `omk goal run GOAL EXTRA… --json`; returns its id.
+    pub fn new_goal(&self, goal: &str, extra: &[&str]) -> String {
+        let mut args = vec!["goal", "run", goal, "--json"];
+        args.extend_from_slice(extra);
+        let run = self.run(&args);
+        run.code(0);
+        run.json()["id"].as_str().expect("goal id").to_owned()
+    }
+
+    /// Writes a dispatch plan with `run_key` and `proposals`; returns its path.
+    pub fn plan(&self, run_key: &str, proposals: serde_json::Value) -> String {
+        let plan =
+            serde_json::json!({"run_key": run_key, "kind": "initial", "proposals": proposals});
+        self.write(&format!("plans/{run_key}.json"), plan.to_string())
+            .display()
+            .to_string()
+    }
+
+    /// The goal's directory under the isolated state home.
+    pub fn goal_dir(&self, id: &str) -> PathBuf {
+        self.state_home().join("omk/goals").join(id)
+    }
+
+    /// The goal's events, parsed from `events.jsonl`.
+    pub fn events(&self, id: &str) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.goal_dir(id).join("events.jsonl"))
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+/// A proposal in the seed's shape.
+pub fn proposal(id: &str, budget_secs: u64, write_set: &[&str]) -> serde_json::Value {
+    serde_json::json!({
+        "id": id,
+        "title": format!("Task {id}"),
+        "description": format!("Description {id}"),
+        "dependencies": [],
+        "read_set": [],
+        "write_set": write_set,
+        "risk": "low",
+        "acceptance": ["accept"],
+        "budget_secs": budget_secs,
+        "priority": 0
+    })
+}

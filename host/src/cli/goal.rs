@@ -1,0 +1,520 @@
+//! `omk goal …`: create goals, submit waves, and read their state and log.
+
+use std::path::PathBuf;
+
+use chrono::Utc;
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::{Outcome, Result, read_json, with_help};
+use crate::gates::GateSet;
+use crate::goal::budget::{self, format_time, format_usd};
+use crate::goal::{Goal, GoalStore, Limits, NewGoal, Session};
+use crate::graph::{TaskGraph, TaskStatus};
+use crate::proof::{Event, kinds, log};
+use crate::wave::{self, DispatchPlan};
+use omk_gate_sdk::paths;
+
+#[derive(Debug, Subcommand)]
+pub enum GoalCommand {
+    /// Create a goal.
+    Run(RunArgs),
+    /// Submit a dispatch plan as a wave: every proposal is judged by omk's
+    /// checks and the project's gates. Exit 1 if any is rejected.
+    Propose(ProposeArgs),
+    /// List goals, oldest first.
+    List(JsonArg),
+    /// A goal's status, budget and task counts.
+    Status(IdArgs),
+    /// A goal and its tasks.
+    Show(IdArgs),
+    /// A goal's event log, one event a line.
+    Events(EventsArgs),
+    /// Check a goal's event log hash chain. Exit 1 if it is broken.
+    VerifyLog(IdArgs),
+    /// Pause a goal: no new waves until it is resumed.
+    Pause(IdArgs),
+    /// Resume a paused goal.
+    Resume(IdArgs),
+    /// Cancel a goal for good.
+    Cancel(IdArgs),
+    /// Raise a goal's budgets by positive amounts.
+    BudgetAdd(BudgetAddArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArg {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// The goal id, or `latest`.
+    id: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// What the goal is, in words.
+    goal: String,
+    /// Time budget in agent time: `30s`, `15m`, `8h`, `7d` or seconds.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    budget_time: Option<String>,
+    /// Token budget.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    budget_tokens: Option<String>,
+    /// USD budget (`2.50`).
+    #[arg(long, value_name = "USD", allow_hyphen_values = true)]
+    budget_usd: Option<String>,
+    /// Most tasks that run at once.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    max_agents: u32,
+    /// The project the goal works on.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    project: PathBuf,
+    /// A project-relative directory tasks may touch (repeatable); the whole
+    /// project when none is given.
+    #[arg(long = "root", value_name = "PATH")]
+    roots: Vec<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProposeArgs {
+    /// The goal id, or `latest`.
+    id: String,
+    /// A JSON dispatch plan: `{run_key, kind, proposals, allow_existing_task_ids}`.
+    #[arg(long, value_name = "FILE")]
+    plan: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// The goal id, or `latest`.
+    id: String,
+    /// Only events of this kind (`task_rejected`, `gate_decision`, …).
+    #[arg(long)]
+    kind: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BudgetAddArgs {
+    /// The goal id, or `latest`.
+    id: String,
+    /// Time to add: `30s`, `15m`, `8h`, `7d` or seconds.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    time: Option<String>,
+    /// Tokens to add.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    tokens: Option<String>,
+    /// USD to add (`2.50`).
+    #[arg(long, value_name = "USD", allow_hyphen_values = true)]
+    usd: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: GoalCommand) -> Result<Outcome> {
+    let store = GoalStore::open_default()?;
+    match cmd {
+        GoalCommand::Run(a) => create(&store, a),
+        GoalCommand::Propose(a) => propose(&store, a),
+        GoalCommand::List(a) => list(&store, a.json),
+        GoalCommand::Status(a) => status(&store, &a.id, a.json),
+        GoalCommand::Show(a) => show(&store, &a.id, a.json),
+        GoalCommand::Events(a) => events(&store, a),
+        GoalCommand::VerifyLog(a) => verify_log(&store, &a.id, a.json),
+        GoalCommand::Pause(a) => change(&store, &a.id, a.json, Session::pause),
+        GoalCommand::Resume(a) => change(&store, &a.id, a.json, Session::resume),
+        GoalCommand::Cancel(a) => change(&store, &a.id, a.json, Session::cancel),
+        GoalCommand::BudgetAdd(a) => budget_add(&store, a),
+    }
+}
+
+fn parse_limits(time: Option<&str>, tokens: Option<&str>, usd: Option<&str>) -> Result<Limits> {
+    Ok(Limits {
+        time_secs: time.map(budget::parse_time).transpose()?,
+        tokens: tokens.map(budget::parse_tokens).transpose()?,
+        usd_micros: usd.map(budget::parse_usd).transpose()?,
+    })
+}
+
+fn create(store: &GoalStore, a: RunArgs) -> Result<Outcome> {
+    if a.goal.trim().is_empty() {
+        return Err(with_help(
+            "the goal is empty",
+            "say what should be done: `omk goal run \"Add a login form\"`",
+        ));
+    }
+    let limits = parse_limits(
+        a.budget_time.as_deref(),
+        a.budget_tokens.as_deref(),
+        a.budget_usd.as_deref(),
+    )?;
+    if limits.time_secs == Some(0) {
+        return Err(with_help(
+            "a zero time budget admits no task",
+            "give the goal some time: `--budget-time 1h`",
+        ));
+    }
+    if a.max_agents == 0 {
+        return Err(with_help(
+            "`--max-agents` must be at least 1",
+            "the default is 4",
+        ));
+    }
+    let project_dir = a.project.canonicalize().map_err(|e| {
+        with_help(
+            format!("project `{}`: {e}", a.project.display()),
+            "pass an existing directory",
+        )
+    })?;
+    let mut roots = Vec::new();
+    for r in &a.roots {
+        let norm = paths::check(r).map_err(|v| {
+            with_help(
+                format!(
+                    "`--root {r}` is not a project-relative directory: {}",
+                    v.describe()
+                ),
+                "name a directory inside the project, like `src`",
+            )
+        })?;
+        roots.push(norm);
+    }
+    let spec = NewGoal {
+        text: a.goal,
+        limits,
+        max_agents: a.max_agents,
+        project_dir,
+        policy_roots: roots,
+    };
+    let session = Session::create(store, spec, Utc::now())?;
+    let g = &session.goal;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(g)?);
+    } else {
+        println!("created goal {}", g.id);
+        println!("  goal:    {}", g.normalized_goal);
+        println!("  budget:  {}", budget_line(g, &session.graph));
+        println!("  project: {}", g.project_dir.display());
+        println!("  state:   {}", session.dir().display());
+        println!("next: omk goal propose {} --plan PLAN.json", g.id);
+    }
+    Ok(Outcome::Ok)
+}
+
+fn propose(store: &GoalStore, a: ProposeArgs) -> Result<Outcome> {
+    let plan: DispatchPlan = read_json(&a.plan, "dispatch plan")?;
+    let id = store.resolve(&a.id)?;
+    let mut session = Session::open(store, &id)?;
+    let gates = GateSet::for_project(&session.goal.project_dir)?;
+    let evidence = wave::run_wave(&mut session, &gates, &plan, Utc::now())?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&evidence)?);
+    } else {
+        let again = if evidence.replayed {
+            " (already judged; this is the record)"
+        } else {
+            ""
+        };
+        println!(
+            "wave `{}`: {}{again}",
+            evidence.run_key,
+            evidence.worker_summary.as_deref().unwrap_or("")
+        );
+        for p in &plan.proposals {
+            if evidence.accepted.contains(&p.id) {
+                println!("ACCEPT  {}", p.id);
+            }
+        }
+        for r in &evidence.rejected {
+            println!(
+                "REJECT  {}  by `{}`: {} [{}]",
+                r.task_id, r.gate, r.reason, r.code
+            );
+        }
+        println!("events: omk goal events {id}");
+    }
+    Ok(if evidence.rejected_task_count == 0 {
+        Outcome::Ok
+    } else {
+        Outcome::Rejected
+    })
+}
+
+fn load(store: &GoalStore, id: &str) -> Result<(Goal, TaskGraph)> {
+    let id = store.resolve(id)?;
+    let goal = store.load(&id)?;
+    let graph = TaskGraph::load(&store.dir(&id), &id)?;
+    Ok((goal, graph))
+}
+
+fn list(store: &GoalStore, json: bool) -> Result<Outcome> {
+    let mut goals = Vec::new();
+    for id in store.ids()? {
+        match store.load(&id) {
+            Ok(g) => goals.push(g),
+            Err(e) => eprintln!("warning: skipping goal `{id}`: {e}"),
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&goals)?);
+    } else if goals.is_empty() {
+        println!("no goals yet; create one with `omk goal run \"GOAL\"`");
+    } else {
+        for g in &goals {
+            println!(
+                "{}  {:<17}  {:<10}  {}",
+                g.id,
+                g.status.as_str(),
+                g.phase.as_str(),
+                crate::text::clip(&g.normalized_goal, 60)
+            );
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+fn counts_json(graph: &TaskGraph) -> serde_json::Value {
+    let c = graph.counts();
+    let n = |s| c.get(&s).copied().unwrap_or(0);
+    json!({
+        "total": graph.tasks.len(),
+        "pending": n(TaskStatus::Pending),
+        "running": n(TaskStatus::Running),
+        "done": n(TaskStatus::Done),
+        "failed": n(TaskStatus::Failed),
+        "cancelled": n(TaskStatus::Cancelled),
+    })
+}
+
+fn budget_line(g: &Goal, graph: &TaskGraph) -> String {
+    let committed = graph.committed_secs();
+    let time = match g.limits.time_secs {
+        Some(l) => format!(
+            "time {} spent + {} committed of {}",
+            format_time(g.spent.time_secs),
+            format_time(committed),
+            format_time(l)
+        ),
+        None => format!("time {} spent, unlimited", format_time(g.spent.time_secs)),
+    };
+    let tokens = match g.limits.tokens {
+        Some(l) => format!("tokens {} of {l}", g.spent.tokens),
+        None => "tokens unlimited".into(),
+    };
+    let usd = match g.limits.usd_micros {
+        Some(l) => format!(
+            "USD {} of {}",
+            format_usd(g.spent.usd_micros),
+            format_usd(l)
+        ),
+        None => "USD unlimited".into(),
+    };
+    format!("{time}; {tokens}; {usd}")
+}
+
+fn status(store: &GoalStore, id: &str, json: bool) -> Result<Outcome> {
+    let (g, graph) = load(store, id)?;
+    let committed = graph.committed_secs();
+    if json {
+        let remaining = g.remaining_time_secs(committed);
+        let out = json!({
+            "id": g.id,
+            "goal": g.normalized_goal,
+            "status": g.status,
+            "phase": g.phase,
+            "limits": g.limits,
+            "spent": g.spent,
+            "committed_time_secs": committed,
+            "remaining_time_secs": remaining,
+            "tasks": counts_json(&graph),
+            "state_dir": store.dir(&g.id),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(Outcome::Ok);
+    }
+    let c = counts_json(&graph);
+    println!("{}  {}  ({})", g.id, g.status, g.phase.as_str());
+    println!("  goal:   {}", g.normalized_goal);
+    println!("  budget: {}", budget_line(&g, &graph));
+    println!(
+        "  tasks:  {} total: {} pending, {} running, {} done, {} failed",
+        c["total"], c["pending"], c["running"], c["done"], c["failed"]
+    );
+    if let Some(f) = &g.failure {
+        println!("  failure: {f}");
+    }
+    Ok(Outcome::Ok)
+}
+
+fn show(store: &GoalStore, id: &str, json: bool) -> Result<Outcome> {
+    let (g, graph) = load(store, id)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"goal": g, "graph": graph}))?
+        );
+        return Ok(Outcome::Ok);
+    }
+    status(store, &g.id, false)?;
+    println!("  state:  {}", store.dir(&g.id).display());
+    if graph.tasks.is_empty() {
+        println!("  no tasks yet");
+    }
+    for t in &graph.tasks {
+        let deps = if t.dependencies.is_empty() {
+            String::new()
+        } else {
+            format!("  after {}", t.dependencies.join(", "))
+        };
+        println!(
+            "  - {:<9} {}  {}  writes [{}]{deps}",
+            t.status.as_str(),
+            t.id,
+            format_time(t.budget_secs),
+            t.write_set.join(", ")
+        );
+    }
+    Ok(Outcome::Ok)
+}
+
+fn events(store: &GoalStore, a: EventsArgs) -> Result<Outcome> {
+    let id = store.resolve(&a.id)?;
+    let (all, unreadable) = log::read(&store.dir(&id))?;
+    let shown: Vec<&Event> = all
+        .iter()
+        .filter(|e| a.kind.as_deref().is_none_or(|k| e.kind == k))
+        .collect();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&shown)?);
+    } else {
+        for e in &shown {
+            println!(
+                "#{:<5} {}  {:<19} {}",
+                e.id,
+                e.ts.format("%Y-%m-%d %H:%M:%S%.3f"),
+                e.kind,
+                summarize(e)
+            );
+        }
+    }
+    if !unreadable.is_empty() {
+        eprintln!(
+            "warning: {} line(s) of the log could not be read (torn by a crash, or damaged): {:?}; \
+             `omk goal verify-log {id}` tells which",
+            unreadable.len(),
+            unreadable
+        );
+    }
+    Ok(Outcome::Ok)
+}
+
+/// One line about an event, for people.
+fn summarize(e: &Event) -> String {
+    let p = &e.payload;
+    let s = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    match e.kind.as_str() {
+        kinds::GOAL_CREATED => format!("\"{}\"", s("normalized_goal")),
+        kinds::GOAL_STATUS_CHANGED => format!("{} -> {} ({})", s("from"), s("to"), s("reason")),
+        kinds::BUDGET_ADDED => format!("limits now {}", p["limits"]),
+        kinds::WAVE_STARTED => format!("{} ({} proposals)", s("run_key"), p["proposals"]),
+        kinds::TASK_PROPOSED => s("task_id").to_owned(),
+        kinds::GATE_DECISION => {
+            let verdict = s("verdict");
+            let mut line = format!("{}  {} {verdict}", s("task_id"), s("gate"));
+            if verdict == "reject" {
+                line.push_str(&format!(" {}: {}", s("code"), s("reason")));
+                if s("mode") == "audit" {
+                    line.push_str(" (audit: not enforced)");
+                }
+            }
+            line
+        }
+        kinds::TASK_ACCEPTED => format!(
+            "{}  budget {}s, {}s committed after",
+            s("task_id"),
+            p["budget_snapshot"]["task_budget_secs"],
+            p["budget_snapshot"]["committed_after_secs"]
+        ),
+        kinds::TASK_REJECTED => format!(
+            "{}  by {}: {} [{}]",
+            s("task_id"),
+            s("gate"),
+            s("reason"),
+            s("code")
+        ),
+        kinds::WAVE_COMPLETED => format!(
+            "{}: {}",
+            s("run_key"),
+            p["evidence"]["worker_summary"].as_str().unwrap_or("")
+        ),
+        _ => crate::text::clip(&p.to_string(), 100),
+    }
+}
+
+fn verify_log(store: &GoalStore, id: &str, json: bool) -> Result<Outcome> {
+    let id = store.resolve(id)?;
+    let v = log::verify(&store.dir(&id))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if let Some(bad) = &v.first_bad {
+        println!("BROKEN  {}:{}: {}", v.path.display(), bad.line, bad.problem);
+        println!("{} events verified before it", v.events);
+    } else {
+        println!("OK  {} events, chain intact, head {}", v.events, v.head);
+        for t in &v.torn {
+            println!("note: line {t} is a torn write left by a crash; the chain continues past it");
+        }
+    }
+    Ok(if v.ok { Outcome::Ok } else { Outcome::Rejected })
+}
+
+fn change(
+    store: &GoalStore,
+    id: &str,
+    json: bool,
+    f: fn(&mut Session) -> std::result::Result<(), crate::goal::GoalError>,
+) -> Result<Outcome> {
+    let id = store.resolve(id)?;
+    let mut session = Session::open(store, &id)?;
+    f(&mut session)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&session.goal)?);
+    } else {
+        println!("goal {} is {}", session.goal.id, session.goal.status);
+    }
+    Ok(Outcome::Ok)
+}
+
+fn budget_add(store: &GoalStore, a: BudgetAddArgs) -> Result<Outcome> {
+    let add = parse_limits(a.time.as_deref(), a.tokens.as_deref(), a.usd.as_deref())?;
+    let id = store.resolve(&a.id)?;
+    let mut session = Session::open(store, &id)?;
+    session.add_budget(add)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&session.goal)?);
+    } else {
+        println!(
+            "goal {}: {}",
+            session.goal.id,
+            budget_line(&session.goal, &session.graph)
+        );
+    }
+    Ok(Outcome::Ok)
+}

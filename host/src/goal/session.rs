@@ -1,0 +1,253 @@
+//! An open goal: locked for this process, with its graph and event log.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::{Goal, GoalLock, GoalStatus, GoalStore, Limits, NewGoal, StoreError};
+use crate::graph::{GraphError, TaskGraph};
+use crate::proof::{EventLog, LogError, kinds};
+
+/// Why a goal could not be opened, changed or saved.
+#[derive(Debug, thiserror::Error)]
+pub enum GoalError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The goal is in a state that does not allow the change.
+    #[error("{message}")]
+    State { message: String, help: String },
+}
+
+impl GoalError {
+    pub fn help(&self) -> Option<String> {
+        match self {
+            GoalError::Store(e) => e.help(),
+            GoalError::Graph(_) => Some(
+                "the task graph was changed outside omk; restore `task-graph.json` or fix the tasks named".into(),
+            ),
+            GoalError::Log(_) => None,
+            GoalError::State { help, .. } => Some(help.clone()),
+        }
+    }
+
+    pub(crate) fn state(message: impl Into<String>, help: impl Into<String>) -> GoalError {
+        GoalError::State {
+            message: message.into(),
+            help: help.into(),
+        }
+    }
+}
+
+/// A goal opened for writing: the lock is held until this is dropped.
+#[derive(Debug)]
+pub struct Session {
+    store: GoalStore,
+    lock: GoalLock,
+    dir: PathBuf,
+    pub goal: Goal,
+    pub graph: TaskGraph,
+    pub log: EventLog,
+}
+
+/// A run id for the events this process writes: `run-<utc time>-<pid>`.
+pub fn run_id(now: DateTime<Utc>) -> String {
+    format!(
+        "run-{}-{}",
+        now.format("%Y%m%dT%H%M%S%3f"),
+        std::process::id()
+    )
+}
+
+impl Session {
+    /// Creates a goal and opens it.
+    pub fn create(
+        store: &GoalStore,
+        spec: NewGoal,
+        now: DateTime<Utc>,
+    ) -> Result<Session, GoalError> {
+        let goal = Goal::new(spec, now);
+        let lock = store.create(&goal)?;
+        let dir = store.dir(&goal.id);
+        let mut graph = TaskGraph::new(&goal.id, now);
+        graph.save(&dir, now)?;
+        let mut log = EventLog::open(&dir, &run_id(now))?;
+        log.append(
+            kinds::GOAL_CREATED,
+            kinds::USER,
+            serde_json::to_value(&goal).unwrap_or_default(),
+        )?;
+        log.sync()?;
+        Ok(Session {
+            store: store.clone(),
+            lock,
+            dir,
+            goal,
+            graph,
+            log,
+        })
+    }
+
+    /// Opens an existing goal, taking its lock.
+    pub fn open(store: &GoalStore, id: &str) -> Result<Session, GoalError> {
+        let lock = store.lock(id)?;
+        let goal = store.load(id)?;
+        let dir = store.dir(id);
+        let graph = TaskGraph::load(&dir, id)?;
+        let log = EventLog::open(&dir, &run_id(Utc::now()))?;
+        Ok(Session {
+            store: store.clone(),
+            lock,
+            dir,
+            goal,
+            graph,
+            log,
+        })
+    }
+
+    /// The goal's directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// Writes `goal.json`.
+    pub fn save_goal(&mut self, now: DateTime<Utc>) -> Result<(), GoalError> {
+        self.goal.updated_at = now;
+        self.store.save(&self.lock, &self.goal)?;
+        Ok(())
+    }
+
+    /// Writes `task-graph.json`.
+    pub fn save_graph(&mut self, now: DateTime<Utc>) -> Result<(), GoalError> {
+        self.graph.save(&self.dir, now)?;
+        Ok(())
+    }
+
+    /// Moves the goal to `to`, recording why.
+    pub fn set_status(
+        &mut self,
+        to: GoalStatus,
+        reason: &str,
+        actor: &str,
+    ) -> Result<(), GoalError> {
+        let from = self.goal.status;
+        let now = Utc::now();
+        self.goal.status = to;
+        if to.is_terminal() {
+            self.goal.completed_at = Some(now);
+        }
+        self.save_goal(now)?;
+        self.log.append(
+            kinds::GOAL_STATUS_CHANGED,
+            actor,
+            json!({"from": from, "to": to, "reason": reason}),
+        )?;
+        self.log.sync()?;
+        Ok(())
+    }
+
+    /// Pauses a running goal.
+    pub fn pause(&mut self) -> Result<(), GoalError> {
+        match self.goal.status {
+            GoalStatus::Paused => Err(GoalError::state(
+                format!("goal `{}` is already paused", self.goal.id),
+                format!("resume it with `omk goal resume {}`", self.goal.id),
+            )),
+            s if s.is_terminal() => Err(self.finished(s)),
+            _ => self.set_status(GoalStatus::Paused, "paused by the user", kinds::USER),
+        }
+    }
+
+    /// Resumes a paused goal.
+    pub fn resume(&mut self) -> Result<(), GoalError> {
+        match self.goal.status {
+            GoalStatus::Paused => {
+                self.set_status(GoalStatus::Running, "resumed by the user", kinds::USER)
+            }
+            s if s.is_terminal() => Err(self.finished(s)),
+            s => Err(GoalError::state(
+                format!("goal `{}` is {s}, not paused", self.goal.id),
+                "only a paused goal can be resumed",
+            )),
+        }
+    }
+
+    /// Cancels a goal for good.
+    pub fn cancel(&mut self) -> Result<(), GoalError> {
+        match self.goal.status {
+            s if s.is_terminal() => Err(self.finished(s)),
+            _ => self.set_status(GoalStatus::Cancelled, "cancelled by the user", kinds::USER),
+        }
+    }
+
+    /// Adds to the goal's budgets; every amount must be positive and its
+    /// budget limited. A goal stopped for budget runs again.
+    pub fn add_budget(&mut self, add: Limits) -> Result<(), GoalError> {
+        let id = self.goal.id.clone();
+        if add == Limits::default() {
+            return Err(GoalError::state(
+                "nothing to add",
+                format!(
+                    "pass `--time`, `--tokens` or `--usd`: `omk goal budget-add {id} --time 1h`"
+                ),
+            ));
+        }
+        if let Some(s) = Some(self.goal.status).filter(|s| s.is_terminal()) {
+            return Err(self.finished(s));
+        }
+        let mut limits = self.goal.limits;
+        for (what, amount, limit) in [
+            ("time", add.time_secs, &mut limits.time_secs),
+            ("token", add.tokens, &mut limits.tokens),
+            ("USD", add.usd_micros, &mut limits.usd_micros),
+        ] {
+            let Some(amount) = amount else { continue };
+            if amount == 0 {
+                return Err(GoalError::state(
+                    format!("cannot add a zero {what} budget"),
+                    "budget-add only adds positive amounts",
+                ));
+            }
+            let Some(current) = limit.as_mut() else {
+                return Err(GoalError::state(
+                    format!("goal `{id}` has no {what} budget: it is unlimited"),
+                    "budget-add raises a limit the goal was created with",
+                ));
+            };
+            *current = current.checked_add(amount).ok_or_else(|| {
+                GoalError::state(
+                    format!("the {what} budget would overflow"),
+                    "add a smaller amount",
+                )
+            })?;
+        }
+        self.goal.limits = limits;
+        self.save_goal(Utc::now())?;
+        self.log.append(
+            kinds::BUDGET_ADDED,
+            kinds::USER,
+            json!({
+                "time_secs": add.time_secs,
+                "tokens": add.tokens,
+                "usd_micros": add.usd_micros,
+                "limits": limits,
+            }),
+        )?;
+        self.log.sync()?;
+        if self.goal.status == GoalStatus::NeedsMoreBudget {
+            self.set_status(GoalStatus::Running, "budget added", kinds::USER)?;
+        }
+        Ok(())
+    }
+
+    fn finished(&self, s: GoalStatus) -> GoalError {
+        GoalError::state(
+            format!("goal `{}` is {s}: it has finished", self.goal.id),
+            "start a new goal with `omk goal run \"GOAL\"`",
+        )
+    }
+}

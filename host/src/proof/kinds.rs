@@ -1,0 +1,33 @@
+//! The kinds of events omk writes, in one place.
+//!
+//! | kind | payload |
+//! |---|---|
+//! | `goal_created` | the goal |
+//! | `goal_status_changed` | `from`, `to`, `reason` |
+//! | `budget_added` | `time_secs`, `tokens`, `usd_micros` added; the new `limits` |
+//! | `wave_started` | `run_key`, `kind`, `now_ms`, `proposals` (count) |
+//! | `task_proposed` | `task_id`, `run_key`, `proposal` |
+//! | `gate_decision` | `task_id`, `run_key`, `stage`, `gate`, `version`, `sha256`, `mode`, `called`, `verdict`, `code`, `reason`, `fault`, `micros` |
+//! | `task_accepted` | `task_id`, `run_key`, `budget_snapshot` (`task_budget_secs`, …) |
+//! | `task_rejected` | `task_id`, `run_key`, `reason`, `code`, `gate` |
+//! | `wave_completed` | `run_key`, `evidence` |
+
+pub const GOAL_CREATED: &str = "goal_created";
+pub const GOAL_STATUS_CHANGED: &str = "goal_status_changed";
+pub const BUDGET_ADDED: &str = "budget_added";
+pub const WAVE_STARTED: &str = "wave_started";
+pub const TASK_PROPOSED: &str = "task_proposed";
+pub const GATE_DECISION: &str = "gate_decision";
+pub const TASK_ACCEPTED: &str = "task_accepted";
+pub const TASK_REJECTED: &str = "task_rejected";
+pub const WAVE_COMPLETED: &str = "wave_completed";
+
+/// The actor of events omk itself writes.
+pub const OMK: &str = "omk";
+/// The actor of events a person caused through the CLI.
+pub const USER: &str = "user";
+
+/// The actor of a gate's decision.
+pub fn gate_actor(gate: &str) -> String {
+    format!("gate:{gate}")
+}

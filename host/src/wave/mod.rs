@@ -1,0 +1,732 @@
+//! Waves: a dispatch plan of proposed tasks, judged one by one by omk's own
+//! checks and then by the project's gates.
+//!
+//! For each proposal, in order, the log gets `task_proposed`, one
+//! `gate_decision` per gate, then `task_accepted` (with a budget snapshot)
+//! or `task_rejected` (with the deciding gate, code and reason). Accepted
+//! tasks join the graph as pending, and count against the proposals after
+//! them: their time is committed, their paths are in `accepted_in_wave`.
+//!
+//! Before the gates, omk itself rejects (gate `omk`): a duplicate id in
+//! the plan (`omk.duplicate-id`), an id already in the graph unless the plan
+//! allows it (`omk.task-exists`), a task that depends on itself
+//! (`omk.self-dependency`), and a dependency that is neither done, nor
+//! admitted, nor accepted earlier in the wave (`omk.unmet-dependency`).
+//!
+//! Waves are idempotent per `run_key`: a plan submitted again returns the
+//! recorded evidence without judging anything. A wave cut short by a crash
+//! resumes when the same plan is submitted again: decisions already in the
+//! log are reused, the rest are judged, nothing is judged twice.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use omk_gate_sdk::{Budget, GoalContext, TaskProposal};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::gates::{GateSet, Verdict};
+use crate::goal::{GoalError, GoalPhase, GoalStatus, Session};
+use crate::graph::{Task, TaskStatus};
+use crate::proof::{Event, kinds, log};
+
+/// The gate name omk's own checks are recorded under.
+pub const HOST_GATE: &str = "omk";
+
+/// Longest `run_key` accepted.
+const MAX_RUN_KEY: usize = 200;
+
+/// Whether a wave opens the goal's work or follows from finished tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaveKind {
+    Initial,
+    FollowUp,
+}
+
+/// Proposed tasks to judge as one wave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchPlan {
+    /// Names the wave; the same key is never judged twice.
+    pub run_key: String,
+    pub kind: WaveKind,
+    pub proposals: Vec<TaskProposal>,
+    /// Whether a proposal may replace a task already in the graph that is
+    /// neither running nor done (to re-plan it).
+    #[serde(default)]
+    pub allow_existing_task_ids: bool,
+}
+
+/// A rejected proposal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedTask {
+    pub task_id: String,
+    pub gate: String,
+    pub code: String,
+    pub reason: String,
+}
+
+/// Task counts of a wave. A rejected task counts as failed, never as
+/// completed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveSummary {
+    pub completed: usize,
+    pub failed: usize,
+    pub total: usize,
+}
+
+/// What a wave decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveEvidence {
+    pub run_key: String,
+    pub kind: WaveKind,
+    pub accepted_task_count: usize,
+    pub rejected_task_count: usize,
+    pub accepted: Vec<String>,
+    pub rejected: Vec<RejectedTask>,
+    /// One line for people.
+    pub worker_summary: Option<String>,
+    pub summary: WaveSummary,
+    /// True when the run key had been judged before and this is the record.
+    #[serde(default)]
+    pub replayed: bool,
+}
+
+/// Judges `plan` as a wave of the open goal, with `gates`, at `now`.
+pub fn run_wave(
+    session: &mut Session,
+    gates: &GateSet,
+    plan: &DispatchPlan,
+    now: DateTime<Utc>,
+) -> Result<WaveEvidence, GoalError> {
+    check_plan(session, plan)?;
+    let plan_sha256 = hex::encode(Sha256::digest(serde_json::to_vec(plan).unwrap_or_default()));
+    let prior = Prior::read(session, &plan.run_key, &plan_sha256)?;
+    if let Some(mut evidence) = prior.completed {
+        evidence.replayed = true;
+        return Ok(evidence);
+    }
+
+    let now_ms = match prior.now_ms {
+        Some(ms) => ms,
+        None => {
+            let now_ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+            session.log.append(
+                kinds::WAVE_STARTED,
+                kinds::OMK,
+                json!({
+                    "run_key": plan.run_key,
+                    "kind": plan.kind,
+                    "plan_sha256": plan_sha256,
+                    "now_ms": now_ms,
+                    "proposals": plan.proposals.len(),
+                }),
+            )?;
+            now_ms
+        }
+    };
+
+    let mut accepted_in_wave = Vec::new();
+    let mut accepted = Vec::new();
+    let mut rejected = Vec::new();
+    let mut seen = HashSet::new();
+    for (index, p) in plan.proposals.iter().enumerate() {
+        let first_time = seen.insert(p.id.as_str());
+        let outcome = match prior.decided.get(&index) {
+            Some(done) => done.clone(),
+            None => {
+                let outcome = judge(
+                    session,
+                    gates,
+                    plan,
+                    index,
+                    p,
+                    first_time,
+                    &accepted_in_wave,
+                    now_ms,
+                )?;
+                record(session, plan, index, p, &outcome)?;
+                outcome
+            }
+        };
+        match outcome {
+            Decided::Accepted => {
+                admit(session, p, &plan.run_key, now);
+                accepted_in_wave.push(p.as_accepted());
+                accepted.push(p.id.clone());
+            }
+            Decided::Rejected(r) => rejected.push(r),
+        }
+    }
+
+    if !accepted.is_empty() && session.goal.phase == GoalPhase::Planning {
+        session.goal.phase = GoalPhase::Execution;
+    }
+    session.save_graph(now)?;
+    session.save_goal(now)?;
+
+    let evidence = evidence(plan, accepted, rejected);
+    session.log.append(
+        kinds::WAVE_COMPLETED,
+        kinds::OMK,
+        json!({"run_key": plan.run_key, "plan_sha256": plan_sha256, "evidence": evidence}),
+    )?;
+    session.log.sync()?;
+    Ok(evidence)
+}
+
+/// A proposal's fate.
+#[derive(Debug, Clone)]
+enum Decided {
+    Accepted,
+    Rejected(RejectedTask),
+}
+
+/// What the log already holds of this run key.
+#[derive(Default)]
+struct Prior {
+    completed: Option<WaveEvidence>,
+    now_ms: Option<u64>,
+    decided: HashMap<usize, Decided>,
+}
+
+impl Prior {
+    fn read(session: &Session, run_key: &str, plan_sha256: &str) -> Result<Prior, GoalError> {
+        let (events, _) = log::read(session.dir())?;
+        let mut prior = Prior::default();
+        let ours = |e: &&Event| e.payload.get("run_key").and_then(Value::as_str) == Some(run_key);
+        for e in events.iter().filter(ours) {
+            match e.kind.as_str() {
+                kinds::WAVE_STARTED | kinds::WAVE_COMPLETED => {
+                    if e.payload.get("plan_sha256").and_then(Value::as_str) != Some(plan_sha256) {
+                        return Err(GoalError::state(
+                            format!("run key `{run_key}` was already used for a different plan"),
+                            "give this plan a new `run_key`; a run key names one plan for good",
+                        ));
+                    }
+                    if e.kind == kinds::WAVE_STARTED {
+                        prior.now_ms = e.payload.get("now_ms").and_then(Value::as_u64);
+                    } else {
+                        prior.completed =
+                            serde_json::from_value(e.payload["evidence"].clone()).ok();
+                    }
+                }
+                kinds::TASK_ACCEPTED | kinds::TASK_REJECTED => {
+                    let Some(index) = e.payload.get("index").and_then(Value::as_u64) else {
+                        continue;
+                    };
+                    let decided = if e.kind == kinds::TASK_ACCEPTED {
+                        Decided::Accepted
+                    } else {
+                        let s = |k: &str| {
+                            e.payload
+                                .get(k)
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_owned()
+                        };
+                        Decided::Rejected(RejectedTask {
+                            task_id: s("task_id"),
+                            gate: s("gate"),
+                            code: s("code"),
+                            reason: s("reason"),
+                        })
+                    };
+                    prior.decided.insert(index as usize, decided);
+                }
+                _ => {}
+            }
+        }
+        Ok(prior)
+    }
+}
+
+fn check_plan(session: &Session, plan: &DispatchPlan) -> Result<(), GoalError> {
+    let key = &plan.run_key;
+    if key.trim().is_empty() || key.len() > MAX_RUN_KEY || key.chars().any(char::is_control) {
+        return Err(GoalError::state(
+            format!(
+                "the plan's `run_key` `{}` is not usable",
+                key.escape_debug()
+            ),
+            format!("use 1 to {MAX_RUN_KEY} printable characters, unique per plan (`wave-1`)"),
+        ));
+    }
+    if plan.proposals.is_empty() {
+        return Err(GoalError::state(
+            format!("plan `{key}` has no proposals"),
+            "a wave needs at least one proposed task",
+        ));
+    }
+    let id = &session.goal.id;
+    match session.goal.status {
+        GoalStatus::Paused => Err(GoalError::state(
+            format!("goal `{id}` is paused"),
+            format!("resume it first: `omk goal resume {id}`"),
+        )),
+        s if s.is_terminal() => Err(GoalError::state(
+            format!("goal `{id}` is {s}: it takes no more tasks"),
+            "start a new goal with `omk goal run \"GOAL\"`",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// omk's own checks, then the gates.
+#[allow(clippy::too_many_arguments)]
+fn judge(
+    session: &mut Session,
+    gates: &GateSet,
+    plan: &DispatchPlan,
+    index: usize,
+    p: &TaskProposal,
+    first_time: bool,
+    accepted_in_wave: &[omk_gate_sdk::AcceptedTask],
+    now_ms: u64,
+) -> Result<Decided, GoalError> {
+    session.log.append(
+        kinds::TASK_PROPOSED,
+        kinds::OMK,
+        json!({"index": index, "task_id": p.id, "run_key": plan.run_key, "proposal": p}),
+    )?;
+    if let Some(r) = host_check(session, plan, p, first_time, accepted_in_wave) {
+        return Ok(Decided::Rejected(r));
+    }
+    let ctx = context(session, p, accepted_in_wave, now_ms);
+    let verdict = gates.judge_proposal(&ctx, p);
+    for d in &verdict.decisions {
+        let mut payload = serde_json::to_value(d).unwrap_or_default();
+        if let Some(obj) = payload.as_object_mut() {
+            obj.insert("task_id".into(), json!(p.id));
+            obj.insert("run_key".into(), json!(plan.run_key));
+            obj.insert("index".into(), json!(index));
+        }
+        session
+            .log
+            .append(kinds::GATE_DECISION, &kinds::gate_actor(&d.gate), payload)?;
+    }
+    Ok(decided(&verdict, &p.id))
+}
+
+fn decided(verdict: &Verdict, task_id: &str) -> Decided {
+    match verdict.blocking() {
+        None => Decided::Accepted,
+        Some(d) => {
+            let r = d
+                .decision
+                .rejection()
+                .cloned()
+                .unwrap_or_else(|| omk_gate_sdk::Rejection {
+                    code: "gate.fault.malformed".into(),
+                    reason: "rejected without a reason".into(),
+                });
+            Decided::Rejected(RejectedTask {
+                task_id: task_id.to_owned(),
+                gate: d.gate.clone(),
+                code: r.code,
+                reason: r.reason,
+            })
+        }
+    }
+}
+
+fn host_check(
+    session: &Session,
+    plan: &DispatchPlan,
+    p: &TaskProposal,
+    first_time: bool,
+    accepted_in_wave: &[omk_gate_sdk::AcceptedTask],
+) -> Option<RejectedTask> {
+    let reject = |code: &str, reason: String| {
+        Some(RejectedTask {
+            task_id: p.id.clone(),
+            gate: HOST_GATE.into(),
+            code: code.into(),
+            reason,
+        })
+    };
+    if p.id.trim().is_empty() || p.id.len() > 200 || p.id.chars().any(char::is_control) {
+        return reject(
+            "omk.bad-id",
+            format!(
+                "task id `{}` is not usable: use 1 to 200 printable characters",
+                p.id.escape_debug()
+            ),
+        );
+    }
+    if !first_time {
+        return reject(
+            "omk.duplicate-id",
+            format!(
+                "task id `{}` appears more than once in plan `{}`",
+                p.id, plan.run_key
+            ),
+        );
+    }
+    if let Some(existing) = session.graph.get(&p.id) {
+        if !plan.allow_existing_task_ids {
+            return reject(
+                "omk.task-exists",
+                format!(
+                    "task `{}` already exists in the goal ({}); give the proposal a new id",
+                    p.id,
+                    existing.status.as_str()
+                ),
+            );
+        }
+        if matches!(existing.status, TaskStatus::Running | TaskStatus::Done) {
+            return reject(
+                "omk.task-exists",
+                format!(
+                    "task `{}` is {} and cannot be re-planned",
+                    p.id,
+                    existing.status.as_str()
+                ),
+            );
+        }
+    }
+    for dep in &p.dependencies {
+        if dep == &p.id {
+            return reject(
+                "omk.self-dependency",
+                format!("task `{}` depends on itself", p.id),
+            );
+        }
+        let in_wave = accepted_in_wave.iter().any(|t| &t.id == dep);
+        let in_graph = session.graph.get(dep).is_some_and(|t| {
+            matches!(
+                t.status,
+                TaskStatus::Done | TaskStatus::Pending | TaskStatus::Running
+            )
+        });
+        if !in_wave && !in_graph {
+            let why = match session.graph.get(dep) {
+                Some(t) => format!("it is {}", t.status.as_str()),
+                None if plan.proposals.iter().any(|q| &q.id == dep) => {
+                    "it was not accepted earlier in this wave".to_owned()
+                }
+                None => "there is no such task".to_owned(),
+            };
+            return reject(
+                "omk.unmet-dependency",
+                format!(
+                    "task `{}` depends on `{dep}`, which is neither done nor accepted: {why}",
+                    p.id
+                ),
+            );
+        }
+    }
+    None
+}
+
+/// What the gates see for proposal `p`.
+fn context(
+    session: &Session,
+    p: &TaskProposal,
+    accepted_in_wave: &[omk_gate_sdk::AcceptedTask],
+    now_ms: u64,
+) -> GoalContext {
+    let g = &session.goal;
+    let committed = session.graph.committed_secs_except(&p.id);
+    GoalContext {
+        goal_id: g.id.clone(),
+        goal_text: g.normalized_goal.clone(),
+        phase: g.phase.as_str().into(),
+        now_ms,
+        budget: Budget {
+            time_limit_secs: g.limits.time_secs,
+            time_spent_secs: g.spent.time_secs,
+            time_committed_secs: committed,
+            token_limit: g.limits.tokens,
+            tokens_spent: g.spent.tokens,
+            usd_limit_micros: g.limits.usd_micros,
+            usd_spent_micros: g.spent.usd_micros,
+        },
+        policy_roots: g.policy_roots.clone(),
+        accepted_in_wave: accepted_in_wave.to_vec(),
+        existing_task_ids: session.graph.tasks.iter().map(|t| t.id.clone()).collect(),
+    }
+}
+
+fn record(
+    session: &mut Session,
+    plan: &DispatchPlan,
+    index: usize,
+    p: &TaskProposal,
+    outcome: &Decided,
+) -> Result<(), GoalError> {
+    match outcome {
+        Decided::Accepted => {
+            let g = &session.goal;
+            let before = session.graph.committed_secs_except(&p.id);
+            let after = before.saturating_add(p.budget_secs);
+            let remaining = g.remaining_time_secs(after);
+            let snapshot = json!({
+                "task_budget_secs": p.budget_secs,
+                "goal_time_budget_secs": g.limits.time_secs,
+                "time_spent_secs": g.spent.time_secs,
+                "committed_before_secs": before,
+                "committed_after_secs": after,
+                "remaining_secs": remaining,
+            });
+            session.log.append(
+                kinds::TASK_ACCEPTED,
+                kinds::OMK,
+                json!({"index": index, "task_id": p.id, "run_key": plan.run_key, "budget_snapshot": snapshot}),
+            )?;
+        }
+        Decided::Rejected(r) => {
+            session.log.append(
+                kinds::TASK_REJECTED,
+                kinds::OMK,
+                json!({
+                    "index": index, "task_id": p.id, "run_key": plan.run_key,
+                    "reason": r.reason, "code": r.code, "gate": r.gate,
+                }),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Puts an accepted proposal in the graph as a pending task (replacing a
+/// re-planned one).
+fn admit(session: &mut Session, p: &TaskProposal, run_key: &str, now: DateTime<Utc>) {
+    let task = Task::admitted(p, run_key, now);
+    match session.graph.get_mut(&p.id) {
+        Some(existing) if existing.run_key == run_key => {}
+        Some(existing) => {
+            let retries = existing.retry_count;
+            *existing = Task {
+                retry_count: retries,
+                ..task
+            };
+        }
+        None => session.graph.tasks.push(task),
+    }
+}
+
+fn evidence(
+    plan: &DispatchPlan,
+    accepted: Vec<String>,
+    rejected: Vec<RejectedTask>,
+) -> WaveEvidence {
+    let total = plan.proposals.len();
+    let worker_summary = if accepted.is_empty() {
+        let mut by_gate: Vec<(String, usize)> = Vec::new();
+        for r in &rejected {
+            match by_gate.iter_mut().find(|(g, _)| g == &r.gate) {
+                Some((_, n)) => *n += 1,
+                None => by_gate.push((r.gate.clone(), 1)),
+            }
+        }
+        let by: Vec<String> = by_gate.iter().map(|(g, n)| format!("{g}: {n}")).collect();
+        format!(
+            "rejected all proposed agent tasks ({total}; by {})",
+            by.join(", ")
+        )
+    } else {
+        format!(
+            "accepted {} of {total} proposed agent tasks; rejected {}",
+            accepted.len(),
+            rejected.len()
+        )
+    };
+    WaveEvidence {
+        run_key: plan.run_key.clone(),
+        kind: plan.kind,
+        accepted_task_count: accepted.len(),
+        rejected_task_count: rejected.len(),
+        summary: WaveSummary {
+            completed: 0,
+            failed: rejected.len(),
+            total,
+        },
+        accepted,
+        rejected,
+        worker_summary: Some(worker_summary),
+        replayed: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The seed's four scenarios, at library level.
+
+    use super::*;
+    use crate::gates::{GateEngine, GatesConfig};
+    use crate::goal::{GoalStore, Limits, NewGoal};
+
+    fn setup(time: Option<u64>) -> (tempfile::TempDir, Session, GateSet) {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = GoalStore::new(tmp.path().join("goals"));
+        let spec = NewGoal {
+            text: "test goal".into(),
+            limits: Limits {
+                time_secs: time,
+                ..Default::default()
+            },
+            max_agents: 1,
+            project_dir: tmp.path().to_owned(),
+            policy_roots: vec![],
+        };
+        let session = Session::create(&store, spec, Utc::now()).unwrap();
+        let engine = GateEngine::new(None).unwrap();
+        let gates = GateSet::load(&GatesConfig::std(Default::default()), &engine).unwrap();
+        (tmp, session, gates)
+    }
+
+    fn plan(run_key: &str, id: &str, budget_secs: u64, write: &str) -> DispatchPlan {
+        let p: TaskProposal = serde_json::from_value(json!({
+            "id": id, "title": format!("Task {id}"), "description": "d", "dependencies": [],
+            "read_set": [], "write_set": [write], "risk": "low", "acceptance": ["accept"],
+            "budget_secs": budget_secs, "priority": 0
+        }))
+        .unwrap();
+        DispatchPlan {
+            run_key: run_key.into(),
+            kind: WaveKind::Initial,
+            proposals: vec![p],
+            allow_existing_task_ids: false,
+        }
+    }
+
+    fn events(session: &Session, kind: &str) -> Vec<Event> {
+        log::read(session.dir())
+            .unwrap()
+            .0
+            .into_iter()
+            .filter(|e| e.kind == kind)
+            .collect()
+    }
+
+    #[test]
+    fn over_budget_is_rejected_and_logged() {
+        let (_t, mut s, gates) = setup(Some(10));
+        let ev = run_wave(
+            &mut s,
+            &gates,
+            &plan("run-1", "task-a", 120, "README.md"),
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!((ev.accepted_task_count, ev.rejected_task_count), (0, 1));
+        assert!(
+            ev.worker_summary
+                .unwrap()
+                .contains("rejected all proposed agent tasks")
+        );
+        assert_eq!(
+            events(&s, kinds::TASK_PROPOSED)[0].payload["task_id"],
+            "task-a"
+        );
+        let rejected = &events(&s, kinds::TASK_REJECTED)[0].payload;
+        assert_eq!(rejected["task_id"], "task-a");
+        assert!(
+            rejected["reason"]
+                .as_str()
+                .unwrap()
+                .contains("would exceed goal time budget")
+        );
+    }
+
+    #[test]
+    fn absolute_path_is_outside_the_roots() {
+        let (_t, mut s, gates) = setup(None);
+        let ev = run_wave(
+            &mut s,
+            &gates,
+            &plan("run-2", "task-b", 120, "/absolute/path.md"),
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!((ev.accepted_task_count, ev.rejected_task_count), (0, 1));
+        let rejected = &events(&s, kinds::TASK_REJECTED)[0].payload;
+        assert!(
+            rejected["reason"]
+                .as_str()
+                .unwrap()
+                .contains("outside the allowed goal policy roots")
+        );
+    }
+
+    #[test]
+    fn accepted_task_has_its_budget_snapshot() {
+        let (_t, mut s, gates) = setup(Some(3600));
+        let ev = run_wave(
+            &mut s,
+            &gates,
+            &plan("run-3", "task-c", 120, "README.md"),
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!((ev.accepted_task_count, ev.rejected_task_count), (1, 0));
+        let accepted = &events(&s, kinds::TASK_ACCEPTED)[0].payload;
+        assert_eq!(accepted["task_id"], "task-c");
+        assert_eq!(accepted["budget_snapshot"]["task_budget_secs"], 120);
+        assert_eq!(s.graph.get("task-c").unwrap().status, TaskStatus::Pending);
+    }
+
+    #[test]
+    fn rejected_task_is_failed_not_completed() {
+        let (_t, mut s, gates) = setup(Some(10));
+        let ev = run_wave(
+            &mut s,
+            &gates,
+            &plan("run-4", "task-d", 120, "README.md"),
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(
+            ev.summary,
+            WaveSummary {
+                completed: 0,
+                failed: 1,
+                total: 1
+            }
+        );
+        assert_eq!(ev.accepted_task_count, 0);
+        assert!(s.graph.tasks.is_empty());
+    }
+
+    #[test]
+    fn an_interrupted_wave_resumes_without_judging_twice() {
+        let (_t, mut s, gates) = setup(Some(3600));
+        let mut p = plan("run-5", "a", 60, "a.md");
+        let second = plan("x", "b", 60, "b.md").proposals.remove(0);
+        p.proposals.push(second);
+        // Simulate a crash after the first proposal was decided: run the
+        // wave, then cut the log back to just after `a`'s decision and
+        // forget the graph.
+        run_wave(&mut s, &gates, &p, Utc::now()).unwrap();
+        let path = s.dir().join(crate::proof::EVENTS_FILE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cut = text
+            .lines()
+            .position(|l| l.contains("\"task_accepted\""))
+            .unwrap()
+            + 1;
+        let kept: String = text.lines().take(cut).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&path, kept).unwrap();
+        s.graph.tasks.clear();
+        s.save_graph(Utc::now()).unwrap();
+        let dir = s.dir().to_owned();
+        let store = GoalStore::new(dir.parent().unwrap().to_owned());
+        let id = s.goal.id.clone();
+        drop(s);
+
+        let mut s = Session::open(&store, &id).unwrap();
+        let ev = run_wave(&mut s, &gates, &p, Utc::now()).unwrap();
+        assert_eq!(ev.accepted, ["a", "b"]);
+        assert_eq!(
+            events(&s, kinds::TASK_PROPOSED).len(),
+            2,
+            "`a` was not proposed again"
+        );
+        assert_eq!(events(&s, kinds::WAVE_STARTED).len(), 1);
+        assert_eq!(s.graph.tasks.len(), 2);
+        assert!(log::verify(s.dir()).unwrap().ok);
+    }
+}
