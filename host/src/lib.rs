@@ -6,15 +6,20 @@
 //!
 //! - [`goal`]: goals, their budgets, and the store that keeps them.
 //! - [`graph`]: the task graph of a goal.
-//! - [`wave`]: dispatch plans judged by omk's checks and the gates.
+//! - [`wave`]: dispatch plans judged by omk's checks and the gates, and the
+//!   execution of admitted tasks.
+//! - [`agents`]: the agent backends that do the tasks' work.
+//! - [`worktree`]: one git worktree per task.
 //! - [`gates`]: the wasmtime host that loads gate components, runs every
 //!   decision under limits, and fails closed.
 //! - [`proof`]: the hash-chained event log.
 //! - [`atomic`]: atomic file writes; [`dirs`]: where omk keeps its files.
 //! - [`cli`]: argument parsing and printing; no logic of its own.
 
+pub mod agents;
 pub mod atomic;
 pub mod cli;
+pub mod demo;
 pub mod dirs;
 pub mod gates;
 pub mod goal;
@@ -22,5 +27,6 @@ pub mod graph;
 pub mod proof;
 pub mod text;
 pub mod wave;
+pub mod worktree;
 
 pub use omk_gate_sdk as sdk;

@@ -406,16 +406,7 @@ fn two_processes_proposing_at_once_keep_the_chain_valid() {
         .map(|i| proposal(&format!("u{i}"), 1, &[&format!("g{i}.md")]))
         .collect();
     let b = omk.plan("race-b", json!(proposals));
-    let spawn = |plan: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_omk"))
-            .args(["goal", "propose", &id, "--plan", plan])
-            .env("XDG_STATE_HOME", omk.state_home())
-            .env("XDG_CACHE_HOME", omk.cache_home())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = |plan: &str| omk.spawn(&["goal", "propose", &id, "--plan", plan], &[]);
     let (pa, pb) = (spawn(&a), spawn(&b));
     let (oa, ob) = (
         pa.wait_with_output().unwrap(),

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod execute;
 mod gate_check;
 mod goals;
 mod hostile;

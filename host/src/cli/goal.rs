@@ -6,19 +6,29 @@ use chrono::Utc;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use anyhow::Context;
+
 use super::{Outcome, Result, read_json, with_help};
+use crate::agents::AgentSpec;
 use crate::gates::GateSet;
 use crate::goal::budget::{self, format_time, format_usd};
-use crate::goal::{Goal, GoalStore, Limits, NewGoal, Session};
+use crate::goal::{
+    Goal, GoalError, GoalStatus, GoalStore, Limits, MergePolicy, NewGoal, Request, Session,
+    StoreError,
+};
 use crate::graph::{TaskGraph, TaskStatus};
 use crate::proof::{Event, kinds, log};
+use crate::wave::execute::{ExecOptions, Executor, Observer, Progress, Quiet};
 use crate::wave::{self, DispatchPlan};
 use omk_gate_sdk::paths;
 
 #[derive(Debug, Subcommand)]
 pub enum GoalCommand {
-    /// Create a goal.
+    /// Create a goal; with `--agent`, plan it and admit its first wave;
+    /// with `--until-ready` too, run it to a terminal status.
     Run(RunArgs),
+    /// Run (or resume) a goal's pending tasks to a terminal status.
+    Execute(ExecuteArgs),
     /// Submit a dispatch plan as a wave: every proposal is judged by omk's
     /// checks and the project's gates. Exit 1 if any is rejected.
     Propose(ProposeArgs),
@@ -81,7 +91,96 @@ pub struct RunArgs {
     /// project when none is given.
     #[arg(long = "root", value_name = "PATH")]
     roots: Vec<String>,
+    #[command(flatten)]
+    agent: AgentArgs,
+    /// Run the goal until it is ready (or cannot be): plan, waves,
+    /// execution and outcome.
+    #[arg(long)]
+    until_ready: bool,
+    /// What happens to accepted work.
+    #[arg(long = "merge", value_enum, default_value_t = MergePolicy::Integrate)]
+    merge_policy: MergePolicy,
+    /// Keep the worktree of a task that failed for good, for inspection.
+    #[arg(long)]
+    keep_failed: bool,
     /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The agent backend: `scripted` (needs `--script`) or `exec` (needs
+    /// `--command`).
+    #[arg(long, value_name = "NAME")]
+    agent: Option<String>,
+    /// The scripted agent's script (JSON).
+    #[arg(long, value_name = "FILE")]
+    script: Option<PathBuf>,
+    /// The exec agent's command, run with `sh -c` in each task's worktree.
+    #[arg(long, value_name = "CMD")]
+    command: Option<String>,
+}
+
+impl AgentArgs {
+    fn spec(&self) -> Result<Option<AgentSpec>> {
+        let Some(name) = self.agent.as_deref() else {
+            if self.script.is_some() || self.command.is_some() {
+                return Err(with_help(
+                    "`--script` and `--command` need `--agent`",
+                    "add `--agent scripted` or `--agent exec`",
+                ));
+            }
+            return Ok(None);
+        };
+        match name {
+            "scripted" => {
+                let script = self.script.as_ref().ok_or_else(|| {
+                    with_help(
+                        "the scripted agent needs a script",
+                        "pass `--script FILE` (see `omk demo` for one)",
+                    )
+                })?;
+                let script = script.canonicalize().map_err(|e| {
+                    with_help(
+                        format!("script `{}`: {e}", script.display()),
+                        "pass an existing script file",
+                    )
+                })?;
+                // Fail now, not at the first task, on a script that does not parse.
+                crate::agents::scripted::Scripted::load(&script)?;
+                Ok(Some(AgentSpec::Scripted { script }))
+            }
+            "exec" => {
+                let command = self.command.clone().ok_or_else(|| {
+                    with_help(
+                        "the exec agent needs a command",
+                        "pass `--command \"CMD\"`, run with `sh -c` in each task's worktree",
+                    )
+                })?;
+                crate::agents::exec::Exec::new(&command)?;
+                Ok(Some(AgentSpec::Exec { command }))
+            }
+            "kimi" | "acp" | "claude" | "codex" => Err(with_help(
+                format!("the `{name}` agent is not available in this version of omk"),
+                "use `--agent scripted` or `--agent exec`",
+            )),
+            other => Err(with_help(
+                format!("there is no agent called `{other}`"),
+                "the agents are `scripted` and `exec`",
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ExecuteArgs {
+    /// The goal id, or `latest`.
+    id: String,
+    /// Keep the worktree of a task that failed for good, for inspection.
+    #[arg(long)]
+    keep_failed: bool,
+    /// Print the goal as JSON at the end instead of a summary.
     #[arg(long)]
     json: bool,
 }
@@ -132,15 +231,24 @@ pub fn run(cmd: GoalCommand) -> Result<Outcome> {
     let store = GoalStore::open_default()?;
     match cmd {
         GoalCommand::Run(a) => create(&store, a),
+        GoalCommand::Execute(a) => execute(&store, a),
         GoalCommand::Propose(a) => propose(&store, a),
         GoalCommand::List(a) => list(&store, a.json),
         GoalCommand::Status(a) => status(&store, &a.id, a.json),
         GoalCommand::Show(a) => show(&store, &a.id, a.json),
         GoalCommand::Events(a) => events(&store, a),
         GoalCommand::VerifyLog(a) => verify_log(&store, &a.id, a.json),
-        GoalCommand::Pause(a) => change(&store, &a.id, a.json, Session::pause),
-        GoalCommand::Resume(a) => change(&store, &a.id, a.json, Session::resume),
-        GoalCommand::Cancel(a) => change(&store, &a.id, a.json, Session::cancel),
+        GoalCommand::Pause(a) => {
+            change(&store, &a.id, a.json, Session::pause, Some(Request::Pause))
+        }
+        GoalCommand::Resume(a) => change(&store, &a.id, a.json, Session::resume, None),
+        GoalCommand::Cancel(a) => change(
+            &store,
+            &a.id,
+            a.json,
+            Session::cancel,
+            Some(Request::Cancel),
+        ),
         GoalCommand::BudgetAdd(a) => budget_add(&store, a),
     }
 }
@@ -183,6 +291,24 @@ fn create(store: &GoalStore, a: RunArgs) -> Result<Outcome> {
             "pass an existing directory",
         )
     })?;
+    let agent = a.agent.spec()?;
+    let repo = crate::worktree::repo_root(&project_dir);
+    let (project_dir, base_commit) = match repo {
+        Some(root) => {
+            let head = crate::worktree::head_commit(&root).ok();
+            (root, head)
+        }
+        None => (project_dir, None),
+    };
+    if agent.is_some() && base_commit.is_none() {
+        return Err(with_help(
+            format!(
+                "`{}` is not a git repository with a commit",
+                project_dir.display()
+            ),
+            "omk runs each task in a git worktree: `git init && git add -A && git commit -m init` first",
+        ));
+    }
     let mut roots = Vec::new();
     for r in &a.roots {
         let norm = paths::check(r).map_err(|v| {
@@ -202,20 +328,216 @@ fn create(store: &GoalStore, a: RunArgs) -> Result<Outcome> {
         max_agents: a.max_agents,
         project_dir,
         policy_roots: roots,
+        agent,
+        base_commit,
+        merge_policy: a.merge_policy,
     };
     let session = Session::create(store, spec, Utc::now())?;
     let g = &session.goal;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(g)?);
-    } else {
+    if !a.json {
         println!("created goal {}", g.id);
         println!("  goal:    {}", g.normalized_goal);
         println!("  budget:  {}", budget_line(g, &session.graph));
         println!("  project: {}", g.project_dir.display());
         println!("  state:   {}", session.dir().display());
-        println!("next: omk goal propose {} --plan PLAN.json", g.id);
     }
-    Ok(Outcome::Ok)
+    if g.agent.is_none() {
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(g)?);
+        } else {
+            println!("next: omk goal propose {} --plan PLAN.json", g.id);
+        }
+        return Ok(Outcome::Ok);
+    }
+    let id = g.id.clone();
+    let runtime = runtime()?;
+    let exec = executor(session, a.keep_failed, a.json)?;
+    runtime.block_on(exec.plan())?;
+    if !a.until_ready {
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&store.load(&id)?)?);
+        } else {
+            println!("next: omk goal execute {id}");
+        }
+        return Ok(Outcome::Ok);
+    }
+    let status = runtime.block_on(exec.run())?;
+    drop(exec);
+    finish_report(store, &id, status, a.json)
+}
+
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// An executor for an open goal, with the project's gates and the goal's
+/// agent.
+pub(super) fn executor(
+    session: Session,
+    keep_failed: bool,
+    quiet: bool,
+) -> Result<std::sync::Arc<Executor>> {
+    let spec = session.goal.agent.clone().ok_or_else(|| {
+        with_help(
+            format!("goal `{}` has no agent", session.goal.id),
+            "create the goal with `--agent scripted --script FILE` or `--agent exec --command CMD`",
+        )
+    })?;
+    let backend = crate::agents::backend(&spec)?;
+    let gates = GateSet::for_project(&session.goal.project_dir)?;
+    let observer: Box<dyn Observer> = if quiet {
+        Box::new(Quiet)
+    } else {
+        Box::new(Printer::new())
+    };
+    Ok(Executor::new(
+        session,
+        gates,
+        backend,
+        ExecOptions::from_env(keep_failed),
+        observer,
+    )?)
+}
+
+fn execute(store: &GoalStore, a: ExecuteArgs) -> Result<Outcome> {
+    let id = store.resolve(&a.id)?;
+    let session = Session::open(store, &id)?;
+    let runtime = runtime()?;
+    let exec = executor(session, a.keep_failed, a.json)?;
+    let status = runtime.block_on(exec.run())?;
+    drop(exec);
+    finish_report(store, &id, status, a.json)
+}
+
+fn finish_report(store: &GoalStore, id: &str, status: GoalStatus, json: bool) -> Result<Outcome> {
+    let (g, graph) = load(store, id)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"goal": g, "graph": graph}))?
+        );
+    } else {
+        let c = counts_json(&graph);
+        println!(
+            "goal {} is {status}: {} tasks, {} done, {} failed{}",
+            g.id,
+            c["total"],
+            c["done"],
+            c["failed"],
+            g.failure
+                .as_deref()
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default()
+        );
+        if g.merge_policy == MergePolicy::Integrate && graph.tasks.iter().any(|t| t.merged) {
+            println!(
+                "  merged work: branch {}",
+                crate::worktree::integration_branch(&g.id)
+            );
+        }
+        println!("  state: {}", store.dir(&g.id).display());
+    }
+    Ok(match status {
+        GoalStatus::Ready | GoalStatus::Paused => Outcome::Ok,
+        _ => Outcome::Rejected,
+    })
+}
+
+/// Prints what happens as it happens; a spinner with counts on a terminal.
+struct Printer {
+    bar: indicatif::ProgressBar,
+    counts: std::sync::Mutex<[usize; 4]>,
+}
+
+impl Printer {
+    fn new() -> Printer {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Printer {
+            bar,
+            counts: std::sync::Mutex::new([0; 4]),
+        }
+    }
+
+    fn line(&self, s: String) {
+        self.bar.suspend(|| println!("{s}"));
+    }
+}
+
+impl Observer for Printer {
+    fn progress(&self, p: &Progress) {
+        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        // running, done, failed, rejected
+        match p {
+            Progress::Wave(ev) => {
+                c[3] += ev.rejected_task_count;
+                self.line(format!(
+                    "wave `{}`: {}",
+                    ev.run_key,
+                    ev.worker_summary.as_deref().unwrap_or("")
+                ));
+                for r in &ev.rejected {
+                    self.line(format!(
+                        "  REJECT  {}  by `{}`: {} [{}]",
+                        r.task_id, r.gate, r.reason, r.code
+                    ));
+                }
+                for id in &ev.accepted {
+                    self.line(format!("  ACCEPT  {id}"));
+                }
+            }
+            Progress::Started { task, attempt } => {
+                c[0] += 1;
+                let again = if *attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                };
+                self.line(format!("start    {task}{again}"));
+            }
+            Progress::Refused {
+                task,
+                target,
+                reason,
+            } => {
+                self.line(format!("REFUSED  {task}: `{target}`: {reason}"));
+            }
+            Progress::Done {
+                task,
+                commit,
+                merged,
+            } => {
+                c[0] = c[0].saturating_sub(1);
+                c[1] += 1;
+                let commit = commit
+                    .as_deref()
+                    .map(|h| &h[..h.len().min(10)])
+                    .unwrap_or("no changes");
+                let merged = if *merged { ", merged" } else { "" };
+                self.line(format!("done     {task}  ({commit}{merged})"));
+            }
+            Progress::Failed {
+                task,
+                reason,
+                retry,
+            } => {
+                c[0] = c[0].saturating_sub(1);
+                if !retry {
+                    c[2] += 1;
+                }
+                let then = if *retry { " — will retry" } else { "" };
+                self.line(format!("FAILED   {task}: {reason}{then}"));
+            }
+            Progress::Stopped { .. } => self.bar.finish_and_clear(),
+        }
+        self.bar.set_message(format!(
+            "running {} · done {} · failed {} · rejected {}",
+            c[0], c[1], c[2], c[3]
+        ));
+    }
 }
 
 fn propose(store: &GoalStore, a: ProposeArgs) -> Result<Outcome> {
@@ -489,10 +811,32 @@ fn change(
     store: &GoalStore,
     id: &str,
     json: bool,
-    f: fn(&mut Session) -> std::result::Result<(), crate::goal::GoalError>,
+    f: fn(&mut Session) -> std::result::Result<(), GoalError>,
+    request: Option<Request>,
 ) -> Result<Outcome> {
     let id = store.resolve(id)?;
-    let mut session = Session::open(store, &id)?;
+    let mut session = match (Session::open(store, &id), request) {
+        (Ok(s), _) => s,
+        (Err(GoalError::Store(StoreError::Locked { pid, .. })), Some(r)) => {
+            // The goal is running: leave the request for the omk running it.
+            store.request(&id, r)?;
+            let who = pid.map_or("the omk running it".to_owned(), |p| {
+                format!("the omk running it (pid {p})")
+            });
+            let what = if r == Request::Pause {
+                "pause"
+            } else {
+                "cancel"
+            };
+            if json {
+                println!("{}", json!({"id": id, "requested": what, "by_pid": pid}));
+            } else {
+                println!("{what} requested: {who} will {what} goal {id} between tasks");
+            }
+            return Ok(Outcome::Ok);
+        }
+        (Err(e), _) => return Err(e.into()),
+    };
     f(&mut session)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&session.goal)?);

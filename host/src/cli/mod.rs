@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
 mod gate;
 mod goal;
 
@@ -21,6 +22,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a whole goal on a throwaway project, with the embedded gates and
+    /// the scripted agent, in seconds.
+    Demo(demo::DemoArgs),
     /// Create goals, submit waves of proposed tasks, read their state and log.
     #[command(subcommand)]
     Goal(goal::GoalCommand),
@@ -55,6 +59,7 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Demo(a) => demo::run(a),
         Command::Goal(cmd) => goal::run(cmd),
         Command::Gate(cmd) => gate::run(cmd),
     };
@@ -98,6 +103,8 @@ fn help_of(err: &anyhow::Error) -> Option<String> {
             e.help()
         } else if let Some(e) = cause.downcast_ref::<StoreError>() {
             e.help()
+        } else if let Some(e) = cause.downcast_ref::<crate::agents::AgentError>() {
+            e.help.clone()
         } else if let Some(e) = cause.downcast_ref::<BudgetError>() {
             Some(e.accepted.to_owned())
         } else if let Some(e) = cause.downcast_ref::<GatesError>() {

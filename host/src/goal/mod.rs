@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use budget::{BudgetError, Limits, Spent};
 pub use session::{GoalError, Session, run_id};
-pub use store::{GoalLock, GoalStore, StoreError};
+pub use store::{GoalLock, GoalStore, Request, StoreError};
 
 /// The version of `goal.json`'s layout.
 pub const GOAL_SCHEMA: u32 = 1;
@@ -127,6 +127,27 @@ pub struct Goal {
     pub completed_at: Option<DateTime<Utc>>,
     /// Why the goal failed or stopped, for people.
     pub failure: Option<String>,
+    /// The agent that works on the goal's tasks.
+    #[serde(default)]
+    pub agent: Option<crate::agents::AgentSpec>,
+    /// The commit task worktrees start from (when the project is a git
+    /// repository).
+    #[serde(default)]
+    pub base_commit: Option<String>,
+    /// What happens to accepted work.
+    #[serde(default)]
+    pub merge_policy: MergePolicy,
+}
+
+/// What happens to a task's work once its outcome is accepted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum MergePolicy {
+    /// Committed on the task's branch only.
+    None,
+    /// Also merged into `omk/<goal-id>/integration`.
+    #[default]
+    Integrate,
 }
 
 /// What a new goal is made of.
@@ -137,6 +158,9 @@ pub struct NewGoal {
     pub max_agents: u32,
     pub project_dir: PathBuf,
     pub policy_roots: Vec<String>,
+    pub agent: Option<crate::agents::AgentSpec>,
+    pub base_commit: Option<String>,
+    pub merge_policy: MergePolicy,
 }
 
 impl Goal {
@@ -158,6 +182,9 @@ impl Goal {
             updated_at: now,
             completed_at: None,
             failure: None,
+            agent: spec.agent,
+            base_commit: spec.base_commit,
+            merge_policy: spec.merge_policy,
         }
     }
 }

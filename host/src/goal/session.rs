@@ -109,6 +109,11 @@ impl Session {
         })
     }
 
+    /// Takes requests other processes left for this one.
+    pub fn take_requests(&self) -> Vec<super::Request> {
+        self.store.take_requests(&self.lock, &self.goal.id)
+    }
+
     /// The goal's directory.
     pub fn dir(&self) -> &std::path::Path {
         &self.dir

@@ -13,6 +13,24 @@ pub const GOAL_FILE: &str = "goal.json";
 pub const LOCK_FILE: &str = "lock";
 /// The artifacts directory in a goal's directory.
 pub const ARTIFACTS_DIR: &str = "artifacts";
+/// Where requests to a running omk (`pause`, `cancel`) are left.
+pub const REQUESTS_DIR: &str = "requests";
+
+/// What another process may ask of the omk that holds a goal's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    Pause,
+    Cancel,
+}
+
+impl Request {
+    fn file(self) -> &'static str {
+        match self {
+            Request::Pause => "pause",
+            Request::Cancel => "cancel",
+        }
+    }
+}
 
 /// Why goal state could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +212,24 @@ impl GoalStore {
         debug_assert_eq!(lock.id, goal.id);
         let path = self.dir(&goal.id).join(GOAL_FILE);
         atomic::write_json(&path, goal).map_err(StoreError::io("write", &path))
+    }
+
+    /// Leaves a request for the process holding the goal's lock; it acts on
+    /// it between tasks. Needs no lock: each request is its own file.
+    pub fn request(&self, id: &str, r: Request) -> Result<(), StoreError> {
+        let dir = self.dir(id).join(REQUESTS_DIR);
+        std::fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
+        let path = dir.join(r.file());
+        atomic::write(&path, b"requested\n").map_err(StoreError::io("write", &path))
+    }
+
+    /// Takes the pending requests of a goal (cancel first), removing them.
+    pub fn take_requests(&self, _lock: &GoalLock, id: &str) -> Vec<Request> {
+        let dir = self.dir(id).join(REQUESTS_DIR);
+        [Request::Cancel, Request::Pause]
+            .into_iter()
+            .filter(|r| std::fs::remove_file(dir.join(r.file())).is_ok())
+            .collect()
     }
 
     /// Takes a goal's one-writer lock, or fails at once naming the holder.

@@ -80,6 +80,29 @@ pub struct Task {
     pub completed_at: Option<DateTime<Utc>>,
     /// Why it failed, for people.
     pub failure: Option<String>,
+    /// Its branch, once it has run.
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// The commit holding its accepted work.
+    #[serde(default)]
+    pub commit: Option<String>,
+    /// Whether its work was merged into the integration branch.
+    #[serde(default)]
+    pub merged: bool,
+    /// Files its accepted work changed.
+    #[serde(default)]
+    pub changed_files: Vec<String>,
+    /// The process group of its agent while it runs, and the token its
+    /// processes carry, so a later omk can stop them after a crash.
+    #[serde(default)]
+    pub pgid: Option<u32>,
+    #[serde(default)]
+    pub lease_token: Option<String>,
+    /// Follow-up tasks its agent proposed, and whether they were judged.
+    #[serde(default)]
+    pub follow_ups: Vec<TaskProposal>,
+    #[serde(default)]
+    pub follow_ups_judged: bool,
 }
 
 impl Task {
@@ -105,6 +128,14 @@ impl Task {
             created_at: now,
             completed_at: None,
             failure: None,
+            branch: None,
+            commit: None,
+            merged: false,
+            changed_files: Vec::new(),
+            pgid: None,
+            lease_token: None,
+            follow_ups: Vec::new(),
+            follow_ups_judged: false,
         }
     }
 

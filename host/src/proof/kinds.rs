@@ -11,6 +11,15 @@
 //! | `task_accepted` | `task_id`, `run_key`, `budget_snapshot` (`task_budget_secs`, …) |
 //! | `task_rejected` | `task_id`, `run_key`, `reason`, `code`, `gate` |
 //! | `wave_completed` | `run_key`, `evidence` |
+//! | `task_started` | `task_id`, `attempt`, `branch`, `worktree`, `lease_expires_at`, `agent`, `live_gating` |
+//! | `agent_action` | `task_id`, `action`, `allowed`, and when refused `gate`, `code`, `reason` |
+//! | `agent_note` | `note`, `detail`: what the agent reported |
+//! | `agent_finished` | `task_id`, `exit_code`, `timed_out`, `secs`, `tokens`, `usd_micros`, `output_tail` |
+//! | `task_outcome` | `task_id`, `outcome` (changed files, evidence, checks) |
+//! | `task_merged` | `task_id`, `branch`, `into`, `commit` |
+//! | `task_completed` | `task_id`, `attempt`, `commit`, `merged`, `changed_files`, `follow_ups` |
+//! | `task_failed` | `task_id`, `attempt`, `reason`, `code`, `will_retry` |
+//! | `task_reclaimed` | `task_id`, `reason` |
 
 pub const GOAL_CREATED: &str = "goal_created";
 pub const GOAL_STATUS_CHANGED: &str = "goal_status_changed";
@@ -21,6 +30,15 @@ pub const GATE_DECISION: &str = "gate_decision";
 pub const TASK_ACCEPTED: &str = "task_accepted";
 pub const TASK_REJECTED: &str = "task_rejected";
 pub const WAVE_COMPLETED: &str = "wave_completed";
+pub const TASK_STARTED: &str = "task_started";
+pub const AGENT_ACTION: &str = "agent_action";
+pub const AGENT_NOTE: &str = "agent_note";
+pub const AGENT_FINISHED: &str = "agent_finished";
+pub const TASK_OUTCOME: &str = "task_outcome";
+pub const TASK_MERGED: &str = "task_merged";
+pub const TASK_COMPLETED: &str = "task_completed";
+pub const TASK_FAILED: &str = "task_failed";
+pub const TASK_RECLAIMED: &str = "task_reclaimed";
 
 /// The actor of events omk itself writes.
 pub const OMK: &str = "omk";

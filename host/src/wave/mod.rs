@@ -18,6 +18,8 @@
 //! resumes when the same plan is submitted again: decisions already in the
 //! log are reused, the rest are judged, nothing is judged twice.
 
+pub mod execute;
+
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -428,8 +430,19 @@ fn context(
     accepted_in_wave: &[omk_gate_sdk::AcceptedTask],
     now_ms: u64,
 ) -> GoalContext {
+    goal_context(session, &p.id, accepted_in_wave, now_ms)
+}
+
+/// What the gates see of the goal when judging task `task_id` (whose own
+/// reservation is left out of the committed time).
+pub fn goal_context(
+    session: &Session,
+    task_id: &str,
+    accepted_in_wave: &[omk_gate_sdk::AcceptedTask],
+    now_ms: u64,
+) -> GoalContext {
     let g = &session.goal;
-    let committed = session.graph.committed_secs_except(&p.id);
+    let committed = session.graph.committed_secs_except(task_id);
     GoalContext {
         goal_id: g.id.clone(),
         goal_text: g.normalized_goal.clone(),
@@ -571,6 +584,9 @@ mod tests {
             max_agents: 1,
             project_dir: tmp.path().to_owned(),
             policy_roots: vec![],
+            agent: None,
+            base_commit: None,
+            merge_policy: Default::default(),
         };
         let session = Session::create(&store, spec, Utc::now()).unwrap();
         let engine = GateEngine::new(None).unwrap();

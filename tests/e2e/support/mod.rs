@@ -154,3 +154,90 @@ pub fn proposal(id: &str, budget_secs: u64, write_set: &[&str]) -> serde_json::V
         "priority": 0
     })
 }
+
+impl Omk {
+    /// Makes the project a git repository with one commit holding `files`.
+    pub fn git_project(&self, files: &[(&str, &str)]) {
+        for (rel, text) in files {
+            self.write(rel, text);
+        }
+        if files.is_empty() {
+            self.write("README.md", "project\n");
+        }
+        for args in [
+            &["init", "--quiet", "-b", "main"][..],
+            &["add", "--all"],
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "--quiet",
+                "-m",
+                "init",
+            ],
+        ] {
+            let ok = Command::new("git")
+                .args(args)
+                .current_dir(self.project())
+                .status()
+                .unwrap();
+            assert!(ok.success(), "git {args:?}");
+        }
+    }
+
+    /// Writes an exec agent script (run with `sh`) outside the project;
+    /// returns the `--command` for it.
+    pub fn agent(&self, script: &str) -> String {
+        let path = self.root.path().join("agent.sh");
+        std::fs::write(&path, script).unwrap();
+        format!("sh {}", path.display())
+    }
+
+    /// A file outside the project for agents to leave traces in.
+    pub fn trace_file(&self) -> PathBuf {
+        self.root.path().join("trace.log")
+    }
+
+    /// `git ARGS` in the project; stdout.
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(self.project())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// The events of `kind` in `events`.
+pub fn of_kind<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["kind"] == kind).collect()
+}
+
+impl Omk {
+    /// The id of the newest goal.
+    pub fn latest_goal(&self) -> String {
+        self.run(&["goal", "list", "--json"]).json()[0]["id"]
+            .as_str()
+            .expect("a goal exists")
+            .to_owned()
+    }
+
+    /// Starts `omk ARGS` in the background with the test's environment
+    /// plus `env`; stdout and stderr are piped.
+    pub fn spawn(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_omk"))
+            .args(args)
+            .current_dir(self.project())
+            .env("XDG_CACHE_HOME", self.cache_home())
+            .env("XDG_STATE_HOME", self.state_home())
+            .env("HOME", self.root.path())
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("omk starts")
+    }
+}

@@ -1,0 +1,259 @@
+//! Agent backends: what does a task's work, behind one trait.
+//!
+//! A [`Backend`] plans (proposes tasks for a goal) and runs one task in its
+//! worktree. While it runs it talks to omk through [`Hooks`]: every step it
+//! is about to take — a file write or delete, a command — goes to
+//! [`Hooks::action`] first, which the gates judge live; what it reports
+//! (tool calls, messages, usage) goes to [`Hooks::note`]. A backend that
+//! cannot ask before acting says so with [`Backend::live_gating`], and the
+//! proof records the gap.
+//!
+//! Backends here:
+//! - [`scripted`]: deterministic, from a script file; for the demo and tests.
+//! - [`exec`]: any command, with the task as JSON on stdin.
+//!
+//! The Kimi, ACP, Claude and Codex backends fit the same trait: streamed
+//! events become notes, permission requests become actions.
+
+pub mod exec;
+pub mod process;
+pub mod scripted;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use omk_gate_sdk::{AgentAction, Evidence, TaskProposal};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::time::Instant;
+
+/// A boxed future, for trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Which backend a goal uses, and how; stored in `goal.json` so that
+/// `omk goal execute` resumes with the same agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AgentSpec {
+    /// The scripted agent, reading `script`.
+    Scripted { script: PathBuf },
+    /// Any command, run with `sh -c` in the task's worktree.
+    Exec { command: String },
+}
+
+impl AgentSpec {
+    /// The backend's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AgentSpec::Scripted { .. } => "scripted",
+            AgentSpec::Exec { .. } => "exec",
+        }
+    }
+}
+
+/// A backend that cannot be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("agent `{agent}`: {message}")]
+pub struct AgentError {
+    pub agent: String,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+/// Builds the backend a spec names.
+pub fn backend(spec: &AgentSpec) -> Result<Box<dyn Backend>, AgentError> {
+    Ok(match spec {
+        AgentSpec::Scripted { script } => Box::new(scripted::Scripted::load(script)?),
+        AgentSpec::Exec { command } => Box::new(exec::Exec::new(command)?),
+    })
+}
+
+/// What the goal is, for planning.
+#[derive(Debug, Clone, Serialize)]
+pub struct Brief {
+    pub goal_id: String,
+    pub goal: String,
+    /// A checkout of the goal's base commit to look at.
+    pub dir: PathBuf,
+    pub policy_roots: Vec<String>,
+}
+
+/// One task to run.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub goal_id: String,
+    pub task: TaskProposal,
+    /// 1 for the first run, 2 for the first retry, …
+    pub attempt: u32,
+    /// The task's worktree; the agent works only here.
+    pub worktree: PathBuf,
+    /// When the task's time budget runs out.
+    pub deadline: Instant,
+    /// `KEY=VALUE` set in the agent's environment so a later omk can
+    /// recognise its processes (see [`process::alive_with_marker`]).
+    pub lease_marker: (String, String),
+}
+
+impl Job {
+    /// The environment every agent process gets.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("OMK_GOAL_ID".into(), self.goal_id.clone()),
+            ("OMK_TASK_ID".into(), self.task.id.clone()),
+            ("OMK_TASK_ATTEMPT".into(), self.attempt.to_string()),
+            ("OMK_WORKTREE".into(), self.worktree.display().to_string()),
+            ("OMK_PHASE".into(), "execute".into()),
+            self.lease_marker.clone(),
+        ]
+    }
+}
+
+/// omk's answer to an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permit {
+    pub allowed: bool,
+    /// Why not, for the agent and the log.
+    pub reason: Option<String>,
+}
+
+/// How a running agent talks to omk.
+pub trait Hooks: Send + Sync {
+    /// Judges and records an action the agent is about to take.
+    fn action(&self, action: AgentAction) -> Permit;
+    /// Records something the agent reported.
+    fn note(&self, kind: &str, payload: Value);
+    /// Records the process group of a process the agent started.
+    fn process_started(&self, pgid: u32);
+}
+
+/// What an agent's run produced.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// `None` when it was killed.
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    /// Follow-up tasks the agent proposed.
+    pub proposals: Vec<TaskProposal>,
+    /// Evidence the agent offers for acceptance criteria.
+    pub evidence: Vec<Evidence>,
+    pub tokens: u64,
+    pub usd_micros: u64,
+    /// The last of its output, for people.
+    pub output_tail: String,
+}
+
+impl Report {
+    pub fn succeeded(&self) -> bool {
+        self.exit_code == Some(0) && !self.timed_out
+    }
+}
+
+/// An agent backend.
+pub trait Backend: Send + Sync {
+    /// Its name (`scripted`, `exec`).
+    fn name(&self) -> &'static str;
+
+    /// Whether it asks before each file change and command, so the gates
+    /// judge them live.
+    fn live_gating(&self) -> bool;
+
+    /// Proposes the first tasks for a goal.
+    fn plan<'a>(
+        &'a self,
+        brief: &'a Brief,
+        hooks: &'a dyn Hooks,
+    ) -> BoxFuture<'a, Result<Vec<TaskProposal>, String>>;
+
+    /// Runs one task in its worktree until it exits or its deadline.
+    fn run<'a>(&'a self, job: &'a Job, hooks: &'a dyn Hooks) -> BoxFuture<'a, Report>;
+}
+
+/// Lines an agent prints to talk to omk.
+pub mod protocol {
+    /// `OMK_TASK_PROPOSAL: {json}` — a follow-up task.
+    pub const PROPOSAL: &str = "OMK_TASK_PROPOSAL:";
+    /// `OMK_EVIDENCE: {json}` — evidence for a criterion.
+    pub const EVIDENCE: &str = "OMK_EVIDENCE:";
+    /// `OMK_USAGE: {"tokens": N, "usd_micros": M}` — spend to add.
+    pub const USAGE: &str = "OMK_USAGE:";
+}
+
+/// Reads one protocol line into `report`; returns an error message for a
+/// malformed one (the line is then ignored).
+pub fn read_protocol_line(line: &str, report: &mut Report) -> Option<String> {
+    let line = line.trim();
+    let parse = |rest: &str| serde_json::from_str::<Value>(rest.trim());
+    if let Some(rest) = line.strip_prefix(protocol::PROPOSAL) {
+        match parse(rest).and_then(serde_json::from_value::<TaskProposal>) {
+            Ok(p) => report.proposals.push(p),
+            Err(e) => return Some(format!("ignored a malformed task proposal: {e}")),
+        }
+    } else if let Some(rest) = line.strip_prefix(protocol::EVIDENCE) {
+        match parse(rest).and_then(serde_json::from_value::<Evidence>) {
+            Ok(e) => report.evidence.push(e),
+            Err(e) => return Some(format!("ignored malformed evidence: {e}")),
+        }
+    } else if let Some(rest) = line.strip_prefix(protocol::USAGE) {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Usage {
+            #[serde(default)]
+            tokens: u64,
+            #[serde(default)]
+            usd_micros: u64,
+        }
+        match parse(rest).and_then(serde_json::from_value::<Usage>) {
+            Ok(u) => {
+                report.tokens = report.tokens.saturating_add(u.tokens);
+                report.usd_micros = report.usd_micros.saturating_add(u.usd_micros);
+            }
+            Err(e) => return Some(format!("ignored malformed usage: {e}")),
+        }
+    }
+    None
+}
+
+/// Makes `path` (absolute, or relative to `worktree`) project-relative, for
+/// gates; `None` when it lies outside the worktree.
+pub fn relative_to(worktree: &Path, path: &str) -> Option<String> {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        p.strip_prefix(worktree)
+            .ok()
+            .map(|r| r.to_string_lossy().into_owned())
+    } else {
+        Some(path.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_lines() {
+        let mut r = Report::default();
+        assert_eq!(
+            read_protocol_line(
+                r#"OMK_TASK_PROPOSAL: {"id":"next","budget_secs":5}"#,
+                &mut r
+            ),
+            None
+        );
+        assert_eq!(
+            read_protocol_line(
+                r#"OMK_EVIDENCE: {"kind":"note","summary":"s","criterion":"c"}"#,
+                &mut r
+            ),
+            None
+        );
+        assert_eq!(
+            read_protocol_line(r#"OMK_USAGE: {"tokens":7}"#, &mut r),
+            None
+        );
+        assert_eq!(read_protocol_line("plain output", &mut r), None);
+        assert!(read_protocol_line("OMK_TASK_PROPOSAL: {oops", &mut r).is_some());
+        assert_eq!((r.proposals.len(), r.evidence.len(), r.tokens), (1, 1, 7));
+    }
+}

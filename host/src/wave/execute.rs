@@ -1,0 +1,1074 @@
+//! Execution: admitted tasks run in their worktrees through an agent, under
+//! the gates, until the goal reaches a terminal status.
+//!
+//! The scheduler starts pending tasks whose dependencies are done, highest
+//! priority first, at most `max_agents` at once. Each task:
+//!
+//! 1. is marked running with a lease (`OMK_GOAL_AGENT_LEASE_SECS`, renewed
+//!    while it runs) and `task_started` is logged and synced;
+//! 2. gets a fresh worktree on `omk/<goal-id>/<task-id>` from the base
+//!    commit;
+//! 3. runs through the agent until it exits or its `budget_secs` run out
+//!    (then its whole process group is killed); every action the agent asks
+//!    for is judged live by the gates;
+//! 4. has its outcome built — changed files from git, every `run:`
+//!    criterion run as a check, the agent's evidence — and judged by the
+//!    gates;
+//! 5. if accepted, is committed on its branch and, with the `integrate`
+//!    policy, merged into `omk/<goal-id>/integration` (a conflict fails it,
+//!    both branches intact); if not, it is retried while retries remain.
+//!
+//! Follow-up proposals of finished tasks are judged as `follow_up` waves.
+//! Pause and cancel (asked by another process through request files) are
+//! honoured between tasks; when a budget is spent no task starts and the
+//! goal stops as `needs_more_budget`. A task left running by a killed omk is
+//! reclaimed once its lease has expired: its processes are killed and it is
+//! retried, so it never runs twice at once.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::Utc;
+use omk_gate_sdk::{
+    AgentAction, CheckResult, Evidence, GoalContext, Stage, TaskOutcome, TaskProposal,
+};
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+use super::{DispatchPlan, WaveEvidence, WaveKind, goal_context, run_wave};
+use crate::agents::process::{alive_with_marker, kill_group, run_shell};
+use crate::agents::{Backend, Brief, Hooks, Job, Permit, Report};
+use crate::gates::{GateSet, Verdict};
+use crate::goal::{GoalError, GoalPhase, GoalStatus, MergePolicy, Request, Session};
+use crate::graph::TaskStatus;
+use crate::proof::kinds;
+use crate::worktree::{self, Merge};
+
+/// Settings of a run, from the environment.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// Seconds a task's lease lasts without renewal.
+    pub lease_secs: u64,
+    /// Seconds each `run:` check may take.
+    pub check_timeout_secs: u64,
+    /// Keep the worktree of a task that failed for good.
+    pub keep_failed: bool,
+}
+
+impl ExecOptions {
+    /// `OMK_GOAL_AGENT_LEASE_SECS` (default 30) and
+    /// `OMK_CHECK_TIMEOUT_SECS` (default 600).
+    pub fn from_env(keep_failed: bool) -> ExecOptions {
+        let num = |var: &str, default: u64| {
+            std::env::var(var)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|&n| n > 0)
+                .unwrap_or(default)
+        };
+        ExecOptions {
+            lease_secs: num("OMK_GOAL_AGENT_LEASE_SECS", 30),
+            check_timeout_secs: num("OMK_CHECK_TIMEOUT_SECS", 600),
+            keep_failed,
+        }
+    }
+}
+
+/// Something that happened, for whoever shows progress.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    Wave(WaveEvidence),
+    Started {
+        task: String,
+        attempt: u32,
+    },
+    Refused {
+        task: String,
+        target: String,
+        reason: String,
+    },
+    Done {
+        task: String,
+        commit: Option<String>,
+        merged: bool,
+    },
+    Failed {
+        task: String,
+        reason: String,
+        retry: bool,
+    },
+    Stopped {
+        status: GoalStatus,
+    },
+}
+
+/// Receives [`Progress`].
+pub trait Observer: Send + Sync {
+    fn progress(&self, p: &Progress);
+}
+
+/// An observer that shows nothing.
+pub struct Quiet;
+
+impl Observer for Quiet {
+    fn progress(&self, _: &Progress) {}
+}
+
+/// Everything a run shares between its tasks.
+pub struct Executor {
+    session: Mutex<Session>,
+    gates: GateSet,
+    backend: Box<dyn Backend>,
+    opts: ExecOptions,
+    observer: Box<dyn Observer>,
+    goal_id: String,
+    repo: PathBuf,
+    base: String,
+    merge_policy: MergePolicy,
+    max_agents: usize,
+    merging: tokio::sync::Mutex<()>,
+}
+
+/// The end of one task's run.
+struct TaskEnd {
+    id: String,
+}
+
+impl Executor {
+    /// An executor for the open goal `session`.
+    pub fn new(
+        session: Session,
+        gates: GateSet,
+        backend: Box<dyn Backend>,
+        opts: ExecOptions,
+        observer: Box<dyn Observer>,
+    ) -> Result<Arc<Executor>, GoalError> {
+        let g = &session.goal;
+        let (Some(base), repo) = (g.base_commit.clone(), g.project_dir.clone()) else {
+            return Err(GoalError::state(
+                format!(
+                    "goal `{}` has no base commit: its project is not a git repository",
+                    g.id
+                ),
+                "omk runs tasks in git worktrees; create the goal in a repository with at least one commit",
+            ));
+        };
+        Ok(Arc::new(Executor {
+            goal_id: g.id.clone(),
+            merge_policy: g.merge_policy,
+            max_agents: usize::try_from(g.max_agents.max(1)).unwrap_or(1),
+            repo,
+            base,
+            session: Mutex::new(session),
+            gates,
+            backend,
+            opts,
+            observer,
+            merging: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    fn session(&self) -> MutexGuard<'_, Session> {
+        // A panic while holding the lock leaves the data as it was written
+        // last; carrying on is safe because every write is atomic.
+        self.session.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn log(&self, kind: &str, actor: &str, payload: Value) {
+        if let Err(e) = self.session().log.append(kind, actor, payload) {
+            tracing::error!("cannot append to the event log: {e}");
+        }
+    }
+
+    fn worktree_path(&self, task_id: &str) -> PathBuf {
+        self.session()
+            .dir()
+            .join("worktrees")
+            .join(worktree::branch_safe(task_id))
+    }
+
+    /// Asks the agent for the goal's first tasks and judges them as the
+    /// `plan` wave.
+    pub async fn plan(self: &Arc<Self>) -> Result<WaveEvidence, GoalError> {
+        let (brief, hooks) = {
+            let s = self.session();
+            let dir = s.dir().join("worktrees").join("_plan");
+            let brief = Brief {
+                goal_id: s.goal.id.clone(),
+                goal: s.goal.normalized_goal.clone(),
+                dir,
+                policy_roots: s.goal.policy_roots.clone(),
+            };
+            (brief, TaskHooks::planning(self.clone()))
+        };
+        worktree::create_detached(&self.repo, &brief.dir, &self.base)
+            .map_err(|e| GoalError::state(e.to_string(), "check the project's git repository"))?;
+        let planned = self.backend.plan(&brief, &hooks).await;
+        let _ = worktree::remove(&self.repo, &brief.dir);
+        let proposals = planned.map_err(|e| {
+            GoalError::state(
+                format!("the `{}` agent could not plan: {e}", self.backend.name()),
+                "check the agent's command or script",
+            )
+        })?;
+        if proposals.is_empty() {
+            let mut s = self.session();
+            s.goal.failure = Some("the agent proposed no tasks".into());
+            s.set_status(
+                GoalStatus::NotReady,
+                "the agent proposed no tasks",
+                kinds::OMK,
+            )?;
+            return Err(GoalError::state(
+                "the agent proposed no tasks",
+                "a plan must propose at least one task",
+            ));
+        }
+        let plan = DispatchPlan {
+            run_key: "plan".into(),
+            kind: WaveKind::Initial,
+            proposals,
+            allow_existing_task_ids: false,
+        };
+        let evidence = {
+            let mut s = self.session();
+            run_wave(&mut s, &self.gates, &plan, Utc::now())?
+        };
+        self.observer.progress(&Progress::Wave(evidence.clone()));
+        Ok(evidence)
+    }
+
+    /// Runs pending tasks until none is left or the goal stops; returns the
+    /// goal's status.
+    pub async fn run(self: &Arc<Self>) -> Result<GoalStatus, GoalError> {
+        {
+            let mut s = self.session();
+            if s.goal.status.is_terminal() {
+                return Ok(s.goal.status);
+            }
+            if s.goal.status == GoalStatus::NeedsMoreBudget && !budget_spent(&s) {
+                s.set_status(GoalStatus::Running, "budget available again", kinds::OMK)?;
+            }
+        }
+        self.reclaim().await?;
+        let mut running: JoinSet<TaskEnd> = JoinSet::new();
+        let mut active: HashSet<String> = HashSet::new();
+        loop {
+            self.apply_requests()?;
+            self.judge_follow_ups()?;
+            self.fail_blocked()?;
+            let (status, spent) = {
+                let s = self.session();
+                (s.goal.status, budget_spent(&s))
+            };
+            if status == GoalStatus::Running && !spent {
+                for id in self.ready(&active) {
+                    if active.len() >= self.max_agents {
+                        break;
+                    }
+                    active.insert(id.clone());
+                    let me = self.clone();
+                    running.spawn(async move { me.run_task(id).await });
+                }
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            match joined {
+                Ok(end) => {
+                    active.remove(&end.id);
+                }
+                Err(e) => {
+                    // A task that panicked stays `running`; its lease
+                    // expires and the next run reclaims it.
+                    tracing::error!("a task runner failed: {e}");
+                    active.clear();
+                }
+            }
+        }
+        self.finish()
+    }
+
+    /// Pending tasks whose dependencies are done, best first.
+    fn ready(&self, active: &HashSet<String>) -> Vec<String> {
+        let s = self.session();
+        let done: HashSet<&str> = s
+            .graph
+            .tasks
+            .iter()
+            .filter(|t| t.status == TaskStatus::Done)
+            .map(|t| t.id.as_str())
+            .collect();
+        let mut ready: Vec<_> = s
+            .graph
+            .tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.status == TaskStatus::Pending && !active.contains(&t.id))
+            .filter(|(_, t)| t.dependencies.iter().all(|d| done.contains(d.as_str())))
+            .map(|(i, t)| (std::cmp::Reverse(t.priority), i, t.id.clone()))
+            .collect();
+        ready.sort();
+        ready.into_iter().map(|(_, _, id)| id).collect()
+    }
+
+    fn apply_requests(&self) -> Result<(), GoalError> {
+        let mut s = self.session();
+        for r in s.take_requests() {
+            match (r, s.goal.status) {
+                (_, st) if st.is_terminal() => {}
+                (Request::Cancel, _) => {
+                    s.set_status(GoalStatus::Cancelled, "cancelled by the user", kinds::USER)?
+                }
+                (Request::Pause, GoalStatus::Running) => {
+                    s.set_status(GoalStatus::Paused, "paused by the user", kinds::USER)?
+                }
+                (Request::Pause, _) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Judges the follow-up proposals of finished tasks, one wave per task
+    /// run (idempotent by run key, so a crash in between loses nothing).
+    fn judge_follow_ups(&self) -> Result<(), GoalError> {
+        let mut s = self.session();
+        if !matches!(s.goal.status, GoalStatus::Running) {
+            return Ok(());
+        }
+        let todo: Vec<(String, u32, Vec<TaskProposal>)> = s
+            .graph
+            .tasks
+            .iter()
+            .filter(|t| {
+                t.status == TaskStatus::Done && !t.follow_ups.is_empty() && !t.follow_ups_judged
+            })
+            .map(|t| (t.id.clone(), t.retry_count + 1, t.follow_ups.clone()))
+            .collect();
+        for (id, attempt, proposals) in todo {
+            let plan = DispatchPlan {
+                run_key: format!("follow-up/{id}/{attempt}"),
+                kind: WaveKind::FollowUp,
+                proposals,
+                allow_existing_task_ids: false,
+            };
+            let evidence = run_wave(&mut s, &self.gates, &plan, Utc::now())?;
+            if let Some(t) = s.graph.get_mut(&id) {
+                t.follow_ups_judged = true;
+            }
+            s.save_graph(Utc::now())?;
+            self.observer.progress(&Progress::Wave(evidence));
+        }
+        Ok(())
+    }
+
+    /// Fails pending tasks that wait on a task that failed or was cancelled.
+    fn fail_blocked(&self) -> Result<(), GoalError> {
+        let mut s = self.session();
+        loop {
+            let dead: HashSet<String> = s
+                .graph
+                .tasks
+                .iter()
+                .filter(|t| matches!(t.status, TaskStatus::Failed | TaskStatus::Cancelled))
+                .map(|t| t.id.clone())
+                .collect();
+            let blocked: Vec<(String, String)> = s
+                .graph
+                .tasks
+                .iter()
+                .filter(|t| t.status == TaskStatus::Pending)
+                .filter_map(|t| {
+                    t.dependencies
+                        .iter()
+                        .find(|d| dead.contains(*d))
+                        .map(|d| (t.id.clone(), d.clone()))
+                })
+                .collect();
+            if blocked.is_empty() {
+                return Ok(());
+            }
+            for (id, dep) in blocked {
+                let reason = format!("its dependency `{dep}` did not finish");
+                if let Some(t) = s.graph.get_mut(&id) {
+                    t.status = TaskStatus::Failed;
+                    t.failure = Some(reason.clone());
+                    t.completed_at = Some(Utc::now());
+                }
+                s.log.append(
+                    kinds::TASK_FAILED,
+                    kinds::OMK,
+                    json!({"task_id": id, "reason": reason, "code": "omk.dependency-failed", "will_retry": false}),
+                )?;
+                self.observer.progress(&Progress::Failed {
+                    task: id,
+                    reason,
+                    retry: false,
+                });
+            }
+            s.save_graph(Utc::now())?;
+        }
+    }
+
+    /// Reclaims tasks a previous run left `running`: after their lease
+    /// expires, their processes are killed and they are retried.
+    async fn reclaim(&self) -> Result<(), GoalError> {
+        let stale: Vec<(String, Option<chrono::DateTime<Utc>>)> = {
+            let s = self.session();
+            s.graph
+                .tasks
+                .iter()
+                .filter(|t| t.status == TaskStatus::Running)
+                .map(|t| (t.id.clone(), t.lease_expires_at))
+                .collect()
+        };
+        for (id, expires) in stale {
+            if let Some(at) = expires {
+                let wait = (at - Utc::now()).to_std().unwrap_or_default();
+                // Never wait past one full lease, whatever the file says.
+                let wait = wait.min(Duration::from_secs(self.opts.lease_secs));
+                if !wait.is_zero() {
+                    tracing::info!("waiting {wait:?} for the lease of task `{id}` to expire");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            let (pgid, token) = {
+                let s = self.session();
+                let t = s.graph.get(&id);
+                (
+                    t.and_then(|t| t.pgid),
+                    t.and_then(|t| t.lease_token.clone()),
+                )
+            };
+            if let (Some(pgid), Some(token)) = (pgid, token)
+                && alive_with_marker(pgid, &format!("OMK_LEASE={token}"))
+            {
+                kill_group(pgid);
+            }
+            let _ = worktree::remove(&self.repo, &self.worktree_path(&id));
+            self.log(
+                kinds::TASK_RECLAIMED,
+                kinds::OMK,
+                json!({"task_id": id, "reason": "its lease expired: the omk running it stopped"}),
+            );
+            self.fail_or_retry(
+                &id,
+                "its runner stopped before it finished (lease expired)",
+                "omk.lease-expired",
+                true,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Sets the goal's final status once nothing runs.
+    fn finish(&self) -> Result<GoalStatus, GoalError> {
+        let integration = self.session().dir().join("worktrees").join("_integration");
+        let _ = worktree::remove(&self.repo, &integration);
+        let mut s = self.session();
+        let now = Utc::now();
+        match s.goal.status {
+            GoalStatus::Cancelled => {
+                for t in s
+                    .graph
+                    .tasks
+                    .iter_mut()
+                    .filter(|t| t.status == TaskStatus::Pending)
+                {
+                    t.status = TaskStatus::Cancelled;
+                    t.completed_at = Some(now);
+                }
+                s.save_graph(now)?;
+            }
+            GoalStatus::Running => {
+                let pending = s
+                    .graph
+                    .tasks
+                    .iter()
+                    .any(|t| t.status == TaskStatus::Pending);
+                if pending && budget_spent(&s) {
+                    s.goal.failure =
+                        Some("a budget is spent; add budget with `omk goal budget-add`".into());
+                    s.set_status(GoalStatus::NeedsMoreBudget, "a budget is spent", kinds::OMK)?;
+                } else if !pending {
+                    let total = s.graph.tasks.len();
+                    let done = s
+                        .graph
+                        .tasks
+                        .iter()
+                        .filter(|t| t.status == TaskStatus::Done)
+                        .count();
+                    s.goal.phase = GoalPhase::Complete;
+                    if total > 0 && done == total {
+                        s.goal.failure = None;
+                        s.set_status(
+                            GoalStatus::Ready,
+                            "every task is done and accepted",
+                            kinds::OMK,
+                        )?;
+                    } else {
+                        let why = if total == 0 {
+                            "no task was admitted".to_owned()
+                        } else {
+                            format!("{} of {total} tasks did not finish", total - done)
+                        };
+                        s.goal.failure = Some(why.clone());
+                        s.set_status(GoalStatus::NotReady, &why, kinds::OMK)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+        s.log.sync()?;
+        let status = s.goal.status;
+        drop(s);
+        self.observer.progress(&Progress::Stopped { status });
+        Ok(status)
+    }
+
+    /// Marks a task's attempt failed: pending again if retries remain, else
+    /// failed for good.
+    fn fail_or_retry(
+        &self,
+        id: &str,
+        reason: &str,
+        code: &str,
+        retryable: bool,
+    ) -> Result<bool, GoalError> {
+        let mut s = self.session();
+        let now = Utc::now();
+        let Some(t) = s.graph.get_mut(id) else {
+            return Ok(false);
+        };
+        let retry = retryable && t.retry_count < t.max_retries;
+        t.pgid = None;
+        t.lease_expires_at = None;
+        t.lease_token = None;
+        if retry {
+            t.retry_count += 1;
+            t.status = TaskStatus::Pending;
+        } else {
+            t.status = TaskStatus::Failed;
+            t.failure = Some(reason.to_owned());
+            t.completed_at = Some(now);
+        }
+        let attempt = t.retry_count + u32::from(!retry);
+        s.save_graph(now)?;
+        s.log.append(
+            kinds::TASK_FAILED,
+            kinds::OMK,
+            json!({"task_id": id, "attempt": attempt, "reason": reason, "code": code, "will_retry": retry}),
+        )?;
+        drop(s);
+        self.observer.progress(&Progress::Failed {
+            task: id.to_owned(),
+            reason: reason.to_owned(),
+            retry,
+        });
+        Ok(retry)
+    }
+
+    /// Runs one task to its end. Errors are recorded on the task, never
+    /// returned: one task's trouble must not stop the others.
+    async fn run_task(self: Arc<Self>, id: String) -> TaskEnd {
+        if let Err(e) = self.try_run_task(&id).await {
+            tracing::error!("task `{id}`: {e}");
+            let _ = self.fail_or_retry(
+                &id,
+                &format!("omk could not run it: {e}"),
+                "omk.internal",
+                false,
+            );
+        }
+        TaskEnd { id }
+    }
+
+    async fn try_run_task(self: &Arc<Self>, id: &str) -> Result<(), GoalError> {
+        let wt = self.worktree_path(id);
+        let branch = worktree::task_branch(&self.goal_id, id);
+        let token = lease_token(id);
+        let (task, attempt, ctx) = {
+            let mut s = self.session();
+            let now = Utc::now();
+            let lease =
+                now + chrono::Duration::seconds(i64::try_from(self.opts.lease_secs).unwrap_or(30));
+            let Some(t) = s.graph.get_mut(id) else {
+                return Ok(());
+            };
+            t.status = TaskStatus::Running;
+            t.lease_expires_at = Some(lease);
+            t.lease_token = Some(token.clone());
+            t.branch = Some(branch.clone());
+            let attempt = t.retry_count + 1;
+            let task = t.as_proposal();
+            s.save_graph(now)?;
+            s.log.append(
+                kinds::TASK_STARTED,
+                kinds::OMK,
+                json!({"task_id": id, "attempt": attempt, "branch": branch, "worktree": wt,
+                       "lease_expires_at": lease, "agent": self.backend.name(),
+                       "live_gating": self.backend.live_gating()}),
+            )?;
+            // Durable before any work starts.
+            s.log.sync()?;
+            let now_ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+            (task, attempt, goal_context(&s, id, &[], now_ms))
+        };
+        self.observer.progress(&Progress::Started {
+            task: id.to_owned(),
+            attempt,
+        });
+
+        if let Err(e) = worktree::create(&self.repo, &wt, &branch, &self.base) {
+            self.fail_or_retry(
+                id,
+                &format!("cannot create its worktree: {e}"),
+                "omk.worktree",
+                false,
+            )?;
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let job = Job {
+            goal_id: self.goal_id.clone(),
+            task: task.clone(),
+            attempt,
+            worktree: wt.clone(),
+            deadline: tokio::time::Instant::now() + Duration::from_secs(task.budget_secs),
+            lease_marker: ("OMK_LEASE".into(), token),
+        };
+        let hooks = TaskHooks {
+            exec: self.clone(),
+            task: Some(task.clone()),
+            ctx: ctx.clone(),
+            worktree: wt.clone(),
+        };
+        let report = tokio::select! {
+            r = self.backend.run(&job, &hooks) => r,
+            _ = self.renew_lease(id) => unreachable!("lease renewal never ends"),
+        };
+        self.record_spend(id, &report, started.elapsed())?;
+        if !report.succeeded() {
+            let reason = if report.timed_out {
+                format!(
+                    "timed out after its budget of {}s; the agent's process group was killed",
+                    task.budget_secs
+                )
+            } else {
+                format!(
+                    "the agent exited with {}: {}",
+                    report
+                        .exit_code
+                        .map_or("no exit code".into(), |c| format!("code {c}")),
+                    crate::text::clip(report.output_tail.lines().last().unwrap_or(""), 300)
+                )
+            };
+            let code = if report.timed_out {
+                "omk.timeout"
+            } else {
+                "omk.agent-failed"
+            };
+            self.end_attempt(id, &wt, &reason, code, true)?;
+            return Ok(());
+        }
+
+        let outcome = self.outcome(&task, &wt, &report).await?;
+        let verdict = self.gates.judge_outcome(&ctx, &task, &outcome);
+        self.log_decisions(id, Stage::Outcome, &verdict, None);
+        if let Some(block) = verdict.blocking() {
+            let r =
+                block
+                    .decision
+                    .rejection()
+                    .cloned()
+                    .unwrap_or_else(|| omk_gate_sdk::Rejection {
+                        code: "gate.fault.malformed".into(),
+                        reason: "rejected".into(),
+                    });
+            let reason = format!("outcome rejected by `{}`: {}", block.gate, r.reason);
+            self.end_attempt(id, &wt, &reason, &r.code, true)?;
+            return Ok(());
+        }
+
+        let message = format!(
+            "omk: {} ({})\n\ngoal {}, task {id}",
+            first_line(&task.title, id),
+            task.id,
+            self.goal_id
+        );
+        let commit = match worktree::commit(&wt, &message) {
+            Ok(c) => c,
+            Err(e) => {
+                self.end_attempt(
+                    id,
+                    &wt,
+                    &format!("cannot commit its work: {e}"),
+                    "omk.git",
+                    false,
+                )?;
+                return Ok(());
+            }
+        };
+        let mut merged = false;
+        if self.merge_policy == MergePolicy::Integrate && commit.is_some() {
+            match self.merge(&branch, id).await {
+                Ok(Merge::Merged(head)) => {
+                    merged = true;
+                    self.log(
+                        kinds::TASK_MERGED,
+                        kinds::OMK,
+                        json!({"task_id": id, "branch": branch,
+                        "into": worktree::integration_branch(&self.goal_id), "commit": head}),
+                    );
+                }
+                Ok(Merge::Conflict(files)) => {
+                    {
+                        let mut s = self.session();
+                        if let Some(t) = s.graph.get_mut(id) {
+                            t.evidence.push(Evidence {
+                                kind: "merge-conflict".into(),
+                                summary: format!(
+                                    "conflicts with the integration branch in: {}",
+                                    files.join(", ")
+                                ),
+                                path: files.first().cloned(),
+                                criterion: None,
+                            });
+                        }
+                    }
+                    let reason = format!(
+                        "its work conflicts with the integration branch in {}; both branches are kept as they were",
+                        files.join(", ")
+                    );
+                    self.end_attempt(id, &wt, &reason, "omk.merge-conflict", false)?;
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.end_attempt(
+                        id,
+                        &wt,
+                        &format!("cannot merge its work: {e}"),
+                        "omk.git",
+                        false,
+                    )?;
+                    return Ok(());
+                }
+            }
+        }
+        {
+            let mut s = self.session();
+            let now = Utc::now();
+            if let Some(t) = s.graph.get_mut(id) {
+                t.status = TaskStatus::Done;
+                t.completed_at = Some(now);
+                t.commit = commit.clone();
+                t.merged = merged;
+                t.changed_files = outcome.changed_files.clone();
+                t.evidence.extend(outcome.evidence.iter().cloned());
+                t.follow_ups = report.proposals.clone();
+                t.pgid = None;
+                t.lease_expires_at = None;
+                t.lease_token = None;
+                t.failure = None;
+            }
+            s.save_graph(now)?;
+            s.log.append(
+                kinds::TASK_COMPLETED,
+                kinds::OMK,
+                json!({"task_id": id, "attempt": attempt, "commit": commit, "merged": merged,
+                       "changed_files": outcome.changed_files, "follow_ups": report.proposals.len()}),
+            )?;
+        }
+        let _ = worktree::remove(&self.repo, &wt);
+        self.observer.progress(&Progress::Done {
+            task: id.to_owned(),
+            commit,
+            merged,
+        });
+        Ok(())
+    }
+
+    /// Ends a failed attempt: retry or fail, and clean up its worktree
+    /// (kept for inspection when asked and it failed for good).
+    fn end_attempt(
+        &self,
+        id: &str,
+        wt: &std::path::Path,
+        reason: &str,
+        code: &str,
+        retryable: bool,
+    ) -> Result<(), GoalError> {
+        let retry = self.fail_or_retry(id, reason, code, retryable)?;
+        if retry || !self.opts.keep_failed {
+            let _ = worktree::remove(&self.repo, wt);
+        }
+        Ok(())
+    }
+
+    /// Renews a running task's lease until cancelled.
+    async fn renew_lease(&self, id: &str) {
+        let every = Duration::from_millis((self.opts.lease_secs * 1000 / 3).max(200));
+        loop {
+            tokio::time::sleep(every).await;
+            let mut s = self.session();
+            let now = Utc::now();
+            let lease =
+                now + chrono::Duration::seconds(i64::try_from(self.opts.lease_secs).unwrap_or(30));
+            if let Some(t) = s.graph.get_mut(id) {
+                t.lease_expires_at = Some(lease);
+            }
+            if let Err(e) = s.save_graph(now) {
+                tracing::warn!("cannot renew the lease of `{id}`: {e}");
+            }
+        }
+    }
+
+    fn record_spend(&self, id: &str, report: &Report, took: Duration) -> Result<(), GoalError> {
+        let mut s = self.session();
+        let secs = took.as_secs() + u64::from(took.subsec_nanos() > 0);
+        let spent = &mut s.goal.spent;
+        spent.time_secs = spent.time_secs.saturating_add(secs);
+        spent.tokens = spent.tokens.saturating_add(report.tokens);
+        spent.usd_micros = spent.usd_micros.saturating_add(report.usd_micros);
+        s.save_goal(Utc::now())?;
+        s.log.append(
+            kinds::AGENT_FINISHED,
+            &format!("agent:{}", self.backend.name()),
+            json!({"task_id": id, "exit_code": report.exit_code, "timed_out": report.timed_out,
+                   "secs": secs, "tokens": report.tokens, "usd_micros": report.usd_micros,
+                   "output_tail": crate::text::clip(&report.output_tail, 2000)}),
+        )?;
+        Ok(())
+    }
+
+    /// Changed files, checks and evidence of a finished attempt.
+    async fn outcome(
+        &self,
+        task: &TaskProposal,
+        wt: &std::path::Path,
+        report: &Report,
+    ) -> Result<TaskOutcome, GoalError> {
+        let changed_files = worktree::changes(wt, &self.base)
+            .map_err(|e| GoalError::state(e.to_string(), "check the task's worktree"))?
+            .into_iter()
+            .map(|c| c.path)
+            .collect::<Vec<_>>();
+        let mut checks = Vec::new();
+        for criterion in &task.acceptance {
+            let Some(command) = criterion.trim().strip_prefix("run:").map(str::trim) else {
+                continue;
+            };
+            if command.is_empty() {
+                continue;
+            }
+            let f = run_shell(
+                command,
+                wt,
+                &[
+                    ("OMK_TASK_ID".to_owned(), task.id.clone()),
+                    ("OMK_PHASE".to_owned(), "check".to_owned()),
+                ],
+                None,
+                crate::agents::process::deadline_in(self.opts.check_timeout_secs),
+                &|_| {},
+                &mut |_| {},
+            )
+            .await;
+            let mut tail = f.output_tail.clone();
+            if f.timed_out {
+                tail.push_str(&format!(
+                    "\n(killed after {}s)",
+                    self.opts.check_timeout_secs
+                ));
+            }
+            checks.push(CheckResult {
+                name: criterion.trim().to_owned(),
+                command: command.to_owned(),
+                exit_code: f.exit_code,
+                passed: f.success(),
+                output_tail: crate::text::clip(&tail, 4000),
+            });
+        }
+        let outcome = TaskOutcome {
+            task_id: task.id.clone(),
+            changed_files,
+            evidence: report.evidence.clone(),
+            checks,
+        };
+        self.log(
+            kinds::TASK_OUTCOME,
+            kinds::OMK,
+            json!({"task_id": task.id, "outcome": outcome}),
+        );
+        Ok(outcome)
+    }
+
+    async fn merge(&self, branch: &str, id: &str) -> Result<Merge, worktree::GitError> {
+        let _one_at_a_time = self.merging.lock().await;
+        let dir = {
+            let s = self.session();
+            s.dir().join("worktrees").join("_integration")
+        };
+        let integration = worktree::integration_branch(&self.goal_id);
+        worktree::ensure(&self.repo, &dir, &integration, &self.base)?;
+        worktree::merge(&dir, branch, &format!("omk: merge task {id}"))
+    }
+
+    fn log_decisions(
+        &self,
+        id: &str,
+        stage: Stage,
+        verdict: &Verdict,
+        action: Option<&AgentAction>,
+    ) {
+        let mut s = self.session();
+        for d in &verdict.decisions {
+            let mut payload = serde_json::to_value(d).unwrap_or_default();
+            if let Some(obj) = payload.as_object_mut() {
+                obj.insert("task_id".into(), json!(id));
+                if let Some(a) = action {
+                    obj.insert("action".into(), json!(a));
+                }
+            }
+            if let Err(e) = s
+                .log
+                .append(kinds::GATE_DECISION, &kinds::gate_actor(&d.gate), payload)
+            {
+                tracing::error!("cannot log a {stage} decision: {e}");
+            }
+        }
+    }
+}
+
+/// Whether a goal budget is used up, so no task may start.
+fn budget_spent(s: &Session) -> bool {
+    let (l, sp) = (&s.goal.limits, &s.goal.spent);
+    l.time_secs.is_some_and(|t| sp.time_secs >= t)
+        || l.tokens.is_some_and(|t| sp.tokens >= t)
+        || l.usd_micros.is_some_and(|u| sp.usd_micros >= u)
+}
+
+fn lease_token(id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(id.as_bytes());
+    h.update(std::process::id().to_le_bytes());
+    h.update(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+            .to_le_bytes(),
+    );
+    hex::encode(&h.finalize()[..8])
+}
+
+fn first_line<'a>(title: &'a str, fallback: &'a str) -> &'a str {
+    title
+        .lines()
+        .next()
+        .filter(|l| !l.trim().is_empty())
+        .unwrap_or(fallback)
+}
+
+/// The hooks of one running task (or of planning, with no task).
+struct TaskHooks {
+    exec: Arc<Executor>,
+    task: Option<TaskProposal>,
+    ctx: GoalContext,
+    worktree: PathBuf,
+}
+
+impl TaskHooks {
+    fn planning(exec: Arc<Executor>) -> TaskHooks {
+        TaskHooks {
+            exec,
+            task: None,
+            ctx: GoalContext::default(),
+            worktree: PathBuf::new(),
+        }
+    }
+}
+
+impl Hooks for TaskHooks {
+    fn action(&self, mut action: AgentAction) -> Permit {
+        let Some(task) = &self.task else {
+            // Planning takes no actions on the project.
+            return Permit {
+                allowed: false,
+                reason: Some("actions are not allowed while planning".into()),
+            };
+        };
+        if action.kind.is_file_change() {
+            match crate::agents::relative_to(&self.worktree, &action.target) {
+                Some(rel) => action.target = rel,
+                None => {
+                    let reason = format!("`{}` is outside the task's worktree", action.target);
+                    self.exec.log(
+                        kinds::AGENT_ACTION,
+                        &format!("agent:{}", self.exec.backend.name()),
+                        json!({"task_id": task.id, "action": action, "allowed": false, "gate": "omk",
+                               "code": "omk.outside-worktree", "reason": reason}),
+                    );
+                    return Permit {
+                        allowed: false,
+                        reason: Some(reason),
+                    };
+                }
+            }
+        }
+        let verdict = self.exec.gates.judge_action(&self.ctx, task, &action);
+        self.exec
+            .log_decisions(&task.id, Stage::Action, &verdict, Some(&action));
+        let block = verdict.blocking();
+        let (code, reason, gate) = match block {
+            Some(d) => {
+                let r = d.decision.rejection();
+                (
+                    r.map(|r| r.code.clone()),
+                    r.map(|r| r.reason.clone()),
+                    Some(d.gate.clone()),
+                )
+            }
+            None => (None, None, None),
+        };
+        self.exec.log(
+            kinds::AGENT_ACTION,
+            &format!("agent:{}", self.exec.backend.name()),
+            json!({"task_id": task.id, "action": action, "allowed": verdict.accepted,
+                   "gate": gate, "code": code, "reason": reason}),
+        );
+        if !verdict.accepted {
+            self.exec.observer.progress(&Progress::Refused {
+                task: task.id.clone(),
+                target: action.target.clone(),
+                reason: reason.clone().unwrap_or_default(),
+            });
+        }
+        Permit {
+            allowed: verdict.accepted,
+            reason,
+        }
+    }
+
+    fn note(&self, kind: &str, payload: Value) {
+        self.exec.log(
+            kinds::AGENT_NOTE,
+            &format!("agent:{}", self.exec.backend.name()),
+            json!({"note": kind, "detail": payload}),
+        );
+    }
+
+    fn process_started(&self, pgid: u32) {
+        let Some(task) = &self.task else { return };
+        let mut s = self.exec.session();
+        if let Some(t) = s.graph.get_mut(&task.id) {
+            t.pgid = Some(pgid);
+        }
+        if let Err(e) = s.save_graph(Utc::now()) {
+            tracing::warn!("cannot record the agent's process group: {e}");
+        }
+    }
+}
