@@ -7,4 +7,5 @@ mod execute;
 mod gate_check;
 mod goals;
 mod hostile;
+mod proof;
 mod std_gates;

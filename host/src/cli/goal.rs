@@ -17,7 +17,7 @@ use crate::goal::{
     StoreError,
 };
 use crate::graph::{TaskGraph, TaskStatus};
-use crate::proof::{Event, kinds, log};
+use crate::proof::{Event, log};
 use crate::wave::execute::{ExecOptions, Executor, Observer, Progress, Quiet};
 use crate::wave::{self, DispatchPlan};
 use omk_gate_sdk::paths;
@@ -42,6 +42,13 @@ pub enum GoalCommand {
     Events(EventsArgs),
     /// Check a goal's event log hash chain. Exit 1 if it is broken.
     VerifyLog(IdArgs),
+    /// Rebuild a goal's timeline from its log; with `--gates`, re-judge
+    /// every recorded decision with other gates (policy what-if).
+    Replay(super::proof::ReplayArgs),
+    /// Write and show a goal's proof (`proof.json`).
+    Proof(super::proof::ProofArgs),
+    /// Write a one-page HTML report of a goal.
+    Report(super::proof::ReportArgs),
     /// Pause a goal: no new waves until it is resumed.
     Pause(IdArgs),
     /// Resume a paused goal.
@@ -238,6 +245,9 @@ pub fn run(cmd: GoalCommand) -> Result<Outcome> {
         GoalCommand::Show(a) => show(&store, &a.id, a.json),
         GoalCommand::Events(a) => events(&store, a),
         GoalCommand::VerifyLog(a) => verify_log(&store, &a.id, a.json),
+        GoalCommand::Replay(a) => super::proof::replay(&store, a),
+        GoalCommand::Proof(a) => super::proof::proof(&store, a),
+        GoalCommand::Report(a) => super::proof::report(&store, a),
         GoalCommand::Pause(a) => {
             change(&store, &a.id, a.json, Session::pause, Some(Request::Pause))
         }
@@ -579,7 +589,7 @@ fn propose(store: &GoalStore, a: ProposeArgs) -> Result<Outcome> {
     })
 }
 
-fn load(store: &GoalStore, id: &str) -> Result<(Goal, TaskGraph)> {
+pub(super) fn load(store: &GoalStore, id: &str) -> Result<(Goal, TaskGraph)> {
     let id = store.resolve(id)?;
     let goal = store.load(&id)?;
     let graph = TaskGraph::load(&store.dir(&id), &id)?;
@@ -732,7 +742,7 @@ fn events(store: &GoalStore, a: EventsArgs) -> Result<Outcome> {
                 e.id,
                 e.ts.format("%Y-%m-%d %H:%M:%S%.3f"),
                 e.kind,
-                summarize(e)
+                crate::proof::timeline::summarize(e)
             );
         }
     }
@@ -745,49 +755,6 @@ fn events(store: &GoalStore, a: EventsArgs) -> Result<Outcome> {
         );
     }
     Ok(Outcome::Ok)
-}
-
-/// One line about an event, for people.
-fn summarize(e: &Event) -> String {
-    let p = &e.payload;
-    let s = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("");
-    match e.kind.as_str() {
-        kinds::GOAL_CREATED => format!("\"{}\"", s("normalized_goal")),
-        kinds::GOAL_STATUS_CHANGED => format!("{} -> {} ({})", s("from"), s("to"), s("reason")),
-        kinds::BUDGET_ADDED => format!("limits now {}", p["limits"]),
-        kinds::WAVE_STARTED => format!("{} ({} proposals)", s("run_key"), p["proposals"]),
-        kinds::TASK_PROPOSED => s("task_id").to_owned(),
-        kinds::GATE_DECISION => {
-            let verdict = s("verdict");
-            let mut line = format!("{}  {} {verdict}", s("task_id"), s("gate"));
-            if verdict == "reject" {
-                line.push_str(&format!(" {}: {}", s("code"), s("reason")));
-                if s("mode") == "audit" {
-                    line.push_str(" (audit: not enforced)");
-                }
-            }
-            line
-        }
-        kinds::TASK_ACCEPTED => format!(
-            "{}  budget {}s, {}s committed after",
-            s("task_id"),
-            p["budget_snapshot"]["task_budget_secs"],
-            p["budget_snapshot"]["committed_after_secs"]
-        ),
-        kinds::TASK_REJECTED => format!(
-            "{}  by {}: {} [{}]",
-            s("task_id"),
-            s("gate"),
-            s("reason"),
-            s("code")
-        ),
-        kinds::WAVE_COMPLETED => format!(
-            "{}: {}",
-            s("run_key"),
-            p["evidence"]["worker_summary"].as_str().unwrap_or("")
-        ),
-        _ => crate::text::clip(&p.to_string(), 100),
-    }
 }
 
 fn verify_log(store: &GoalStore, id: &str, json: bool) -> Result<Outcome> {

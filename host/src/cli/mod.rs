@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod demo;
 mod gate;
 mod goal;
+mod proof;
 
 /// Proof-backed engineering runs by coding agents, every decision taken by
 /// sandboxed WebAssembly gates.

@@ -74,6 +74,8 @@ pub struct GateDecision {
     pub decision: Decision,
     /// Set when the rejection is a gate fault.
     pub fault: Option<FaultCause>,
+    /// The settings the gate was given (JSON).
+    pub config: String,
     /// Time the call took, in microseconds.
     pub micros: u64,
 }
@@ -197,6 +199,7 @@ impl GateSet {
                     called,
                     decision,
                     fault,
+                    config: e.config_json.clone(),
                     micros: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
                 }
             })

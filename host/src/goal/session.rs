@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::{Goal, GoalLock, GoalStatus, GoalStore, Limits, NewGoal, StoreError};
 use crate::graph::{GraphError, TaskGraph};
+use crate::proof::inputs::InputStore;
 use crate::proof::{EventLog, LogError, kinds};
 
 /// Why a goal could not be opened, changed or saved.
@@ -52,6 +53,8 @@ pub struct Session {
     pub goal: Goal,
     pub graph: TaskGraph,
     pub log: EventLog,
+    /// Every gate input, for replay.
+    pub inputs: InputStore,
 }
 
 /// A run id for the events this process writes: `run-<utc time>-<pid>`.
@@ -85,6 +88,7 @@ impl Session {
         Ok(Session {
             store: store.clone(),
             lock,
+            inputs: InputStore::new(&dir),
             dir,
             goal,
             graph,
@@ -102,11 +106,19 @@ impl Session {
         Ok(Session {
             store: store.clone(),
             lock,
+            inputs: InputStore::new(&dir),
             dir,
             goal,
             graph,
             log,
         })
+    }
+
+    /// Makes every event and recorded gate input durable.
+    pub fn sync(&mut self) -> Result<(), GoalError> {
+        self.inputs.sync()?;
+        self.log.sync()?;
+        Ok(())
     }
 
     /// Takes requests other processes left for this one.
@@ -151,8 +163,24 @@ impl Session {
             actor,
             json!({"from": from, "to": to, "reason": reason}),
         )?;
-        self.log.sync()?;
-        Ok(())
+        if to.is_terminal() {
+            self.write_proof()?;
+        }
+        self.sync()
+    }
+
+    /// Writes `proof.json` and logs it.
+    pub fn write_proof(&mut self) -> Result<crate::proof::document::Proof, GoalError> {
+        self.sync()?;
+        let proof = crate::proof::document::Proof::write(&self.dir, &self.goal, &self.graph)?;
+        self.log.append(
+            kinds::PROOF_WRITTEN,
+            kinds::OMK,
+            json!({"path": self.dir.join(crate::proof::document::PROOF_FILE), "ready": proof.readiness.ready,
+                   "head_hash": proof.log.head_hash}),
+        )?;
+        self.sync()?;
+        Ok(proof)
     }
 
     /// Pauses a running goal.

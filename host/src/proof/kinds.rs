@@ -20,6 +20,7 @@
 //! | `task_completed` | `task_id`, `attempt`, `commit`, `merged`, `changed_files`, `follow_ups` |
 //! | `task_failed` | `task_id`, `attempt`, `reason`, `code`, `will_retry` |
 //! | `task_reclaimed` | `task_id`, `reason` |
+//! | `proof_written` | `path`, `ready`, `head_hash` (of the log before this event) |
 
 pub const GOAL_CREATED: &str = "goal_created";
 pub const GOAL_STATUS_CHANGED: &str = "goal_status_changed";
@@ -39,6 +40,7 @@ pub const TASK_MERGED: &str = "task_merged";
 pub const TASK_COMPLETED: &str = "task_completed";
 pub const TASK_FAILED: &str = "task_failed";
 pub const TASK_RECLAIMED: &str = "task_reclaimed";
+pub const PROOF_WRITTEN: &str = "proof_written";
 
 /// The actor of events omk itself writes.
 pub const OMK: &str = "omk";

@@ -263,7 +263,8 @@ pub fn read(dir: &Path) -> Result<(Vec<Event>, Vec<usize>), LogError> {
     Ok((events, unreadable))
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, LogError> {
+/// The bytes of `path`; a missing file reads as empty.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, LogError> {
     match std::fs::read(path) {
         Ok(d) => Ok(d),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),

@@ -2,8 +2,17 @@
 //!
 //! - [`log`]: the append-only, hash-chained event log (`events.jsonl`).
 //! - [`kinds`]: the event kinds omk writes, and who writes them.
+//! - [`inputs`]: every gate input, content-addressed, for exact replay.
+//! - [`timeline`]: the timeline rebuilt from the log alone.
+//! - [`replay`]: policy what-if, re-judging history with other gates.
+//! - [`document`]: `proof.json`; [`report`]: the one-page HTML report.
 
+pub mod document;
+pub mod inputs;
 pub mod kinds;
 pub mod log;
+pub mod replay;
+pub mod report;
+pub mod timeline;
 
 pub use log::{BadLine, EVENTS_FILE, Event, EventLog, LogError, Verification};

@@ -31,9 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::Utc;
-use omk_gate_sdk::{
-    AgentAction, CheckResult, Evidence, GoalContext, Stage, TaskOutcome, TaskProposal,
-};
+use omk_gate_sdk::{AgentAction, CheckResult, Evidence, GoalContext, TaskOutcome, TaskProposal};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
@@ -43,6 +41,7 @@ use crate::agents::{Backend, Brief, Hooks, Job, Permit, Report};
 use crate::gates::{GateSet, Verdict};
 use crate::goal::{GoalError, GoalPhase, GoalStatus, MergePolicy, Request, Session};
 use crate::graph::TaskStatus;
+use crate::proof::inputs::Subject;
 use crate::proof::kinds;
 use crate::worktree::{self, Merge};
 
@@ -521,7 +520,7 @@ impl Executor {
             }
             _ => {}
         }
-        s.log.sync()?;
+        s.sync()?;
         let status = s.goal.status;
         drop(s);
         self.observer.progress(&Progress::Stopped { status });
@@ -612,7 +611,7 @@ impl Executor {
                        "live_gating": self.backend.live_gating()}),
             )?;
             // Durable before any work starts.
-            s.log.sync()?;
+            s.sync()?;
             let now_ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
             (task, attempt, goal_context(&s, id, &[], now_ms))
         };
@@ -676,7 +675,15 @@ impl Executor {
 
         let outcome = self.outcome(&task, &wt, &report).await?;
         let verdict = self.gates.judge_outcome(&ctx, &task, &outcome);
-        self.log_decisions(id, Stage::Outcome, &verdict, None);
+        self.record(
+            &ctx,
+            Subject::Outcome {
+                task: task.clone(),
+                outcome: outcome.clone(),
+            },
+            &verdict,
+            json!({"task_id": id, "attempt": attempt}),
+        )?;
         if let Some(block) = verdict.blocking() {
             let r =
                 block
@@ -916,29 +923,17 @@ impl Executor {
         worktree::merge(&dir, branch, &format!("omk: merge task {id}"))
     }
 
-    fn log_decisions(
+    /// Records a verdict's input and its gate decisions.
+    fn record(
         &self,
-        id: &str,
-        stage: Stage,
+        ctx: &GoalContext,
+        subject: Subject,
         verdict: &Verdict,
-        action: Option<&AgentAction>,
-    ) {
+        extra: Value,
+    ) -> Result<(), GoalError> {
         let mut s = self.session();
-        for d in &verdict.decisions {
-            let mut payload = serde_json::to_value(d).unwrap_or_default();
-            if let Some(obj) = payload.as_object_mut() {
-                obj.insert("task_id".into(), json!(id));
-                if let Some(a) = action {
-                    obj.insert("action".into(), json!(a));
-                }
-            }
-            if let Err(e) = s
-                .log
-                .append(kinds::GATE_DECISION, &kinds::gate_actor(&d.gate), payload)
-            {
-                tracing::error!("cannot log a {stage} decision: {e}");
-            }
-        }
+        let input = s.inputs.record(ctx, None, subject)?;
+        super::record_verdict(&mut s, verdict, &input, extra)
     }
 }
 
@@ -1020,8 +1015,18 @@ impl Hooks for TaskHooks {
             }
         }
         let verdict = self.exec.gates.judge_action(&self.ctx, task, &action);
-        self.exec
-            .log_decisions(&task.id, Stage::Action, &verdict, Some(&action));
+        let recorded = self.exec.record(
+            &self.ctx,
+            Subject::Action {
+                task: task.clone(),
+                action: action.clone(),
+            },
+            &verdict,
+            json!({"task_id": task.id, "action": action}),
+        );
+        if let Err(e) = recorded {
+            tracing::error!("cannot record an action decision: {e}");
+        }
         let block = verdict.blocking();
         let (code, reason, gate) = match block {
             Some(d) => {

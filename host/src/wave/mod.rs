@@ -31,6 +31,7 @@ use sha2::{Digest, Sha256};
 use crate::gates::{GateSet, Verdict};
 use crate::goal::{GoalError, GoalPhase, GoalStatus, Session};
 use crate::graph::{Task, TaskStatus};
+use crate::proof::inputs::Subject;
 use crate::proof::{Event, kinds, log};
 
 /// The gate name omk's own checks are recorded under.
@@ -175,7 +176,7 @@ pub fn run_wave(
         kinds::OMK,
         json!({"run_key": plan.run_key, "plan_sha256": plan_sha256, "evidence": evidence}),
     )?;
-    session.log.sync()?;
+    session.sync()?;
     Ok(evidence)
 }
 
@@ -297,19 +298,44 @@ fn judge(
         return Ok(Decided::Rejected(r));
     }
     let ctx = context(session, p, accepted_in_wave, now_ms);
+    let input = session.inputs.record(
+        &ctx,
+        Some(&plan.run_key),
+        Subject::Proposal {
+            proposal: p.clone(),
+        },
+    )?;
     let verdict = gates.judge_proposal(&ctx, p);
+    record_verdict(
+        session,
+        &verdict,
+        &input,
+        json!({"task_id": p.id, "run_key": plan.run_key, "index": index}),
+    )?;
+    Ok(decided(&verdict, &p.id))
+}
+
+/// Logs one `gate_decision` per gate of `verdict`, with the sha256 of the
+/// recorded input and the fields of `extra`.
+pub(crate) fn record_verdict(
+    session: &mut Session,
+    verdict: &Verdict,
+    input_sha256: &str,
+    extra: Value,
+) -> Result<(), GoalError> {
     for d in &verdict.decisions {
         let mut payload = serde_json::to_value(d).unwrap_or_default();
-        if let Some(obj) = payload.as_object_mut() {
-            obj.insert("task_id".into(), json!(p.id));
-            obj.insert("run_key".into(), json!(plan.run_key));
-            obj.insert("index".into(), json!(index));
+        if let (Some(obj), Value::Object(extra)) = (payload.as_object_mut(), &extra) {
+            obj.insert("input_sha256".into(), json!(input_sha256));
+            for (k, v) in extra {
+                obj.insert(k.clone(), v.clone());
+            }
         }
         session
             .log
             .append(kinds::GATE_DECISION, &kinds::gate_actor(&d.gate), payload)?;
     }
-    Ok(decided(&verdict, &p.id))
+    Ok(())
 }
 
 fn decided(verdict: &Verdict, task_id: &str) -> Decided {

@@ -1,0 +1,294 @@
+//! `omk goal replay | proof | report`: reading back what a goal did.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::goal::load;
+use super::{Outcome, Result, with_help};
+use crate::gates::{GateEngine, GateSet, GatesConfig};
+use crate::goal::GoalStore;
+use crate::proof::document::Proof;
+use crate::proof::replay::{self, WhatIf};
+use crate::proof::timeline::Timeline;
+use crate::proof::{log, report as html};
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The goal id, or `latest`.
+    id: String,
+    /// Re-judge every recorded decision with these gates: a gates.toml
+    /// file, `std` (the embedded std bundle with defaults), or `project`
+    /// (the goal's project configuration as it is now).
+    #[arg(long, value_name = "CONFIG")]
+    gates: Option<String>,
+    /// Exit 1 if any decision would change (for CI checks of policy updates).
+    #[arg(long)]
+    fail_on_change: bool,
+    /// Print JSON.
+    #[arg(long, conflicts_with = "md")]
+    json: bool,
+    /// Print Markdown.
+    #[arg(long)]
+    md: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProofArgs {
+    /// The goal id, or `latest`.
+    id: String,
+    /// Print JSON.
+    #[arg(long, conflicts_with = "md")]
+    json: bool,
+    /// Print Markdown.
+    #[arg(long)]
+    md: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The goal id, or `latest`.
+    id: String,
+    /// Where to write the page.
+    #[arg(long, value_name = "FILE")]
+    html: PathBuf,
+}
+
+/// The gate set a `--gates` value names.
+fn gate_set(value: &str, project: &Path) -> Result<GateSet> {
+    let config = match value {
+        "std" => GatesConfig::std(Default::default()),
+        "project" => GatesConfig::for_project(project)?,
+        path => {
+            let file = Path::new(path);
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                with_help(
+                    format!("cannot read gates config `{path}`: {e}"),
+                    "pass a gates.toml file, `std` or `project`",
+                )
+            })?;
+            // Gate paths resolve against the project when the file is a
+            // project's `.omk/gates.toml`, else against the file's folder.
+            let dir = file
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let root = if dir.file_name().is_some_and(|n| n == ".omk") {
+                dir.parent().unwrap_or(dir)
+            } else {
+                dir
+            };
+            GatesConfig::parse(&text, file, root)?
+        }
+    };
+    Ok(GateSet::load(&config, GateEngine::shared()?)?)
+}
+
+pub fn replay(store: &GoalStore, a: ReplayArgs) -> Result<Outcome> {
+    let (goal, _) = load(store, &a.id)?;
+    let dir = store.dir(&goal.id);
+    let Some(gates_arg) = a.gates else {
+        let t = Timeline::read(&dir)?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&t)?);
+        } else if a.md {
+            println!(
+                "# Timeline of {}\n\n| # | time | kind | actor | what |\n|---|---|---|---|---|",
+                goal.id
+            );
+            for e in &t.entries {
+                println!(
+                    "| {} | {} | {} | {} | {} |",
+                    e.id,
+                    e.ts.format("%H:%M:%S%.3f"),
+                    e.kind,
+                    e.actor,
+                    e.summary.replace('|', "\\|")
+                );
+            }
+            for p in t.problems() {
+                println!("\n> {p}");
+            }
+        } else {
+            for e in &t.entries {
+                println!(
+                    "{:>5}  {}  {:<19} {:<18} {}",
+                    e.id,
+                    e.ts.format("%H:%M:%S%.3f"),
+                    e.kind,
+                    e.actor,
+                    e.summary
+                );
+            }
+            for p in t.problems() {
+                println!("warning: {p}");
+            }
+        }
+        return Ok(Outcome::Ok);
+    };
+    let gates = gate_set(&gates_arg, &goal.project_dir)?;
+    let (events, _) = log::read(&dir)?;
+    let w = replay::what_if(&dir, &events, &gates)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&w)?);
+    } else {
+        print_what_if(&w, &gates_arg, a.md);
+    }
+    Ok(if a.fail_on_change && !w.exact() {
+        Outcome::Rejected
+    } else {
+        Outcome::Ok
+    })
+}
+
+fn print_what_if(w: &WhatIf, gates: &str, md: bool) {
+    let head = format!(
+        "re-judged {} of {} recorded decisions with the gates `{gates}`",
+        w.rejudged, w.judged
+    );
+    if md {
+        println!("# Policy what-if\n\n{head}.\n");
+    } else {
+        println!("{head}");
+    }
+    if w.exact() {
+        println!("every decision is reproduced exactly");
+    }
+    if w.missing_inputs > 0 {
+        println!(
+            "{} decisions have no recorded input and were not re-judged",
+            w.missing_inputs
+        );
+    }
+    for n in &w.nondeterministic {
+        println!(
+            "NOT DETERMINISTIC  gate `{}` ({}) on {} at {}: was {}, now {}",
+            n.gate,
+            &n.sha256[..n.sha256.len().min(12)],
+            n.task_id,
+            n.stage,
+            n.old,
+            n.new
+        );
+    }
+    if w.changes.is_empty() {
+        if !w.exact() {
+            println!("no overall decision would change");
+        }
+        return;
+    }
+    let summary: Vec<String> = w.summary.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    println!(
+        "{} decisions would change: {}",
+        w.changes.len(),
+        summary.join(", ")
+    );
+    if md {
+        println!(
+            "\n| task | stage | target | old | new | deciding gate |\n|---|---|---|---|---|---|"
+        );
+    }
+    for c in &w.changes {
+        let gate = c
+            .new
+            .gate
+            .as_deref()
+            .or(c.old.gate.as_deref())
+            .unwrap_or("-");
+        let target = c.target.as_deref().unwrap_or("");
+        if md {
+            println!(
+                "| {} | {} | {} | {} | {} | {gate} |",
+                c.task_id, c.stage, target, c.old, c.new
+            );
+        } else {
+            println!(
+                "  {:<20} {:<8} {:<24} {} -> {}  ({gate})",
+                c.task_id,
+                c.stage.as_str(),
+                target,
+                c.old,
+                c.new
+            );
+        }
+    }
+}
+
+pub fn proof(store: &GoalStore, a: ProofArgs) -> Result<Outcome> {
+    let id = store.resolve(&a.id)?;
+    // The lock holder writes proof.json; a running goal's proof is built
+    // without writing it.
+    let proof = match crate::goal::Session::open(store, &id) {
+        Ok(mut s) => s.write_proof()?,
+        Err(_) => {
+            let (goal, graph) = load(store, &id)?;
+            Proof::build(&store.dir(&id), &goal, &graph)?
+        }
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&proof)?);
+    } else if a.md {
+        print!("{}", proof.markdown());
+    } else {
+        let ready = if proof.readiness.ready {
+            "READY"
+        } else {
+            "NOT READY"
+        };
+        println!("{}  {ready}  ({})", proof.goal_id, proof.status);
+        for w in &proof.readiness.why {
+            println!("  - {w}");
+        }
+        let t = &proof.tasks;
+        println!(
+            "  tasks: {} total, {} done, {} failed, {} pending; {} proposals rejected",
+            t.total, t.done, t.failed, t.pending, t.rejected_proposals
+        );
+        for g in &proof.gates {
+            println!(
+                "  gate {} {} ({}, {}): {} decisions",
+                g.name,
+                g.version,
+                &g.sha256[..12.min(g.sha256.len())],
+                g.bundle,
+                g.decisions
+            );
+        }
+        println!(
+            "  log: {} events, head {}",
+            proof.log.events, proof.log.head_hash
+        );
+        for g in &proof.known_gaps {
+            println!("  gap: {g}");
+        }
+        println!(
+            "  file: {}",
+            store
+                .dir(&id)
+                .join(crate::proof::document::PROOF_FILE)
+                .display()
+        );
+    }
+    Ok(if proof.readiness.ready {
+        Outcome::Ok
+    } else {
+        Outcome::Rejected
+    })
+}
+
+pub fn report(store: &GoalStore, a: ReportArgs) -> Result<Outcome> {
+    let (goal, graph) = load(store, &a.id)?;
+    let dir = store.dir(&goal.id);
+    let proof = Proof::build(&dir, &goal, &graph)?;
+    let (events, _) = log::read(&dir)?;
+    let timeline = Timeline::read(&dir)?;
+    let page = html::html(&goal, &proof, &events, &timeline);
+    crate::atomic::write(&a.html, page.as_bytes()).map_err(|e| {
+        with_help(
+            format!("cannot write `{}`: {e}", a.html.display()),
+            "pass a writable path",
+        )
+    })?;
+    println!("wrote {} ({} bytes)", a.html.display(), page.len());
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,367 @@
+//! `proof.json`: what a goal achieved, and the evidence for it.
+//!
+//! Built from the goal, its task graph and its event log alone, and written
+//! (atomically) when the goal reaches a terminal status and on demand. A
+//! goal is `ready` only when it has tasks, every task is done, and every
+//! done task's last outcome was accepted by every gate that judged it;
+//! otherwise the proof says why not. Known gaps — an agent without live
+//! gating, a damaged log, gates in audit mode — are listed, never hidden.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::log::{self, Verification};
+use super::{Event, kinds};
+use crate::gates::{sha256_hex, std_bundle};
+use crate::goal::{Goal, GoalStatus};
+use crate::graph::{TaskGraph, TaskStatus};
+
+/// The proof file in a goal's directory.
+pub const PROOF_FILE: &str = "proof.json";
+/// The version of `proof.json`'s layout.
+pub const PROOF_SCHEMA: u32 = 1;
+
+/// Whether the goal is ready, and why (not).
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    /// The decisive evidence when ready, the blocking reasons when not.
+    pub why: Vec<String>,
+}
+
+/// Task counts.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TaskSummary {
+    pub total: usize,
+    pub done: usize,
+    pub failed: usize,
+    pub pending: usize,
+    pub running: usize,
+    pub cancelled: usize,
+    /// Proposals rejected before they became tasks.
+    pub rejected_proposals: usize,
+}
+
+/// A gate that took part.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateUse {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+    /// `std` when the component is the embedded std gate, else `project`.
+    pub bundle: String,
+    pub signer: Option<String>,
+    pub decisions: usize,
+    /// Rejections by code (`accept` counts acceptances).
+    pub by_code: BTreeMap<String, usize>,
+}
+
+/// A task's work.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskProof {
+    pub id: String,
+    pub status: TaskStatus,
+    pub attempts: u32,
+    pub branch: Option<String>,
+    pub commit: Option<String>,
+    pub merged: bool,
+    pub changed_files: Vec<String>,
+    pub failure: Option<String>,
+}
+
+/// The event log's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogProof {
+    pub events: usize,
+    pub head_hash: String,
+    pub chain_intact: bool,
+    pub first_bad_line: Option<usize>,
+    pub torn_lines: Vec<usize>,
+}
+
+/// `proof.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Proof {
+    pub schema: u32,
+    pub goal_id: String,
+    pub goal: String,
+    pub status: GoalStatus,
+    pub readiness: Readiness,
+    pub tasks: TaskSummary,
+    pub gates: Vec<GateUse>,
+    pub task_work: Vec<TaskProof>,
+    pub log: LogProof,
+    pub known_gaps: Vec<String>,
+    pub generated_at: DateTime<Utc>,
+}
+
+impl Proof {
+    /// Builds the proof of the goal in `dir`.
+    pub fn build(dir: &Path, goal: &Goal, graph: &TaskGraph) -> Result<Proof, log::LogError> {
+        let (events, _) = log::read(dir)?;
+        let v = log::verify(dir)?;
+        Ok(build(goal, graph, &events, &v))
+    }
+
+    /// Builds and writes `proof.json` in `dir`.
+    pub fn write(dir: &Path, goal: &Goal, graph: &TaskGraph) -> Result<Proof, log::LogError> {
+        let proof = Proof::build(dir, goal, graph)?;
+        let path = dir.join(PROOF_FILE);
+        crate::atomic::write_json(&path, &proof).map_err(|e| log::LogError {
+            path,
+            detail: format!("cannot write the proof: {e}"),
+        })?;
+        Ok(proof)
+    }
+
+    /// The proof as Markdown.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let ready = if self.readiness.ready {
+            "ready"
+        } else {
+            "not ready"
+        };
+        md.push_str(&format!("# Proof: {}\n\n", self.goal));
+        md.push_str(&format!(
+            "- goal: `{}`\n- status: **{}** ({ready})\n",
+            self.goal_id, self.status
+        ));
+        for w in &self.readiness.why {
+            md.push_str(&format!("  - {w}\n"));
+        }
+        let t = &self.tasks;
+        md.push_str(&format!(
+            "- tasks: {} total, {} done, {} failed, {} pending, {} running, {} cancelled; {} proposals rejected\n",
+            t.total, t.done, t.failed, t.pending, t.running, t.cancelled, t.rejected_proposals
+        ));
+        md.push_str(&format!(
+            "- event log: {} events, head `{}`, chain {}\n\n",
+            self.log.events,
+            self.log.head_hash,
+            if self.log.chain_intact {
+                "intact"
+            } else {
+                "BROKEN"
+            }
+        ));
+        md.push_str("## Gates\n\n| gate | version | sha256 | bundle | decisions | by code |\n|---|---|---|---|---|---|\n");
+        for g in &self.gates {
+            let codes: Vec<String> = g.by_code.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+            md.push_str(&format!(
+                "| {} | {} | `{}` | {} | {} | {} |\n",
+                g.name,
+                g.version,
+                &g.sha256[..g.sha256.len().min(12)],
+                g.bundle,
+                g.decisions,
+                codes.join(", ")
+            ));
+        }
+        md.push_str("\n## Tasks\n\n| task | status | attempts | commit | merged | changed files |\n|---|---|---|---|---|---|\n");
+        for t in &self.task_work {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} |\n",
+                t.id,
+                t.status.as_str(),
+                t.attempts,
+                t.commit
+                    .as_deref()
+                    .map_or("-".into(), |c| format!("`{}`", &c[..c.len().min(10)])),
+                if t.merged { "yes" } else { "no" },
+                t.changed_files.join(", ")
+            ));
+        }
+        if !self.known_gaps.is_empty() {
+            md.push_str("\n## Known gaps\n\n");
+            for g in &self.known_gaps {
+                md.push_str(&format!("- {g}\n"));
+            }
+        }
+        md
+    }
+}
+
+fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> Proof {
+    let std_digests: HashMap<String, &str> = std_bundle::GATES
+        .iter()
+        .map(|g| (sha256_hex(g.bytes), g.name))
+        .collect();
+    let mut gates: BTreeMap<(String, String), GateUse> = BTreeMap::new();
+    let mut audit = BTreeSet::new();
+    let mut no_live_gating = BTreeSet::new();
+    // The last outcome verdict of each task: gate -> accepted.
+    let mut last_outcome: HashMap<String, Vec<(String, bool)>> = HashMap::new();
+    let mut rejected_proposals = 0;
+    let mut last_outcome_input: HashMap<String, String> = HashMap::new();
+    for e in events {
+        let p = &e.payload;
+        let s = |k: &str| {
+            p.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        match e.kind.as_str() {
+            // A gate that does not judge a stage is recorded as accepting
+            // without being called; it took no decision.
+            kinds::GATE_DECISION if p.get("called") != Some(&Value::Bool(false)) => {
+                let (name, sha) = (s("gate"), s("sha256"));
+                let entry = gates
+                    .entry((name.clone(), sha.clone()))
+                    .or_insert_with(|| GateUse {
+                        bundle: if std_digests.contains_key(&sha) {
+                            "std".into()
+                        } else {
+                            "project".into()
+                        },
+                        name: name.clone(),
+                        version: s("version"),
+                        sha256: sha,
+                        signer: None,
+                        decisions: 0,
+                        by_code: BTreeMap::new(),
+                    });
+                entry.decisions += 1;
+                let code = if s("verdict") == "accept" {
+                    "accept".to_owned()
+                } else {
+                    s("code")
+                };
+                *entry.by_code.entry(code).or_default() += 1;
+                if s("mode") == "audit" {
+                    audit.insert(name.clone());
+                }
+                if s("stage") == "outcome" {
+                    let task = s("task_id");
+                    let input = s("input_sha256");
+                    if last_outcome_input.get(&task) != Some(&input) {
+                        last_outcome.insert(task.clone(), Vec::new());
+                        last_outcome_input.insert(task.clone(), input);
+                    }
+                    let accepted = s("verdict") == "accept" || s("mode") == "audit";
+                    last_outcome.entry(task).or_default().push((name, accepted));
+                }
+            }
+            kinds::TASK_REJECTED => rejected_proposals += 1,
+            kinds::TASK_STARTED if p.get("live_gating") == Some(&Value::Bool(false)) => {
+                no_live_gating.insert(s("agent"));
+            }
+            _ => {}
+        }
+    }
+
+    let count = |st: TaskStatus| graph.tasks.iter().filter(|t| t.status == st).count();
+    let tasks = TaskSummary {
+        total: graph.tasks.len(),
+        done: count(TaskStatus::Done),
+        failed: count(TaskStatus::Failed),
+        pending: count(TaskStatus::Pending),
+        running: count(TaskStatus::Running),
+        cancelled: count(TaskStatus::Cancelled),
+        rejected_proposals,
+    };
+
+    let mut why = Vec::new();
+    if graph.tasks.is_empty() {
+        why.push("no task was admitted".to_owned());
+    }
+    for t in &graph.tasks {
+        match t.status {
+            TaskStatus::Done => match last_outcome.get(&t.id) {
+                Some(gs) if !gs.is_empty() && gs.iter().all(|(_, ok)| *ok) => {}
+                Some(gs) if !gs.is_empty() => {
+                    why.push(format!("task `{}`: its last outcome was rejected", t.id))
+                }
+                _ => why.push(format!("task `{}`: no outcome decision is recorded", t.id)),
+            },
+            other => why.push(format!(
+                "task `{}` is {}{}",
+                t.id,
+                other.as_str(),
+                t.failure
+                    .as_deref()
+                    .map(|f| format!(": {f}"))
+                    .unwrap_or_default()
+            )),
+        }
+    }
+    if !v.ok {
+        why.push("the event log's chain is broken".to_owned());
+    }
+    let ready = why.is_empty();
+    if ready {
+        why.push(format!(
+            "all {} tasks are done, and the last outcome of each was accepted by every gate ({})",
+            graph.tasks.len(),
+            gates
+                .keys()
+                .map(|(n, _)| n.as_str())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+
+    let mut known_gaps: Vec<String> = no_live_gating
+        .iter()
+        .map(|a| {
+            format!("agent backend `{a}` had no live gating: its actions were judged only through the outcome")
+        })
+        .collect();
+    for g in &audit {
+        known_gaps.push(format!(
+            "gate `{g}` ran in audit mode: its rejections were recorded, not enforced"
+        ));
+    }
+    if let Some(bad) = &v.first_bad {
+        known_gaps.push(format!(
+            "the event log is broken at line {}: {}",
+            bad.line, bad.problem
+        ));
+    }
+    if !v.torn.is_empty() {
+        known_gaps.push(format!(
+            "the event log has lines torn by a crash: {:?}",
+            v.torn
+        ));
+    }
+
+    Proof {
+        schema: PROOF_SCHEMA,
+        goal_id: goal.id.clone(),
+        goal: goal.normalized_goal.clone(),
+        status: goal.status,
+        readiness: Readiness { ready, why },
+        tasks,
+        gates: gates.into_values().collect(),
+        task_work: graph
+            .tasks
+            .iter()
+            .map(|t| TaskProof {
+                id: t.id.clone(),
+                status: t.status,
+                attempts: t.retry_count + u32::from(t.status != TaskStatus::Pending),
+                branch: t.branch.clone(),
+                commit: t.commit.clone(),
+                merged: t.merged,
+                changed_files: t.changed_files.clone(),
+                failure: t.failure.clone(),
+            })
+            .collect(),
+        log: LogProof {
+            events: v.events,
+            head_hash: v.head.clone(),
+            chain_intact: v.ok,
+            first_bad_line: v.first_bad.as_ref().map(|b| b.line),
+            torn_lines: v.torn.clone(),
+        },
+        known_gaps,
+        generated_at: Utc::now(),
+    }
+}

@@ -1,0 +1,279 @@
+//! Every gate input, recorded so that any decision can be re-run bit for
+//! bit (`artifacts/inputs.jsonl`).
+//!
+//! Each gate call's input — the goal context, the proposal, or the task with
+//! the action or outcome — is stored once, content-addressed: a line
+//! `{"sha256": …, "input": …}` where `sha256` is that of the input's JSON.
+//! `gate_decision` events carry the `input_sha256` (and the gate's name,
+//! version, component sha256 and config), which is all a replay needs.
+//!
+//! Two parts of a context grow with the goal and would make the record
+//! quadratic, so they are stored by reference: `existing_task_ids` as an
+//! input of its own (a list, shared by every call that saw the same
+//! graph), and `accepted_in_wave` as "the first `count` tasks accepted in
+//! wave `run_key`", which the log holds in order.
+//!
+//! The file is appended like the event log and synced with it; a torn last
+//! line is skipped on read.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use omk_gate_sdk::{AcceptedTask, AgentAction, GoalContext, TaskOutcome, TaskProposal};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::log::LogError;
+use super::{Event, kinds};
+
+/// The inputs file, relative to a goal's directory.
+pub const INPUTS_FILE: &str = "artifacts/inputs.jsonl";
+
+/// What a gate judged, besides the context.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum Subject {
+    Proposal {
+        proposal: TaskProposal,
+    },
+    Action {
+        task: TaskProposal,
+        action: AgentAction,
+    },
+    Outcome {
+        task: TaskProposal,
+        outcome: TaskOutcome,
+    },
+}
+
+impl Subject {
+    /// The task the decision is about.
+    pub fn task_id(&self) -> &str {
+        match self {
+            Subject::Proposal { proposal } => &proposal.id,
+            Subject::Action { task, .. } | Subject::Outcome { task, .. } => &task.id,
+        }
+    }
+}
+
+/// Which tasks of a wave were accepted before this decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveRef {
+    pub run_key: String,
+    pub count: usize,
+}
+
+/// One recorded gate input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Input {
+    /// The context, with `accepted_in_wave` and `existing_task_ids` empty:
+    /// they are restored from the references below.
+    pub context: GoalContext,
+    /// The sha256 of the `existing_task_ids` list input.
+    pub existing_task_ids: String,
+    pub accepted_in_wave: Option<WaveRef>,
+    #[serde(flatten)]
+    pub subject: Subject,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Line {
+    sha256: String,
+    input: Value,
+}
+
+/// The appender of a goal's inputs file; only the goal's lock holder has one.
+#[derive(Debug)]
+pub struct InputStore {
+    path: PathBuf,
+    file: Option<File>,
+    written: HashSet<String>,
+}
+
+impl InputStore {
+    /// The store of the goal in `dir` (the file is created on first write).
+    pub fn new(dir: &Path) -> InputStore {
+        InputStore {
+            path: dir.join(INPUTS_FILE),
+            file: None,
+            written: HashSet::new(),
+        }
+    }
+
+    /// Records the input of a decision on `subject` in `ctx`; returns its
+    /// sha256. `wave` names the wave when `ctx.accepted_in_wave` is the
+    /// list of tasks it accepted so far.
+    pub fn record(
+        &mut self,
+        ctx: &GoalContext,
+        wave: Option<&str>,
+        subject: Subject,
+    ) -> Result<String, LogError> {
+        let ids = self.put(serde_json::to_value(&ctx.existing_task_ids).unwrap_or_default())?;
+        let input = Input {
+            context: GoalContext {
+                accepted_in_wave: Vec::new(),
+                existing_task_ids: Vec::new(),
+                ..ctx.clone()
+            },
+            existing_task_ids: ids,
+            accepted_in_wave: wave.map(|run_key| WaveRef {
+                run_key: run_key.to_owned(),
+                count: ctx.accepted_in_wave.len(),
+            }),
+            subject,
+        };
+        self.put(serde_json::to_value(&input).unwrap_or_default())
+    }
+
+    fn put(&mut self, value: Value) -> Result<String, LogError> {
+        let json = serde_json::to_string(&value).unwrap_or_default();
+        let sha = hex::encode(Sha256::digest(json.as_bytes()));
+        if self.written.contains(&sha) {
+            return Ok(sha);
+        }
+        let err = |detail: String| LogError {
+            path: self.path.clone(),
+            detail,
+        };
+        if self.file.is_none() {
+            if let Some(parent) = self.path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| err(e.to_string()))?;
+            }
+            let mut f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .map_err(|e| err(format!("cannot open it: {e}")))?;
+            // A torn last line from a crash: start on a fresh one.
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            if len > 0 && !ends_with_newline(&self.path) {
+                f.write_all(b"\n").map_err(|e| err(e.to_string()))?;
+            }
+            self.file = Some(f);
+        }
+        let line = format!("{{\"sha256\":\"{sha}\",\"input\":{json}}}\n");
+        if let Some(f) = self.file.as_mut() {
+            f.write_all(line.as_bytes())
+                .map_err(|e| err(format!("cannot append: {e}")))?;
+        }
+        self.written.insert(sha.clone());
+        Ok(sha)
+    }
+
+    /// Makes every recorded input durable.
+    pub fn sync(&mut self) -> Result<(), LogError> {
+        match &self.file {
+            Some(f) => f.sync_data().map_err(|e| LogError {
+                path: self.path.clone(),
+                detail: format!("cannot sync: {e}"),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+fn ends_with_newline(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = File::open(path) else {
+        return true;
+    };
+    if f.seek(SeekFrom::End(-1)).is_err() {
+        return true;
+    }
+    let mut b = [0u8; 1];
+    f.read_exact(&mut b).is_ok() && b[0] == b'\n'
+}
+
+/// A goal's recorded inputs, read back for replay.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    by_sha: HashMap<String, Value>,
+    /// Proposals accepted in each wave, in order.
+    accepted: HashMap<String, Vec<AcceptedTask>>,
+}
+
+impl Inputs {
+    /// Reads the inputs of the goal in `dir`, and from `events` the tasks
+    /// each wave accepted.
+    pub fn read(dir: &Path, events: &[Event]) -> Result<Inputs, LogError> {
+        let path = dir.join(INPUTS_FILE);
+        let data = super::log::read_file(&path)?;
+        let mut by_sha = HashMap::new();
+        for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            if let Ok(l) = serde_json::from_slice::<Line>(line) {
+                // Only inputs whose content matches their address count.
+                let json = serde_json::to_string(&l.input).unwrap_or_default();
+                if hex::encode(Sha256::digest(json.as_bytes())) == l.sha256 {
+                    by_sha.insert(l.sha256, l.input);
+                }
+            }
+        }
+        let mut proposals: HashMap<(String, u64), TaskProposal> = HashMap::new();
+        let mut accepted_idx: HashMap<String, Vec<u64>> = HashMap::new();
+        for e in events {
+            let p = &e.payload;
+            let key = p.get("run_key").and_then(Value::as_str).map(str::to_owned);
+            let index = p.get("index").and_then(Value::as_u64);
+            let (Some(key), Some(index)) = (key, index) else {
+                continue;
+            };
+            match e.kind.as_str() {
+                kinds::TASK_PROPOSED => {
+                    if let Ok(prop) = serde_json::from_value::<TaskProposal>(p["proposal"].clone())
+                    {
+                        proposals.insert((key, index), prop);
+                    }
+                }
+                kinds::TASK_ACCEPTED => accepted_idx.entry(key).or_default().push(index),
+                _ => {}
+            }
+        }
+        let mut accepted = HashMap::new();
+        for (key, mut idx) in accepted_idx {
+            idx.sort_unstable();
+            idx.dedup();
+            let tasks = idx
+                .iter()
+                .filter_map(|i| proposals.get(&(key.clone(), *i)))
+                .map(TaskProposal::as_accepted)
+                .collect();
+            accepted.insert(key, tasks);
+        }
+        Ok(Inputs { by_sha, accepted })
+    }
+
+    /// How many inputs were read.
+    pub fn len(&self) -> usize {
+        self.by_sha.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_sha.is_empty()
+    }
+
+    /// The full context and subject of the input `sha`, as the gates saw
+    /// them.
+    pub fn get(&self, sha: &str) -> Option<(GoalContext, Subject)> {
+        let input: Input = serde_json::from_value(self.by_sha.get(sha)?.clone()).ok()?;
+        let ids: Vec<String> =
+            serde_json::from_value(self.by_sha.get(&input.existing_task_ids)?.clone()).ok()?;
+        let mut ctx = input.context;
+        ctx.existing_task_ids = ids;
+        if let Some(w) = input.accepted_in_wave {
+            let all = self
+                .accepted
+                .get(&w.run_key)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if all.len() < w.count {
+                return None;
+            }
+            ctx.accepted_in_wave = all[..w.count].to_vec();
+        }
+        Some((ctx, input.subject))
+    }
+}

@@ -1,0 +1,254 @@
+//! Policy what-if: every recorded decision re-judged by another gate set.
+//!
+//! Each group of `gate_decision` events sharing an `input_sha256` is one
+//! thing the gates judged (a proposal, an action or an outcome). Its input
+//! is read back from [`Inputs`] and judged again, offline and without
+//! agents, by the gate set given; the old and new overall verdicts are
+//! compared, and each gate's own decision when it took part both times.
+//! With the original gates every decision must come out the same; a gate
+//! whose component and config are unchanged but whose decision differs is
+//! reported as not deterministic.
+//!
+//! Each decision is re-judged with the context it had: a proposal that a
+//! looser policy would now accept is not added to the waves that followed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use omk_gate_sdk::Stage;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::inputs::{Inputs, Subject};
+use super::log::LogError;
+use super::{Event, kinds};
+use crate::gates::{GateSet, Verdict};
+
+/// A verdict, reduced to what a policy change can alter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Overall {
+    pub accepted: bool,
+    /// The deciding gate and code, when rejected.
+    pub gate: Option<String>,
+    pub code: Option<String>,
+}
+
+impl std::fmt::Display for Overall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.accepted, &self.code) {
+            (true, _) => f.write_str("accept"),
+            (false, Some(c)) => write!(f, "reject {c}"),
+            (false, None) => f.write_str("reject"),
+        }
+    }
+}
+
+/// A decision that would change.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub task_id: String,
+    pub stage: Stage,
+    /// The action's target, for the action stage.
+    pub target: Option<String>,
+    pub old: Overall,
+    pub new: Overall,
+}
+
+/// A gate that decided differently on the same input with the same
+/// component and config.
+#[derive(Debug, Clone, Serialize)]
+pub struct Nondeterminism {
+    pub gate: String,
+    pub sha256: String,
+    pub task_id: String,
+    pub stage: Stage,
+    pub old: String,
+    pub new: String,
+}
+
+/// The result of a what-if replay.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WhatIf {
+    /// Things judged in the log (proposals, actions, outcomes).
+    pub judged: usize,
+    /// Of those, re-judged now.
+    pub rejudged: usize,
+    /// Judged things whose input is not recorded (older omk, damage).
+    pub missing_inputs: usize,
+    pub changes: Vec<Change>,
+    pub nondeterministic: Vec<Nondeterminism>,
+    /// Counts of changes by (old, new).
+    pub summary: BTreeMap<String, usize>,
+}
+
+impl WhatIf {
+    /// Whether every decision came out the same.
+    pub fn exact(&self) -> bool {
+        self.changes.is_empty() && self.nondeterministic.is_empty() && self.missing_inputs == 0
+    }
+}
+
+/// One recorded gate decision.
+struct Recorded {
+    gate: String,
+    sha256: String,
+    config: String,
+    mode: String,
+    verdict: String,
+    code: Option<String>,
+    reason: Option<String>,
+}
+
+/// The decisions recorded for one input.
+struct Group {
+    input: String,
+    stage: Stage,
+    task_id: String,
+    decisions: Vec<Recorded>,
+}
+
+fn groups(events: &[Event]) -> Vec<Group> {
+    let mut out: Vec<Group> = Vec::new();
+    for e in events.iter().filter(|e| e.kind == kinds::GATE_DECISION) {
+        let p = &e.payload;
+        let s = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
+        let Some(stage) = p
+            .get("stage")
+            .cloned()
+            .and_then(|v| serde_json::from_value::<Stage>(v).ok())
+        else {
+            continue;
+        };
+        let input = s("input_sha256").unwrap_or_default();
+        let rec = Recorded {
+            gate: s("gate").unwrap_or_default(),
+            sha256: s("sha256").unwrap_or_default(),
+            config: s("config").unwrap_or_default(),
+            mode: s("mode").unwrap_or_else(|| "enforce".into()),
+            verdict: s("verdict").unwrap_or_default(),
+            code: s("code"),
+            reason: s("reason"),
+        };
+        let task_id = s("task_id").unwrap_or_default();
+        let same = out.last().is_some_and(|g| {
+            !input.is_empty()
+                && g.input == input
+                && g.stage == stage
+                && g.task_id == task_id
+                && !g.decisions.iter().any(|d| d.gate == rec.gate)
+        });
+        if same {
+            if let Some(g) = out.last_mut() {
+                g.decisions.push(rec);
+            }
+        } else {
+            out.push(Group {
+                input,
+                stage,
+                task_id,
+                decisions: vec![rec],
+            });
+        }
+    }
+    out
+}
+
+impl Overall {
+    fn new(rejected_by: Option<(String, Option<String>)>) -> Overall {
+        match rejected_by {
+            None => Overall {
+                accepted: true,
+                gate: None,
+                code: None,
+            },
+            Some((gate, code)) => Overall {
+                accepted: false,
+                gate: Some(gate),
+                code,
+            },
+        }
+    }
+}
+
+fn old_overall(g: &Group) -> Overall {
+    Overall::new(
+        g.decisions
+            .iter()
+            .find(|d| d.mode == "enforce" && d.verdict == "reject")
+            .map(|d| (d.gate.clone(), d.code.clone())),
+    )
+}
+
+fn new_overall(v: &Verdict) -> Overall {
+    Overall::new(v.blocking().map(|d| {
+        (
+            d.gate.clone(),
+            d.decision.rejection().map(|r| r.code.clone()),
+        )
+    }))
+}
+
+/// Re-judges every recorded decision of the goal in `dir` with `gates`.
+pub fn what_if(dir: &Path, events: &[Event], gates: &GateSet) -> Result<WhatIf, LogError> {
+    let inputs = Inputs::read(dir, events)?;
+    let mut w = WhatIf::default();
+    for g in groups(events) {
+        w.judged += 1;
+        let Some((ctx, subject)) = inputs.get(&g.input) else {
+            w.missing_inputs += 1;
+            continue;
+        };
+        w.rejudged += 1;
+        let (verdict, target) = match &subject {
+            Subject::Proposal { proposal } => (gates.judge_proposal(&ctx, proposal), None),
+            Subject::Action { task, action } => (
+                gates.judge_action(&ctx, task, action),
+                Some(action.target.clone()),
+            ),
+            Subject::Outcome { task, outcome } => (gates.judge_outcome(&ctx, task, outcome), None),
+        };
+        for new in &verdict.decisions {
+            let Some(old) = g.decisions.iter().find(|d| d.gate == new.gate) else {
+                continue;
+            };
+            if old.sha256 != new.sha256 || old.config != new.config {
+                continue;
+            }
+            let new_r = new.decision.rejection();
+            let same = (old.verdict == "accept") == new.decision.is_accept()
+                && old.code.as_deref() == new_r.map(|r| r.code.as_str())
+                && old.reason.as_deref() == new_r.map(|r| r.reason.as_str());
+            if !same {
+                w.nondeterministic.push(Nondeterminism {
+                    gate: new.gate.clone(),
+                    sha256: new.sha256.clone(),
+                    task_id: g.task_id.clone(),
+                    stage: g.stage,
+                    old: format!("{} {}", old.verdict, old.code.clone().unwrap_or_default()),
+                    new: match new_r {
+                        None => "accept".into(),
+                        Some(r) => format!("reject {}", r.code),
+                    },
+                });
+            }
+        }
+        let (old, new) = (old_overall(&g), new_overall(&verdict));
+        if old != new {
+            *w.summary
+                .entry(format!("{} -> {}", verdict_word(&old), verdict_word(&new)))
+                .or_default() += 1;
+            w.changes.push(Change {
+                task_id: g.task_id.clone(),
+                stage: g.stage,
+                target,
+                old,
+                new,
+            });
+        }
+    }
+    Ok(w)
+}
+
+fn verdict_word(o: &Overall) -> &'static str {
+    if o.accepted { "accepted" } else { "rejected" }
+}

@@ -1,0 +1,433 @@
+//! Proof, timeline replay, policy what-if and the HTML report, on the
+//! demo's real run.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::support::Omk;
+
+/// Runs the demo in `omk`'s project; returns the goal id.
+fn demo(omk: &Omk) -> String {
+    omk.run(&[
+        "demo",
+        "--dir",
+        omk.project().join("demo").to_str().unwrap(),
+    ])
+    .code(0);
+    omk.latest_goal()
+}
+
+fn changes(run: &crate::support::Run) -> Vec<(String, String, String, String)> {
+    let w = run.json();
+    let mut v: Vec<(String, String, String, String)> = w["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let o = |x: &Value| {
+                if x["accepted"] == true {
+                    "accept".to_owned()
+                } else {
+                    format!("reject {}", x["code"].as_str().unwrap_or(""))
+                }
+            };
+            (
+                c["task_id"].as_str().unwrap().to_owned(),
+                c["stage"].as_str().unwrap().to_owned(),
+                o(&c["old"]),
+                o(&c["new"]),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn tuples(list: &[(&str, &str, &str, &str)]) -> Vec<(String, String, String, String)> {
+    let mut v: Vec<_> = list
+        .iter()
+        .map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_proof_of_the_demo_is_ready_and_names_its_gates() {
+    let omk = Omk::new();
+    let id = demo(&omk);
+    let written: Value = serde_json::from_str(
+        &std::fs::read_to_string(omk.goal_dir(&id).join("proof.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(written["readiness"]["ready"], true);
+    let run = omk.run(&["goal", "proof", &id, "--json"]);
+    run.code(0);
+    let p = run.json();
+    assert_eq!(p["status"], "ready");
+    assert_eq!(p["tasks"]["done"], 4);
+    assert_eq!(p["tasks"]["rejected_proposals"], 3);
+    let gates: Vec<&str> = p["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(gates, ["acceptance", "budget", "path"]);
+    assert!(
+        p["gates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g["bundle"] == "std" && g["sha256"].as_str().unwrap().len() == 64)
+    );
+    assert_eq!(p["gates"][0]["by_code"]["acceptance.check-failed"], 1);
+    assert_eq!(p["log"]["chain_intact"], true);
+    let merged: Vec<&Value> = p["task_work"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["merged"] == true)
+        .collect();
+    assert_eq!(merged.len(), 4);
+    assert!(
+        merged
+            .iter()
+            .all(|t| t["commit"].as_str().unwrap().len() == 40)
+    );
+    let md = omk.run(&["goal", "proof", &id, "--md"]);
+    md.code(0);
+    assert!(md.stdout.starts_with("# Proof: "), "{}", md.stdout);
+    assert!(md.stdout.contains("| budget | 0.1.0 |"), "{}", md.stdout);
+}
+
+#[test]
+fn the_proof_names_gaps_and_says_not_ready_with_reasons() {
+    let omk = Omk::new();
+    omk.git_project(&[]);
+    let agent = omk.agent(
+        "case \"$OMK_PHASE\" in plan) echo 'OMK_TASK_PROPOSAL: {\"id\":\"t\",\"write_set\":[\"a\"],\"acceptance\":[\"run: false\"],\"budget_secs\":5}' ;; *) echo a > a ;; esac",
+    );
+    omk.run(&[
+        "goal",
+        "run",
+        "g",
+        "--agent",
+        "exec",
+        "--command",
+        &agent,
+        "--until-ready",
+    ])
+    .code(1);
+    let id = omk.latest_goal();
+    let run = omk.run(&["goal", "proof", &id, "--json"]);
+    run.code(1);
+    let p = run.json();
+    assert_eq!(p["readiness"]["ready"], false);
+    assert!(
+        p["readiness"]["why"][0]
+            .as_str()
+            .unwrap()
+            .contains("task `t` is failed"),
+        "{p:#}"
+    );
+    assert!(
+        p["known_gaps"][0]
+            .as_str()
+            .unwrap()
+            .contains("`exec` had no live gating"),
+        "{p:#}"
+    );
+}
+
+#[test]
+fn replay_with_the_original_gates_reproduces_every_decision() {
+    let omk = Omk::new();
+    let id = demo(&omk);
+    for gates in ["std", "project"] {
+        let run = omk.run(&[
+            "goal",
+            "replay",
+            &id,
+            "--gates",
+            gates,
+            "--json",
+            "--fail-on-change",
+        ]);
+        run.code(0);
+        let w = run.json();
+        assert_eq!(w["changes"], json!([]), "{gates}");
+        assert_eq!(w["nondeterministic"], json!([]));
+        assert_eq!(w["missing_inputs"], 0);
+        assert_eq!(w["rejudged"], w["judged"]);
+        // Proposals (7), actions (5 writes + 1 refused), outcomes (5).
+        assert!(w["judged"].as_u64().unwrap() >= 18, "{w}");
+    }
+    let text = omk.run(&["goal", "replay", &id, "--gates", "std"]);
+    assert!(
+        text.stdout.contains("every decision is reproduced exactly"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn replay_with_a_stricter_and_a_looser_policy_reports_exactly_what_changes() {
+    let omk = Omk::new();
+    let id = demo(&omk);
+    let strict = omk.write(
+        "policies/strict.toml",
+        "[[gate]]\nname = \"budget\"\nconfig = { max_task_secs = 100 }\n\n[[gate]]\nname = \"path\"\nconfig = { roots = [\"src\", \"tests\"] }\n\n[[gate]]\nname = \"acceptance\"\n",
+    );
+    let run = omk.run(&[
+        "goal",
+        "replay",
+        &id,
+        "--gates",
+        strict.to_str().unwrap(),
+        "--json",
+        "--fail-on-change",
+    ]);
+    run.code(1);
+    assert_eq!(
+        changes(&run),
+        tuples(&[
+            (
+                "add-multiply",
+                "proposal",
+                "accept",
+                "reject budget.task-too-long"
+            ),
+            (
+                "add-subtract",
+                "proposal",
+                "accept",
+                "reject budget.task-too-long"
+            ),
+            (
+                "add-divide",
+                "proposal",
+                "accept",
+                "reject budget.task-too-long"
+            ),
+            (
+                "rewrite-in-rust",
+                "proposal",
+                "reject budget.time-exceeded",
+                "reject budget.task-too-long"
+            ),
+            (
+                "write-usage-docs",
+                "proposal",
+                "accept",
+                "reject path.outside-roots"
+            ),
+            (
+                "write-usage-docs",
+                "action",
+                "accept",
+                "reject path.outside-roots"
+            ),
+            (
+                "write-usage-docs",
+                "outcome",
+                "accept",
+                "reject path.outside-roots"
+            ),
+        ])
+    );
+
+    let loose = omk.write(
+        "policies/loose.toml",
+        "[[gate]]\nname = \"budget\"\n\n[[gate]]\nname = \"path\"\nmode = \"audit\"\n",
+    );
+    let run = omk.run(&[
+        "goal",
+        "replay",
+        &id,
+        "--gates",
+        loose.to_str().unwrap(),
+        "--json",
+    ]);
+    run.code(0);
+    assert_eq!(
+        changes(&run),
+        tuples(&[
+            (
+                "set-prod-secrets",
+                "proposal",
+                "reject path.outside-roots",
+                "accept"
+            ),
+            (
+                "make-it-nicer",
+                "proposal",
+                "reject acceptance.missing",
+                "accept"
+            ),
+            (
+                "add-subtract",
+                "action",
+                "reject path.outside-write-set",
+                "accept"
+            ),
+            (
+                "add-divide",
+                "outcome",
+                "reject acceptance.check-failed",
+                "accept"
+            ),
+        ])
+    );
+    let md = omk.run(&[
+        "goal",
+        "replay",
+        &id,
+        "--gates",
+        loose.to_str().unwrap(),
+        "--md",
+    ]);
+    assert!(
+        md.stdout.contains("| make-it-nicer | proposal |"),
+        "{}",
+        md.stdout
+    );
+}
+
+#[test]
+fn a_tampered_log_still_replays_and_the_break_is_named() {
+    let omk = Omk::new();
+    let id = demo(&omk);
+    let path = omk.goal_dir(&id).join("events.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let n = lines
+        .iter()
+        .position(|l| l.contains("\"task_rejected\""))
+        .unwrap();
+    let before = lines[n].clone();
+    lines[n] = lines[n].replacen("\"reason\":\"", "\"reason\":\"(edited) ", 1);
+    assert_ne!(lines[n], before);
+    let m = n + 3;
+    lines[m] = "{\"id\": this line was damaged".to_owned();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+
+    let replay = omk.run(&["goal", "replay", &id, "--json"]);
+    replay.code(0);
+    let t = replay.json();
+    assert!(t["entries"].as_array().unwrap().len() > 100);
+    assert_eq!(t["unparseable"], json!([m + 1]));
+    let verify = omk.run(&["goal", "verify-log", &id, "--json"]);
+    verify.code(1);
+    assert_eq!(verify.json()["first_bad"]["line"], n + 1);
+    let proof = omk.run(&["goal", "proof", &id, "--json"]);
+    proof.code(1);
+    let p = proof.json();
+    assert_eq!(p["log"]["chain_intact"], false);
+    assert_eq!(p["log"]["first_bad_line"], n + 1);
+    assert!(
+        p["known_gaps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g.as_str().unwrap().contains(&format!("line {}", n + 1)))
+    );
+}
+
+/// Chromium, when this machine has it (CI installs it).
+fn chromium() -> Option<&'static str> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+}
+
+#[test]
+fn the_html_report_renders_in_headless_chromium_with_rejections_visible() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install chromium (see .ci/run)"
+        );
+        eprintln!(
+            "skipped: no chromium on this machine (`apt-get install chromium poppler-utils`)"
+        );
+        return;
+    };
+    let omk = Omk::new();
+    let id = demo(&omk);
+    let page = omk.project().join("report.html");
+    omk.run(&["goal", "report", &id, "--html", page.to_str().unwrap()])
+        .code(0);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        !html.contains("http://") && !html.contains("https://") && !html.contains("<script"),
+        "self-contained"
+    );
+
+    let profile = omk.project().join("chromium-profile");
+    let chrome = |extra: &[String]| {
+        let out = std::process::Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                &format!("--user-data-dir={}", profile.display()),
+            ])
+            .args(extra)
+            .arg(format!("file://{}", page.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let png = omk.project().join("report.png");
+    chrome(&[
+        "--window-size=1200,1600".into(),
+        format!("--screenshot={}", png.display()),
+    ]);
+    let bytes = std::fs::read(&png).unwrap();
+    assert!(
+        bytes.starts_with(b"\x89PNG") && bytes.len() > 20_000,
+        "a real screenshot"
+    );
+
+    // What Chromium rendered, as text: only what is visible on the page.
+    let pdf = omk.project().join("report.pdf");
+    chrome(&[
+        "--no-pdf-header-footer".into(),
+        format!("--print-to-pdf={}", pdf.display()),
+    ]);
+    let out = std::process::Command::new("pdftotext")
+        .arg(&pdf)
+        .arg("-")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for visible in [
+        "Rejected proposals",
+        "path.outside-roots",
+        "would exceed goal time budget",
+        "has no acceptance criteria",
+        "Actions refused while agents worked",
+        "outside the task's write set",
+        "ready",
+    ] {
+        assert!(
+            text.contains(visible),
+            "{visible:?} is not visible in the rendered page:\n{text}"
+        );
+    }
+}
