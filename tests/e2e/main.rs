@@ -3,6 +3,7 @@
 
 mod support;
 
+mod bundles;
 mod execute;
 mod gate_check;
 mod goals;

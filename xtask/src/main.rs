@@ -6,6 +6,11 @@
 //! `--check` changes nothing but fails if the committed files differ from a
 //! fresh build.
 //!
+//! The bundle is signed with omk's release key (`OMK_RELEASE_KEY`, else
+//! the development key in `plugins/release-key/release.key`, committed so
+//! that anyone can rebuild the std bundle; ed25519 signatures are
+//! deterministic, so `--check` compares the signature too).
+//!
 //! The build is reproducible: the toolchain is pinned by
 //! `rust-toolchain.toml`, dependencies by `Cargo.lock`, and
 //! `--remap-path-prefix` strips the checkout and cargo home paths, so the
@@ -84,6 +89,7 @@ fn std_gates(check: bool) -> Result<()> {
         files.push((bundle.join(&file), component));
     }
     files.push((bundle.join("bundle.toml"), manifest.into_bytes()));
+    files.push(sign(&root, &bundle, &files)?);
 
     if check {
         let stale: Vec<String> = files
@@ -106,7 +112,7 @@ fn std_gates(check: bool) -> Result<()> {
         println!("std gates are up to date ({} files checked)", files.len());
         return Ok(());
     }
-    std::fs::create_dir_all(&bundle)?;
+    std::fs::create_dir_all(bundle.join("signatures"))?;
     for (path, bytes) in &files {
         std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
         println!(
@@ -116,6 +122,40 @@ fn std_gates(check: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Signs the bundle made of `files` with the release key; returns the
+/// signature file.
+fn sign(
+    root: &Path,
+    bundle_dir: &Path,
+    files: &[(PathBuf, Vec<u8>)],
+) -> Result<(PathBuf, Vec<u8>)> {
+    use omk::gates::bundle::{Bundle, sign};
+    let key_path = std::env::var_os("OMK_RELEASE_KEY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("plugins/release-key/release.key"));
+    let key = sign::PrivateKey::load(&key_path).map_err(anyhow::Error::msg)?;
+    let entries = files
+        .iter()
+        .map(|(p, d)| {
+            (
+                p.strip_prefix(bundle_dir)
+                    .unwrap_or(p)
+                    .display()
+                    .to_string(),
+                d.clone(),
+            )
+        })
+        .collect();
+    let mut b = Bundle::from_entries("std", entries)?;
+    let id = sign::sign(&mut b, &key);
+    let name = format!("{id}.sig");
+    let data = b
+        .signatures
+        .remove(&name)
+        .context("signing produced no signature")?;
+    Ok((bundle_dir.join("signatures").join(name), data))
 }
 
 /// Builds the gate crates for wasm32 and encodes each as a component.

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bundle;
 mod demo;
 mod gate;
 mod goal;
@@ -32,6 +33,9 @@ enum Command {
     /// Judge with gates, and look inside gate components.
     #[command(subcommand)]
     Gate(gate::GateCommand),
+    /// Sign, verify, install and distribute gate bundles.
+    #[command(subcommand)]
+    Bundle(bundle::BundleCommand),
 }
 
 /// What a command concluded, as an exit code.
@@ -63,6 +67,7 @@ pub fn main() -> ExitCode {
         Command::Demo(a) => demo::run(a),
         Command::Goal(cmd) => goal::run(cmd),
         Command::Gate(cmd) => gate::run(cmd),
+        Command::Bundle(cmd) => bundle::run(cmd),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
@@ -103,6 +108,8 @@ fn help_of(err: &anyhow::Error) -> Option<String> {
         if let Some(e) = cause.downcast_ref::<GoalError>() {
             e.help()
         } else if let Some(e) = cause.downcast_ref::<StoreError>() {
+            e.help()
+        } else if let Some(e) = cause.downcast_ref::<crate::gates::bundle::BundleError>() {
             e.help()
         } else if let Some(e) = cause.downcast_ref::<crate::agents::AgentError>() {
             e.help.clone()

@@ -20,6 +20,22 @@
 //! path = "gates/no_friday.wasm"   # a component, relative to the project
 //! sha256 = "…"                    # optional pin
 //! limits = { fuel = 1000000 }
+//!
+//! [[gate]]
+//! bundle = "team"            # a gate from a verified bundle
+//! name = "no-friday"
+//!
+//! # Keys whose signatures this project trusts (inline, or a .pub file).
+//! [trust]
+//! keys = ["ed25519:3b6a…", "keys/security-team.pub"]
+//! require_signature = true   # the default
+//! minimum_signers = 1        # the default
+//!
+//! # Bundles, by name: installed in .omk/bundles/<name>/ unless `path` says
+//! # otherwise; each may tighten or loosen the trust policy.
+//! [[bundle]]
+//! name = "team"
+//! minimum_signers = 2
 //! ```
 //!
 //! Parsing only reads and checks the file ([`GatesConfig::parse`]); the
@@ -30,8 +46,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::bundle::sign::{PublicKey, TrustPolicy};
 use super::limits::{LimitSettings, Limits};
 use super::std_bundle;
+
+/// Where installed bundles live, relative to the project root.
+pub const BUNDLES_DIR: &str = ".omk/bundles";
 
 /// Where a project keeps its gate configuration, relative to its root.
 pub const CONFIG_PATH: &str = ".omk/gates.toml";
@@ -54,6 +74,18 @@ pub enum GateSource {
     Std(String),
     /// A component file (absolute, resolved against the project root).
     File(PathBuf),
+    /// A gate of a bundle (see [`GatesConfig::bundles`]).
+    Bundle { bundle: String, gate: String },
+}
+
+/// A bundle the configuration uses.
+#[derive(Debug, Clone)]
+pub struct BundleSpec {
+    pub name: String,
+    /// The bundle directory or `.tar.gz`.
+    pub path: PathBuf,
+    /// The trust policy it is verified against.
+    pub trust: TrustPolicy,
 }
 
 /// One configured gate.
@@ -76,6 +108,10 @@ pub struct GatesConfig {
     /// The file it came from; `None` for the built-in default.
     pub file: Option<PathBuf>,
     pub gates: Vec<GateSpec>,
+    /// The project's trust policy.
+    pub trust: TrustPolicy,
+    /// The bundles gates come from.
+    pub bundles: Vec<BundleSpec>,
 }
 
 /// A configuration file that cannot be used.
@@ -101,6 +137,28 @@ struct RawConfig {
     limits: LimitSettings,
     #[serde(default)]
     gate: Vec<Spanned<RawGate>>,
+    #[serde(default)]
+    trust: RawTrust,
+    #[serde(default)]
+    bundle: Vec<Spanned<RawBundle>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTrust {
+    #[serde(default)]
+    keys: Vec<Spanned<String>>,
+    require_signature: Option<bool>,
+    minimum_signers: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBundle {
+    name: Spanned<String>,
+    path: Option<String>,
+    require_signature: Option<bool>,
+    minimum_signers: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -108,6 +166,7 @@ struct RawConfig {
 struct RawGate {
     name: Option<Spanned<String>>,
     path: Option<Spanned<String>>,
+    bundle: Option<Spanned<String>>,
     sha256: Option<Spanned<String>>,
     #[serde(default)]
     mode: Mode,
@@ -138,6 +197,8 @@ impl GatesConfig {
     pub fn std(limits: Limits) -> GatesConfig {
         GatesConfig {
             file: None,
+            trust: default_trust(),
+            bundles: Vec::new(),
             gates: std_bundle::GATES
                 .iter()
                 .map(|g| GateSpec {
@@ -172,9 +233,63 @@ impl GatesConfig {
         let defaults = Limits::default()
             .overlay(&raw.limits)
             .map_err(|m| err(None, format!("[limits]: {m}"), None))?;
+        let mut trust = default_trust();
+        for k in &raw.trust.keys {
+            let value = k.get_ref();
+            let key = if value.trim().starts_with("ed25519:") {
+                PublicKey::parse(value)
+            } else {
+                let path = root.join(value);
+                std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read key file `{}`: {e}", path.display()))
+                    .and_then(|text| PublicKey::parse(text.lines().next().unwrap_or_default()))
+            };
+            trust.keys.push(key.map_err(|m| {
+                err(
+                    Some(k.span()),
+                    m,
+                    Some("a trusted key is `ed25519:<64 hex>` or the path of a `.pub` file made by `omk bundle keygen`"),
+                )
+            })?);
+        }
+        if let Some(r) = raw.trust.require_signature {
+            trust.require_signature = r;
+        }
+        if let Some(m) = raw.trust.minimum_signers {
+            trust.minimum_signers = m;
+        }
+        let mut bundles: Vec<BundleSpec> = Vec::new();
+        for b in raw.bundle {
+            let span = b.span();
+            let b = b.into_inner();
+            let name = b.name.into_inner();
+            if bundles.iter().any(|x| x.name == name) || name == "std" {
+                return Err(err(
+                    Some(span),
+                    format!("bundle `{name}` is declared twice (or is `std`)"),
+                    None,
+                ));
+            }
+            let mut policy = trust.clone();
+            if let Some(r) = b.require_signature {
+                policy.require_signature = r;
+            }
+            if let Some(m) = b.minimum_signers {
+                policy.minimum_signers = m;
+            }
+            bundles.push(BundleSpec {
+                path: b
+                    .path
+                    .map_or_else(|| root.join(BUNDLES_DIR).join(&name), |p| root.join(p)),
+                name,
+                trust: policy,
+            });
+        }
         if raw.gate.is_empty() {
             return Ok(GatesConfig {
                 file: Some(file.to_owned()),
+                trust,
+                bundles,
                 ..GatesConfig::std(defaults)
             });
         }
@@ -184,6 +299,39 @@ impl GatesConfig {
             let g = spanned.into_inner();
             let label = g.name.as_ref().map(|n| n.get_ref().clone());
             let source = match (&g.name, &g.path) {
+                _ if g.bundle.is_some() => {
+                    let b = g
+                        .bundle
+                        .as_ref()
+                        .map(|b| b.get_ref().clone())
+                        .unwrap_or_default();
+                    let Some(gate) = g.name.as_ref().map(|n| n.get_ref().clone()) else {
+                        return Err(err(
+                            Some(span),
+                            format!("a gate from bundle `{b}` needs `name`: which of its gates"),
+                            Some("`omk bundle inspect BUNDLE` lists its gates"),
+                        ));
+                    };
+                    if b == "std" {
+                        if std_bundle::get(&gate).is_none() {
+                            return Err(err(
+                                Some(span),
+                                format!("there is no std gate called `{gate}`"),
+                                None,
+                            ));
+                        }
+                        GateSource::Std(gate)
+                    } else {
+                        if !bundles.iter().any(|x| x.name == b) {
+                            bundles.push(BundleSpec {
+                                path: root.join(BUNDLES_DIR).join(&b),
+                                name: b.clone(),
+                                trust: trust.clone(),
+                            });
+                        }
+                        GateSource::Bundle { bundle: b, gate }
+                    }
+                }
                 (_, Some(p)) => {
                     let rel = p.get_ref();
                     if rel.trim().is_empty() {
@@ -248,7 +396,18 @@ impl GatesConfig {
         Ok(GatesConfig {
             file: Some(file.to_owned()),
             gates,
+            trust,
+            bundles,
         })
+    }
+}
+
+/// Trust nobody, require signatures, one signer: the default.
+fn default_trust() -> TrustPolicy {
+    TrustPolicy {
+        keys: Vec::new(),
+        require_signature: true,
+        minimum_signers: 1,
     }
 }
 

@@ -12,6 +12,7 @@
 //! - [`Limits`]: fuel, wall time, memory and result size per call.
 //! - [`Fault`]: why a gate failed to decide (`gate.fault.*`).
 //! - [`std_bundle`]: the embedded standard gates.
+//! - [`bundle`]: signed gate bundles, verification, trust, OCI.
 //! - [`inspect`]: what a component is, for `omk gate inspect`.
 //!
 //! ```no_run
@@ -25,6 +26,7 @@
 //! ```
 
 mod bindings;
+pub mod bundle;
 mod cache;
 mod config;
 mod engine;
@@ -37,9 +39,11 @@ pub mod std_bundle;
 
 pub use bindings::SUPPORTED as SUPPORTED_WIT_VERSIONS;
 pub use cache::ComponentCache;
-pub use config::{CONFIG_PATH, ConfigError, GateSource, GateSpec, GatesConfig, Mode};
+pub use config::{
+    BUNDLES_DIR, BundleSpec, CONFIG_PATH, ConfigError, GateSource, GateSpec, GatesConfig, Mode,
+};
 pub use engine::{EngineError, EngineStats, GateEngine};
 pub use fault::{Fault, FaultCause};
 pub use gate::{LoadError, LoadedGate, sha256_hex};
 pub use limits::{LimitSettings, Limits};
-pub use set::{GateDecision, GateEntry, GateSet, GatesError, Verdict};
+pub use set::{BundleRef, GateDecision, GateEntry, GateSet, GatesError, Verdict};

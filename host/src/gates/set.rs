@@ -12,6 +12,10 @@ use std::time::Duration;
 use omk_gate_sdk::{AgentAction, Decision, GoalContext, Stage, TaskOutcome, TaskProposal};
 use serde::Serialize;
 
+use std::collections::HashMap;
+
+use super::bundle::sign::{Verified, verify};
+use super::bundle::{Bundle, BundleError};
 use super::config::{ConfigError, GateSource, GatesConfig, Mode};
 use super::engine::{EngineError, GateEngine};
 use super::fault::FaultCause;
@@ -28,6 +32,8 @@ pub enum GatesError {
     Load(#[from] LoadError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
 }
 
 impl GatesError {
@@ -36,6 +42,7 @@ impl GatesError {
             GatesError::Config(e) => e.help(),
             GatesError::Load(e) => e.help(),
             GatesError::Engine(_) => None,
+            GatesError::Bundle(e) => e.help(),
         }
     }
 }
@@ -49,8 +56,33 @@ pub struct GateEntry {
     pub mode: Mode,
     pub config_json: String,
     pub limits: Limits,
-    /// `std` for the embedded bundle, else the component's path.
+    /// `std` for the embedded bundle, `bundle:<name>` for another bundle,
+    /// else the component's path.
     pub source: String,
+    /// The verified bundle the gate came from.
+    pub bundle: Option<BundleRef>,
+}
+
+/// A verified bundle, as decisions record it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BundleRef {
+    pub name: String,
+    pub version: String,
+    /// The sha256 of its signed statement.
+    pub digest: String,
+    /// Key ids of its trusted signers.
+    pub signers: Vec<String>,
+}
+
+impl BundleRef {
+    fn from(v: &Verified) -> BundleRef {
+        BundleRef {
+            name: v.bundle.clone(),
+            version: v.version.clone(),
+            digest: v.digest.clone(),
+            signers: v.trusted_signers(),
+        }
+    }
 }
 
 /// A project's loaded gates.
@@ -76,6 +108,9 @@ pub struct GateDecision {
     pub fault: Option<FaultCause>,
     /// The settings the gate was given (JSON).
     pub config: String,
+    /// The bundle the gate came from, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<BundleRef>,
     /// Time the call took, in microseconds.
     pub micros: u64,
 }
@@ -112,11 +147,42 @@ impl GateSet {
     /// Loads every gate of `config`; components compile in parallel when
     /// they are not cached yet.
     pub fn load(config: &GatesConfig, engine: &GateEngine) -> Result<GateSet, GatesError> {
+        // Every bundle is verified before anything in it is loaded.
+        let mut bundles: HashMap<String, (Bundle, BundleRef)> = HashMap::new();
+        for spec in &config.bundles {
+            let used = config.gates.iter().any(
+                |g| matches!(&g.source, GateSource::Bundle { bundle, .. } if bundle == &spec.name),
+            );
+            if !used {
+                continue;
+            }
+            let bundle = Bundle::open(&spec.path).map_err(|mut e| {
+                if !spec.path.exists() {
+                    e.help = Some("install it with `omk bundle install FILE|oci://…`, or set `path` in its `[[bundle]]` table".to_owned());
+                }
+                e
+            })?;
+            if bundle.name() != spec.name {
+                return Err(BundleError::new(
+                    &bundle.origin,
+                    format!(
+                        "is named `{}`, but the project expects `{}`",
+                        bundle.name(),
+                        spec.name
+                    ),
+                    None,
+                )
+                .into());
+            }
+            let verified = verify(&bundle, &spec.trust)?;
+            bundles.insert(spec.name.clone(), (bundle, BundleRef::from(&verified)));
+        }
+        let bundles = &bundles;
         let loaded: Vec<Result<GateEntry, GatesError>> = std::thread::scope(|s| {
             let handles: Vec<_> = config
                 .gates
                 .iter()
-                .map(|spec| s.spawn(move || load_one(spec, engine)))
+                .map(|spec| s.spawn(move || load_one(spec, engine, bundles)))
                 .collect();
             handles
                 .into_iter()
@@ -200,6 +266,7 @@ impl GateSet {
                     decision,
                     fault,
                     config: e.config_json.clone(),
+                    bundle: e.bundle.clone(),
                     micros: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
                 }
             })
@@ -211,25 +278,56 @@ impl GateSet {
     }
 }
 
-fn load_one(spec: &super::config::GateSpec, engine: &GateEngine) -> Result<GateEntry, GatesError> {
-    let (bytes, origin, source): (std::borrow::Cow<'static, [u8]>, String, String) =
-        match &spec.source {
-            GateSource::Std(name) => {
-                let g = std_bundle::get(name).ok_or_else(|| LoadError::Read {
-                    path: name.into(),
-                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such std gate"),
-                })?;
-                (g.bytes.into(), format!("std:{name}"), "std".into())
-            }
-            GateSource::File(path) => {
-                let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                let shown = path.display().to_string();
-                (bytes.into(), shown.clone(), shown)
-            }
-        };
+fn load_one(
+    spec: &super::config::GateSpec,
+    engine: &GateEngine,
+    bundles: &HashMap<String, (Bundle, BundleRef)>,
+) -> Result<GateEntry, GatesError> {
+    let mut bundle = None;
+    let mut config_json = spec.config_json.clone();
+    let (bytes, origin, source): (std::borrow::Cow<'_, [u8]>, String, String) = match &spec.source {
+        GateSource::Std(name) => {
+            let g = std_bundle::get(name).ok_or_else(|| LoadError::Read {
+                path: name.into(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such std gate"),
+            })?;
+            bundle = Some(std_bundle::reference());
+            (g.bytes.into(), format!("std:{name}"), "std".into())
+        }
+        GateSource::Bundle { bundle: b, gate } => {
+            let (found, reference) = bundles
+                .get(b)
+                .ok_or_else(|| BundleError::new(b, "is not loaded", None))?;
+            let (mg, data) = found.gate(gate).ok_or_else(|| {
+                let names: Vec<&str> = found
+                    .manifest
+                    .gates
+                    .iter()
+                    .map(|g| g.name.as_str())
+                    .collect();
+                BundleError::new(
+                    &found.origin,
+                    format!("has no gate `{gate}`; it has {}", names.join(", ")),
+                    Some("fix `name` in the `[[gate]]` table"),
+                )
+            })?;
+            config_json = merge_config(&mg.config, &spec.config_json);
+            bundle = Some(reference.clone());
+            (
+                data.into(),
+                format!("{}:{gate}", found.origin),
+                format!("bundle:{b}"),
+            )
+        }
+        GateSource::File(path) => {
+            let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let shown = path.display().to_string();
+            (bytes.into(), shown.clone(), shown)
+        }
+    };
     if let Some(expected) = &spec.sha256 {
         let found = sha256_hex(&bytes);
         if &found != expected {
@@ -250,8 +348,22 @@ fn load_one(spec: &super::config::GateSpec, engine: &GateEngine) -> Result<GateE
         name,
         gate: Arc::new(gate),
         mode: spec.mode,
-        config_json: spec.config_json.clone(),
+        config_json,
         limits: spec.limits,
         source,
+        bundle,
     })
+}
+
+/// A bundle gate's default config with the project's settings on top.
+fn merge_config(defaults: &toml::Table, project_json: &str) -> String {
+    let mut merged = serde_json::to_value(defaults).unwrap_or_else(|_| serde_json::json!({}));
+    if let (Some(m), Ok(serde_json::Value::Object(p))) =
+        (merged.as_object_mut(), serde_json::from_str(project_json))
+    {
+        for (k, v) in p {
+            m.insert(k, v);
+        }
+    }
+    merged.to_string()
 }

@@ -52,8 +52,13 @@ pub struct GateUse {
     pub name: String,
     pub version: String,
     pub sha256: String,
-    /// `std` when the component is the embedded std gate, else `project`.
+    /// The bundle it came from (`std`, or a project bundle's name), else
+    /// `project` for a component file.
     pub bundle: String,
+    /// The bundle's version and digest (the sha256 of its signed statement).
+    pub bundle_version: Option<String>,
+    pub bundle_digest: Option<String>,
+    /// The bundle's trusted signers (key ids).
     pub signer: Option<String>,
     pub decisions: usize,
     /// Rejections by code (`accept` counts acceptances).
@@ -211,18 +216,36 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
             // without being called; it took no decision.
             kinds::GATE_DECISION if p.get("called") != Some(&Value::Bool(false)) => {
                 let (name, sha) = (s("gate"), s("sha256"));
+                let b = p.get("bundle");
+                let bs = |k: &str| {
+                    b.and_then(|b| b.get(k))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                };
                 let entry = gates
                     .entry((name.clone(), sha.clone()))
                     .or_insert_with(|| GateUse {
-                        bundle: if std_digests.contains_key(&sha) {
-                            "std".into()
-                        } else {
-                            "project".into()
-                        },
+                        bundle: bs("name").unwrap_or_else(|| {
+                            if std_digests.contains_key(&sha) {
+                                "std".into()
+                            } else {
+                                "project".into()
+                            }
+                        }),
+                        bundle_version: bs("version"),
+                        bundle_digest: bs("digest"),
+                        signer: b
+                            .and_then(|b| b.get("signers"))
+                            .and_then(Value::as_array)
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(Value::as_str)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            }),
                         name: name.clone(),
                         version: s("version"),
                         sha256: sha,
-                        signer: None,
                         decisions: 0,
                         by_code: BTreeMap::new(),
                     });
