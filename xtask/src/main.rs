@@ -175,8 +175,16 @@ fn build(root: &Path) -> Result<Vec<Vec<u8>>> {
         format!("--remap-path-prefix={}=/rustup", rustup_home.display()),
     ]
     .join("\x1f");
+    // A target directory of its own: the gates build with their own flags,
+    // and sharing cargo's caches with the build that runs this tool has
+    // been seen to corrupt its rustc probe cache.
+    let target_dir = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"))
+        .join("std-gates");
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
+        .env("CARGO_TARGET_DIR", &target_dir)
         .args([
             "build",
             "--locked",
@@ -186,6 +194,7 @@ fn build(root: &Path) -> Result<Vec<Vec<u8>>> {
             PROFILE,
         ])
         .env("CARGO_ENCODED_RUSTFLAGS", flags)
+        .stdin(std::process::Stdio::null())
         .env_remove("RUSTFLAGS");
     for (_, krate, _) in GATES {
         cmd.args(["--package", krate]);
@@ -197,9 +206,6 @@ fn build(root: &Path) -> Result<Vec<Vec<u8>>> {
              help: the wasm target must be installed: `rustup target add {TARGET}`"
         );
     }
-    let target_dir = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"));
     GATES
         .iter()
         .map(|(_, krate, _)| {

@@ -353,6 +353,13 @@ impl LoadedGate {
         limits: &Limits,
         f: impl FnOnce(&mut Store<GateState>, &v0_1_0::Gate) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
+        let (mut store, gate) = self.instantiate(limits)?;
+        f(&mut store, &gate)
+            .map_err(|e| Fault::classify(&e, store.data().limiter.hit.as_ref(), limits))
+    }
+
+    /// A fresh instance in a fresh store, armed with `limits`.
+    fn instantiate(&self, limits: &Limits) -> Result<(Store<GateState>, v0_1_0::Gate), Fault> {
         let mut store = Store::new(
             &self.engine,
             GateState {
@@ -360,22 +367,78 @@ impl LoadedGate {
             },
         );
         store.limiter(|s| &mut s.limiter);
-        store
-            .set_fuel(limits.fuel)
-            .map_err(|e| Fault::new(FaultCause::Instantiate, one_line(&e)))?;
-        store.set_epoch_deadline(deadline_ticks(limits.timeout_ms));
-        let gate = match self.pre.instantiate(&mut store) {
-            Ok(g) => g,
+        arm(&mut store, limits)?;
+        match self.pre.instantiate(&mut store) {
+            Ok(g) => Ok((store, g)),
             Err(e) => {
                 let fault = Fault::classify(&e, store.data().limiter.hit.as_ref(), limits);
-                return Err(match fault.cause {
+                Err(match fault.cause {
                     FaultCause::Malformed => Fault::new(FaultCause::Instantiate, one_line(&e)),
                     _ => fault,
-                });
+                })
             }
+        }
+    }
+
+    /// An instance kept across proposals, for callers that judge many
+    /// proposals in a row and accept that a gate could carry state between
+    /// them (the benchmark's "reused" mode). omk itself always uses a fresh
+    /// instance per decision.
+    pub fn reuse(&self, limits: Limits) -> Reused<'_> {
+        Reused {
+            gate: self,
+            limits,
+            live: None,
+        }
+    }
+}
+
+/// Refills fuel and resets the deadline for one call.
+fn arm(store: &mut Store<GateState>, limits: &Limits) -> Result<(), Fault> {
+    store
+        .set_fuel(limits.fuel)
+        .map_err(|e| Fault::new(FaultCause::Instantiate, one_line(&e)))?;
+    store.set_epoch_deadline(deadline_ticks(limits.timeout_ms));
+    Ok(())
+}
+
+/// One instance of a gate used for many proposals; re-created after any
+/// fault, so a trapped instance is never entered again.
+pub struct Reused<'a> {
+    gate: &'a LoadedGate,
+    limits: Limits,
+    live: Option<(Store<GateState>, v0_1_0::Gate)>,
+}
+
+impl Reused<'_> {
+    /// Judges a proposal on the kept instance.
+    pub fn check_proposal(
+        &mut self,
+        ctx: &GoalContext,
+        p: &TaskProposal,
+        config: &str,
+    ) -> Result<Decision, Fault> {
+        if let Some(fault) = &self.gate.describe_fault {
+            return Err(fault.clone());
+        }
+        let (mut store, gate) = match self.live.take() {
+            Some(live) => live,
+            None => self.gate.instantiate(&self.limits)?,
         };
-        f(&mut store, &gate)
-            .map_err(|e| Fault::classify(&e, store.data().limiter.hit.as_ref(), limits))
+        arm(&mut store, &self.limits)?;
+        let result = gate
+            .omk_gate_policy()
+            .call_check_proposal(
+                &mut store,
+                &v0_1_0::context(ctx),
+                &v0_1_0::proposal(p),
+                config,
+            )
+            .map_err(|e| Fault::classify(&e, store.data().limiter.hit.as_ref(), &self.limits))?;
+        let decision = v0_1_0::decision(result);
+        validate(&decision, &self.limits)?;
+        self.live = Some((store, gate));
+        Ok(decision)
     }
 }
 

@@ -44,6 +44,6 @@ pub use config::{
 };
 pub use engine::{EngineError, EngineStats, GateEngine};
 pub use fault::{Fault, FaultCause};
-pub use gate::{LoadError, LoadedGate, sha256_hex};
+pub use gate::{LoadError, LoadedGate, Reused, sha256_hex};
 pub use limits::{LimitSettings, Limits};
 pub use set::{BundleRef, GateDecision, GateEntry, GateSet, GatesError, Verdict};

@@ -1,0 +1,436 @@
+//! omk's benchmark: the same generated proposals judged by the std gates
+//! natively, as sandboxed components (a fresh instance per decision, and
+//! one instance reused per wave), and by a peer policy engine (regorus,
+//! with `--features peers`); then cold and warm start, and whole waves
+//! through the `omk` binary with the event log.
+//!
+//! ```text
+//! cargo build --release -p omk
+//! cargo run --release -p omk-bench --features peers            # 10,000 proposals
+//! cargo run --release -p omk-bench -- --quick                  # a smoke run
+//! ```
+//!
+//! Every engine's decisions are checked against the native ones before any
+//! figure is printed: a fast wrong answer does not count.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use omk::gates::{GateEngine, GateSet, GatesConfig, Limits};
+use omk_gate_acceptance::AcceptanceGate;
+use omk_gate_budget::BudgetGate;
+use omk_gate_path::PathGate;
+use omk_gate_sdk::{AcceptedTask, Budget, Decision, GoalContext, Policy, TaskProposal};
+
+#[cfg(feature = "peers")]
+mod rego;
+
+/// A deterministic pseudo-random stream (no dependency, same every run).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A realistic mix: mostly accepted, some over budget, bad paths, paths
+/// outside the roots, conflicts with the wave, missing acceptance.
+fn proposals(n: usize) -> Vec<TaskProposal> {
+    let mut r = Lcg(42);
+    (0..n)
+        .map(|i| {
+            let kind = r.below(100);
+            let dir = ["src", "docs", "tests"][r.below(3) as usize];
+            let mut write = vec![format!("{dir}/area{}/file{i}.rs", r.below(50))];
+            let mut read = vec![
+                format!("src/lib{}.rs", r.below(20)),
+                format!("docs/guide{}.md", r.below(10)),
+            ];
+            let mut budget = 60 + r.below(600);
+            let mut acceptance = vec!["run: cargo test".to_owned(), "docs updated".to_owned()];
+            match kind {
+                0..=59 => {}
+                60..=67 => budget = 900_000,
+                68..=71 => write.push("/etc/passwd".into()),
+                72..=75 => write.push(format!("src/../../{i}")),
+                76..=78 => read.push(".git/config".into()),
+                79..=82 => write.push(format!("deploy/{i}.env")),
+                83..=90 => write.push(format!("src/wave{}/shared.rs", r.below(16))),
+                91..=95 => acceptance.clear(),
+                _ => acceptance = vec!["run:   ".into()],
+            }
+            TaskProposal {
+                id: format!("task-{i}"),
+                title: format!("Task {i}"),
+                description: "generated".into(),
+                dependencies: vec![],
+                read_set: read,
+                write_set: write,
+                risk: "low".into(),
+                acceptance,
+                budget_secs: budget,
+                priority: 0,
+            }
+        })
+        .collect()
+}
+
+/// A wave in progress: 16 tasks accepted, some time committed.
+fn context() -> GoalContext {
+    GoalContext {
+        goal_id: "goal-bench".into(),
+        goal_text: "benchmark".into(),
+        phase: "planning".into(),
+        now_ms: 1_700_000_000_000,
+        budget: Budget {
+            time_limit_secs: Some(1_000_000),
+            time_spent_secs: 10_000,
+            time_committed_secs: 90_000,
+            ..Default::default()
+        },
+        policy_roots: vec!["src".into(), "docs".into(), "tests".into()],
+        accepted_in_wave: (0..16)
+            .map(|i| AcceptedTask {
+                id: format!("accepted-{i}"),
+                read_set: vec![format!("docs/area{i}")],
+                write_set: vec![format!("src/wave{i}")],
+                dependencies: vec![],
+            })
+            .collect(),
+        existing_task_ids: (0..16).map(|i| format!("accepted-{i}")).collect(),
+    }
+}
+
+fn native(ctx: &GoalContext, p: &TaskProposal) -> [Decision; 3] {
+    [
+        BudgetGate::check_proposal(ctx, p, "{}"),
+        PathGate::check_proposal(ctx, p, "{}"),
+        AcceptanceGate::check_proposal(ctx, p, "{}"),
+    ]
+}
+
+/// Timings of one engine.
+struct Run {
+    name: String,
+    per_op: Vec<Duration>,
+    total: Duration,
+}
+
+impl Run {
+    fn median(&self) -> Duration {
+        let mut v = self.per_op.clone();
+        v.sort();
+        v.get(v.len() / 2).copied().unwrap_or_default()
+    }
+    fn p99(&self) -> Duration {
+        let mut v = self.per_op.clone();
+        v.sort();
+        v.get(v.len() * 99 / 100).copied().unwrap_or_default()
+    }
+}
+
+fn measure<T>(
+    name: &str,
+    items: &[TaskProposal],
+    mut f: impl FnMut(&TaskProposal) -> T,
+    check: impl Fn(usize, &T),
+) -> Run {
+    // One warm-up pass, then the measured one.
+    for p in items.iter().take(100) {
+        let _ = f(p);
+    }
+    let mut per_op = Vec::with_capacity(items.len());
+    let start = Instant::now();
+    for (i, p) in items.iter().enumerate() {
+        let t = Instant::now();
+        let out = f(p);
+        per_op.push(t.elapsed());
+        check(i, &out);
+    }
+    Run {
+        name: name.into(),
+        per_op,
+        total: start.elapsed(),
+    }
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.2} µs", d.as_secs_f64() * 1e6)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let n = if quick { 500 } else { 10_000 };
+    println!("omk benchmark — {n} generated proposals, one process, one thread");
+    println!(
+        "build: {}, {} cores\n",
+        if cfg!(debug_assertions) {
+            "DEBUG (figures are not meaningful; use --release)"
+        } else {
+            "release"
+        },
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    let items = proposals(n);
+    let ctx = context();
+    let expected: Vec<[Decision; 3]> = items.iter().map(|p| native(&ctx, p)).collect();
+    let accepted = expected
+        .iter()
+        .filter(|d| d.iter().all(Decision::is_accept))
+        .count();
+    println!("mix: {accepted} of {n} accepted by all three gates\n");
+
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let engine = GateEngine::new(Some(tmp.path().join("cache"))).expect("engine");
+    let std_config = GatesConfig::std(Limits::default());
+    let set = GateSet::load(&std_config, &engine).expect("std gates load");
+
+    let mut runs = Vec::new();
+    runs.push(measure(
+        "native Rust (the limit)",
+        &items,
+        |p| native(&ctx, p),
+        |i, d| assert_eq!(d, &expected[i]),
+    ));
+    runs.push(measure(
+        "omk, fresh instance per decision",
+        &items,
+        |p| set.judge_proposal(&ctx, p),
+        |i, v| {
+            let got: Vec<&Decision> = v.decisions.iter().map(|d| &d.decision).collect();
+            assert_eq!(got, expected[i].iter().collect::<Vec<_>>(), "proposal {i}");
+        },
+    ));
+    let mut reused: Vec<_> = set
+        .entries()
+        .iter()
+        .map(|e| (e.gate.reuse(e.limits), e.config_json.clone()))
+        .collect();
+    runs.push(measure(
+        "omk, one instance reused per wave",
+        &items,
+        |p| {
+            reused
+                .iter_mut()
+                .map(|(r, c)| r.check_proposal(&ctx, p, c).expect("no fault"))
+                .collect::<Vec<_>>()
+        },
+        |i, d| assert_eq!(d.as_slice(), &expected[i]),
+    ));
+    #[cfg(feature = "peers")]
+    {
+        let engine = rego::Rego::new();
+        runs.push(measure(
+            "regorus 0.14 RVM (OPA-compatible), same rules",
+            &items,
+            |p| engine.eval(&ctx, p),
+            |i, verdict| {
+                let want = [
+                    !expected[i][0].is_accept(),
+                    !expected[i][1].is_accept(),
+                    !expected[i][2].is_accept(),
+                ];
+                assert_eq!(
+                    verdict, &want,
+                    "regorus disagrees on proposal {i}: {:?}",
+                    items[i]
+                );
+            },
+        ));
+    }
+
+    let native_median = runs[0].median();
+    println!("| engine | median / proposal | p99 | total | × native |");
+    println!("|---|---|---|---|---|");
+    for r in &runs {
+        println!(
+            "| {} | {} | {} | {} | {:.0}× |",
+            r.name,
+            us(r.median()),
+            us(r.p99()),
+            ms(r.total),
+            r.median().as_secs_f64() / native_median.as_secs_f64().max(1e-12)
+        );
+    }
+    #[cfg(feature = "peers")]
+    {
+        let fresh = runs[1].median().as_secs_f64();
+        let rego = runs[3].median().as_secs_f64();
+        println!(
+            "\nregorus / omk fresh instance: {:.1}× (omk is {} per decision, sandboxed)",
+            rego / fresh,
+            if rego > fresh { "faster" } else { "slower" }
+        );
+    }
+    #[cfg(not(feature = "peers"))]
+    println!("\n(peer engine skipped: run with `--features peers` to compare against regorus)");
+
+    cold_start(tmp.path());
+    waves(
+        tmp.path(),
+        if quick { &[100, 500] } else { &[1_000, 10_000] },
+    );
+}
+
+/// Loading the std bundle with an empty compile cache, then a warm one;
+/// and the whole `omk gate check` process with a warm cache.
+fn cold_start(tmp: &Path) {
+    println!("\n## Start-up\n");
+    let cache = tmp.join("cold-cache");
+    let proposal: TaskProposal = serde_json::from_value(
+        serde_json::json!({"id": "a", "acceptance": ["x"], "budget_secs": 1}),
+    )
+    .expect("proposal");
+    let first = |label: &str| {
+        let start = Instant::now();
+        let engine = GateEngine::new(Some(cache.clone())).expect("engine");
+        let set = GateSet::load(&GatesConfig::std(Limits::default()), &engine).expect("load");
+        let loaded = start.elapsed();
+        let v = set.judge_proposal(&GoalContext::default(), &proposal);
+        let decided = start.elapsed();
+        assert!(v.accepted);
+        println!(
+            "- {label}: std bundle loaded in {}, first decision at {} ({} compiled, {} from cache)",
+            ms(loaded),
+            ms(decided),
+            engine.stats().compiled(),
+            engine.stats().cache_hits()
+        );
+    };
+    first("empty cache (compiles the 3 components in parallel)");
+    first("warm cache");
+
+    let Some(omk) = omk_binary() else {
+        println!(
+            "- `omk gate check` process: skipped (build it first: cargo build --release -p omk)"
+        );
+        return;
+    };
+    let dir = tmp.join("proc");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("p.json");
+    std::fs::write(&file, r#"{"id":"a","acceptance":["x"],"budget_secs":1}"#).expect("write");
+    let run = || {
+        let start = Instant::now();
+        let ok = Command::new(&omk)
+            .args(["gate", "check", "--proposal"])
+            .arg(&file)
+            .current_dir(&dir)
+            .env("XDG_CACHE_HOME", dir.join("cache"))
+            .env("XDG_STATE_HOME", dir.join("state"))
+            .output()
+            .expect("omk runs")
+            .status
+            .success();
+        assert!(ok);
+        start.elapsed()
+    };
+    let cold = run();
+    let mut warm: Vec<Duration> = (0..10).map(|_| run()).collect();
+    warm.sort();
+    println!(
+        "- `omk gate check` as a whole process: {} with an empty cache, {} median warm (10 runs)",
+        ms(cold),
+        ms(warm[5])
+    );
+}
+
+fn omk_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let candidate = exe.parent()?.join("omk");
+    candidate.exists().then_some(candidate)
+}
+
+/// Whole waves through `omk goal propose`: proposals per second and peak
+/// memory, at two sizes.
+fn waves(tmp: &Path, sizes: &[usize]) {
+    println!(
+        "\n## Whole waves through `omk goal propose` (gates, omk's checks, event log, fsync)\n"
+    );
+    let Some(omk) = omk_binary() else {
+        println!("skipped (build it first: cargo build --release -p omk)");
+        return;
+    };
+    println!("| proposals | wall time | proposals / s | peak RSS | events | log size |");
+    println!("|---|---|---|---|---|---|");
+    for &n in sizes {
+        let dir = tmp.join(format!("wave-{n}"));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let env = |c: &mut Command| {
+            c.current_dir(&dir)
+                .env("XDG_CACHE_HOME", tmp.join("cache"))
+                .env("XDG_STATE_HOME", dir.join("state"));
+        };
+        let mut c = Command::new(&omk);
+        c.args(["goal", "run", "bench", "--json"]);
+        env(&mut c);
+        let out = c.output().expect("goal run");
+        let goal: serde_json::Value = serde_json::from_slice(&out.stdout).expect("goal json");
+        let id = goal["id"].as_str().expect("id").to_owned();
+        // Distinct paths, so that most are accepted and the wave grows.
+        let props: Vec<serde_json::Value> = (0..n)
+            .map(|i| {
+                serde_json::json!({"id": format!("t{i}"), "write_set": [format!("src/m{}/f{i}.rs", i % 97)],
+                    "read_set": [format!("docs/d{}.md", i % 13)], "acceptance": ["run: cargo test"], "budget_secs": 60})
+            })
+            .collect();
+        let plan = dir.join("plan.json");
+        std::fs::write(
+            &plan,
+            serde_json::json!({"run_key": "bench", "kind": "initial", "proposals": props})
+                .to_string(),
+        )
+        .expect("plan");
+        let mut c = Command::new(&omk);
+        c.args(["goal", "propose", &id, "--plan"])
+            .arg(&plan)
+            .arg("--json");
+        env(&mut c);
+        let start = Instant::now();
+        let status = c.status().expect("propose");
+        let took = start.elapsed();
+        let rss_kib = children_max_rss_kib();
+        let log = dir.join("state/omk/goals").join(&id).join("events.jsonl");
+        let events = std::fs::read_to_string(&log)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        let size = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "| {n} | {} | {:.0} | {:.1} MiB | {events} | {:.1} MiB |{}",
+            ms(took),
+            n as f64 / took.as_secs_f64(),
+            rss_kib as f64 / 1024.0,
+            size as f64 / (1 << 20) as f64,
+            if status.success() {
+                ""
+            } else {
+                " (some rejected)"
+            }
+        );
+    }
+    println!("\n(peak RSS is the largest of all omk processes this benchmark ran so far)");
+}
+
+fn children_max_rss_kib() -> i64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut u);
+        u.ru_maxrss
+    }
+}
