@@ -131,31 +131,25 @@ fn sign(
     bundle_dir: &Path,
     files: &[(PathBuf, Vec<u8>)],
 ) -> Result<(PathBuf, Vec<u8>)> {
-    use omk::gates::bundle::{Bundle, sign};
     let key_path = std::env::var_os("OMK_RELEASE_KEY")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("plugins/release-key/release.key"));
-    let key = sign::PrivateKey::load(&key_path).map_err(anyhow::Error::msg)?;
-    let entries = files
+    let key = omk_signing::PrivateKey::load(&key_path).map_err(anyhow::Error::msg)?;
+    // The statement: every file with its sha256, in path order.
+    let mut statement: Vec<(String, String)> = files
         .iter()
         .map(|(p, d)| {
-            (
-                p.strip_prefix(bundle_dir)
-                    .unwrap_or(p)
-                    .display()
-                    .to_string(),
-                d.clone(),
-            )
+            let rel = p
+                .strip_prefix(bundle_dir)
+                .unwrap_or(p)
+                .display()
+                .to_string();
+            (rel, hex::encode(Sha256::digest(d)))
         })
         .collect();
-    let mut b = Bundle::from_entries("std", entries)?;
-    let id = sign::sign(&mut b, &key);
-    let name = format!("{id}.sig");
-    let data = b
-        .signatures
-        .remove(&name)
-        .context("signing produced no signature")?;
-    Ok((bundle_dir.join("signatures").join(name), data))
+    statement.sort();
+    let (name, text) = omk_signing::sign("std", statement, &key);
+    Ok((bundle_dir.join("signatures").join(name), text.into_bytes()))
 }
 
 /// Builds the gate crates for wasm32 and encodes each as a component.
@@ -175,16 +169,11 @@ fn build(root: &Path) -> Result<Vec<Vec<u8>>> {
         format!("--remap-path-prefix={}=/rustup", rustup_home.display()),
     ]
     .join("\x1f");
-    // A target directory of its own: the gates build with their own flags,
-    // and sharing cargo's caches with the build that runs this tool has
-    // been seen to corrupt its rustc probe cache.
     let target_dir = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"))
-        .join("std-gates");
+        .unwrap_or_else(|_| root.join("target"));
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
-        .env("CARGO_TARGET_DIR", &target_dir)
         .args([
             "build",
             "--locked",

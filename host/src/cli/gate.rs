@@ -9,13 +9,15 @@ use serde::Serialize;
 
 use super::{Outcome, Result, read_json, with_help};
 use crate::gates::{GateDecision, GateEngine, GateSet, inspect};
+use crate::wave::relevant::Accepted;
 
 #[derive(Debug, Subcommand)]
 pub enum GateCommand {
     /// Judge proposals with the project's gates.
     ///
     /// The proposals are judged in order as one wave: each accepted one is
-    /// added to the context's `accepted_in_wave` and its budget to
+    /// added to those accepted in the wave (each proposal sees in
+    /// `accepted_in_wave` the ones it could conflict with) and its budget to
     /// `time_committed_secs` before the next is judged. Exit 0 if all are
     /// accepted, 1 if any is rejected, 2 on a usage or load error.
     Check(CheckArgs),
@@ -111,10 +113,17 @@ fn check(args: CheckArgs) -> Result<Outcome> {
     let gates = GateSet::for_project(&args.project)?;
 
     let mut results = Vec::new();
+    // Tasks the context file says were accepted, then those accepted here;
+    // each proposal sees the ones it could conflict with, as in a wave.
+    let mut accepted = Accepted::default();
+    for t in std::mem::take(&mut ctx.accepted_in_wave) {
+        accepted.push(t);
+    }
     for p in &proposals {
+        ctx.accepted_in_wave = accepted.relevant_to(p);
         let verdict = gates.judge_proposal(&ctx, p);
         if verdict.accepted {
-            ctx.accepted_in_wave.push(p.as_accepted());
+            accepted.push(p.as_accepted());
             ctx.budget.time_committed_secs =
                 ctx.budget.time_committed_secs.saturating_add(p.budget_secs);
         }

@@ -167,14 +167,27 @@ impl Task {
 }
 
 /// A goal's tasks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskGraph {
     pub schema: u32,
     pub goal_id: String,
     pub updated_at: DateTime<Utc>,
     pub tasks: Vec<Task>,
+    /// Task positions by id, kept by [`TaskGraph::push`]; a miss falls back
+    /// to a scan, so a stale index is never wrong, only slower.
+    #[serde(skip)]
+    index: HashMap<String, usize>,
 }
+
+impl PartialEq for TaskGraph {
+    fn eq(&self, other: &Self) -> bool {
+        (self.schema, &self.goal_id, self.updated_at, &self.tasks)
+            == (other.schema, &other.goal_id, other.updated_at, &other.tasks)
+    }
+}
+
+impl Eq for TaskGraph {}
 
 /// A task graph that breaks its invariants, or cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -199,6 +212,7 @@ impl TaskGraph {
             goal_id: goal_id.to_owned(),
             updated_at: now,
             tasks: Vec::new(),
+            index: HashMap::new(),
         }
     }
 
@@ -217,8 +231,9 @@ impl TaskGraph {
             }
             Err(e) => return Err(unreadable(e.to_string())),
         };
-        let graph: TaskGraph =
+        let mut graph: TaskGraph =
             serde_json::from_str(&text).map_err(|e| unreadable(e.to_string()))?;
+        graph.reindex();
         if graph.goal_id != goal_id {
             return Err(unreadable(format!(
                 "it belongs to goal `{}`",
@@ -240,14 +255,37 @@ impl TaskGraph {
         })
     }
 
+    /// The position of the task with this id.
+    fn position(&self, id: &str) -> Option<usize> {
+        match self.index.get(id) {
+            Some(&i) if self.tasks.get(i).is_some_and(|t| t.id == id) => Some(i),
+            _ => self.tasks.iter().position(|t| t.id == id),
+        }
+    }
+
     /// The task with this id.
     pub fn get(&self, id: &str) -> Option<&Task> {
-        self.tasks.iter().find(|t| t.id == id)
+        self.position(id).map(|i| &self.tasks[i])
     }
 
     /// The task with this id, to change it.
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Task> {
-        self.tasks.iter_mut().find(|t| t.id == id)
+        self.position(id).map(|i| &mut self.tasks[i])
+    }
+
+    /// Adds a task.
+    pub fn push(&mut self, task: Task) {
+        self.index.insert(task.id.clone(), self.tasks.len());
+        self.tasks.push(task);
+    }
+
+    fn reindex(&mut self) {
+        self.index = self
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id.clone(), i))
+            .collect();
     }
 
     /// Seconds reserved by tasks that have not finished.

@@ -8,17 +8,17 @@
 //! version, component sha256 and config), which is all a replay needs.
 //!
 //! Two parts of a context grow with the goal and would make the record
-//! quadratic, so they are stored by reference: `existing_task_ids` as an
-//! input of its own (a list, shared by every call that saw the same
-//! graph), and `accepted_in_wave` as "the first `count` tasks accepted in
-//! wave `run_key`", which the log holds in order.
+//! large, so they are stored by reference: `existing_task_ids` as an input
+//! of its own (a list, shared by every call that saw the same graph), and
+//! `accepted_in_wave` as the ids of tasks accepted in wave `run_key`, whose
+//! proposals the log holds.
 //!
 //! The file is appended like the event log and synced with it; a torn last
 //! line is skipped on read.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use omk_gate_sdk::{AcceptedTask, AgentAction, GoalContext, TaskOutcome, TaskProposal};
@@ -59,11 +59,11 @@ impl Subject {
     }
 }
 
-/// Which tasks of a wave were accepted before this decision.
+/// Which tasks accepted earlier in a wave the gates saw.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaveRef {
     pub run_key: String,
-    pub count: usize,
+    pub ids: Vec<String>,
 }
 
 /// One recorded gate input.
@@ -89,7 +89,7 @@ struct Line {
 #[derive(Debug)]
 pub struct InputStore {
     path: PathBuf,
-    file: Option<File>,
+    file: Option<BufWriter<File>>,
     written: HashSet<String>,
 }
 
@@ -122,7 +122,7 @@ impl InputStore {
             existing_task_ids: ids,
             accepted_in_wave: wave.map(|run_key| WaveRef {
                 run_key: run_key.to_owned(),
-                count: ctx.accepted_in_wave.len(),
+                ids: ctx.accepted_in_wave.iter().map(|t| t.id.clone()).collect(),
             }),
             subject,
         };
@@ -153,7 +153,7 @@ impl InputStore {
             if len > 0 && !ends_with_newline(&self.path) {
                 f.write_all(b"\n").map_err(|e| err(e.to_string()))?;
             }
-            self.file = Some(f);
+            self.file = Some(BufWriter::with_capacity(1 << 16, f));
         }
         let line = format!("{{\"sha256\":\"{sha}\",\"input\":{json}}}\n");
         if let Some(f) = self.file.as_mut() {
@@ -166,11 +166,15 @@ impl InputStore {
 
     /// Makes every recorded input durable.
     pub fn sync(&mut self) -> Result<(), LogError> {
-        match &self.file {
-            Some(f) => f.sync_data().map_err(|e| LogError {
-                path: self.path.clone(),
-                detail: format!("cannot sync: {e}"),
-            }),
+        let path = self.path.clone();
+        match &mut self.file {
+            Some(f) => f
+                .flush()
+                .and_then(|()| f.get_ref().sync_data())
+                .map_err(|e| LogError {
+                    path,
+                    detail: format!("cannot sync: {e}"),
+                }),
             None => Ok(()),
         }
     }
@@ -192,8 +196,8 @@ fn ends_with_newline(path: &Path) -> bool {
 #[derive(Debug, Default)]
 pub struct Inputs {
     by_sha: HashMap<String, Value>,
-    /// Proposals accepted in each wave, in order.
-    accepted: HashMap<String, Vec<AcceptedTask>>,
+    /// Proposals accepted in each wave, by id.
+    accepted: HashMap<String, HashMap<String, AcceptedTask>>,
 }
 
 impl Inputs {
@@ -239,7 +243,7 @@ impl Inputs {
             let tasks = idx
                 .iter()
                 .filter_map(|i| proposals.get(&(key.clone(), *i)))
-                .map(TaskProposal::as_accepted)
+                .map(|p| (p.id.clone(), p.as_accepted()))
                 .collect();
             accepted.insert(key, tasks);
         }
@@ -264,15 +268,12 @@ impl Inputs {
         let mut ctx = input.context;
         ctx.existing_task_ids = ids;
         if let Some(w) = input.accepted_in_wave {
-            let all = self
-                .accepted
-                .get(&w.run_key)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            if all.len() < w.count {
-                return None;
-            }
-            ctx.accepted_in_wave = all[..w.count].to_vec();
+            let wave = self.accepted.get(&w.run_key)?;
+            ctx.accepted_in_wave = w
+                .ids
+                .iter()
+                .map(|id| wave.get(id).cloned())
+                .collect::<Option<Vec<_>>>()?;
         }
         Some((ctx, input.subject))
     }

@@ -16,11 +16,13 @@
 //! Lines are only ever appended. A crash mid-append leaves a torn last line;
 //! [`EventLog::open`] detects it, and the next append starts on a fresh line,
 //! chaining from the last whole event, so nothing before it is lost.
-//! [`EventLog::sync`] makes appended events durable; omk calls it when a wave
-//! ends and before any task starts.
+//! Appends are buffered; [`EventLog::sync`] writes them out and makes them
+//! durable — omk calls it when a wave ends and before any task starts. A
+//! crash can lose only the unsynced tail of an unfinished wave, which the
+//! wave's resume judges again.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -80,7 +82,7 @@ pub struct LogError {
 #[derive(Debug)]
 pub struct EventLog {
     path: PathBuf,
-    file: File,
+    file: BufWriter<File>,
     run_id: String,
     last_hash: String,
     next_id: u64,
@@ -117,7 +119,7 @@ impl EventLog {
         };
         Ok(EventLog {
             path,
-            file,
+            file: BufWriter::with_capacity(1 << 16, file),
             run_id: run_id.to_owned(),
             last_hash,
             next_id,
@@ -177,9 +179,18 @@ impl EventLog {
         Ok(event)
     }
 
+    /// Writes buffered events to the file (not yet durable).
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        self.file
+            .flush()
+            .map_err(|e| self.error(format!("cannot write: {e}")))
+    }
+
     /// Makes every appended event durable.
     pub fn sync(&mut self) -> Result<(), LogError> {
+        self.flush()?;
         self.file
+            .get_ref()
             .sync_data()
             .map_err(|e| self.error(format!("cannot sync: {e}")))
     }
@@ -381,6 +392,7 @@ mod tests {
             log.append("thing", "omk", json!({"i": i, "text": "héllo \"quoted\""}))
                 .unwrap();
         }
+        log.sync().unwrap();
         (dir, log)
     }
 

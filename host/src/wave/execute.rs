@@ -554,12 +554,14 @@ impl Executor {
             t.completed_at = Some(now);
         }
         let attempt = t.retry_count + u32::from(!retry);
-        s.save_graph(now)?;
+        // The log first: the graph never says more than the log holds.
         s.log.append(
             kinds::TASK_FAILED,
             kinds::OMK,
             json!({"task_id": id, "attempt": attempt, "reason": reason, "code": code, "will_retry": retry}),
         )?;
+        s.sync()?;
+        s.save_graph(now)?;
         drop(s);
         self.observer.progress(&Progress::Failed {
             task: id.to_owned(),
@@ -613,7 +615,7 @@ impl Executor {
             // Durable before any work starts.
             s.sync()?;
             let now_ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
-            (task, attempt, goal_context(&s, id, &[], now_ms))
+            (task, attempt, goal_context(&s, id, now_ms))
         };
         self.observer.progress(&Progress::Started {
             task: id.to_owned(),
@@ -780,13 +782,14 @@ impl Executor {
                 t.lease_token = None;
                 t.failure = None;
             }
-            s.save_graph(now)?;
             s.log.append(
                 kinds::TASK_COMPLETED,
                 kinds::OMK,
                 json!({"task_id": id, "attempt": attempt, "commit": commit, "merged": merged,
                        "changed_files": outcome.changed_files, "follow_ups": report.proposals.len()}),
             )?;
+            s.sync()?;
+            s.save_graph(now)?;
         }
         let _ = worktree::remove(&self.repo, &wt);
         self.observer.progress(&Progress::Done {

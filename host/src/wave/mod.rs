@@ -19,6 +19,7 @@
 //! log are reused, the rest are judged, nothing is judged twice.
 
 pub mod execute;
+pub mod relevant;
 
 use std::collections::{HashMap, HashSet};
 
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use self::relevant::Accepted;
 use crate::gates::{GateSet, Verdict};
 use crate::goal::{GoalError, GoalPhase, GoalStatus, Session};
 use crate::graph::{Task, TaskStatus};
@@ -106,6 +108,7 @@ pub fn run_wave(
 ) -> Result<WaveEvidence, GoalError> {
     check_plan(session, plan)?;
     let plan_sha256 = hex::encode(Sha256::digest(serde_json::to_vec(plan).unwrap_or_default()));
+    session.log.flush()?;
     let prior = Prior::read(session, &plan.run_key, &plan_sha256)?;
     if let Some(mut evidence) = prior.completed {
         evidence.replayed = true;
@@ -131,7 +134,26 @@ pub fn run_wave(
         }
     };
 
-    let mut accepted_in_wave = Vec::new();
+    // Frozen for the wave: the graph's ids as the wave began, and the time
+    // committed then; accepted tasks add to `committed` as they come.
+    let mut wave = Wave {
+        plan,
+        now_ms,
+        existing: session
+            .graph
+            .tasks
+            .iter()
+            .filter(|t| t.run_key != plan.run_key)
+            .map(|t| t.id.clone())
+            .collect(),
+        committed: session
+            .graph
+            .tasks
+            .iter()
+            .filter(|t| t.status.commits_budget() && t.run_key != plan.run_key)
+            .fold(0u64, |acc, t| acc.saturating_add(t.budget_secs)),
+        accepted: Accepted::default(),
+    };
     let mut accepted = Vec::new();
     let mut rejected = Vec::new();
     let mut seen = HashSet::new();
@@ -140,24 +162,19 @@ pub fn run_wave(
         let outcome = match prior.decided.get(&index) {
             Some(done) => done.clone(),
             None => {
-                let outcome = judge(
-                    session,
-                    gates,
-                    plan,
-                    index,
-                    p,
-                    first_time,
-                    &accepted_in_wave,
-                    now_ms,
-                )?;
-                record(session, plan, index, p, &outcome)?;
+                let outcome = wave.judge(session, gates, index, p, first_time)?;
+                wave.record(session, index, p, &outcome)?;
                 outcome
             }
         };
         match outcome {
             Decided::Accepted => {
+                wave.committed = wave
+                    .committed
+                    .saturating_add(p.budget_secs)
+                    .saturating_sub(wave.replanned_budget(session, p));
                 admit(session, p, &plan.run_key, now);
-                accepted_in_wave.push(p.as_accepted());
+                wave.accepted.push(p.as_accepted());
                 accepted.push(p.id.clone());
             }
             Decided::Rejected(r) => rejected.push(r),
@@ -167,6 +184,8 @@ pub fn run_wave(
     if !accepted.is_empty() && session.goal.phase == GoalPhase::Planning {
         session.goal.phase = GoalPhase::Execution;
     }
+    // The decisions are durable before the graph says what they decided.
+    session.sync()?;
     session.save_graph(now)?;
     session.save_goal(now)?;
 
@@ -178,6 +197,122 @@ pub fn run_wave(
     )?;
     session.sync()?;
     Ok(evidence)
+}
+
+/// A wave being judged.
+struct Wave<'a> {
+    plan: &'a DispatchPlan,
+    now_ms: u64,
+    /// The graph's task ids when the wave began.
+    existing: Vec<String>,
+    /// Seconds committed, including tasks accepted so far in the wave.
+    committed: u64,
+    accepted: Accepted,
+}
+
+impl Wave<'_> {
+    /// The budget of the task a proposal re-plans (whose reservation it
+    /// replaces), if it re-plans one.
+    fn replanned_budget(&self, session: &Session, p: &TaskProposal) -> u64 {
+        match session.graph.get(&p.id) {
+            Some(t) if t.run_key != self.plan.run_key && t.status.commits_budget() => t.budget_secs,
+            _ => 0,
+        }
+    }
+
+    /// What the gates see for proposal `p`.
+    fn context(&self, session: &Session, p: &TaskProposal) -> GoalContext {
+        let committed = self
+            .committed
+            .saturating_sub(self.replanned_budget(session, p));
+        let mut ctx = context_with(
+            session,
+            self.accepted.relevant_to(p),
+            committed,
+            self.now_ms,
+        );
+        ctx.existing_task_ids = self.existing.clone();
+        ctx
+    }
+
+    /// omk's own checks, then the gates.
+    fn judge(
+        &self,
+        session: &mut Session,
+        gates: &GateSet,
+        index: usize,
+        p: &TaskProposal,
+        first_time: bool,
+    ) -> Result<Decided, GoalError> {
+        let plan = self.plan;
+        session.log.append(
+            kinds::TASK_PROPOSED,
+            kinds::OMK,
+            json!({"index": index, "task_id": p.id, "run_key": plan.run_key, "proposal": p}),
+        )?;
+        if let Some(r) = host_check(session, plan, p, first_time, &self.accepted) {
+            return Ok(Decided::Rejected(r));
+        }
+        let ctx = self.context(session, p);
+        let input = session.inputs.record(
+            &ctx,
+            Some(&plan.run_key),
+            Subject::Proposal {
+                proposal: p.clone(),
+            },
+        )?;
+        let verdict = gates.judge_proposal(&ctx, p);
+        record_verdict(
+            session,
+            &verdict,
+            &input,
+            json!({"task_id": p.id, "run_key": plan.run_key, "index": index}),
+        )?;
+        Ok(decided(&verdict, &p.id))
+    }
+
+    fn record(
+        &self,
+        session: &mut Session,
+        index: usize,
+        p: &TaskProposal,
+        outcome: &Decided,
+    ) -> Result<(), GoalError> {
+        let run_key = &self.plan.run_key;
+        match outcome {
+            Decided::Accepted => {
+                let g = &session.goal;
+                let before = self
+                    .committed
+                    .saturating_sub(self.replanned_budget(session, p));
+                let after = before.saturating_add(p.budget_secs);
+                let snapshot = json!({
+                    "task_budget_secs": p.budget_secs,
+                    "goal_time_budget_secs": g.limits.time_secs,
+                    "time_spent_secs": g.spent.time_secs,
+                    "committed_before_secs": before,
+                    "committed_after_secs": after,
+                    "remaining_secs": g.remaining_time_secs(after),
+                });
+                session.log.append(
+                    kinds::TASK_ACCEPTED,
+                    kinds::OMK,
+                    json!({"index": index, "task_id": p.id, "run_key": run_key, "budget_snapshot": snapshot}),
+                )?;
+            }
+            Decided::Rejected(r) => {
+                session.log.append(
+                    kinds::TASK_REJECTED,
+                    kinds::OMK,
+                    json!({
+                        "index": index, "task_id": p.id, "run_key": run_key,
+                        "reason": r.reason, "code": r.code, "gate": r.gate,
+                    }),
+                )?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A proposal's fate.
@@ -277,44 +412,6 @@ fn check_plan(session: &Session, plan: &DispatchPlan) -> Result<(), GoalError> {
     }
 }
 
-/// omk's own checks, then the gates.
-#[allow(clippy::too_many_arguments)]
-fn judge(
-    session: &mut Session,
-    gates: &GateSet,
-    plan: &DispatchPlan,
-    index: usize,
-    p: &TaskProposal,
-    first_time: bool,
-    accepted_in_wave: &[omk_gate_sdk::AcceptedTask],
-    now_ms: u64,
-) -> Result<Decided, GoalError> {
-    session.log.append(
-        kinds::TASK_PROPOSED,
-        kinds::OMK,
-        json!({"index": index, "task_id": p.id, "run_key": plan.run_key, "proposal": p}),
-    )?;
-    if let Some(r) = host_check(session, plan, p, first_time, accepted_in_wave) {
-        return Ok(Decided::Rejected(r));
-    }
-    let ctx = context(session, p, accepted_in_wave, now_ms);
-    let input = session.inputs.record(
-        &ctx,
-        Some(&plan.run_key),
-        Subject::Proposal {
-            proposal: p.clone(),
-        },
-    )?;
-    let verdict = gates.judge_proposal(&ctx, p);
-    record_verdict(
-        session,
-        &verdict,
-        &input,
-        json!({"task_id": p.id, "run_key": plan.run_key, "index": index}),
-    )?;
-    Ok(decided(&verdict, &p.id))
-}
-
 /// Logs one `gate_decision` per gate of `verdict`, with the sha256 of the
 /// recorded input and the fields of `extra`.
 pub(crate) fn record_verdict(
@@ -365,7 +462,7 @@ fn host_check(
     plan: &DispatchPlan,
     p: &TaskProposal,
     first_time: bool,
-    accepted_in_wave: &[omk_gate_sdk::AcceptedTask],
+    accepted_in_wave: &Accepted,
 ) -> Option<RejectedTask> {
     let reject = |code: &str, reason: String| {
         Some(RejectedTask {
@@ -393,7 +490,12 @@ fn host_check(
             ),
         );
     }
-    if let Some(existing) = session.graph.get(&p.id) {
+    // A task this very wave admitted before a crash is judged again.
+    if let Some(existing) = session
+        .graph
+        .get(&p.id)
+        .filter(|t| t.run_key != plan.run_key)
+    {
         if !plan.allow_existing_task_ids {
             return reject(
                 "omk.task-exists",
@@ -422,7 +524,7 @@ fn host_check(
                 format!("task `{}` depends on itself", p.id),
             );
         }
-        let in_wave = accepted_in_wave.iter().any(|t| &t.id == dep);
+        let in_wave = accepted_in_wave.contains(dep);
         let in_graph = session.graph.get(dep).is_some_and(|t| {
             matches!(
                 t.status,
@@ -449,26 +551,27 @@ fn host_check(
     None
 }
 
-/// What the gates see for proposal `p`.
-fn context(
-    session: &Session,
-    p: &TaskProposal,
-    accepted_in_wave: &[omk_gate_sdk::AcceptedTask],
-    now_ms: u64,
-) -> GoalContext {
-    goal_context(session, &p.id, accepted_in_wave, now_ms)
+/// What the gates see of the goal when judging task `task_id` outside a
+/// wave (actions and outcomes): its own reservation is left out of the
+/// committed time.
+pub fn goal_context(session: &Session, task_id: &str, now_ms: u64) -> GoalContext {
+    let mut ctx = context_with(
+        session,
+        Vec::new(),
+        session.graph.committed_secs_except(task_id),
+        now_ms,
+    );
+    ctx.existing_task_ids = session.graph.tasks.iter().map(|t| t.id.clone()).collect();
+    ctx
 }
 
-/// What the gates see of the goal when judging task `task_id` (whose own
-/// reservation is left out of the committed time).
-pub fn goal_context(
+fn context_with(
     session: &Session,
-    task_id: &str,
-    accepted_in_wave: &[omk_gate_sdk::AcceptedTask],
+    accepted_in_wave: Vec<omk_gate_sdk::AcceptedTask>,
+    committed: u64,
     now_ms: u64,
 ) -> GoalContext {
     let g = &session.goal;
-    let committed = session.graph.committed_secs_except(task_id);
     GoalContext {
         goal_id: g.id.clone(),
         goal_text: g.normalized_goal.clone(),
@@ -484,50 +587,9 @@ pub fn goal_context(
             usd_spent_micros: g.spent.usd_micros,
         },
         policy_roots: g.policy_roots.clone(),
-        accepted_in_wave: accepted_in_wave.to_vec(),
-        existing_task_ids: session.graph.tasks.iter().map(|t| t.id.clone()).collect(),
+        accepted_in_wave,
+        existing_task_ids: Vec::new(),
     }
-}
-
-fn record(
-    session: &mut Session,
-    plan: &DispatchPlan,
-    index: usize,
-    p: &TaskProposal,
-    outcome: &Decided,
-) -> Result<(), GoalError> {
-    match outcome {
-        Decided::Accepted => {
-            let g = &session.goal;
-            let before = session.graph.committed_secs_except(&p.id);
-            let after = before.saturating_add(p.budget_secs);
-            let remaining = g.remaining_time_secs(after);
-            let snapshot = json!({
-                "task_budget_secs": p.budget_secs,
-                "goal_time_budget_secs": g.limits.time_secs,
-                "time_spent_secs": g.spent.time_secs,
-                "committed_before_secs": before,
-                "committed_after_secs": after,
-                "remaining_secs": remaining,
-            });
-            session.log.append(
-                kinds::TASK_ACCEPTED,
-                kinds::OMK,
-                json!({"index": index, "task_id": p.id, "run_key": plan.run_key, "budget_snapshot": snapshot}),
-            )?;
-        }
-        Decided::Rejected(r) => {
-            session.log.append(
-                kinds::TASK_REJECTED,
-                kinds::OMK,
-                json!({
-                    "index": index, "task_id": p.id, "run_key": plan.run_key,
-                    "reason": r.reason, "code": r.code, "gate": r.gate,
-                }),
-            )?;
-        }
-    }
-    Ok(())
 }
 
 /// Puts an accepted proposal in the graph as a pending task (replacing a
@@ -543,7 +605,7 @@ fn admit(session: &mut Session, p: &TaskProposal, run_key: &str, now: DateTime<U
                 ..task
             };
         }
-        None => session.graph.tasks.push(task),
+        None => session.graph.push(task),
     }
 }
 
