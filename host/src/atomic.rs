@@ -13,8 +13,18 @@ use std::path::Path;
 /// The prefix of temporary files, for readers to skip.
 pub const TMP_PREFIX: &str = ".omk-tmp";
 
-/// Replaces `path` with `bytes` atomically.
+/// Replaces `path` with `bytes` atomically. A path that exists and is not
+/// a regular file (`/dev/null`, a pipe, a terminal) is written to directly:
+/// renaming over it would replace the device itself.
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Ok(m) = std::fs::metadata(path)
+        && !m.is_file()
+    {
+        return std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)?
+            .write_all(bytes);
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -51,6 +61,22 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_device_is_written_to_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let null = Path::new("/dev/null");
+        if !std::fs::metadata(null).is_ok_and(|m| m.file_type().is_char_device()) {
+            return;
+        }
+        write(null, b"discarded").unwrap();
+        assert!(
+            std::fs::metadata(null)
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
+    }
 
     #[test]
     fn replaces_whole_and_leaves_no_temp_files() {

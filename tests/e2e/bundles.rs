@@ -79,7 +79,7 @@ fn round_trip_keygen_pack_sign_verify_install_and_run_in_a_goal() {
     ok.code(0);
     assert!(ok.stdout.starts_with("OK  team 1.0.0"), "{}", ok.stdout);
 
-    omk.write(".omk/gates.toml", format!("[trust]\nkeys = [\"{public}\"]\n\n[[gate]]\nbundle = \"team\"\nname = \"strict-path\"\n\n[[gate]]\nname = \"budget\"\n"));
+    omk.write(".omk/gates.toml", "[trust]\nkeys = [\"team.key.pub\"]\n\n[[gate]]\nbundle = \"team\"\nname = \"strict-path\"\n\n[[gate]]\nname = \"budget\"\n");
     let install = omk.run(&["bundle", "install", &archive]);
     install.code(0);
     assert!(omk.project().join(".omk/bundles/team/bundle.toml").exists());
@@ -212,7 +212,7 @@ fn each_refusal_names_the_bundle_the_file_and_the_reason() {
     );
 
     // Nothing from a refused bundle runs: loading the project fails first.
-    omk.write(".omk/gates.toml", format!("[trust]\nkeys = [\"{team_pub}\"]\n\n[[bundle]]\nname = \"changed\"\npath = \"installed/changed\"\n\n[[gate]]\nbundle = \"changed\"\nname = \"strict-path\"\n"));
+    omk.write(".omk/gates.toml", "[trust]\nkeys = [\"team.key.pub\"]\n\n[[bundle]]\nname = \"changed\"\npath = \"installed/changed\"\n\n[[gate]]\nbundle = \"changed\"\nname = \"strict-path\"\n");
     omk.write("p.json", r#"{"id":"a","budget_secs":1}"#);
     let r = omk.run(&["gate", "check", "--proposal", "p.json"]);
     r.code(2);
@@ -372,11 +372,15 @@ fn push_and_pull_through_a_real_registry_and_refuse_a_modified_layer() {
         "pull",
         &tag,
         "-o",
-        "/dev/null",
+        omk.project().join("untrusted.tar.gz").to_str().unwrap(),
         "--trust",
         "ed25519:0a0f0d1b1a34a2a5c3de5cd5f15b1f4cbb4c22a1cbd5cf20c1b3e5bf67f18f4e",
     ]);
     assert_ne!(r.code, 0);
+    assert!(
+        !omk.project().join("untrusted.tar.gz").exists(),
+        "a refused bundle is never written"
+    );
     omk.run(&["bundle", "install", &tag, "--trust", &public])
         .code(0);
     assert!(

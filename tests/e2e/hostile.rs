@@ -30,7 +30,7 @@ fn every_hostile_gate_fails_closed_within_its_limit_and_the_host_carries_on() {
     let tmp = tempfile::tempdir().unwrap();
     let engine = GateEngine::new(Some(tmp.path().join("cache"))).unwrap();
     let std_set = GateSet::load(&GatesConfig::std(Default::default()), &engine).unwrap();
-    let cases: [(Body, &str, FaultCause); 10] = [
+    let cases: [(Body, &str, FaultCause); 11] = [
         // Fuel is deterministic; a generous deadline keeps a loaded machine
         // from turning it into a timeout.
         (
@@ -53,6 +53,11 @@ fn every_hostile_gate_fails_closed_within_its_limit_and_the_host_carries_on() {
         (Body::Trap, "", FaultCause::Trap),
         (Body::Recurse, "", FaultCause::Trap),
         (Body::Oversize, "", FaultCause::Oversize),
+        (
+            Body::HugeResult,
+            "limits = { memory_mib = 256 }",
+            FaultCause::Oversize,
+        ),
         (Body::BadUtf8, "", FaultCause::Malformed),
         (Body::OutOfBounds, "", FaultCause::Malformed),
     ];
@@ -96,9 +101,23 @@ fn every_hostile_gate_fails_closed_within_its_limit_and_the_host_carries_on() {
         );
         contained += 1;
     }
+    // Host memory stays bounded: at most the gates' caps, transiently.
+    let peak_kib: u64 = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0);
+    assert!(
+        peak_kib < 2 << 20,
+        "the test process peaked at {peak_kib} KiB"
+    );
     println!(
-        "hostile gates: {contained} of {} tried were contained",
-        cases.len()
+        "hostile gates: {contained} of {} tried were contained (test process peak {} MiB)",
+        cases.len(),
+        peak_kib / 1024
     );
 }
 
@@ -258,5 +277,31 @@ fn a_pinned_digest_refuses_a_changed_component() {
         run.stderr.contains("but the project pins"),
         "{}",
         run.stderr
+    );
+}
+
+#[test]
+fn a_gate_importing_a_capability_it_was_not_granted_is_refused_naming_it() {
+    let omk = Omk::new();
+    omk.write("p.json", r#"{"id":"a","budget_secs":1}"#);
+    let capabilities = [
+        ("wasi:filesystem@0.2.0", "preopens"),
+        ("wasi:clocks@0.2.0", "wall-clock"),
+        ("wasi:random@0.2.0", "random"),
+        ("wasi:sockets@0.2.0", "tcp"),
+        ("wasi:cli@0.2.0", "environment"),
+    ];
+    for (package, interface) in capabilities {
+        omk.write("cap.wasm", components::gate_importing(package, interface));
+        omk.write(".omk/gates.toml", "[[gate]]\npath = \"cap.wasm\"\n");
+        let run = omk.run(&["gate", "check", "--proposal", "p.json"]);
+        run.code(2);
+        let (ns, version) = package.split_once('@').unwrap();
+        let named = format!("imports `{ns}/{interface}@{version}`");
+        assert!(run.stderr.contains(&named), "{package}: {}", run.stderr);
+    }
+    println!(
+        "capabilities: {} ungranted imports refused at load, each named",
+        capabilities.len()
     );
 }

@@ -3,10 +3,12 @@
 
 mod support;
 
+mod attacks;
 mod bundles;
 mod execute;
 mod gate_check;
 mod goals;
 mod hostile;
 mod proof;
+mod reliability;
 mod std_gates;

@@ -199,6 +199,9 @@ pub struct ProposeArgs {
     /// A JSON dispatch plan: `{run_key, kind, proposals, allow_existing_task_ids}`.
     #[arg(long, value_name = "FILE")]
     plan: PathBuf,
+    /// Wait up to SECS for another omk acting on the goal to finish.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    wait: u64,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -553,7 +556,7 @@ impl Observer for Printer {
 fn propose(store: &GoalStore, a: ProposeArgs) -> Result<Outcome> {
     let plan: DispatchPlan = read_json(&a.plan, "dispatch plan")?;
     let id = store.resolve(&a.id)?;
-    let mut session = Session::open(store, &id)?;
+    let mut session = Session::open_wait(store, &id, std::time::Duration::from_secs(a.wait))?;
     let gates = GateSet::for_project(&session.goal.project_dir)?;
     let evidence = wave::run_wave(&mut session, &gates, &plan, Utc::now())?;
     if a.json {

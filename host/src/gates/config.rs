@@ -230,16 +230,21 @@ impl GatesConfig {
                 Some("see the `.omk/gates.toml` reference in README.md"),
             )
         })?;
-        let defaults = Limits::default()
-            .overlay(&raw.limits)
-            .map_err(|m| err(None, format!("[limits]: {m}"), None))?;
+        let defaults = Limits::default().overlay(&raw.limits).map_err(|m| {
+            err(
+                None,
+                format!("[limits]: {m}"),
+                Some("the limits and their ranges are listed in README.md, \"The host\""),
+            )
+        })?;
         let mut trust = default_trust();
         for k in &raw.trust.keys {
             let value = k.get_ref();
             let key = if value.trim().starts_with("ed25519:") {
                 PublicKey::parse(value)
             } else {
-                let path = root.join(value);
+                let path =
+                    inside(root, value).map_err(|m| err(Some(k.span()), m, Some(INSIDE_HELP)))?;
                 std::fs::read_to_string(&path)
                     .map_err(|e| format!("cannot read key file `{}`: {e}", path.display()))
                     .and_then(|text| PublicKey::parse(text.lines().next().unwrap_or_default()))
@@ -262,6 +267,12 @@ impl GatesConfig {
         for b in raw.bundle {
             let span = b.span();
             let b = b.into_inner();
+            let path = match &b.path {
+                Some(p) => Some(
+                    inside(root, p).map_err(|m| err(Some(span.clone()), m, Some(INSIDE_HELP)))?,
+                ),
+                None => None,
+            };
             let name = b.name.into_inner();
             if bundles.iter().any(|x| x.name == name) || name == "std" {
                 return Err(err(
@@ -278,9 +289,7 @@ impl GatesConfig {
                 policy.minimum_signers = m;
             }
             bundles.push(BundleSpec {
-                path: b
-                    .path
-                    .map_or_else(|| root.join(BUNDLES_DIR).join(&name), |p| root.join(p)),
+                path: path.unwrap_or_else(|| root.join(BUNDLES_DIR).join(&name)),
                 name,
                 trust: policy,
             });
@@ -337,7 +346,9 @@ impl GatesConfig {
                     if rel.trim().is_empty() {
                         return Err(err(Some(p.span()), "`path` is empty".into(), None));
                     }
-                    GateSource::File(root.join(rel))
+                    GateSource::File(
+                        inside(root, rel).map_err(|m| err(Some(p.span()), m, Some(INSIDE_HELP)))?,
+                    )
                 }
                 (Some(n), None) => {
                     if std_bundle::get(n.get_ref()).is_none() {
@@ -399,6 +410,20 @@ impl GatesConfig {
             trust,
             bundles,
         })
+    }
+}
+
+const INSIDE_HELP: &str = "paths in .omk/gates.toml are relative to the project and stay inside it; copy the file into the project";
+
+/// `rel` resolved against the project root, refused if it would leave it.
+fn inside(root: &Path, rel: &str) -> Result<PathBuf, String> {
+    match omk_gate_sdk::paths::check(rel) {
+        Ok(norm) => Ok(root.join(norm)),
+        Err(v) => Err(format!(
+            "`{}` is not a path inside the project: {}",
+            rel.escape_debug(),
+            v.describe()
+        )),
     }
 }
 

@@ -156,12 +156,15 @@ impl GateSet {
             if !used {
                 continue;
             }
-            let bundle = Bundle::open(&spec.path).map_err(|mut e| {
-                if !spec.path.exists() {
-                    e.help = Some("install it with `omk bundle install FILE|oci://…`, or set `path` in its `[[bundle]]` table".to_owned());
-                }
-                e
-            })?;
+            if !spec.path.exists() {
+                return Err(BundleError::new(
+                    &spec.name,
+                    format!("is not installed: there is nothing at `{}`", spec.path.display()),
+                    Some("install it with `omk bundle install FILE|oci://…`, or set `path` in its `[[bundle]]` table"),
+                )
+                .into());
+            }
+            let bundle = Bundle::open(&spec.path)?;
             if bundle.name() != spec.name {
                 return Err(BundleError::new(
                     &bundle.origin,

@@ -96,9 +96,19 @@ impl Session {
         })
     }
 
-    /// Opens an existing goal, taking its lock.
+    /// Opens an existing goal, taking its lock (or failing at once if
+    /// another process holds it).
     pub fn open(store: &GoalStore, id: &str) -> Result<Session, GoalError> {
-        let lock = store.lock(id)?;
+        Session::open_wait(store, id, std::time::Duration::ZERO)
+    }
+
+    /// Opens an existing goal, waiting up to `wait` for its lock.
+    pub fn open_wait(
+        store: &GoalStore,
+        id: &str,
+        wait: std::time::Duration,
+    ) -> Result<Session, GoalError> {
+        let lock = store.lock_wait(id, wait)?;
         let goal = store.load(id)?;
         let dir = store.dir(id);
         let graph = TaskGraph::load(&dir, id)?;

@@ -64,7 +64,7 @@ impl StoreError {
             }
             StoreError::NoGoals { .. } => "create one with `omk goal run \"GOAL\"`".into(),
             StoreError::Locked { .. } => {
-                "another omk is acting on this goal; wait for it to finish (the lock is released when it exits)".into()
+                "another omk is acting on this goal; wait for it to finish (the lock is released when it exits), or pass `--wait SECS`".into()
             }
             StoreError::Corrupt { .. } => {
                 "the file was changed outside omk or by a faulty version; restore it from a backup, or remove the goal"
@@ -230,6 +230,19 @@ impl GoalStore {
             .into_iter()
             .filter(|r| std::fs::remove_file(dir.join(r.file())).is_ok())
             .collect()
+    }
+
+    /// Takes a goal's lock, waiting up to `wait` for the process holding it.
+    pub fn lock_wait(&self, id: &str, wait: std::time::Duration) -> Result<GoalLock, StoreError> {
+        let until = std::time::Instant::now() + wait;
+        loop {
+            match self.lock(id) {
+                Err(StoreError::Locked { .. }) if std::time::Instant::now() < until => {
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Takes a goal's one-writer lock, or fails at once naming the holder.

@@ -128,6 +128,9 @@ pub struct Executor {
     merge_policy: MergePolicy,
     max_agents: usize,
     merging: tokio::sync::Mutex<()>,
+    /// Serialises git commands on the project's repository (worktree add
+    /// and remove take git's own locks, which fail rather than wait).
+    repo_lock: Mutex<()>,
 }
 
 /// The end of one task's run.
@@ -166,6 +169,7 @@ impl Executor {
             opts,
             observer,
             merging: tokio::sync::Mutex::new(()),
+            repo_lock: Mutex::new(()),
         }))
     }
 
@@ -202,10 +206,10 @@ impl Executor {
             };
             (brief, TaskHooks::planning(self.clone()))
         };
-        worktree::create_detached(&self.repo, &brief.dir, &self.base)
+        self.git(|| worktree::create_detached(&self.repo, &brief.dir, &self.base))
             .map_err(|e| GoalError::state(e.to_string(), "check the project's git repository"))?;
         let planned = self.backend.plan(&brief, &hooks).await;
-        let _ = worktree::remove(&self.repo, &brief.dir);
+        let _ = self.git(|| worktree::remove(&self.repo, &brief.dir));
         let proposals = planned.map_err(|e| {
             GoalError::state(
                 format!("the `{}` agent could not plan: {e}", self.backend.name()),
@@ -446,7 +450,7 @@ impl Executor {
             {
                 kill_group(pgid);
             }
-            let _ = worktree::remove(&self.repo, &self.worktree_path(&id));
+            let _ = self.git(|| worktree::remove(&self.repo, &self.worktree_path(&id)));
             self.log(
                 kinds::TASK_RECLAIMED,
                 kinds::OMK,
@@ -465,7 +469,7 @@ impl Executor {
     /// Sets the goal's final status once nothing runs.
     fn finish(&self) -> Result<GoalStatus, GoalError> {
         let integration = self.session().dir().join("worktrees").join("_integration");
-        let _ = worktree::remove(&self.repo, &integration);
+        let _ = self.git(|| worktree::remove(&self.repo, &integration));
         let mut s = self.session();
         let now = Utc::now();
         match s.goal.status {
@@ -622,7 +626,7 @@ impl Executor {
             attempt,
         });
 
-        if let Err(e) = worktree::create(&self.repo, &wt, &branch, &self.base) {
+        if let Err(e) = self.git(|| worktree::create(&self.repo, &wt, &branch, &self.base)) {
             self.fail_or_retry(
                 id,
                 &format!("cannot create its worktree: {e}"),
@@ -791,7 +795,7 @@ impl Executor {
             s.sync()?;
             s.save_graph(now)?;
         }
-        let _ = worktree::remove(&self.repo, &wt);
+        let _ = self.git(|| worktree::remove(&self.repo, &wt));
         self.observer.progress(&Progress::Done {
             task: id.to_owned(),
             commit,
@@ -812,7 +816,7 @@ impl Executor {
     ) -> Result<(), GoalError> {
         let retry = self.fail_or_retry(id, reason, code, retryable)?;
         if retry || !self.opts.keep_failed {
-            let _ = worktree::remove(&self.repo, wt);
+            let _ = self.git(|| worktree::remove(&self.repo, wt));
         }
         Ok(())
     }
@@ -922,8 +926,14 @@ impl Executor {
             s.dir().join("worktrees").join("_integration")
         };
         let integration = worktree::integration_branch(&self.goal_id);
-        worktree::ensure(&self.repo, &dir, &integration, &self.base)?;
-        worktree::merge(&dir, branch, &format!("omk: merge task {id}"))
+        self.git(|| worktree::ensure(&self.repo, &dir, &integration, &self.base))?;
+        self.git(|| worktree::merge(&dir, branch, &format!("omk: merge task {id}")))
+    }
+
+    /// Runs a git command on the project's repository, one at a time.
+    fn git<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _one = self.repo_lock.lock().unwrap_or_else(|p| p.into_inner());
+        f()
     }
 
     /// Records a verdict's input and its gate decisions.

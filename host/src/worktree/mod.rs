@@ -228,6 +228,11 @@ pub enum Merge {
 /// `integration` (a worktree). A conflict is aborted, leaving both
 /// branches as they were.
 pub fn merge(integration: &Path, branch: &str, message: &str) -> Result<Merge, GitError> {
+    // A crash mid-merge leaves MERGE_HEAD and a dirty tree behind: the
+    // branch's last commit is the truth, everything else is discarded.
+    let _ = git(integration, &["merge", "--abort"]);
+    git_ok(integration, &["reset", "--quiet", "--hard", "HEAD"])?;
+    git_ok(integration, &["clean", "--quiet", "-fd"])?;
     let out = git(
         integration,
         &["merge", "--no-ff", "--no-edit", "-m", message, branch],
@@ -342,6 +347,10 @@ mod tests {
             merge(&integ, "omk/g/t1", "merge t1").unwrap(),
             Merge::Merged(_)
         ));
+
+        // A merge interrupted by a crash is cleaned up before the next one.
+        std::fs::write(integ.join("a.txt"), "half-merged\n").unwrap();
+        std::fs::write(integ.join("stray.txt"), "x").unwrap();
 
         // A second task changing the same line conflicts.
         let wt2 = r.path().join(".wt/t2");

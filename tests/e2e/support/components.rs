@@ -35,6 +35,8 @@ pub enum Body {
     Recurse,
     /// Rejects with a reason of 1,000,000 bytes.
     Oversize,
+    /// Grows memory by 100 MiB and rejects with a reason that long.
+    HugeResult,
     /// Rejects with a reason that is not UTF-8.
     BadUtf8,
     /// Returns a string pointer past the end of memory.
@@ -75,6 +77,10 @@ fn body(b: Body) -> String {
         Body::Trap => "(unreachable)".into(),
         Body::Recurse => "(call $recurse (i32.const 0)) (drop) (i32.const 0)".into(),
         Body::Oversize => reject(512, 10, 65536, 1_000_000),
+        Body::HugeResult => format!(
+            "(drop (memory.grow (i32.const 1700))) {}",
+            reject(512, 10, 2 << 20, 100 << 20)
+        ),
         Body::BadUtf8 => reject(512, 10, 600, 4),
         Body::OutOfBounds => reject(512, 10, 0x7fff_0000, 16),
         Body::HostCode => reject(608, 15, 544, 28),
@@ -237,4 +243,45 @@ pub fn gate_missing_function() -> Vec<u8> {
 /// A core module (not a component) of the gate.
 pub fn core_module() -> Vec<u8> {
     wat::parse_str(module(Body::Accept, false)).unwrap()
+}
+
+/// A gate that imports `<package>/<interface>` (a one-function interface
+/// standing in for a WASI capability), e.g. `wasi:clocks@0.2.0`,
+/// `wall-clock`.
+pub fn gate_importing(package: &str, interface: &str) -> Vec<u8> {
+    let (ns_name, version) = package.split_once('@').unwrap();
+    let import = format!("{ns_name}/{interface}@{version}");
+    let mut resolve = Resolve::default();
+    resolve
+        .push_str(
+            "cap.wit",
+            &format!("package {package};\ninterface {interface} {{\n  f: func() -> u64;\n}}\n"),
+        )
+        .expect("capability WIT parses");
+    let gate = std::fs::read_to_string(wit_dir().join("gate.wit"))
+        .unwrap()
+        .replace(
+            "world gate {",
+            &format!("world gate {{\n    import {import};"),
+        );
+    let pkg = resolve
+        .push_str("gate.wit", &gate)
+        .expect("gate WIT parses");
+    let world = resolve.select_world(&[pkg], Some("gate")).unwrap();
+    let wat_src = module(Body::Accept, false).replacen(
+        "(memory (export \"memory\") 20)",
+        &format!(
+            "(import \"{import}\" \"f\" (func (result i64)))\n  (memory (export \"memory\") 20)"
+        ),
+        1,
+    );
+    let mut m = wat::parse_str(wat_src).unwrap();
+    wit_component::embed_component_metadata(&mut m, &resolve, world, StringEncoding::UTF8, false)
+        .unwrap();
+    ComponentEncoder::default()
+        .module(&m)
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap()
 }

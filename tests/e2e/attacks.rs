@@ -1,0 +1,279 @@
+//! Path policy attacks: a corpus of hostile paths, none of which may
+//! escape the project; each rejection names its rule.
+
+use std::path::{Component, Path};
+
+use omk::gates::{GateEngine, GateSet, GatesConfig};
+use omk::sdk::{GoalContext, TaskProposal};
+use serde_json::json;
+
+/// At least 200 hostile paths, generated and hand-written.
+pub fn corpus() -> Vec<String> {
+    let mut c: Vec<String> = Vec::new();
+    // `..` in every position of a few shapes.
+    for shape in ["a/b/c/d", "src/x.rs", "docs/a/b"] {
+        let parts: Vec<&str> = shape.split('/').collect();
+        for i in 0..=parts.len() {
+            let mut p = parts.clone();
+            p.insert(i, "..");
+            c.push(p.join("/"));
+            let mut q = parts.clone();
+            q.insert(i, "..");
+            q.insert(i, "..");
+            c.push(q.join("/"));
+        }
+    }
+    for s in [
+        "..",
+        "../",
+        "./..",
+        "./../x",
+        "src/../..",
+        "src/..",
+        "a/./../../b",
+        "a//..//..//b",
+        ".../../x",
+        "src/./../../..",
+        "docs/..",
+        "a/b/../../../c",
+        "./././../x",
+        "../../../../../../../../etc/shadow",
+    ] {
+        c.push(s.into());
+    }
+    // Absolute, home, drives, UNC, backslashes.
+    for s in [
+        "/",
+        "/etc/passwd",
+        "//etc",
+        "///x",
+        "/./x",
+        "/home/../etc",
+        "~",
+        "~/x",
+        "~root/.ssh",
+        "~/../x",
+        "C:",
+        "c:",
+        "C:/Windows",
+        "C:\\Windows",
+        "c:x",
+        "Z:\\",
+        "\\\\server\\share",
+        "\\\\?\\C:\\x",
+        "\\\\.\\pipe\\x",
+        "\\x",
+        "src\\..\\..\\x",
+        "a\\b",
+        "..\\x",
+        ".\\.git\\config",
+    ] {
+        c.push(s.into());
+    }
+    for d in ['a', 'D', 'q', 'Y'] {
+        c.push(format!("{d}:/x"));
+        c.push(format!("{d}:\\x"));
+    }
+    // Every C0 control, DEL and the C1 controls, in several places.
+    for b in (0u32..0x20).chain([0x7f]).chain(0x80..0xa0) {
+        let ch = char::from_u32(b).expect("a char");
+        c.push(format!("src/a{ch}b"));
+        if b % 4 == 0 {
+            c.push(format!("{ch}"));
+            c.push(format!("x/{ch}/y"));
+        }
+    }
+    // `.git` under every disguise.
+    for g in [
+        ".git",
+        ".GIT",
+        ".Git",
+        ".gIt",
+        ".git/",
+        "./.git",
+        "./.git/config",
+        "a/.git/HEAD",
+        ".git/hooks/pre-commit",
+        ".gitmodules",
+        ".gitattributes",
+        ".github/workflows/ci.yml",
+        "src/.git",
+        ".git.",
+        ".git..",
+        ".git ",
+        ".git. .",
+        "sub/.GIT/x",
+        "./a/../.git",
+        ".//.git",
+        "./././.git/x",
+        ".GiThUb/x",
+    ] {
+        c.push(g.into());
+    }
+    // Overlong.
+    c.push("a".repeat(5000));
+    c.push(format!("src/{}", "b".repeat(300)));
+    c.push(vec!["d"; 3000].join("/"));
+    // Unicode look-alikes and non-NFC forms: distinct names on Linux; they
+    // may be accepted, but must stay inside.
+    for u in [
+        "\u{ff0e}\u{ff0e}/etc",      // fullwidth dots
+        "\u{2024}\u{2024}/etc",      // one dot leaders
+        "\u{2025}/etc",              // two dot leader
+        "\u{ff0f}etc\u{ff0f}passwd", // fullwidth solidus
+        "\u{2215}etc",               // division slash
+        ".gi\u{0307}t",              // combining dot
+        ".g\u{0131}t",               // dotless i
+        "\u{fe52}git",               // small full stop
+        ".git\u{200b}",              // zero width space
+        "\u{202e}tig.",              // right-to-left override (a control? no: a format char)
+        "e\u{0301}/x",               // non-NFC é
+        "\u{00e9}/x",                // NFC é
+    ] {
+        c.push(u.into());
+    }
+    c
+}
+
+/// Whether normalised project-relative `path`, joined to a root, stays in
+/// it (lexically: every `..` is refused by the rules anyway).
+fn stays_inside(path: &str) -> bool {
+    let mut depth: i64 = 0;
+    for comp in Path::new(path).components() {
+        match comp {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => depth -= 1,
+            Component::RootDir | Component::Prefix(_) => return false,
+        }
+        if depth < 0 {
+            return false;
+        }
+    }
+    !path.contains('\\') && !path.contains('\0')
+}
+
+#[test]
+fn no_attack_path_escapes_and_every_rejection_names_its_rule() {
+    let engine = GateEngine::new(None).unwrap();
+    let set = GateSet::load(&GatesConfig::std(Default::default()), &engine).unwrap();
+    let ctx = GoalContext {
+        policy_roots: vec!["src".into(), "docs".into(), "a".into(), "d".into()],
+        ..Default::default()
+    };
+    let corpus = corpus();
+    assert!(corpus.len() >= 200, "{} paths", corpus.len());
+    let rules = [
+        "path.empty",
+        "path.absolute",
+        "path.parent-dir",
+        "path.home",
+        "path.control-char",
+        "path.backslash",
+        "path.git",
+        "path.too-long",
+        "path.outside-roots",
+    ];
+    let (mut refused, mut accepted) = (0, 0);
+    for path in &corpus {
+        for field in ["write_set", "read_set"] {
+            let p: TaskProposal = serde_json::from_value(json!({
+                "id": "attack", field: [path], "acceptance": ["x"], "budget_secs": 1
+            }))
+            .unwrap();
+            let v = set.judge_proposal(&ctx, &p);
+            match v.blocking() {
+                Some(d) => {
+                    let r = d.decision.rejection().unwrap();
+                    assert_eq!(d.gate, "path", "{path:?}");
+                    assert!(rules.contains(&r.code.as_str()), "{path:?}: {}", r.code);
+                    let rule = r.code.trim_start_matches("path.");
+                    assert!(!r.reason.is_empty() && !rule.is_empty());
+                    refused += 1;
+                }
+                None => {
+                    let norm = omk::sdk::paths::check(path).unwrap();
+                    assert!(
+                        stays_inside(&norm),
+                        "{path:?} was accepted and escapes as {norm:?}"
+                    );
+                    accepted += 1;
+                }
+            }
+        }
+        // The same path as a live write and as a changed file.
+        let task: TaskProposal =
+            serde_json::from_value(json!({"id": "t", "write_set": ["src"], "budget_secs": 1}))
+                .unwrap();
+        let action = omk::sdk::AgentAction {
+            task_id: "t".into(),
+            kind: omk::sdk::ActionKind::WriteFile,
+            target: path.clone(),
+            detail: String::new(),
+        };
+        let live = set.judge_action(&GoalContext::default(), &task, &action);
+        if live.accepted {
+            assert!(
+                stays_inside(&omk::sdk::paths::check(path).unwrap()),
+                "{path:?}"
+            );
+        }
+    }
+    println!(
+        "path attacks: {} paths × 2 sets: {refused} refused by a named rule, {accepted} accepted and proven inside",
+        corpus.len()
+    );
+}
+
+#[test]
+fn a_symlink_in_the_worktree_cannot_carry_a_write_outside() {
+    let omk = crate::support::Omk::new();
+    let outside = omk.project().parent().unwrap().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    omk.git_project(&[("README.md", "x\n")]);
+    // An absolute link: in every worktree it points at the same place.
+    std::os::unix::fs::symlink(&outside, omk.project().join("out")).unwrap();
+    let add = std::process::Command::new("git")
+        .args(["add", "out"])
+        .current_dir(omk.project())
+        .status()
+        .unwrap();
+    assert!(add.success());
+    let commit = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "link",
+        ])
+        .current_dir(omk.project())
+        .status()
+        .unwrap();
+    assert!(commit.success());
+    let script = json!({
+        "plan": [{"id": "t", "write_set": ["out"], "acceptance": ["run: true"], "budget_secs": 30}],
+        "tasks": {"t": [{"steps": [{"write": "out/pwned.txt", "content": "escaped"}]}]}
+    });
+    let path = omk.write("../script.json", script.to_string());
+    omk.run(&[
+        "goal",
+        "run",
+        "g",
+        "--agent",
+        "scripted",
+        "--script",
+        path.to_str().unwrap(),
+        "--until-ready",
+    ]);
+    assert!(
+        !outside.join("pwned.txt").exists(),
+        "a write went through the symlink"
+    );
+    let events = omk.events(&omk.latest_goal());
+    let finished = crate::support::of_kind(&events, "agent_finished");
+    let tail = finished[0]["payload"]["output_tail"].as_str().unwrap();
+    assert!(tail.contains("could not write out/pwned.txt"), "{tail}");
+}
