@@ -18,6 +18,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use omk::gates::{GateEngine, GateSet, GatesConfig, Limits};
+use omk::wave::relevant::Accepted;
 use omk_gate_acceptance::AcceptanceGate;
 use omk_gate_budget::BudgetGate;
 use omk_gate_path::PathGate;
@@ -84,7 +85,9 @@ fn proposals(n: usize) -> Vec<TaskProposal> {
         .collect()
 }
 
-/// A wave in progress: 16 tasks accepted, some time committed.
+/// A wave in progress: 16 tasks accepted, some time committed. The
+/// accepted tasks are given to each proposal as omk gives them: only those
+/// it could conflict with (see `omk::wave::relevant`).
 fn context() -> GoalContext {
     GoalContext {
         goal_id: "goal-bench".into(),
@@ -138,21 +141,44 @@ impl Run {
     }
 }
 
+/// A proposal with the context it is judged in.
+type Case = (GoalContext, TaskProposal);
+
+/// Each proposal with the wave's context narrowed to the accepted tasks it
+/// could conflict with, as omk narrows it.
+fn cases(items: Vec<TaskProposal>) -> Vec<Case> {
+    let wave = context();
+    let mut accepted = Accepted::default();
+    for t in &wave.accepted_in_wave {
+        accepted.push(t.clone());
+    }
+    items
+        .into_iter()
+        .map(|p| {
+            let ctx = GoalContext {
+                accepted_in_wave: accepted.relevant_to(&p),
+                ..wave.clone()
+            };
+            (ctx, p)
+        })
+        .collect()
+}
+
 fn measure<T>(
     name: &str,
-    items: &[TaskProposal],
-    mut f: impl FnMut(&TaskProposal) -> T,
+    items: &[Case],
+    mut f: impl FnMut(&GoalContext, &TaskProposal) -> T,
     check: impl Fn(usize, &T),
 ) -> Run {
     // One warm-up pass, then the measured one.
-    for p in items.iter().take(100) {
-        let _ = f(p);
+    for (c, p) in items.iter().take(100) {
+        let _ = f(c, p);
     }
     let mut per_op = Vec::with_capacity(items.len());
     let start = Instant::now();
-    for (i, p) in items.iter().enumerate() {
+    for (i, (c, p)) in items.iter().enumerate() {
         let t = Instant::now();
-        let out = f(p);
+        let out = f(c, p);
         per_op.push(t.elapsed());
         check(i, &out);
     }
@@ -186,9 +212,8 @@ fn main() {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
-    let items = proposals(n);
-    let ctx = context();
-    let expected: Vec<[Decision; 3]> = items.iter().map(|p| native(&ctx, p)).collect();
+    let items = cases(proposals(n));
+    let expected: Vec<[Decision; 3]> = items.iter().map(|(c, p)| native(c, p)).collect();
     let accepted = expected
         .iter()
         .filter(|d| d.iter().all(Decision::is_accept))
@@ -204,13 +229,13 @@ fn main() {
     runs.push(measure(
         "native Rust (the limit)",
         &items,
-        |p| native(&ctx, p),
+        native,
         |i, d| assert_eq!(d, &expected[i]),
     ));
     runs.push(measure(
         "omk, fresh instance per decision",
         &items,
-        |p| set.judge_proposal(&ctx, p),
+        |c, p| set.judge_proposal(c, p),
         |i, v| {
             let got: Vec<&Decision> = v.decisions.iter().map(|d| &d.decision).collect();
             assert_eq!(got, expected[i].iter().collect::<Vec<_>>(), "proposal {i}");
@@ -224,10 +249,10 @@ fn main() {
     runs.push(measure(
         "omk, one instance reused per wave",
         &items,
-        |p| {
+        |ctx, p| {
             reused
                 .iter_mut()
-                .map(|(r, c)| r.check_proposal(&ctx, p, c).expect("no fault"))
+                .map(|(r, c)| r.check_proposal(ctx, p, c).expect("no fault"))
                 .collect::<Vec<_>>()
         },
         |i, d| assert_eq!(d.as_slice(), &expected[i]),
@@ -238,7 +263,7 @@ fn main() {
         runs.push(measure(
             "regorus 0.14 RVM (OPA-compatible), same rules",
             &items,
-            |p| engine.eval(&ctx, p),
+            |c, p| engine.eval(c, p),
             |i, verdict| {
                 let want = [
                     !expected[i][0].is_accept(),
@@ -248,7 +273,7 @@ fn main() {
                 assert_eq!(
                     verdict, &want,
                     "regorus disagrees on proposal {i}: {:?}",
-                    items[i]
+                    items[i].1
                 );
             },
         ));
@@ -402,6 +427,7 @@ fn waves(tmp: &Path, sizes: &[usize]) {
             .arg("--json");
         env(&mut c);
         let start = Instant::now();
+        c.stdout(std::process::Stdio::null());
         let status = c.status().expect("propose");
         let took = start.elapsed();
         let rss_kib = children_max_rss_kib();

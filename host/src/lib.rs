@@ -18,6 +18,7 @@
 
 pub mod agents;
 pub mod atomic;
+pub mod author;
 pub mod cli;
 pub mod demo;
 pub mod dirs;

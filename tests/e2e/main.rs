@@ -4,6 +4,7 @@
 mod support;
 
 mod attacks;
+mod authoring;
 mod bundles;
 mod execute;
 mod gate_check;

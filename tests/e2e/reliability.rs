@@ -405,3 +405,95 @@ fn killed_executions_resume_and_no_task_runs_twice() {
         "kill/resume (execution): {iterations} iterations, {killed} killed mid-run, all resumed, no task completed twice"
     );
 }
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (as `mount -o size=` reads it) at `at`;
+    /// `None` where this process may not mount (not root, no capability).
+    fn mount(at: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(at.to_owned()))
+    }
+
+    fn resize(&self, size: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_keeps_the_last_good_state() {
+    let omk = Omk::new();
+    let Some(disk) = Tmpfs::mount(&omk.state_home(), "160k") else {
+        println!("disk full: skipped, this process cannot mount a tmpfs (run as root)");
+        return;
+    };
+    let id = omk.new_goal("disk full", &[]);
+    let dir = omk.goal_dir(&id);
+    let mut failed = None;
+    for w in 0..200 {
+        let props: Vec<Value> = (0..20)
+            .map(|i| proposal(&format!("w{w}-t{i}"), 1, &[&format!("d{w}/f{i}.md")]))
+            .collect();
+        let plan = omk.plan(&format!("disk-{w}"), json!(props));
+        let run = omk.run(&["goal", "propose", &id, "--plan", &plan, "--json"]);
+        if run.code != 0 {
+            failed = Some((w, plan, run));
+            break;
+        }
+    }
+    let (w, plan, run) = failed.expect("a 160 KiB file system fills up");
+    assert!(w > 0, "the first wave already failed: {}", run.stderr);
+    assert!(
+        run.stderr.contains("No space left on device")
+            && run.stderr.contains(&*dir.to_string_lossy()),
+        "the error names the cause and the file:\n{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    // The last good state: whole files, a log that verifies, the goal readable.
+    whole(&dir.join("goal.json"));
+    let graph = whole(&dir.join("task-graph.json"));
+    omk.run(&["goal", "verify-log", &id]).code(0);
+    omk.run(&["goal", "status", &id, "--json"]).code(0);
+    // With room again, the failed wave completes, each decision once.
+    disk.resize("64m");
+    let ev = omk
+        .run(&["goal", "propose", &id, "--plan", &plan, "--json"])
+        .code(0)
+        .json();
+    assert_eq!(ev["accepted_task_count"], 20);
+    omk.run(&["goal", "verify-log", &id]).code(0);
+    let events = omk.events(&id);
+    let accepted = of_kind(&events, "task_accepted").len();
+    assert_eq!(accepted, (w + 1) * 20, "every accepted task once");
+    let graph_after = whole(&dir.join("task-graph.json"));
+    assert!(
+        graph_after["tasks"].as_array().unwrap().len() >= graph["tasks"].as_array().unwrap().len()
+    );
+    assert_eq!(graph_after["tasks"].as_array().unwrap().len(), (w + 1) * 20);
+    println!(
+        "disk full: wave {w} hit ENOSPC, the goal kept its last good state, and the wave completed once space returned"
+    );
+}

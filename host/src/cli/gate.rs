@@ -8,7 +8,8 @@ use omk_gate_sdk::{GoalContext, TaskProposal};
 use serde::Serialize;
 
 use super::{Outcome, Result, read_json, with_help};
-use crate::gates::{GateDecision, GateEngine, GateSet, inspect};
+use crate::author::{self, Lang};
+use crate::gates::{GateDecision, GateEngine, GateSet, Limits, LoadedGate, cases, inspect};
 use crate::wave::relevant::Accepted;
 
 #[derive(Debug, Subcommand)]
@@ -24,6 +25,13 @@ pub enum GateCommand {
     /// Show a component's world, WIT version, imports, exports, stages,
     /// sha256 and size.
     Inspect(InspectArgs),
+    /// Create a gate project: the WIT, a starter gate, test cases, a README.
+    New(NewArgs),
+    /// Build the gate project in DIR with its language's toolchain.
+    Build(BuildArgs),
+    /// Run test cases against a gate: pass/fail per case, exit 1 on any
+    /// failure.
+    Test(TestArgs),
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +64,9 @@ pub fn run(cmd: GateCommand) -> Result<Outcome> {
     match cmd {
         GateCommand::Check(a) => check(a),
         GateCommand::Inspect(a) => inspect_cmd(a),
+        GateCommand::New(a) => new_cmd(a),
+        GateCommand::Build(a) => build_cmd(a),
+        GateCommand::Test(a) => test_cmd(a),
     }
 }
 
@@ -268,6 +279,200 @@ fn inspect_cmd(args: InspectArgs) -> Result<Outcome> {
         (None, None) => {}
     }
     Ok(Outcome::Ok)
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The gate's name (1–64 of a-z, 0-9 and `-`, starting with a letter);
+    /// also the directory created, unless `--dir` is given.
+    name: String,
+    /// The language of the starter gate.
+    #[arg(long, value_enum)]
+    lang: Lang,
+    /// Where to create the project (default: ./NAME).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The gate project (the directory with `omk-gate.toml`).
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// A gate project directory (its `<name>.wasm` and `cases.toml`), or a
+    /// component `.wasm` (then `--cases` is needed unless `cases.toml` is
+    /// beside it).
+    #[arg(default_value = ".")]
+    target: PathBuf,
+    /// The test cases (TOML or JSON).
+    #[arg(long, value_name = "FILE")]
+    cases: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn new_cmd(args: NewArgs) -> Result<Outcome> {
+    let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
+    let files = author::create(&dir, &args.name, args.lang).map_err(|e| {
+        let help = match &e {
+            author::TemplateError::Exists(_) => "choose another name or `--dir`",
+            author::TemplateError::BadName(_) => {
+                "for example `no-secrets` or `migrations-need-review`"
+            }
+            author::TemplateError::Write { .. } => "check that the directory is writable",
+        };
+        with_help(e.to_string(), help)
+    })?;
+    println!(
+        "created the {} gate `{}` in {}:",
+        args.lang.as_str(),
+        args.name,
+        dir.display()
+    );
+    for f in files {
+        println!("  {f}");
+    }
+    println!(
+        "next: cd {} && omk gate build && omk gate test",
+        dir.display()
+    );
+    Ok(Outcome::Ok)
+}
+
+fn build_cmd(args: BuildArgs) -> Result<Outcome> {
+    let project = author::GateProject::open(&args.dir).map_err(project_error)?;
+    let json = args.json;
+    let mut progress = |step: &str| {
+        if !json {
+            eprintln!("running: {step}");
+        }
+    };
+    let report = author::build(&args.dir, &project, &mut progress).map_err(|e| match e.help() {
+        Some(h) => with_help(e.to_string(), &h),
+        None => anyhow::Error::new(e),
+    })?;
+    let bytes = std::fs::read(&report.component)
+        .with_context(|| format!("cannot read `{}`", report.component.display()))?;
+    let engine = GateEngine::shared()?;
+    let shown = report.component.display().to_string();
+    let i = inspect::inspect(engine, &bytes, &shown)?;
+    if json {
+        let out = serde_json::json!({"build": report, "component": i});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "built {} ({} bytes, sha256 {}), imports: {}",
+            shown,
+            report.size,
+            &i.sha256[..16],
+            if i.imports.is_empty() {
+                "none".to_owned()
+            } else {
+                i.imports.join(", ")
+            }
+        );
+        if let Some(e) = &i.load_error {
+            println!("warning: omk cannot load it as it is: {e}");
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+fn project_error(e: author::ProjectError) -> anyhow::Error {
+    match e.help.clone() {
+        Some(h) => with_help(e.to_string(), &h),
+        None => anyhow::Error::new(e),
+    }
+}
+
+fn test_cmd(args: TestArgs) -> Result<Outcome> {
+    let (component, default_cases) = if args.target.is_dir() {
+        let project = author::GateProject::open(&args.target).map_err(project_error)?;
+        (
+            project.component(&args.target),
+            args.target.join(author::CASES_FILE),
+        )
+    } else {
+        let beside = args
+            .target
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(author::CASES_FILE);
+        (args.target.clone(), beside)
+    };
+    let cases_path = args.cases.unwrap_or(default_cases);
+    let cases = cases::read(&cases_path).map_err(|e| {
+        with_help(
+            e.to_string(),
+            "write `[[case]]` tables with name, stage, proposal, expect (and code); see `omk gate new` for an example",
+        )
+    })?;
+    let bytes = std::fs::read(&component).map_err(|e| {
+        with_help(
+            format!("cannot read the gate `{}`: {e}", component.display()),
+            "build it first: `omk gate build`",
+        )
+    })?;
+    let engine = GateEngine::shared()?;
+    let limits = Limits::default();
+    let shown = component.display().to_string();
+    let gate = LoadedGate::load(engine, &bytes, &shown, &limits).map_err(|e| match e.help() {
+        Some(h) => with_help(e.to_string(), &h),
+        None => anyhow::Error::new(e),
+    })?;
+    let results = cases::run(&gate, &cases, &limits);
+    let failed = results.iter().filter(|r| !r.passed).count();
+    if args.json {
+        let out = serde_json::json!({
+            "gate": {"file": shown, "name": gate.info().name, "sha256": gate.sha256()},
+            "cases": cases_path.display().to_string(),
+            "passed": results.len() - failed,
+            "failed": failed,
+            "results": results,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        for r in &results {
+            if r.passed {
+                println!("ok    {}", r.name);
+                continue;
+            }
+            let want = match (&r.expect, &r.expect_code) {
+                (cases::Expect::Accept, _) => "accept".to_owned(),
+                (cases::Expect::Reject, Some(c)) => format!("reject {c}"),
+                (cases::Expect::Reject, None) => "reject".to_owned(),
+            };
+            let got = match r.got.rejection() {
+                None => "accept".to_owned(),
+                Some(rej) => format!("reject {} — {}", rej.code, rej.reason),
+            };
+            println!(
+                "FAIL  {} ({} stage)\n      expected {want}\n      got      {got}",
+                r.name,
+                r.stage.as_str()
+            );
+        }
+        println!(
+            "{} cases: {} passed, {failed} failed ({} on {})",
+            results.len(),
+            results.len() - failed,
+            cases_path.display(),
+            shown
+        );
+    }
+    Ok(if failed == 0 {
+        Outcome::Ok
+    } else {
+        Outcome::Rejected
+    })
 }
 
 fn read_proposals(path: &Path) -> Result<Vec<TaskProposal>> {

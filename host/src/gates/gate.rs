@@ -495,7 +495,8 @@ fn validate(d: &Decision, limits: &Limits) -> Result<(), Fault> {
     Ok(())
 }
 
-fn valid_name(name: &str) -> bool {
+/// A gate name: 1–64 of a-z, 0-9 and `-`.
+pub(crate) fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()

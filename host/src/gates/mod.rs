@@ -28,6 +28,7 @@
 mod bindings;
 pub mod bundle;
 mod cache;
+pub mod cases;
 mod config;
 mod engine;
 mod fault;
@@ -44,6 +45,7 @@ pub use config::{
 };
 pub use engine::{EngineError, EngineStats, GateEngine};
 pub use fault::{Fault, FaultCause};
+pub(crate) use gate::valid_name;
 pub use gate::{LoadError, LoadedGate, Reused, sha256_hex};
 pub use limits::{LimitSettings, Limits};
 pub use set::{BundleRef, GateDecision, GateEntry, GateSet, GatesError, Verdict};

@@ -231,8 +231,21 @@ impl TaskGraph {
             }
             Err(e) => return Err(unreadable(e.to_string())),
         };
+        TaskGraph::parse(&text, goal_id).map_err(|e| match e {
+            GraphError::Unreadable { detail, .. } => unreadable(detail),
+            other => other,
+        })
+    }
+
+    /// Parses and validates a graph of goal `goal_id` from its JSON text
+    /// (errors name no file; [`TaskGraph::load`] adds it).
+    pub fn parse(text: &str, goal_id: &str) -> Result<TaskGraph, GraphError> {
+        let unreadable = |detail: String| GraphError::Unreadable {
+            path: String::new(),
+            detail,
+        };
         let mut graph: TaskGraph =
-            serde_json::from_str(&text).map_err(|e| unreadable(e.to_string()))?;
+            serde_json::from_str(text).map_err(|e| unreadable(e.to_string()))?;
         graph.reindex();
         if graph.goal_id != goal_id {
             return Err(unreadable(format!(

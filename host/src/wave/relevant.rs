@@ -1,39 +1,82 @@
 //! Which tasks accepted earlier in a wave a proposal is judged against.
 //!
 //! A gate sees, in `accepted-in-wave`, every task accepted earlier in the
-//! wave that the proposal could conflict with: those whose read or write
-//! paths overlap the proposal's (one is the other or lies below it), and
-//! those it depends on, directly or through other tasks of the wave. Passing
-//! every accepted task instead would make a wave of n proposals cost n² —
-//! 50 million task records for 10,000 proposals.
+//! wave that the proposal could conflict with: those that write a path
+//! overlapping one the proposal reads or writes, those that read a path
+//! overlapping one it writes (one path is the other or lies below it), and
+//! those it depends on, directly or through other tasks of the wave. Two
+//! readers never conflict, so a shared read does not make tasks relevant to
+//! each other. Passing every accepted task instead would make a wave of n
+//! proposals cost n² — 50 million task records for 10,000 proposals.
 //!
-//! [`Accepted`] indexes accepted paths in a sorted map, so a query costs the
+//! [`Accepted`] indexes accepted paths in sorted maps, so a query costs the
 //! depth of the path plus the matches, not the size of the wave.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use omk_gate_sdk::{AcceptedTask, TaskProposal, paths};
 
+/// Accepted paths of one kind (reads or writes), by normal form.
+#[derive(Debug, Default)]
+struct PathIndex {
+    by_path: BTreeMap<String, Vec<usize>>,
+    /// Tasks naming the whole project (`.`), which overlaps everything.
+    everywhere: Vec<usize>,
+}
+
+impl PathIndex {
+    fn insert(&mut self, raw: &str, task: usize) {
+        match paths::check(raw) {
+            Ok(n) if n == "." => self.everywhere.push(task),
+            Ok(n) => self.by_path.entry(n).or_default().push(task),
+            Err(_) => {}
+        }
+    }
+
+    /// Adds to `picked` every task with a path overlapping normalised `q`.
+    fn overlapping(&self, q: &str, picked: &mut BTreeSet<usize>) {
+        picked.extend(&self.everywhere);
+        if q == "." {
+            picked.extend(self.by_path.values().flatten());
+            return;
+        }
+        // The path itself and every folder above it.
+        let mut prefix = q;
+        loop {
+            if let Some(hits) = self.by_path.get(prefix) {
+                picked.extend(hits);
+            }
+            match prefix.rfind('/') {
+                Some(i) => prefix = &prefix[..i],
+                None => break,
+            }
+        }
+        // Everything below it: keys from `q/` up to `q0` (`0` follows `/`).
+        let (lo, hi) = (format!("{q}/"), format!("{q}0"));
+        for (_, hits) in self.by_path.range(lo..hi) {
+            picked.extend(hits);
+        }
+    }
+}
+
 /// The tasks accepted so far in a wave, indexed by path and id.
 #[derive(Debug, Default)]
 pub struct Accepted {
     tasks: Vec<AcceptedTask>,
-    by_path: BTreeMap<String, Vec<usize>>,
+    reads: PathIndex,
+    writes: PathIndex,
     by_id: HashMap<String, usize>,
-    /// Tasks touching the whole project (`.`), which overlap everything.
-    everywhere: Vec<usize>,
 }
 
 impl Accepted {
     /// Records an accepted task.
     pub fn push(&mut self, t: AcceptedTask) {
         let i = self.tasks.len();
-        for p in t.read_set.iter().chain(&t.write_set) {
-            match paths::check(p) {
-                Ok(n) if n == "." => self.everywhere.push(i),
-                Ok(n) => self.by_path.entry(n).or_default().push(i),
-                Err(_) => {}
-            }
+        for p in &t.read_set {
+            self.reads.insert(p, i);
+        }
+        for p in &t.write_set {
+            self.writes.insert(p, i);
         }
         self.by_id.insert(t.id.clone(), i);
         self.tasks.push(t);
@@ -46,27 +89,16 @@ impl Accepted {
 
     /// The accepted tasks `p` could conflict with, in acceptance order.
     pub fn relevant_to(&self, p: &TaskProposal) -> Vec<AcceptedTask> {
-        let mut picked: BTreeSet<usize> = self.everywhere.iter().copied().collect();
-        for raw in p.read_set.iter().chain(&p.write_set) {
-            let Ok(q) = paths::check(raw) else { continue };
-            if q == "." {
-                return self.tasks.clone();
+        let mut picked = BTreeSet::new();
+        for raw in &p.read_set {
+            if let Ok(q) = paths::check(raw) {
+                self.writes.overlapping(&q, &mut picked);
             }
-            // The path itself and every folder above it.
-            let mut prefix = q.as_str();
-            loop {
-                if let Some(hits) = self.by_path.get(prefix) {
-                    picked.extend(hits);
-                }
-                match prefix.rfind('/') {
-                    Some(i) => prefix = &prefix[..i],
-                    None => break,
-                }
-            }
-            // Everything below it: keys from `q/` up to `q0` (`0` follows `/`).
-            let (lo, hi) = (format!("{q}/"), format!("{q}0"));
-            for (_, hits) in self.by_path.range(lo..hi) {
-                picked.extend(hits);
+        }
+        for raw in &p.write_set {
+            if let Ok(q) = paths::check(raw) {
+                self.writes.overlapping(&q, &mut picked);
+                self.reads.overlapping(&q, &mut picked);
             }
         }
         // Its dependencies within the wave, and theirs.
@@ -97,8 +129,14 @@ mod tests {
     }
 
     fn proposal(w: &[&str], deps: &[&str]) -> TaskProposal {
-        serde_json::from_value(serde_json::json!({"id": "p", "write_set": w, "dependencies": deps}))
-            .unwrap()
+        reading(w, &[], deps)
+    }
+
+    fn reading(w: &[&str], r: &[&str], deps: &[&str]) -> TaskProposal {
+        serde_json::from_value(
+            serde_json::json!({"id": "p", "write_set": w, "read_set": r, "dependencies": deps}),
+        )
+        .unwrap()
     }
 
     fn ids(v: Vec<AcceptedTask>) -> Vec<String> {
@@ -128,6 +166,13 @@ mod tests {
             ["base", "mid", "root"]
         );
         assert_eq!(a.relevant_to(&proposal(&["."], &[])).len(), 7);
+        // Readers are relevant to writers only: two reads never conflict.
+        assert_eq!(ids(a.relevant_to(&reading(&[], &["docs"], &[]))), ["root"]);
+        assert_eq!(
+            ids(a.relevant_to(&reading(&[], &["src/a/b.rs"], &[]))),
+            ["dir", "file", "root"]
+        );
+        assert_eq!(a.relevant_to(&reading(&[], &["."], &[])).len(), 6);
     }
 
     #[test]
@@ -155,8 +200,8 @@ mod tests {
             "tests",
             "lib/f3.rs",
         ] {
-            for deps in [&[][..], &["t12"][..]] {
-                let p = proposal(&[w], deps);
+            for (deps, r) in [(&[][..], "docs"), (&["t12"][..], "src/a"), (&[][..], ".")] {
+                let p = reading(&[w], &[r], deps);
                 let full = GoalContext {
                     accepted_in_wave: all.clone(),
                     ..Default::default()

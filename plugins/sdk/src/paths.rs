@@ -124,6 +124,16 @@ pub fn check(path: &str) -> Result<String, Violation> {
         }
         parts.push(part);
     }
+    // `./~x` and `./C:/x` name what `~x` and `C:/x` name: judge the normal
+    // form's start too.
+    if let Some(first) = parts.first() {
+        if has_drive_prefix(first) {
+            return Err(Violation::Absolute);
+        }
+        if first.starts_with('~') {
+            return Err(Violation::Home);
+        }
+    }
     if parts.is_empty() {
         // Only `.` and `/`: the project root, unless it was something like
         // `//`, which `starts_with('/')` already refused.
@@ -173,6 +183,12 @@ mod tests {
     fn normalises() {
         assert_eq!(check("README.md").unwrap(), "README.md");
         assert_eq!(check("./src/./lib.rs").unwrap(), "src/lib.rs");
+        // Found by the fuzzer: a `~` after `./` is still a home directory.
+        assert_eq!(check("./~8a]/"), Err(Violation::Home));
+        assert_eq!(check(".//~/x"), Err(Violation::Home));
+        assert_eq!(check("src/~backup").unwrap(), "src/~backup");
+        assert_eq!(check("./a:l/b"), Err(Violation::Absolute));
+        assert_eq!(check("src/a:b").unwrap(), "src/a:b");
         assert_eq!(check("src//").unwrap(), "src");
         assert_eq!(check(".").unwrap(), ".");
         assert_eq!(check("./").unwrap(), ".");

@@ -54,8 +54,14 @@ impl Omk {
 
     /// Runs `omk ARGS` in the project.
     pub fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[])
+    }
+
+    /// Runs `omk ARGS` in the project with `env` added.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Run {
         let out = Command::new(env!("CARGO_BIN_EXE_omk"))
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(self.project())
             .env("XDG_CACHE_HOME", self.cache_home())
             .env("XDG_STATE_HOME", self.state_home())

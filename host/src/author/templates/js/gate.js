@@ -1,0 +1,41 @@
+// The gate `{{name}}`. `omk gate build` turns it into a component with
+// componentize-js (WASI features disabled: a gate gets no capabilities).
+// Records arrive as objects with camelCase fields; u64 fields are BigInts.
+
+const SECRETS = "secrets";
+
+function underSecrets(path) {
+  const p = path.replace(/^(\.\/)+/, "");
+  return p === SECRETS || p.startsWith(SECRETS + "/");
+}
+
+function reject(path) {
+  return {
+    tag: "reject",
+    val: {
+      code: "{{name}}.secrets",
+      reason: `\`${path}\` is under \`${SECRETS}/\`, which no task may change`,
+    },
+  };
+}
+
+export const policy = {
+  describe() {
+    return {
+      name: "{{name}}",
+      version: "0.1.0",
+      stages: ["proposal", "action"],
+      description: "No task may write under secrets/",
+    };
+  },
+  checkProposal(ctx, proposal, config) {
+    const hit = proposal.writeSet.find(underSecrets);
+    return hit === undefined ? { tag: "accept" } : reject(hit);
+  },
+  checkAction(ctx, task, action, config) {
+    return underSecrets(action.target) ? reject(action.target) : { tag: "accept" };
+  },
+  checkOutcome(ctx, task, outcome, config) {
+    return { tag: "accept" };
+  },
+};

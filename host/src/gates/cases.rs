@@ -1,0 +1,242 @@
+//! Test cases for one gate, as `omk gate test` runs them — like `opa test`
+//! and `kyverno test`, for gates.
+//!
+//! A case file is TOML (`[[case]]` tables) or JSON (`{"case": [...]}`):
+//!
+//! ```toml
+//! [[case]]
+//! name = "a migration needs high risk"
+//! stage = "proposal"                 # proposal | action | outcome
+//! proposal = { id = "m1", write_set = ["migrations/001.sql"], acceptance = ["run: make test"] }
+//! config = { }                       # the gate's config (optional)
+//! context = { policy_roots = ["src"] } # the goal context (optional)
+//! expect = "reject"                  # accept | reject
+//! code = "migrations.risk"           # the rejection code (optional)
+//! ```
+//!
+//! `proposal` is the judged task at every stage; an `action` case adds
+//! `action = { kind = "write_file", target = "…" }` and an `outcome` case
+//! `outcome = { changed_files = […], checks = […], evidence = […] }`. The
+//! field names are those of omk's JSON files (`read_set`, `budget_secs`).
+
+use std::path::Path;
+
+use omk_gate_sdk::{AgentAction, Decision, GoalContext, Stage, TaskOutcome, TaskProposal};
+use serde::{Deserialize, Serialize};
+
+use super::{Fault, Limits, LoadedGate};
+
+/// The verdict a case expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expect {
+    Accept,
+    Reject,
+}
+
+/// One test case.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    pub name: String,
+    pub stage: Stage,
+    #[serde(default)]
+    pub context: GoalContext,
+    /// The gate's config; absent means `{}`.
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+    pub proposal: TaskProposal,
+    #[serde(default)]
+    pub action: Option<AgentAction>,
+    #[serde(default)]
+    pub outcome: Option<TaskOutcome>,
+    pub expect: Expect,
+    /// The rejection code expected, when `expect = "reject"`.
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseFile {
+    #[serde(rename = "case", default)]
+    cases: Vec<Case>,
+}
+
+/// A case file that cannot be used; names the file and, where it can, the
+/// case.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct CasesError {
+    pub file: String,
+    pub message: String,
+}
+
+/// Reads and checks the cases in `path` (`.toml` or `.json`).
+pub fn read(path: &Path) -> Result<Vec<Case>, CasesError> {
+    let err = |message: String| CasesError {
+        file: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read it: {e}")))?;
+    let file: CaseFile = if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str(&text).map_err(|e| err(e.to_string()))?
+    } else {
+        toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| format!("line {}: ", text[..s.start].lines().count().max(1)))
+                .unwrap_or_default();
+            err(format!("{line}{}", e.message().trim()))
+        })?
+    };
+    if file.cases.is_empty() {
+        return Err(err("holds no `[[case]]`".into()));
+    }
+    for c in &file.cases {
+        let problem = match c.stage {
+            Stage::Action if c.action.is_none() => Some("an `action` case needs `action`"),
+            Stage::Outcome if c.outcome.is_none() => Some("an `outcome` case needs `outcome`"),
+            _ if c.expect == Expect::Accept && c.code.is_some() => {
+                Some("`code` goes with `expect = \"reject\"`")
+            }
+            _ => None,
+        };
+        if let Some(p) = problem {
+            return Err(err(format!("case `{}`: {p}", c.name)));
+        }
+    }
+    Ok(file.cases)
+}
+
+/// What a case got, and whether that is what it expected.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub name: String,
+    pub stage: Stage,
+    pub passed: bool,
+    pub expect: Expect,
+    pub expect_code: Option<String>,
+    /// The gate's decision (a fault is the host's fail-closed rejection).
+    pub got: Decision,
+    /// Set when the gate faulted (trap, limit, malformed result).
+    pub fault: Option<String>,
+}
+
+/// Runs every case against `gate` under `limits`, each in a fresh
+/// instance.
+pub fn run(gate: &LoadedGate, cases: &[Case], limits: &Limits) -> Vec<CaseResult> {
+    cases.iter().map(|c| run_one(gate, c, limits)).collect()
+}
+
+fn run_one(gate: &LoadedGate, c: &Case, limits: &Limits) -> CaseResult {
+    let config = c
+        .config
+        .as_ref()
+        .map_or_else(|| "{}".to_owned(), |v| v.to_string());
+    let result: Result<Decision, Fault> = match c.stage {
+        Stage::Proposal => gate.check_proposal(&c.context, &c.proposal, &config, limits),
+        Stage::Action => match &c.action {
+            Some(a) => gate.check_action(&c.context, &c.proposal, a, &config, limits),
+            None => unreachable_case(),
+        },
+        Stage::Outcome => match &c.outcome {
+            Some(o) => gate.check_outcome(&c.context, &c.proposal, o, &config, limits),
+            None => unreachable_case(),
+        },
+    };
+    let (got, fault) = match result {
+        Ok(d) => (d, None),
+        Err(f) => (
+            f.to_decision(&gate.info().name, c.stage),
+            Some(f.to_string()),
+        ),
+    };
+    let passed = match (&c.expect, got.rejection()) {
+        (Expect::Accept, None) => true,
+        (Expect::Reject, Some(r)) => c.code.as_ref().is_none_or(|code| *code == r.code),
+        _ => false,
+    };
+    CaseResult {
+        name: c.name.clone(),
+        stage: c.stage,
+        passed,
+        expect: c.expect,
+        expect_code: c.code.clone(),
+        got,
+        fault,
+    }
+}
+
+/// [`read`] refuses such cases; judged anyway, they fail closed.
+fn unreachable_case() -> Result<Decision, Fault> {
+    Err(Fault::new(
+        super::FaultCause::Malformed,
+        "the case gives no input for its stage",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn reads_toml_and_json_alike() {
+        let (_d, toml) = write(
+            "cases.toml",
+            r#"
+[[case]]
+name = "a"
+stage = "action"
+proposal = { id = "t", write_set = ["src"] }
+action = { task_id = "t", kind = "write_file", target = "src/x" }
+expect = "accept"
+"#,
+        );
+        let (_e, json) = write(
+            "cases.json",
+            r#"{"case": [{"name": "a", "stage": "action", "proposal": {"id": "t", "write_set": ["src"]},
+               "action": {"task_id": "t", "kind": "write_file", "target": "src/x"}, "expect": "accept"}]}"#,
+        );
+        let a = read(&toml).unwrap();
+        let b = read(&json).unwrap();
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].action, b[0].action);
+        assert_eq!(a[0].proposal, b[0].proposal);
+    }
+
+    #[test]
+    fn bad_files_name_the_file_and_the_case() {
+        let (_d, p) = write(
+            "c.toml",
+            "[[case]]\nname = \"x\"\nstage = \"outcome\"\nproposal = { id = \"t\" }\nexpect = \"reject\"\n",
+        );
+        let e = read(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("c.toml") && e.contains("case `x`") && e.contains("outcome"),
+            "{e}"
+        );
+        let (_d, p) = write("c.toml", "[[case]]\nname = 1\n");
+        let e = read(&p).unwrap_err().to_string();
+        assert!(e.contains("c.toml: line 2"), "{e}");
+        let (_d, p) = write("c.toml", "");
+        assert!(read(&p).unwrap_err().to_string().contains("no `[[case]]`"));
+        let (_d, p) = write(
+            "c.toml",
+            "[[case]]\nname = \"x\"\nstage = \"proposal\"\nproposal = { id = \"t\" }\nexpect = \"accept\"\ncode = \"a.b\"\n",
+        );
+        assert!(
+            read(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("`code` goes with")
+        );
+    }
+}

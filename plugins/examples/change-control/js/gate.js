@@ -1,0 +1,80 @@
+// The `change-control` example gate, in JavaScript — the same policy as
+// ../rust/src/lib.rs, passing the same ../cases.toml.
+
+const MANIFESTS = new Set([
+  "Cargo.toml", "Cargo.lock", "package.json", "package-lock.json",
+  "requirements.txt", "pyproject.toml", "go.mod", "go.sum",
+]);
+const CI_DIRS = new Set(["ci", ".ci", ".circleci"]);
+const CI_FILES = new Set(["Jenkinsfile", ".gitlab-ci.yml", ".travis.yml"]);
+const ACCEPT = { tag: "accept" };
+
+function reject(code, reason) {
+  return { tag: "reject", val: { code: `change-control.${code}`, reason } };
+}
+
+const clean = (p) => p.replace(/^(\.\/)+/, "");
+const basename = (p) => p.slice(p.lastIndexOf("/") + 1);
+const isMigration = (p) => {
+  const c = clean(p);
+  return c === "migrations" || c.startsWith("migrations/");
+};
+const isManifest = (p) => MANIFESTS.has(basename(p));
+const isCi = (p) => {
+  const c = clean(p);
+  return CI_DIRS.has(c.split("/")[0]) || CI_FILES.has(basename(c));
+};
+
+function configProblem(config) {
+  const c = config.trim();
+  return c === "" || c === "{}"
+    ? null
+    : reject("config-invalid", `this gate takes no settings, but was given ${c}`);
+}
+
+export const policy = {
+  describe() {
+    return {
+      name: "change-control",
+      version: "0.1.0",
+      stages: ["proposal", "action"],
+      description: "Migrations need high risk and their tests; dependencies and CI change apart",
+    };
+  },
+  checkProposal(ctx, p, config) {
+    const bad = configProblem(config);
+    if (bad) return bad;
+    const m = p.writeSet.find(isMigration);
+    if (m !== undefined) {
+      if (p.risk !== "high") {
+        return reject("migration-risk",
+          `\`${m}\` changes a migration, which needs risk \`high\` (the task says \`${p.risk}\`)`);
+      }
+      const tested = p.acceptance.some((a) => a.trimStart().startsWith("run:") && a.includes("migrat"));
+      if (!tested) {
+        return reject("migration-tests",
+          "a task changing migrations needs an acceptance check that runs the migration tests (`run: …migrat…`)");
+      }
+    }
+    const manifest = p.writeSet.find(isManifest);
+    const ci = p.writeSet.find(isCi);
+    if (manifest !== undefined && ci !== undefined) {
+      return reject("deps-and-ci",
+        `a task may not change both dependencies (\`${manifest}\`) and CI configuration (\`${ci}\`)`);
+    }
+    return ACCEPT;
+  },
+  checkAction(ctx, task, action, config) {
+    const bad = configProblem(config);
+    if (bad) return bad;
+    const changesFile = action.kind === "write-file" || action.kind === "delete-file";
+    if (changesFile && isMigration(action.target) && task.risk !== "high") {
+      return reject("migration-risk",
+        `\`${action.target}\` is a migration, and task \`${task.id}\` is not high-risk`);
+    }
+    return ACCEPT;
+  },
+  checkOutcome(ctx, task, outcome, config) {
+    return ACCEPT;
+  },
+};

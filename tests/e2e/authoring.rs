@@ -1,0 +1,347 @@
+//! Writing gates: `omk gate new`, `omk gate build`, `omk gate test`, and
+//! the example gates in every language agreeing on their shared cases.
+//!
+//! Toolchains: Rust is always there. JavaScript needs componentize-js
+//! (`OMK_COMPONENTIZE_JS` or on PATH); where it is missing these tests say
+//! so and skip that language, unless `OMK_REQUIRE_TOOLCHAINS` is set, as CI
+//! sets it after installing them.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::support::{Omk, proposal, repo};
+
+/// The environment a toolchain needs although the test isolates `HOME`:
+/// the real cargo and rustup homes, and one shared target dir, so that
+/// wit-bindgen is compiled once for every gate built by the suite.
+fn toolchain_env() -> Vec<(&'static str, OsString)> {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let cargo_home = std::env::var_os("CARGO_HOME").unwrap_or_else(|| home.join(".cargo").into());
+    let rustup_home =
+        std::env::var_os("RUSTUP_HOME").unwrap_or_else(|| home.join(".rustup").into());
+    vec![
+        ("CARGO_HOME", cargo_home),
+        ("RUSTUP_HOME", rustup_home),
+        (
+            "CARGO_TARGET_DIR",
+            repo().join("target/gate-projects").into_os_string(),
+        ),
+    ]
+}
+
+fn run_built(omk: &Omk, args: &[&str]) -> crate::support::Run {
+    let env = toolchain_env();
+    let env: Vec<(&str, &OsStr)> = env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+    omk.run_env(args, &env)
+}
+
+/// Whether `lang`'s toolchain is here; panics when it must be.
+fn have(lang: &str) -> bool {
+    let found = match lang {
+        "rust" => true,
+        "js" => std::env::var_os("OMK_COMPONENTIZE_JS").is_some() || on_path("componentize-js"),
+        "python" => on_path("componentize-py"),
+        _ => false,
+    };
+    if !found {
+        assert!(
+            std::env::var_os("OMK_REQUIRE_TOOLCHAINS").is_none(),
+            "the {lang} toolchain is required here but missing"
+        );
+        println!("{lang}: skipped, its toolchain is not installed");
+    }
+    found
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+}
+
+/// Copies an example gate project to `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 temp path")
+}
+
+/// Copies the component `wasm` into the project's `gates/`, lists it in
+/// `.omk/gates.toml` after the gates in `before`, and returns the evidence
+/// of one wave of `proposals` in a new goal.
+fn wave_with_gate(omk: &Omk, wasm: &Path, before: &str, proposals: Value) -> Value {
+    let name = wasm.file_name().unwrap().to_str().unwrap();
+    std::fs::create_dir_all(omk.project().join("gates")).unwrap();
+    std::fs::copy(wasm, omk.project().join("gates").join(name)).unwrap();
+    omk.write(
+        ".omk/gates.toml",
+        format!("{before}[[gate]]\npath = \"gates/{name}\"\n"),
+    );
+    let id = omk.new_goal("a wave with a new gate", &[]);
+    let plan = omk.plan("w1", proposals);
+    omk.run(&["goal", "propose", &id, "--plan", &plan, "--json"])
+        .json()
+}
+
+#[test]
+fn a_new_rust_gate_builds_passes_its_cases_and_judges_a_wave() {
+    let omk = Omk::new();
+    let dir = omk.project().join("gates-src/no-secrets");
+    let new = [
+        "gate",
+        "new",
+        "no-secrets",
+        "--lang",
+        "rust",
+        "--dir",
+        path_str(&dir),
+    ];
+    omk.run(&new).code(0);
+    // A second `new` into the same place is refused.
+    let again = omk.run(&new);
+    again.code(2);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+
+    let built = run_built(&omk, &["gate", "build", path_str(&dir), "--json"]);
+    built.code(0);
+    assert_eq!(built.json()["component"]["imports"], json!([]));
+    let tested = omk.run(&["gate", "test", path_str(&dir), "--json"]);
+    tested.code(0);
+    assert_eq!(tested.json()["passed"], 3);
+    assert_eq!(tested.json()["failed"], 0);
+
+    // Break the gate: its cases catch it, naming the case and the verdict.
+    let lib = dir.join("src/lib.rs");
+    let src = std::fs::read_to_string(&lib).unwrap();
+    let broken = src.replace(
+        r#"path == SECRETS || path.starts_with("secrets/")"#,
+        "false",
+    );
+    assert_ne!(broken, src);
+    std::fs::write(&lib, broken).unwrap();
+    run_built(&omk, &["gate", "build", path_str(&dir)]).code(0);
+    let failing = omk.run(&["gate", "test", path_str(&dir)]);
+    failing.code(1);
+    assert!(
+        failing
+            .stdout
+            .contains("FAIL  a write under secrets/ is rejected"),
+        "{}",
+        failing.stdout
+    );
+    assert!(
+        failing.stdout.contains("got      accept"),
+        "{}",
+        failing.stdout
+    );
+    std::fs::write(&lib, src).unwrap();
+    run_built(&omk, &["gate", "build", path_str(&dir)]).code(0);
+
+    // In the project's gates, it judges a goal wave.
+    let ev = wave_with_gate(
+        &omk,
+        &dir.join("no-secrets.wasm"),
+        "[[gate]]\nname = \"path\"\n\n",
+        json!([
+            proposal("ok", 60, &["src/a.rs"]),
+            proposal("leak", 60, &["secrets/prod.env"])
+        ]),
+    );
+    assert_eq!(ev["accepted"], json!(["ok"]));
+    assert_eq!(ev["rejected"][0]["gate"], "no-secrets");
+    assert_eq!(ev["rejected"][0]["code"], "no-secrets.secrets");
+}
+
+#[test]
+fn gate_test_errors_name_the_file_and_the_fix() {
+    let omk = Omk::new();
+    // No project here.
+    let r = omk.run(&["gate", "test"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("omk-gate.toml") && r.stderr.contains("help:"),
+        "{}",
+        r.stderr
+    );
+    // A project that was never built.
+    let dir = omk.project().join("g");
+    omk.run(&["gate", "new", "g", "--lang", "js", "--dir", path_str(&dir)])
+        .code(0);
+    let r = omk.run(&["gate", "test", path_str(&dir)]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("g.wasm") && r.stderr.contains("omk gate build"),
+        "{}",
+        r.stderr
+    );
+    // A broken cases file, against a real component.
+    let cases = omk.write("bad.toml", "[[case]]\nname = \"x\"\nstage = \"sideways\"\n");
+    let std_gate = repo().join("plugins/std-bundle/path.wasm");
+    let r = omk.run(&[
+        "gate",
+        "test",
+        path_str(&std_gate),
+        "--cases",
+        path_str(&cases),
+    ]);
+    r.code(2);
+    assert!(r.stderr.contains("bad.toml: line 3"), "{}", r.stderr);
+    // A bad name.
+    let r = omk.run(&["gate", "new", "Bad_Name", "--lang", "rust"]);
+    r.code(2);
+    assert!(r.stderr.contains("not a gate name"), "{}", r.stderr);
+}
+
+#[test]
+fn gate_test_runs_cases_against_any_component() {
+    let omk = Omk::new();
+    let cases = omk.write(
+        "cases.toml",
+        r#"
+[[case]]
+name = "outside the roots"
+stage = "proposal"
+config = { roots = ["src"] }
+proposal = { id = "a", write_set = ["docs/x.md"] }
+expect = "reject"
+code = "path.outside-roots"
+
+[[case]]
+name = "a write outside the write set"
+stage = "action"
+proposal = { id = "a", write_set = ["src"] }
+action = { task_id = "a", kind = "write_file", target = "README.md" }
+expect = "reject"
+code = "path.outside-write-set"
+
+[[case]]
+name = "wrong on purpose"
+stage = "proposal"
+proposal = { id = "a", write_set = ["src/x.rs"] }
+expect = "reject"
+code = "path.nothing"
+"#,
+    );
+    let std_gate = repo().join("plugins/std-bundle/path.wasm");
+    let r = omk.run(&[
+        "gate",
+        "test",
+        path_str(&std_gate),
+        "--cases",
+        path_str(&cases),
+        "--json",
+    ]);
+    r.code(1);
+    let v = r.json();
+    assert_eq!(
+        (v["passed"].clone(), v["failed"].clone()),
+        (json!(2), json!(1))
+    );
+    assert_eq!(v["results"][2]["got"]["verdict"], "accept");
+}
+
+/// Builds the example in `lang` in a copy; returns the component.
+fn build_example(omk: &Omk, lang: &str) -> PathBuf {
+    let src = repo().join("plugins/examples/change-control").join(lang);
+    let dir = omk.project().join(format!("examples/{lang}"));
+    copy_dir(&src, &dir);
+    // The examples keep their own copy of the contract: it must be this one.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("wit/gate.wit")).unwrap(),
+        std::fs::read_to_string(repo().join("wit/v0.1.0/gate.wit")).unwrap(),
+        "plugins/examples/change-control/{lang}/wit/gate.wit is stale"
+    );
+    let r = run_built(omk, &["gate", "build", path_str(&dir), "--json"]);
+    r.code(0);
+    assert_eq!(r.json()["component"]["imports"], json!([]), "{lang}");
+    dir.join("change-control.wasm")
+}
+
+#[test]
+fn the_example_gates_agree_on_every_shared_case() {
+    let omk = Omk::new();
+    let cases = repo().join("plugins/examples/change-control/cases.toml");
+    let mut verdicts: Vec<(String, Vec<Value>)> = Vec::new();
+    for lang in ["rust", "js"] {
+        if !have(lang) {
+            continue;
+        }
+        let wasm = build_example(&omk, lang);
+        let r = omk.run(&[
+            "gate",
+            "test",
+            path_str(&wasm),
+            "--cases",
+            path_str(&cases),
+            "--json",
+        ]);
+        let v = r.json();
+        assert_eq!(v["failed"], 0, "{lang}: {}", r.stdout);
+        let got: Vec<Value> = v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| json!([c["name"], c["got"]["verdict"], c["got"]["code"]]))
+            .collect();
+        assert!(got.len() >= 15);
+        verdicts.push((lang.to_owned(), got));
+    }
+    for (lang, got) in &verdicts[1..] {
+        assert_eq!(got, &verdicts[0].1, "{lang} and {} disagree", verdicts[0].0);
+    }
+    println!(
+        "example gates: {} languages agree on every shared case",
+        verdicts.len()
+    );
+
+    // The Rust one judges a wave through `.omk/gates.toml`.
+    let mut risky = proposal("migrate", 60, &["migrations/001.sql"]);
+    risky["acceptance"] = json!(["run: make test-migrations"]);
+    let ev = wave_with_gate(
+        &omk,
+        &omk.project().join("examples/rust/change-control.wasm"),
+        "",
+        json!([proposal("docs", 60, &["docs/a.md"]), risky]),
+    );
+    assert_eq!(ev["accepted"], json!(["docs"]));
+    assert_eq!(ev["rejected"][0]["code"], "change-control.migration-risk");
+}
+
+#[test]
+fn a_new_js_gate_builds_and_passes_its_cases() {
+    if !have("js") {
+        return;
+    }
+    let omk = Omk::new();
+    let dir = omk.project().join("mine");
+    omk.run(&[
+        "gate",
+        "new",
+        "mine",
+        "--lang",
+        "js",
+        "--dir",
+        path_str(&dir),
+    ])
+    .code(0);
+    let r = run_built(&omk, &["gate", "build", path_str(&dir), "--json"]);
+    r.code(0);
+    assert_eq!(r.json()["component"]["imports"], json!([]));
+    let r = omk.run(&["gate", "test", path_str(&dir), "--json"]);
+    r.code(0);
+    assert_eq!(r.json()["passed"], 3);
+}
