@@ -1,8 +1,9 @@
 //! omk's benchmark: the same generated proposals judged by the std gates
 //! natively, as sandboxed components (a fresh instance per decision, and
 //! one instance reused per wave), and by a peer policy engine (regorus,
-//! with `--features peers`); then cold and warm start, and whole waves
-//! through the `omk` binary with the event log.
+//! with `--features peers`); then cold and warm start, whole waves through
+//! the `omk` binary with the event log, and the example gate built in each
+//! language whose toolchain is installed.
 //!
 //! ```text
 //! cargo build --release -p omk
@@ -310,6 +311,113 @@ fn main() {
         tmp.path(),
         if quick { &[100, 500] } else { &[1_000, 10_000] },
     );
+    languages(tmp.path(), if quick { 50 } else { 500 });
+}
+
+/// The `change-control` example gate in each language: built with
+/// `omk gate build` (a language whose toolchain is missing is skipped),
+/// then its size, compile-and-load time with no cache, and per decision a
+/// fresh instance plus call, and a call on a reused instance.
+fn languages(tmp: &Path, n: usize) {
+    println!("\n## The example gate in each language (`plugins/examples/change-control`)\n");
+    let Some(omk) = omk_binary() else {
+        println!("skipped (build it first: cargo build --release -p omk)");
+        return;
+    };
+    println!(
+        "| language | component | compile + load, no cache | fresh instance + call | call, reused instance | instantiate (difference) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/examples/change-control");
+    let ctx = GoalContext::default();
+    let p: TaskProposal = serde_json::from_value(serde_json::json!({
+        "id": "m", "risk": "high", "write_set": ["migrations/001.sql", "src/db.rs"],
+        "acceptance": ["run: make test-migrations"], "budget_secs": 60
+    }))
+    .expect("proposal");
+    for lang in ["rust", "js", "c", "python"] {
+        let dir = tmp.join(format!("lang-{lang}"));
+        if let Err(e) = copy_dir(&examples.join(lang), &dir) {
+            println!("| {lang} | skipped: cannot copy the example ({e}) | | | | |");
+            continue;
+        }
+        let built = Command::new(&omk)
+            .args(["gate", "build"])
+            .arg(&dir)
+            .stdin(std::process::Stdio::null())
+            .output();
+        match built {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => {
+                let why = String::from_utf8_lossy(&o.stderr);
+                let first = why
+                    .lines()
+                    .find(|l| l.starts_with("error"))
+                    .unwrap_or("build failed");
+                println!("| {lang} | skipped: {first} | | | | |");
+                continue;
+            }
+            Err(e) => {
+                println!("| {lang} | skipped: {e} | | | | |");
+                continue;
+            }
+        }
+        let bytes = std::fs::read(dir.join("change-control.wasm")).expect("built component");
+        let engine = GateEngine::new(None).expect("engine");
+        let limits = Limits::default();
+        let start = Instant::now();
+        let gate = omk::gates::LoadedGate::load_granting(&engine, &bytes, lang, &limits, true)
+            .expect("the example loads");
+        let load = start.elapsed();
+        let mut fresh: Vec<Duration> = (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                let j = gate.check_proposal(&ctx, &p, "{}", &limits);
+                assert!(
+                    matches!(j.result, Ok(Decision::Accept)),
+                    "{lang}: {:?}",
+                    j.result
+                );
+                t.elapsed()
+            })
+            .collect();
+        let mut reused_gate = gate.reuse(limits);
+        let mut reused: Vec<Duration> = (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                let d = reused_gate
+                    .check_proposal(&ctx, &p, "{}")
+                    .expect("no fault");
+                assert!(d.is_accept());
+                t.elapsed()
+            })
+            .collect();
+        fresh.sort();
+        reused.sort();
+        let (f, r) = (fresh[n / 2], reused[n / 2]);
+        println!(
+            "| {lang} | {:.1} KiB | {} | {} | {} | {} |",
+            bytes.len() as f64 / 1024.0,
+            ms(load),
+            us(f),
+            us(r),
+            us(f.saturating_sub(r)),
+        );
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let target = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &target)?;
+        } else {
+            std::fs::copy(e.path(), target)?;
+        }
+    }
+    Ok(())
 }
 
 /// Loading the std bundle with an empty compile cache, then a warm one;

@@ -2,9 +2,10 @@
 //! the example gates in every language agreeing on their shared cases.
 //!
 //! Toolchains: Rust is always there. JavaScript needs componentize-js
-//! (`OMK_COMPONENTIZE_JS` or on PATH); where it is missing these tests say
-//! so and skip that language, unless `OMK_REQUIRE_TOOLCHAINS` is set, as CI
-//! sets it after installing them.
+//! (`OMK_COMPONENTIZE_JS` or on PATH), Python componentize-py, C clang-19
+//! and wasi-libc; where one is missing these tests say so and skip that
+//! language, unless `OMK_REQUIRE_TOOLCHAINS` is set, as CI sets it after
+//! installing them.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -45,6 +46,7 @@ fn have(lang: &str) -> bool {
         "rust" => true,
         "js" => std::env::var_os("OMK_COMPONENTIZE_JS").is_some() || on_path("componentize-js"),
         "python" => on_path("componentize-py"),
+        "c" => on_path("clang-19") && Path::new("/usr/lib/wasm32-wasi/libc.a").is_file(),
         _ => false,
     };
     if !found {
@@ -254,6 +256,18 @@ code = "path.nothing"
     assert_eq!(v["results"][2]["got"]["verdict"], "accept");
 }
 
+/// `omk gate test WASM --cases CASES --json`.
+fn test_json(omk: &Omk, wasm: &Path, cases: &Path) -> crate::support::Run {
+    omk.run(&[
+        "gate",
+        "test",
+        path_str(wasm),
+        "--cases",
+        path_str(cases),
+        "--json",
+    ])
+}
+
 /// Builds the example in `lang` in a copy; returns the component.
 fn build_example(omk: &Omk, lang: &str) -> PathBuf {
     let src = repo().join("plugins/examples/change-control").join(lang);
@@ -267,7 +281,14 @@ fn build_example(omk: &Omk, lang: &str) -> PathBuf {
     );
     let r = run_built(omk, &["gate", "build", path_str(&dir), "--json"]);
     r.code(0);
-    assert_eq!(r.json()["component"]["imports"], json!([]), "{lang}");
+    let imports = r.json()["component"]["imports"].clone();
+    if lang == "python" {
+        // componentize-py imports WASI whatever the gate does.
+        let all = imports.as_array().unwrap();
+        assert!(!all.is_empty() && all.iter().all(|i| i.as_str().unwrap().starts_with("wasi:")));
+    } else {
+        assert_eq!(imports, json!([]), "{lang}");
+    }
     dir.join("change-control.wasm")
 }
 
@@ -276,19 +297,12 @@ fn the_example_gates_agree_on_every_shared_case() {
     let omk = Omk::new();
     let cases = repo().join("plugins/examples/change-control/cases.toml");
     let mut verdicts: Vec<(String, Vec<Value>)> = Vec::new();
-    for lang in ["rust", "js"] {
+    for lang in ["rust", "js", "c", "python"] {
         if !have(lang) {
             continue;
         }
         let wasm = build_example(&omk, lang);
-        let r = omk.run(&[
-            "gate",
-            "test",
-            path_str(&wasm),
-            "--cases",
-            path_str(&cases),
-            "--json",
-        ]);
+        let r = test_json(&omk, &wasm, &cases);
         let v = r.json();
         assert_eq!(v["failed"], 0, "{lang}: {}", r.stdout);
         let got: Vec<Value> = v["results"]
@@ -322,26 +336,220 @@ fn the_example_gates_agree_on_every_shared_case() {
 }
 
 #[test]
-fn a_new_js_gate_builds_and_passes_its_cases() {
-    if !have("js") {
+fn a_python_gate_needs_the_wasi_grant_and_then_judges() {
+    if !have("python") {
         return;
     }
     let omk = Omk::new();
-    let dir = omk.project().join("mine");
-    omk.run(&[
+    let wasm = build_example(&omk, "python");
+    let gates = omk.project().join("gates");
+    std::fs::create_dir_all(&gates).unwrap();
+    std::fs::copy(&wasm, gates.join("cc.wasm")).unwrap();
+    omk.write(
+        "p.json",
+        r#"{"id":"m","write_set":["migrations/1.sql"],"acceptance":["x"]}"#,
+    );
+    // Not granted: refused at load, naming the imports and the fix.
+    omk.write(".omk/gates.toml", "[[gate]]\npath = \"gates/cc.wasm\"\n");
+    let r = omk.run(&["gate", "check", "--proposal", "p.json"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("`wasi:cli/environment@0.2.9`")
+            && r.stderr.contains("this gate was not granted")
+            && r.stderr.contains("wasi = true"),
+        "{}",
+        r.stderr
+    );
+    // Granted: it judges.
+    omk.write(
+        ".omk/gates.toml",
+        "[[gate]]\npath = \"gates/cc.wasm\"\nwasi = true\n",
+    );
+    let r = omk.run(&["gate", "check", "--proposal", "p.json", "--json"]);
+    r.code(1);
+    assert_eq!(
+        r.json()["results"][0]["rejection"]["code"],
+        "change-control.migration-risk"
+    );
+}
+
+/// A Python gate that looks at everything sealed WASI withholds and says
+/// what it saw in its rejection reason.
+const PROBE: &str = r#"
+import json, os, random, socket, sys, time
+from wit_world import exports
+from wit_world.exports.policy import Decision_Reject, GateInfo, Rejection, Stage
+
+def attempt(f):
+    try:
+        return repr(f())
+    except BaseException as e:
+        return "refused: " + type(e).__name__
+
+def read_file():
+    with open("/etc/hostname") as f:
+        return f.read()
+
+def connect():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.connect(("127.0.0.1", 9))
+    return "connected"
+
+class Policy(exports.Policy):
+    def describe(self):
+        return GateInfo(name="probe", version="0.1.0", stages=[Stage.PROPOSAL], description="")
+
+    def check_proposal(self, ctx, proposal, config):
+        before = time.monotonic()
+        time.sleep(3600)
+        seen = {
+            "time": time.time(),
+            "slept": time.monotonic() - before,
+            "urandom": os.urandom(8).hex(),
+            "random": random.random(),
+            "env": dict(os.environ),
+            "argv": sys.argv,
+            "file": attempt(read_file),
+            "net": attempt(connect),
+        }
+        print("probe ran for", proposal.id)
+        return Decision_Reject(Rejection(code="probe.seen", reason=json.dumps(seen, sort_keys=True)))
+
+    def check_action(self, ctx, task, action, config):
+        raise NotImplementedError
+
+    def check_outcome(self, ctx, task, outcome, config):
+        raise NotImplementedError
+"#;
+
+#[test]
+fn a_gate_with_sealed_wasi_sees_nothing_and_decides_the_same_every_time() {
+    if !have("python") {
+        return;
+    }
+    let omk = Omk::new();
+    let dir = omk.project().join("probe");
+    let new = [
         "gate",
         "new",
-        "mine",
+        "probe",
         "--lang",
-        "js",
+        "python",
         "--dir",
         path_str(&dir),
-    ])
-    .code(0);
-    let r = run_built(&omk, &["gate", "build", path_str(&dir), "--json"]);
-    r.code(0);
-    assert_eq!(r.json()["component"]["imports"], json!([]));
-    let r = omk.run(&["gate", "test", path_str(&dir), "--json"]);
-    r.code(0);
-    assert_eq!(r.json()["passed"], 3);
+    ];
+    omk.run(&new).code(0);
+    std::fs::write(dir.join("app.py"), PROBE).unwrap();
+    run_built(&omk, &["gate", "build", path_str(&dir)]).code(0);
+    let gates = omk.project().join("gates");
+    std::fs::create_dir_all(&gates).unwrap();
+    std::fs::copy(dir.join("probe.wasm"), gates.join("probe.wasm")).unwrap();
+    omk.write(
+        ".omk/gates.toml",
+        "[[gate]]\npath = \"gates/probe.wasm\"\nwasi = true\n",
+    );
+    let id = omk.new_goal("probe", &[]);
+    let plan = omk.plan("w1", json!([proposal("a", 60, &["src/a.rs"])]));
+    omk.run(&["goal", "propose", &id, "--plan", &plan]).code(1);
+    let events = omk.events(&id);
+    let started = events.iter().find(|e| e["kind"] == "wave_started").unwrap();
+    let now_ms = started["payload"]["now_ms"].as_u64().unwrap();
+    let decision = events
+        .iter()
+        .find(|e| e["kind"] == "gate_decision" && e["payload"]["gate"] == "probe")
+        .expect("the probe decided");
+    let reason = decision["payload"]["reason"].as_str().unwrap();
+    let seen: Value = serde_json::from_str(reason).unwrap();
+    // The clock is the wave's, frozen; a sleep of an hour took no time.
+    assert_eq!(
+        (seen["time"].as_f64().unwrap() * 1000.0).round() as u64,
+        now_ms,
+        "{seen}"
+    );
+    assert_eq!(seen["slept"].as_f64().unwrap().round(), 3600.0, "{seen}");
+    assert_eq!(seen["env"], json!({}));
+    assert!(
+        seen["file"].as_str().unwrap().starts_with("refused"),
+        "{seen}"
+    );
+    assert!(
+        seen["net"].as_str().unwrap().starts_with("refused"),
+        "{seen}"
+    );
+    assert_eq!(
+        decision["payload"]["output"].as_str().unwrap().trim(),
+        "probe ran for a"
+    );
+    // The same inputs decide the same: on replay from the log, and twice
+    // in `omk gate test`.
+    let replay = omk.run(&["goal", "replay", &id, "--gates", "project", "--json"]);
+    replay.code(0);
+    let w = replay.json();
+    assert!(w["rejudged"].as_u64().unwrap() >= 1, "{w}");
+    assert_eq!(
+        (&w["changes"], &w["nondeterministic"]),
+        (&json!([]), &json!([])),
+        "{w}"
+    );
+    let cases = omk.write(
+        "probe.toml",
+        "[[case]]\nname = \"sees\"\nstage = \"proposal\"\ncontext = { now_ms = 1700000000000 }\n\
+         proposal = { id = \"a\" }\nexpect = \"reject\"\ncode = \"probe.seen\"\n",
+    );
+    let wasm = dir.join("probe.wasm");
+    let test = || {
+        let r = test_json(&omk, &wasm, &cases);
+        r.code(0);
+        r.json()["results"][0]["got"]["reason"].clone()
+    };
+    let (first, second) = (test(), test());
+    assert_eq!(first, second);
+    assert!(first.as_str().unwrap().contains("\"urandom\""));
+}
+
+#[test]
+fn a_granted_gate_still_may_not_import_beyond_wasi() {
+    let omk = Omk::new();
+    omk.write("p.json", r#"{"id":"a","budget_secs":1}"#);
+    omk.write(
+        "h.wasm",
+        crate::support::components::gate_importing("wasi:http@0.2.0", "outgoing-handler"),
+    );
+    omk.write(
+        ".omk/gates.toml",
+        "[[gate]]\npath = \"h.wasm\"\nwasi = true\n",
+    );
+    let r = omk.run(&["gate", "check", "--proposal", "p.json"]);
+    r.code(2);
+    assert!(
+        r.stderr
+            .contains("imports `wasi:http/outgoing-handler@0.2.0`, which gates may not use"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn every_other_template_builds_and_passes_its_cases() {
+    let omk = Omk::new();
+    for lang in ["js", "c", "python"] {
+        if !have(lang) {
+            continue;
+        }
+        let dir = omk.project().join(format!("mine-{lang}"));
+        let new = [
+            "gate",
+            "new",
+            "mine",
+            "--lang",
+            lang,
+            "--dir",
+            path_str(&dir),
+        ];
+        omk.run(&new).code(0);
+        run_built(&omk, &["gate", "build", path_str(&dir)]).code(0);
+        let r = omk.run(&["gate", "test", path_str(&dir), "--json"]);
+        r.code(0);
+        assert_eq!(r.json()["passed"], 3, "{lang}");
+    }
 }

@@ -9,6 +9,12 @@
 //!   WASI feature it can drop disabled (`-d stdio random clocks http
 //!   fetch-event`), so the result imports nothing.
 //!
+//! - C: omk writes the C bindings of `wit/` to `gen/` (wit-bindgen's C
+//!   generator, in-process), compiles `gate.c` with them using clang for
+//!   `wasm32-wasi` against wasi-libc (`-mexec-model=reactor`), and encodes
+//!   the module as a component. The result imports nothing, as long as the
+//!   gate uses no libc function that needs WASI (`printf`, files).
+//!
 //! A missing tool is an error that says how to install it.
 
 use std::path::{Path, PathBuf};
@@ -111,24 +117,56 @@ pub fn build(
                 .join(RUST_TARGET)
                 .join("release")
                 .join(format!("{}.wasm", project.name.replace('-', "_")));
-            let bytes = std::fs::read(&module).map_err(|source| BuildError::Io {
-                what: "read",
-                path: module.clone(),
-                source,
-            })?;
             progress("encode the module as a component (wit-component)");
-            let component = wit_component::ComponentEncoder::default()
-                .module(&bytes)
-                .and_then(|e| e.validate(true).encode())
-                .map_err(|e| BuildError::Encode {
-                    path: module.clone(),
-                    detail: format!("{e:#}"),
+            encode(&module, &out)?;
+            commands.push("wit-component: encode".into());
+        }
+        Lang::C => {
+            let gen_dir = dir.join("gen");
+            progress("generate the C bindings of wit/ into gen/ (wit-bindgen)");
+            c_bindings(&dir.join("wit"), &gen_dir)?;
+            commands.push("wit-bindgen c: gen/gate.h, gen/gate.c".into());
+            let clang = find_tool(dir, "clang-19", "OMK_CLANG")
+                .or_else(|| find_tool(dir, "clang", "OMK_CLANG"))
+                .ok_or_else(|| BuildError::Missing {
+                    tool: "clang".into(),
+                    install: C_INSTALL.into(),
                 })?;
-            atomic::write(&out, &component).map_err(|source| BuildError::Io {
-                what: "write",
-                path: out.clone(),
-                source,
+            let module = gen_dir.join("gate.core.wasm");
+            let mut cmd = Command::new(&clang);
+            cmd.args([
+                "--target=wasm32-wasi",
+                "-mexec-model=reactor",
+                "-Os",
+                "-Wall",
+                "-Igen",
+                "-o",
+            ])
+            .arg(&module)
+            .args(["gate.c", "gen/gate.c", "gen/gate_component_type.o"])
+            .current_dir(dir);
+            let shown = format!(
+                "{} --target=wasm32-wasi -mexec-model=reactor -Os -Wall -Igen -o gen/gate.core.wasm gate.c gen/gate.c gen/gate_component_type.o",
+                clang.display()
+            );
+            progress(&shown);
+            run(cmd, &shown, "clang", C_INSTALL).map_err(|e| match e {
+                BuildError::Failed { output, .. }
+                    if output.contains("wasi-sysroot")
+                        || output.contains("crt1-reactor.o")
+                        || output.contains("stdlib.h' file not found")
+                        || output.contains("unable to find library") =>
+                {
+                    BuildError::Missing {
+                        tool: "wasi-libc (or clang's wasm32 runtime)".into(),
+                        install: C_INSTALL.into(),
+                    }
+                }
+                e => e,
             })?;
+            commands.push(shown);
+            progress("encode the module as a component (wit-component)");
+            encode(&module, &out)?;
             commands.push("wit-component: encode".into());
         }
         Lang::Python => {
@@ -202,6 +240,58 @@ pub fn build(
         size,
         commands,
     })
+}
+
+/// What installs the C toolchain on Debian.
+const C_INSTALL: &str = "apt-get install clang-19 lld-19 libclang-rt-19-dev-wasm32 wasi-libc";
+
+/// Encodes the core module at `module` as a component at `out`.
+fn encode(module: &Path, out: &Path) -> Result<(), BuildError> {
+    let bytes = std::fs::read(module).map_err(|source| BuildError::Io {
+        what: "read",
+        path: module.to_owned(),
+        source,
+    })?;
+    let component = wit_component::ComponentEncoder::default()
+        .module(&bytes)
+        .and_then(|e| e.validate(true).encode())
+        .map_err(|e| BuildError::Encode {
+            path: module.to_owned(),
+            detail: format!("{e:#}"),
+        })?;
+    atomic::write(out, &component).map_err(|source| BuildError::Io {
+        what: "write",
+        path: out.to_owned(),
+        source,
+    })
+}
+
+/// Writes the C bindings of the world `gate` in `wit_dir` to `gen_dir`.
+fn c_bindings(wit_dir: &Path, gen_dir: &Path) -> Result<(), BuildError> {
+    use wit_bindgen_core::wit_parser::Resolve;
+    let fail = |e: anyhow::Error| BuildError::Encode {
+        path: wit_dir.to_owned(),
+        detail: format!("{e:#}"),
+    };
+    let mut resolve = Resolve::default();
+    let (pkg, _) = resolve.push_path(wit_dir).map_err(fail)?;
+    let world = resolve.select_world(&[pkg], Some("gate")).map_err(fail)?;
+    let mut files = wit_bindgen_core::Files::default();
+    wit_bindgen_c::Opts::default()
+        .build()
+        .generate(&mut resolve, world, &mut files)
+        .map_err(fail)?;
+    for (name, bytes) in files.iter() {
+        let path = gen_dir.join(name);
+        std::fs::create_dir_all(gen_dir)
+            .and_then(|()| atomic::write(&path, bytes))
+            .map_err(|source| BuildError::Io {
+                what: "write",
+                path,
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 /// Runs `cmd`, keeping the tail of its output for the error.

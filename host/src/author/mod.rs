@@ -27,6 +27,7 @@ pub enum Lang {
     Rust,
     Python,
     Js,
+    C,
 }
 
 impl Lang {
@@ -35,6 +36,7 @@ impl Lang {
             Lang::Rust => "rust",
             Lang::Python => "python",
             Lang::Js => "js",
+            Lang::C => "c",
         }
     }
 }
@@ -69,7 +71,7 @@ impl GateProject {
         let text = std::fs::read_to_string(&path).map_err(|e| {
             err(
                 format!("cannot read it: {e}"),
-                Some("run this in a directory made by `omk gate new NAME --lang rust|python|js`, or pass it"),
+                Some("run this in a directory made by `omk gate new NAME --lang rust|python|js|c`, or pass it"),
             )
         })?;
         let p: GateProject =

@@ -24,6 +24,7 @@ fn sources(lang: Lang) -> &'static [(&'static str, &'static str)] {
         ],
         Lang::Python => &[("app.py", include_str!("templates/python/app.py"))],
         Lang::Js => &[("gate.js", include_str!("templates/js/gate.js"))],
+        Lang::C => &[("gate.c", include_str!("templates/c/gate.c"))],
     }
 }
 
@@ -38,6 +39,10 @@ fn how(lang: Lang) -> (&'static str, &'static str) {
         Lang::Js => (
             "componentize-js gate.js, WASI features disabled",
             "`gate.js`",
+        ),
+        Lang::C => (
+            "C bindings from wit/, clang for wasm32-wasi, then encodes a component",
+            "`gate.c`",
         ),
     }
 }
@@ -101,7 +106,7 @@ mod tests {
 
     #[test]
     fn every_template_is_filled_in_and_refuses_to_overwrite() {
-        for lang in [Lang::Rust, Lang::Python, Lang::Js] {
+        for lang in [Lang::Rust, Lang::Python, Lang::Js, Lang::C] {
             let tmp = tempfile::tempdir().unwrap();
             let dir = tmp.path().join("g");
             let files = create(&dir, "no-secrets", lang).unwrap();

@@ -368,19 +368,26 @@ fn build_cmd(args: BuildArgs) -> Result<Outcome> {
         let out = serde_json::json!({"build": report, "component": i});
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
+        let imports = if i.imports.is_empty() {
+            "none".to_owned()
+        } else if i.imports.iter().all(|x| crate::gates::wasi::provides(x)) {
+            format!(
+                "{} WASI 0.2 interfaces — list it with `wasi = true` in `.omk/gates.toml` (sealed WASI)",
+                i.imports.len()
+            )
+        } else {
+            i.imports.join(", ")
+        };
         println!(
-            "built {} ({} bytes, sha256 {}), imports: {}",
-            shown,
+            "built {shown} ({} bytes, sha256 {}), imports: {imports}",
             report.size,
             &i.sha256[..16],
-            if i.imports.is_empty() {
-                "none".to_owned()
-            } else {
-                i.imports.join(", ")
-            }
         );
-        if let Some(e) = &i.load_error {
-            println!("warning: omk cannot load it as it is: {e}");
+        // A gate needing only sealed WASI loads once granted it.
+        let needs_grant_only =
+            !i.imports.is_empty() && i.imports.iter().all(|x| crate::gates::wasi::provides(x));
+        if let (false, Some(e)) = (needs_grant_only, &i.load_error) {
+            println!("warning: omk cannot load it: {e}");
         }
     }
     Ok(Outcome::Ok)
@@ -424,10 +431,14 @@ fn test_cmd(args: TestArgs) -> Result<Outcome> {
     let engine = GateEngine::shared()?;
     let limits = Limits::default();
     let shown = component.display().to_string();
-    let gate = LoadedGate::load(engine, &bytes, &shown, &limits).map_err(|e| match e.help() {
-        Some(h) => with_help(e.to_string(), &h),
-        None => anyhow::Error::new(e),
-    })?;
+    // The workbench grants sealed WASI; a project grants it per gate.
+    let gate =
+        LoadedGate::load_granting(engine, &bytes, &shown, &limits, true).map_err(|e| {
+            match e.help() {
+                Some(h) => with_help(e.to_string(), &h),
+                None => anyhow::Error::new(e),
+            }
+        })?;
     let results = cases::run(&gate, &cases, &limits);
     let failed = results.iter().filter(|r| !r.passed).count();
     if args.json {

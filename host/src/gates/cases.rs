@@ -121,6 +121,8 @@ pub struct CaseResult {
     pub got: Decision,
     /// Set when the gate faulted (trap, limit, malformed result).
     pub fault: Option<String>,
+    /// What a gate with sealed WASI printed.
+    pub output: Option<String>,
 }
 
 /// Runs every case against `gate` under `limits`, each in a fresh
@@ -134,7 +136,7 @@ fn run_one(gate: &LoadedGate, c: &Case, limits: &Limits) -> CaseResult {
         .config
         .as_ref()
         .map_or_else(|| "{}".to_owned(), |v| v.to_string());
-    let result: Result<Decision, Fault> = match c.stage {
+    let judged = match c.stage {
         Stage::Proposal => gate.check_proposal(&c.context, &c.proposal, &config, limits),
         Stage::Action => match &c.action {
             Some(a) => gate.check_action(&c.context, &c.proposal, a, &config, limits),
@@ -145,7 +147,8 @@ fn run_one(gate: &LoadedGate, c: &Case, limits: &Limits) -> CaseResult {
             None => unreachable_case(),
         },
     };
-    let (got, fault) = match result {
+    let output = judged.output;
+    let (got, fault) = match judged.result {
         Ok(d) => (d, None),
         Err(f) => (
             f.to_decision(&gate.info().name, c.stage),
@@ -165,15 +168,19 @@ fn run_one(gate: &LoadedGate, c: &Case, limits: &Limits) -> CaseResult {
         expect_code: c.code.clone(),
         got,
         fault,
+        output,
     }
 }
 
 /// [`read`] refuses such cases; judged anyway, they fail closed.
-fn unreachable_case() -> Result<Decision, Fault> {
-    Err(Fault::new(
-        super::FaultCause::Malformed,
-        "the case gives no input for its stage",
-    ))
+fn unreachable_case() -> super::Judged {
+    super::Judged {
+        result: Err(Fault::new(
+            super::FaultCause::Malformed,
+            "the case gives no input for its stage",
+        )),
+        output: None,
+    }
 }
 
 #[cfg(test)]

@@ -100,6 +100,9 @@ pub struct GateSpec {
     /// The gate's settings as a JSON object.
     pub config_json: String,
     pub limits: Limits,
+    /// Whether the gate may import WASI 0.2 and get sealed WASI
+    /// (`wasi = true`; default false).
+    pub wasi: bool,
 }
 
 /// A parsed and checked gate configuration.
@@ -172,6 +175,8 @@ struct RawGate {
     mode: Mode,
     config: Option<toml::Table>,
     limits: Option<Spanned<LimitSettings>>,
+    #[serde(default)]
+    wasi: bool,
 }
 
 impl GatesConfig {
@@ -208,6 +213,7 @@ impl GatesConfig {
                     mode: Mode::Enforce,
                     config_json: "{}".into(),
                     limits,
+                    wasi: false,
                 })
                 .collect(),
         }
@@ -402,6 +408,7 @@ impl GatesConfig {
                 mode: g.mode,
                 config_json,
                 limits,
+                wasi: g.wasi,
             });
         }
         Ok(GatesConfig {

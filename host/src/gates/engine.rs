@@ -165,7 +165,9 @@ fn config(pooling: bool) -> Config {
             // shootdown across cores on every instance.
             .linear_memory_keep_resident(1 << 20)
             .table_keep_resident(64 << 10)
-            .pagemap_scan(wasmtime::Enabled::Auto);
+            .pagemap_scan(wasmtime::Enabled::Auto)
+            // Gates are never called async: keep one fiber stack, not 1000.
+            .total_stacks(1);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     c

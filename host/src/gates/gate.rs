@@ -26,10 +26,53 @@ use super::bindings::{self, v0_1_0};
 use super::engine::{GateEngine, deadline_ticks};
 use super::fault::{Fault, FaultCause, clip, one_line};
 use super::limits::{GateLimiter, Limits};
+use super::wasi::{self, Sealed, SealedView};
 
-/// Per-store data: the limiter of this one decision.
+/// Per-store data: the limiter of this one decision, and the sealed WASI
+/// context of a gate granted it.
 pub struct GateState {
     limiter: GateLimiter,
+    wasi: Option<Box<Sealed>>,
+    table: wasmtime::component::ResourceTable,
+}
+
+impl GateState {
+    fn new(limits: &Limits, wasi: Option<Box<Sealed>>) -> GateState {
+        GateState {
+            limiter: GateLimiter::new(limits),
+            wasi,
+            table: wasmtime::component::ResourceTable::new(),
+        }
+    }
+}
+
+/// Only gates granted WASI are linked to it, and their stores are made
+/// with a context; any other store gets an empty one (no time, seed 0).
+fn sealed(wasi: &mut Option<Box<Sealed>>) -> &mut Sealed {
+    wasi.get_or_insert_with(|| Box::new(Sealed::new(0, 0)))
+}
+
+impl wasmtime_wasi::WasiView for GateState {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        wasmtime_wasi::WasiCtxView {
+            ctx: &mut sealed(&mut self.wasi).ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl SealedView for GateState {
+    fn monotonic(&mut self) -> (&mut u64, &mut wasmtime::component::ResourceTable) {
+        (sealed(&mut self.wasi).monotonic_ns(), &mut self.table)
+    }
+}
+
+/// A gate's answer, and what it printed (gates granted WASI only).
+#[derive(Debug, Clone)]
+pub struct Judged {
+    pub result: Result<Decision, Fault>,
+    /// Its stdout then stderr, each capped at [`wasi::OUTPUT_CAP`] bytes.
+    pub output: Option<String>,
 }
 
 /// Why a gate could not be loaded.
@@ -70,10 +113,12 @@ pub enum LoadError {
         interface: String,
         detail: String,
     },
-    #[error("`{origin}` imports {}, which gates may not use", imports.join(", "))]
+    #[error("`{origin}` imports {}, which {}", imports.join(", "), if *wasi_only { "this gate was not granted" } else { "gates may not use" })]
     ForbiddenImport {
         origin: String,
         imports: Vec<String>,
+        /// Every import is one sealed WASI provides: granting it would do.
+        wasi_only: bool,
     },
     #[error("`{origin}` cannot be prepared: {detail}")]
     Link { origin: String, detail: String },
@@ -112,9 +157,14 @@ impl LoadError {
                 "rebuild the gate against `wit/v{}/gate.wit`, or upgrade omk",
                 bindings::SUPPORTED[0]
             ),
+            LoadError::ForbiddenImport {
+                wasi_only: true, ..
+            } => "grant it sealed WASI (no files, no network, no environment, frozen clocks): \
+                 `wasi = true` in its `[[gate]]` entry of `.omk/gates.toml`"
+                .into(),
             LoadError::ForbiddenImport { .. } => {
-                "gates are pure functions and get no capabilities: build for \
-                 `wasm32-unknown-unknown` and remove the imports"
+                "gates get no capabilities beyond sealed WASI 0.2: build for \
+                 `wasm32-unknown-unknown`, or remove the imports"
                     .into()
             }
             LoadError::Link { .. } => return None,
@@ -143,6 +193,8 @@ pub struct LoadedGate {
     describe_fault: Option<Fault>,
     engine: wasmtime::Engine,
     pre: v0_1_0::GatePre<GateState>,
+    /// Whether the component imports (sealed) WASI.
+    wasi: bool,
 }
 
 impl std::fmt::Debug for LoadedGate {
@@ -162,18 +214,38 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 impl LoadedGate {
     /// Loads the component `bytes`; `origin` names it in errors (a path, or
-    /// `std:budget`). `describe` runs once, under `limits`.
+    /// `std:budget`). `describe` runs once, under `limits`. Any import
+    /// refuses it.
     pub fn load(
         engine: &GateEngine,
         bytes: &[u8],
         origin: &str,
         limits: &Limits,
     ) -> Result<LoadedGate, LoadError> {
+        LoadedGate::load_granting(engine, bytes, origin, limits, false)
+    }
+
+    /// [`LoadedGate::load`], and if `grant_wasi`, the component may import
+    /// WASI 0.2 and gets sealed WASI (see [`super::wasi`]).
+    pub fn load_granting(
+        engine: &GateEngine,
+        bytes: &[u8],
+        origin: &str,
+        limits: &Limits,
+        grant_wasi: bool,
+    ) -> Result<LoadedGate, LoadError> {
         let origin = origin.to_owned();
         let (component, sha256) = compile(engine, bytes, &origin)?;
-        let wit_version = check_shape(engine.engine(), &component, &origin)?;
+        let (wit_version, imports_wasi) =
+            check_shape(engine.engine(), &component, &origin, grant_wasi)?;
 
-        let linker: Linker<GateState> = Linker::new(engine.engine());
+        let mut linker: Linker<GateState> = Linker::new(engine.engine());
+        if imports_wasi {
+            wasi::link(&mut linker).map_err(|e| LoadError::Link {
+                origin: origin.clone(),
+                detail: clip(&one_line(&e), 400),
+            })?;
+        }
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link {
@@ -200,6 +272,7 @@ impl LoadedGate {
             describe_fault: None,
             engine: engine.engine().clone(),
             pre,
+            wasi: imports_wasi,
         };
         match gate.describe(limits) {
             Ok(info) => gate.info = info,
@@ -250,7 +323,11 @@ impl LoadedGate {
     }
 
     fn describe(&self, limits: &Limits) -> Result<GateInfo, Fault> {
-        let raw = self.call(limits, |store, g| g.omk_gate_policy().call_describe(store))?;
+        let raw = self
+            .call(limits, 0, 0, |store, g| {
+                g.omk_gate_policy().call_describe(store)
+            })
+            .0?;
         let info = v0_1_0::info(raw);
         let size = info.name.len() + info.version.len() + info.description.len();
         if size as u64 > limits.max_result_bytes {
@@ -281,8 +358,9 @@ impl LoadedGate {
         p: &TaskProposal,
         config: &str,
         limits: &Limits,
-    ) -> Result<Decision, Fault> {
-        self.decide(limits, |store, g| {
+    ) -> Judged {
+        let seed = self.seed(|| serde_json::to_vec(&("proposal", ctx, p, config)));
+        self.decide(limits, ctx.now_ms, seed, |store, g| {
             g.omk_gate_policy().call_check_proposal(
                 store,
                 &v0_1_0::context(ctx),
@@ -300,8 +378,9 @@ impl LoadedGate {
         a: &AgentAction,
         config: &str,
         limits: &Limits,
-    ) -> Result<Decision, Fault> {
-        self.decide(limits, |store, g| {
+    ) -> Judged {
+        let seed = self.seed(|| serde_json::to_vec(&("action", ctx, task, a, config)));
+        self.decide(limits, ctx.now_ms, seed, |store, g| {
             g.omk_gate_policy().call_check_action(
                 store,
                 &v0_1_0::context(ctx),
@@ -320,8 +399,9 @@ impl LoadedGate {
         o: &TaskOutcome,
         config: &str,
         limits: &Limits,
-    ) -> Result<Decision, Fault> {
-        self.decide(limits, |store, g| {
+    ) -> Judged {
+        let seed = self.seed(|| serde_json::to_vec(&("outcome", ctx, task, o, config)));
+        self.decide(limits, ctx.now_ms, seed, |store, g| {
             g.omk_gate_policy().call_check_outcome(
                 store,
                 &v0_1_0::context(ctx),
@@ -332,40 +412,93 @@ impl LoadedGate {
         })
     }
 
+    /// The random seed of a decision: from a hash of its inputs, so the
+    /// same inputs draw the same numbers. Only gates with WASI use one.
+    fn seed(&self, inputs: impl FnOnce() -> serde_json::Result<Vec<u8>>) -> u64 {
+        if !self.wasi {
+            return 0;
+        }
+        let mut h = Sha256::new();
+        h.update(self.sha256.as_bytes());
+        h.update(inputs().unwrap_or_default());
+        let d = h.finalize();
+        u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+    }
+
     fn decide(
         &self,
         limits: &Limits,
-        f: impl FnOnce(&mut Store<GateState>, &v0_1_0::Gate) -> wasmtime::Result<v0_1_0::WitDecision>,
-    ) -> Result<Decision, Fault> {
+        now_ms: u64,
+        seed: u64,
+        f: impl FnOnce(&mut Store<GateState>, &v0_1_0::Gate) -> wasmtime::Result<v0_1_0::WitDecision>
+        + Send,
+    ) -> Judged {
         if let Some(fault) = &self.describe_fault {
-            return Err(fault.clone());
+            return Judged {
+                result: Err(fault.clone()),
+                output: None,
+            };
         }
-        let decision = v0_1_0::decision(self.call(limits, f)?);
-        validate(&decision, limits)?;
-        Ok(decision)
+        let (result, output) = self.call(limits, now_ms, seed, f);
+        let result = result.and_then(|raw| {
+            let decision = v0_1_0::decision(raw);
+            validate(&decision, limits)?;
+            Ok(decision)
+        });
+        Judged { result, output }
     }
 
     /// Runs `f` on a fresh instance under `limits`. The instance is dropped
     /// afterwards, whatever happened: no state crosses decisions and a
-    /// trapped instance is never entered again.
-    fn call<R>(
+    /// trapped instance is never entered again. Returns what the gate
+    /// printed, if it has WASI.
+    ///
+    /// WASI's blocking calls run on a runtime of their own, which cannot be
+    /// entered from a tokio worker: from one, a gate with WASI is called on
+    /// a thread of its own.
+    fn call<R: Send>(
         &self,
         limits: &Limits,
-        f: impl FnOnce(&mut Store<GateState>, &v0_1_0::Gate) -> wasmtime::Result<R>,
-    ) -> Result<R, Fault> {
-        let (mut store, gate) = self.instantiate(limits)?;
-        f(&mut store, &gate)
-            .map_err(|e| Fault::classify(&e, store.data().limiter.hit.as_ref(), limits))
+        now_ms: u64,
+        seed: u64,
+        f: impl FnOnce(&mut Store<GateState>, &v0_1_0::Gate) -> wasmtime::Result<R> + Send,
+    ) -> (Result<R, Fault>, Option<String>) {
+        let run = || {
+            let (mut store, gate) = match self.instantiate(limits, now_ms, seed) {
+                Ok(x) => x,
+                Err(fault) => return (Err(fault), None),
+            };
+            let result = f(&mut store, &gate)
+                .map_err(|e| Fault::classify(&e, store.data().limiter.hit.as_ref(), limits));
+            let output = store.data().wasi.as_ref().and_then(|s| s.output());
+            (result, output)
+        };
+        if self.wasi && tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|scope| {
+                scope.spawn(run).join().unwrap_or_else(|_| {
+                    (
+                        Err(Fault::new(
+                            FaultCause::Trap,
+                            "the host thread judging this gate panicked",
+                        )),
+                        None,
+                    )
+                })
+            })
+        } else {
+            run()
+        }
     }
 
     /// A fresh instance in a fresh store, armed with `limits`.
-    fn instantiate(&self, limits: &Limits) -> Result<(Store<GateState>, v0_1_0::Gate), Fault> {
-        let mut store = Store::new(
-            &self.engine,
-            GateState {
-                limiter: GateLimiter::new(limits),
-            },
-        );
+    fn instantiate(
+        &self,
+        limits: &Limits,
+        now_ms: u64,
+        seed: u64,
+    ) -> Result<(Store<GateState>, v0_1_0::Gate), Fault> {
+        let sealed = self.wasi.then(|| Box::new(Sealed::new(now_ms, seed)));
+        let mut store = Store::new(&self.engine, GateState::new(limits, sealed));
         store.limiter(|s| &mut s.limiter);
         arm(&mut store, limits)?;
         match self.pre.instantiate(&mut store) {
@@ -423,7 +556,7 @@ impl Reused<'_> {
         }
         let (mut store, gate) = match self.live.take() {
             Some(live) => live,
-            None => self.gate.instantiate(&self.limits)?,
+            None => self.gate.instantiate(&self.limits, ctx.now_ms, 0)?,
         };
         arm(&mut store, &self.limits)?;
         let result = gate
@@ -577,23 +710,32 @@ fn check_header(bytes: &[u8], origin: &str) -> Result<(), LoadError> {
     }
 }
 
-/// Checks exports and imports before linking; returns the WIT version.
+/// Checks exports and imports before linking; returns the WIT version and
+/// whether the component imports WASI (which `grant_wasi` allows).
 fn check_shape(
     engine: &wasmtime::Engine,
     component: &Component,
     origin: &str,
-) -> Result<String, LoadError> {
+    grant_wasi: bool,
+) -> Result<(String, bool), LoadError> {
     let ty = component.component_type();
     let imports: Vec<String> = ty
         .imports(engine)
-        .map(|(name, _)| format!("`{name}`"))
+        .map(|(name, _)| name.to_owned())
         .collect();
-    if !imports.is_empty() {
+    let refused: Vec<String> = imports
+        .iter()
+        .filter(|i| !(grant_wasi && wasi::provides(i)))
+        .map(|i| format!("`{i}`"))
+        .collect();
+    if !refused.is_empty() {
         return Err(LoadError::ForbiddenImport {
             origin: origin.to_owned(),
-            imports,
+            wasi_only: !grant_wasi && imports.iter().all(|i| wasi::provides(i)),
+            imports: refused,
         });
     }
+    let imports_wasi = !imports.is_empty();
     let prefix = format!("{}@", bindings::INTERFACE);
     let mut found = Vec::new();
     let mut policy = None;
@@ -640,7 +782,7 @@ fn check_shape(
             function: (*missing).to_owned(),
         });
     }
-    Ok(version)
+    Ok((version, imports_wasi))
 }
 
 /// Whether two semver versions share major and minor (the compatibility

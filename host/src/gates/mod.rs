@@ -37,6 +37,7 @@ pub mod inspect;
 mod limits;
 mod set;
 pub mod std_bundle;
+pub mod wasi;
 
 pub use bindings::SUPPORTED as SUPPORTED_WIT_VERSIONS;
 pub use cache::ComponentCache;
@@ -46,6 +47,6 @@ pub use config::{
 pub use engine::{EngineError, EngineStats, GateEngine};
 pub use fault::{Fault, FaultCause};
 pub(crate) use gate::valid_name;
-pub use gate::{LoadError, LoadedGate, Reused, sha256_hex};
+pub use gate::{Judged, LoadError, LoadedGate, Reused, sha256_hex};
 pub use limits::{LimitSettings, Limits};
 pub use set::{BundleRef, GateDecision, GateEntry, GateSet, GatesError, Verdict};

@@ -113,6 +113,9 @@ pub struct GateDecision {
     pub bundle: Option<BundleRef>,
     /// Time the call took, in microseconds.
     pub micros: u64,
+    /// What a gate with sealed WASI printed (stdout, then stderr; capped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
 }
 
 impl GateDecision {
@@ -239,23 +242,23 @@ impl GateSet {
         })
     }
 
-    fn judge(
-        &self,
-        stage: Stage,
-        call: impl Fn(&GateEntry) -> Result<Decision, super::fault::Fault>,
-    ) -> Verdict {
+    fn judge(&self, stage: Stage, call: impl Fn(&GateEntry) -> super::Judged) -> Verdict {
         let decisions: Vec<GateDecision> = self
             .entries
             .iter()
             .map(|e| {
                 let info = e.gate.info();
                 let called = e.gate.judges(stage);
-                let (result, took) = if called {
+                let (judged, took) = if called {
                     timed(|| call(e))
                 } else {
-                    (Ok(Decision::Accept), Duration::ZERO)
+                    let accept = super::Judged {
+                        result: Ok(Decision::Accept),
+                        output: None,
+                    };
+                    (accept, Duration::ZERO)
                 };
-                let (decision, fault) = match result {
+                let (decision, fault) = match judged.result {
                     Ok(d) => (d, None),
                     Err(f) => (f.to_decision(&e.name, stage), Some(f.cause)),
                 };
@@ -271,6 +274,7 @@ impl GateSet {
                     config: e.config_json.clone(),
                     bundle: e.bundle.clone(),
                     micros: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+                    output: judged.output,
                 }
             })
             .collect();
@@ -342,7 +346,7 @@ fn load_one(
             .into());
         }
     }
-    let gate = LoadedGate::load(engine, &bytes, &origin, &spec.limits)?;
+    let gate = LoadedGate::load_granting(engine, &bytes, &origin, &spec.limits, spec.wasi)?;
     let name = spec
         .label
         .clone()

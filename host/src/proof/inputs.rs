@@ -268,11 +268,13 @@ impl Inputs {
         let mut ctx = input.context;
         ctx.existing_task_ids = ids;
         if let Some(w) = input.accepted_in_wave {
-            let wave = self.accepted.get(&w.run_key)?;
+            // A wave that accepted nothing has no entry; its decisions saw
+            // no accepted tasks.
+            let wave = self.accepted.get(&w.run_key);
             ctx.accepted_in_wave = w
                 .ids
                 .iter()
-                .map(|id| wave.get(id).cloned())
+                .map(|id| wave.and_then(|wave| wave.get(id)).cloned())
                 .collect::<Option<Vec<_>>>()?;
         }
         Some((ctx, input.subject))

@@ -8,9 +8,9 @@
 //! ```
 //! use omk_gate_sdk::{Decision, GateInfo, GoalContext, Policy, Stage, TaskProposal};
 //!
-//! struct NoFriday;
+//! struct NoHighRisk;
 //!
-//! impl Policy for NoFriday {
+//! impl Policy for NoHighRisk {
 //!     fn info() -> GateInfo {
 //!         GateInfo {
 //!             name: "no-high-risk".into(),
@@ -29,7 +29,7 @@
 //! }
 //!
 //! // In the gate's crate, built for `wasm32-unknown-unknown`:
-//! // omk_gate_sdk::export_gate!(NoFriday);
+//! // omk_gate_sdk::export_gate!(NoHighRisk);
 //! ```
 //!
 //! Key items: [`Policy`], the contract's [types](types), [`config`] for

@@ -1,0 +1,97 @@
+// The gate `{{name}}`. `omk gate build` writes the bindings of wit/ to
+// gen/, compiles this file with clang for wasm32-wasi and encodes a
+// component. Use no stdio (printf, files): those need WASI, which the
+// component would then import.
+#include <stdlib.h>
+#include <string.h>
+
+#include "gate.h"
+
+typedef exports_omk_gate_policy_decision_t decision_t;
+
+static const char SECRETS[] = "secrets";
+
+// Whether the n bytes at s start with the C string prefix.
+static int starts_with(const uint8_t *s, size_t n, const char *prefix) {
+  size_t p = strlen(prefix);
+  return n >= p && memcmp(s, prefix, p) == 0;
+}
+
+static int under_secrets(const gate_string_t *path) {
+  const uint8_t *s = path->ptr;
+  size_t n = path->len;
+  while (starts_with(s, n, "./")) {
+    s += 2;
+    n -= 2;
+  }
+  size_t k = strlen(SECRETS);
+  return n >= k && memcmp(s, SECRETS, k) == 0 && (n == k || s[k] == '/');
+}
+
+// A malloc'd string of `a`, the n bytes at `b`, and `c` (omk frees it).
+static gate_string_t concat(const char *a, const uint8_t *b, size_t n, const char *c) {
+  size_t la = strlen(a), lc = strlen(c);
+  gate_string_t out;
+  out.len = la + n + lc;
+  out.ptr = malloc(out.len ? out.len : 1);
+  memcpy(out.ptr, a, la);
+  memcpy(out.ptr + la, b, n);
+  memcpy(out.ptr + la + n, c, lc);
+  return out;
+}
+
+static void reject(const gate_string_t *path, decision_t *ret) {
+  ret->tag = EXPORTS_OMK_GATE_POLICY_DECISION_REJECT;
+  gate_string_dup(&ret->val.reject.code, "{{name}}.secrets");
+  ret->val.reject.reason =
+      concat("`", path->ptr, path->len, "` is under `secrets/`, which no task may change");
+}
+
+void exports_omk_gate_policy_describe(exports_omk_gate_policy_gate_info_t *ret) {
+  gate_string_dup(&ret->name, "{{name}}");
+  gate_string_dup(&ret->version, "0.1.0");
+  gate_string_dup(&ret->description, "No task may write under secrets/");
+  ret->stages.len = 2;
+  ret->stages.ptr = malloc(2 * sizeof(exports_omk_gate_policy_stage_t));
+  ret->stages.ptr[0] = EXPORTS_OMK_GATE_POLICY_STAGE_PROPOSAL;
+  ret->stages.ptr[1] = EXPORTS_OMK_GATE_POLICY_STAGE_ACTION;
+}
+
+void exports_omk_gate_policy_check_proposal(exports_omk_gate_policy_goal_context_t *ctx,
+                                            exports_omk_gate_policy_task_proposal_t *proposal,
+                                            gate_string_t *config, decision_t *ret) {
+  (void)ctx;
+  (void)config;
+  for (size_t i = 0; i < proposal->write_set.len; i++) {
+    if (under_secrets(&proposal->write_set.ptr[i])) {
+      reject(&proposal->write_set.ptr[i], ret);
+      return;
+    }
+  }
+  ret->tag = EXPORTS_OMK_GATE_POLICY_DECISION_ACCEPT;
+}
+
+void exports_omk_gate_policy_check_action(exports_omk_gate_policy_goal_context_t *ctx,
+                                          exports_omk_gate_policy_task_proposal_t *task,
+                                          exports_omk_gate_policy_agent_action_t *action,
+                                          gate_string_t *config, decision_t *ret) {
+  (void)ctx;
+  (void)task;
+  (void)config;
+  if (under_secrets(&action->target)) {
+    reject(&action->target, ret);
+    return;
+  }
+  ret->tag = EXPORTS_OMK_GATE_POLICY_DECISION_ACCEPT;
+}
+
+void exports_omk_gate_policy_check_outcome(exports_omk_gate_policy_goal_context_t *ctx,
+                                           exports_omk_gate_policy_task_proposal_t *task,
+                                           exports_omk_gate_policy_task_outcome_t *outcome,
+                                           gate_string_t *config, decision_t *ret) {
+  (void)ctx;
+  (void)task;
+  (void)outcome;
+  (void)config;
+  ret->tag = EXPORTS_OMK_GATE_POLICY_DECISION_ACCEPT;
+}
