@@ -366,8 +366,14 @@ fn languages(tmp: &Path, n: usize) {
         let engine = GateEngine::new(None).expect("engine");
         let limits = Limits::default();
         let start = Instant::now();
-        let gate = omk::gates::LoadedGate::load_granting(&engine, &bytes, lang, &limits, true)
-            .expect("the example loads");
+        let gate = omk::gates::LoadedGate::load_granting(
+            &engine,
+            &bytes,
+            lang,
+            &limits,
+            &omk::gates::wasi::Grant::sealed(),
+        )
+        .expect("the example loads");
         let load = start.elapsed();
         let mut fresh: Vec<Duration> = (0..n)
             .map(|_| {

@@ -390,6 +390,15 @@ def read_file():
     with open("/etc/hostname") as f:
         return f.read()
 
+def read_data():
+    with open("/data/note.txt") as f:
+        return f.read()
+
+def write_data():
+    with open("/data/new.txt", "w") as f:
+        f.write("x")
+    return "written"
+
 def connect():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.connect(("127.0.0.1", 9))
@@ -411,6 +420,8 @@ class Policy(exports.Policy):
             "argv": sys.argv,
             "file": attempt(read_file),
             "net": attempt(connect),
+            "data": attempt(read_data),
+            "data_write": attempt(write_data),
         }
         print("probe ran for", proposal.id)
         return Decision_Reject(Rejection(code="probe.seen", reason=json.dumps(seen, sort_keys=True)))
@@ -444,9 +455,10 @@ fn a_gate_with_sealed_wasi_sees_nothing_and_decides_the_same_every_time() {
     let gates = omk.project().join("gates");
     std::fs::create_dir_all(&gates).unwrap();
     std::fs::copy(dir.join("probe.wasm"), gates.join("probe.wasm")).unwrap();
+    omk.write("policy-data/note.txt", "hello");
     omk.write(
         ".omk/gates.toml",
-        "[[gate]]\npath = \"gates/probe.wasm\"\nwasi = true\n",
+        "[[gate]]\npath = \"gates/probe.wasm\"\nwasi = true\nwasi_dir = \"policy-data\"\n",
     );
     let id = omk.new_goal("probe", &[]);
     let plan = omk.plan("w1", json!([proposal("a", 60, &["src/a.rs"])]));
@@ -476,6 +488,13 @@ fn a_gate_with_sealed_wasi_sees_nothing_and_decides_the_same_every_time() {
         seen["net"].as_str().unwrap().starts_with("refused"),
         "{seen}"
     );
+    // The granted directory reads, read-only.
+    assert_eq!(seen["data"], "'hello'", "{seen}");
+    assert!(
+        seen["data_write"].as_str().unwrap().starts_with("refused"),
+        "{seen}"
+    );
+    assert!(!omk.project().join("policy-data/new.txt").exists());
     assert_eq!(
         decision["payload"]["output"].as_str().unwrap().trim(),
         "probe ran for a"
@@ -504,6 +523,11 @@ fn a_gate_with_sealed_wasi_sees_nothing_and_decides_the_same_every_time() {
     };
     let (first, second) = (test(), test());
     assert_eq!(first, second);
+    // `omk gate test` grants no directory.
+    assert!(
+        first.as_str().unwrap().contains("\"data\": \"refused"),
+        "{first}"
+    );
     assert!(first.as_str().unwrap().contains("\"urandom\""));
 }
 

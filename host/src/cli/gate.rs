@@ -432,13 +432,17 @@ fn test_cmd(args: TestArgs) -> Result<Outcome> {
     let limits = Limits::default();
     let shown = component.display().to_string();
     // The workbench grants sealed WASI; a project grants it per gate.
-    let gate =
-        LoadedGate::load_granting(engine, &bytes, &shown, &limits, true).map_err(|e| {
-            match e.help() {
-                Some(h) => with_help(e.to_string(), &h),
-                None => anyhow::Error::new(e),
-            }
-        })?;
+    let gate = LoadedGate::load_granting(
+        engine,
+        &bytes,
+        &shown,
+        &limits,
+        &crate::gates::wasi::Grant::sealed(),
+    )
+    .map_err(|e| match e.help() {
+        Some(h) => with_help(e.to_string(), &h),
+        None => anyhow::Error::new(e),
+    })?;
     let results = cases::run(&gate, &cases, &limits);
     let failed = results.iter().filter(|r| !r.passed).count();
     if args.json {

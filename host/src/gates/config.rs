@@ -103,6 +103,9 @@ pub struct GateSpec {
     /// Whether the gate may import WASI 0.2 and get sealed WASI
     /// (`wasi = true`; default false).
     pub wasi: bool,
+    /// A project directory the gate may read under `/data` (`wasi_dir`;
+    /// needs `wasi = true`).
+    pub wasi_dir: Option<PathBuf>,
 }
 
 /// A parsed and checked gate configuration.
@@ -177,6 +180,7 @@ struct RawGate {
     limits: Option<Spanned<LimitSettings>>,
     #[serde(default)]
     wasi: bool,
+    wasi_dir: Option<Spanned<String>>,
 }
 
 impl GatesConfig {
@@ -214,6 +218,7 @@ impl GatesConfig {
                     config_json: "{}".into(),
                     limits,
                     wasi: false,
+                    wasi_dir: None,
                 })
                 .collect(),
         }
@@ -393,6 +398,23 @@ impl GatesConfig {
                     .map_err(|m| err(Some(l.span()), format!("limits: {m}"), None))?,
                 None => defaults,
             };
+            let wasi_dir = match &g.wasi_dir {
+                None => None,
+                Some(d) if !g.wasi => {
+                    return Err(err(
+                        Some(d.span()),
+                        "`wasi_dir` grants a directory to sealed WASI, which this gate does not have".into(),
+                        Some("add `wasi = true` to the same `[[gate]]`, or remove `wasi_dir`"),
+                    ));
+                }
+                Some(d) => Some(readable_dir(root, d.get_ref()).map_err(|m| {
+                    err(
+                        Some(d.span()),
+                        m,
+                        Some("`wasi_dir` names an existing directory inside the project"),
+                    )
+                })?),
+            };
             let config_json =
                 serde_json::to_string(&g.config.unwrap_or_default()).map_err(|e| {
                     err(
@@ -409,6 +431,7 @@ impl GatesConfig {
                 config_json,
                 limits,
                 wasi: g.wasi,
+                wasi_dir,
             });
         }
         Ok(GatesConfig {
@@ -432,6 +455,28 @@ fn inside(root: &Path, rel: &str) -> Result<PathBuf, String> {
             v.describe()
         )),
     }
+}
+
+/// A directory inside the project, symlinks resolved, that must stay
+/// inside it.
+fn readable_dir(root: &Path, rel: &str) -> Result<PathBuf, String> {
+    let path = inside(root, rel)?;
+    let real = path
+        .canonicalize()
+        .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
+    let real_root = root
+        .canonicalize()
+        .map_err(|e| format!("cannot open the project `{}`: {e}", root.display()))?;
+    if !real.starts_with(&real_root) {
+        return Err(format!(
+            "`{rel}` resolves to `{}`, outside the project",
+            real.display()
+        ));
+    }
+    if !real.is_dir() {
+        return Err(format!("`{rel}` is not a directory"));
+    }
+    Ok(real)
 }
 
 /// Trust nobody, require signatures, one signer: the default.
@@ -497,6 +542,31 @@ limits = { fuel = 1000 }
         assert_eq!(c.gates[1].limits.fuel, 1000);
         assert_eq!(c.gates[1].limits.timeout_ms, 300);
         assert!(c.gates[1].sha256.as_ref().unwrap().starts_with("abcdef"));
+    }
+
+    #[test]
+    fn a_wasi_dir_needs_wasi_and_stays_inside_the_project() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("data")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("escape")).unwrap();
+        let file = root.path().join(".omk/gates.toml");
+        let parse_in = |t: &str| GatesConfig::parse(t, &file, root.path());
+        let ok =
+            parse_in("[[gate]]\npath = \"g.wasm\"\nwasi = true\nwasi_dir = \"data\"\n").unwrap();
+        assert_eq!(
+            ok.gates[0].wasi_dir.as_deref(),
+            Some(root.path().join("data").canonicalize().unwrap().as_path())
+        );
+        let e = parse_in("[[gate]]\npath = \"g.wasm\"\nwasi_dir = \"data\"\n").unwrap_err();
+        assert!(
+            e.to_string().contains("does not have") && e.line == Some(3),
+            "{e}"
+        );
+        for bad in ["escape", "missing", "../x", "/etc"] {
+            let t = format!("[[gate]]\npath = \"g.wasm\"\nwasi = true\nwasi_dir = \"{bad}\"\n");
+            assert!(parse_in(&t).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -195,6 +195,8 @@ pub struct LoadedGate {
     pre: v0_1_0::GatePre<GateState>,
     /// Whether the component imports (sealed) WASI.
     wasi: bool,
+    /// The directory it may read, if granted.
+    wasi_dir: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for LoadedGate {
@@ -222,18 +224,20 @@ impl LoadedGate {
         origin: &str,
         limits: &Limits,
     ) -> Result<LoadedGate, LoadError> {
-        LoadedGate::load_granting(engine, bytes, origin, limits, false)
+        LoadedGate::load_granting(engine, bytes, origin, limits, &wasi::Grant::default())
     }
 
-    /// [`LoadedGate::load`], and if `grant_wasi`, the component may import
-    /// WASI 0.2 and gets sealed WASI (see [`super::wasi`]).
+    /// [`LoadedGate::load`], with what the project grants the gate: if
+    /// `grant.wasi`, the component may import WASI 0.2 and gets sealed WASI
+    /// (see [`super::wasi`]), with `grant.dir` readable.
     pub fn load_granting(
         engine: &GateEngine,
         bytes: &[u8],
         origin: &str,
         limits: &Limits,
-        grant_wasi: bool,
+        grant: &wasi::Grant,
     ) -> Result<LoadedGate, LoadError> {
+        let grant_wasi = grant.wasi;
         let origin = origin.to_owned();
         let (component, sha256) = compile(engine, bytes, &origin)?;
         let (wit_version, imports_wasi) =
@@ -273,6 +277,7 @@ impl LoadedGate {
             engine: engine.engine().clone(),
             pre,
             wasi: imports_wasi,
+            wasi_dir: grant.dir.clone(),
         };
         match gate.describe(limits) {
             Ok(info) => gate.info = info,
@@ -497,7 +502,14 @@ impl LoadedGate {
         now_ms: u64,
         seed: u64,
     ) -> Result<(Store<GateState>, v0_1_0::Gate), Fault> {
-        let sealed = self.wasi.then(|| Box::new(Sealed::new(now_ms, seed)));
+        let sealed = match (self.wasi, &self.wasi_dir) {
+            (false, _) => None,
+            (true, None) => Some(Box::new(Sealed::new(now_ms, seed))),
+            (true, Some(dir)) => Some(Box::new(
+                Sealed::with_dir(now_ms, seed, dir)
+                    .map_err(|e| Fault::new(FaultCause::Instantiate, e))?,
+            )),
+        };
         let mut store = Store::new(&self.engine, GateState::new(limits, sealed));
         store.limiter(|s| &mut s.limiter);
         arm(&mut store, limits)?;

@@ -346,7 +346,11 @@ fn load_one(
             .into());
         }
     }
-    let gate = LoadedGate::load_granting(engine, &bytes, &origin, &spec.limits, spec.wasi)?;
+    let grant = super::wasi::Grant {
+        wasi: spec.wasi,
+        dir: spec.wasi_dir.clone(),
+    };
+    let gate = LoadedGate::load_granting(engine, &bytes, &origin, &spec.limits, &grant)?;
     let name = spec
         .label
         .clone()

@@ -3,8 +3,9 @@
 //! import WASI whether the gate uses it or not; this lets such a gate run
 //! while giving it nothing of the machine:
 //!
-//! - no arguments, no environment, stdin empty, no preopened directory, so
-//!   no file can be opened;
+//! - no arguments, no environment, stdin empty, and no file system but,
+//!   where the project grants one (`wasi_dir`), one project directory
+//!   mounted read-only at [`DATA_DIR`];
 //! - every network address denied, name lookup, TCP and UDP off;
 //! - stdout and stderr captured, up to [`OUTPUT_CAP`] bytes each, into the
 //!   decision record;
@@ -18,6 +19,7 @@
 //! a component importing anything else is refused at load, naming the
 //! import.
 
+use std::path::Path;
 use std::time::Duration;
 
 use rand::SeedableRng;
@@ -26,7 +28,29 @@ use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder};
+
+/// What a project grants one gate: sealed WASI, and one directory in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grant {
+    /// The gate may import WASI 0.2 (`wasi = true`).
+    pub wasi: bool,
+    /// A directory it may read at [`DATA_DIR`] (`wasi_dir`).
+    pub dir: Option<std::path::PathBuf>,
+}
+
+impl Grant {
+    /// Sealed WASI, no directory (`omk gate test`).
+    pub fn sealed() -> Grant {
+        Grant {
+            wasi: true,
+            dir: None,
+        }
+    }
+}
+
+/// Where a granted directory appears to the gate.
+pub const DATA_DIR: &str = "/data";
 
 /// Most bytes of stdout, and of stderr, kept per decision.
 pub const OUTPUT_CAP: usize = 4096;
@@ -84,12 +108,35 @@ pub struct Sealed {
 
 impl Sealed {
     /// A sealed context for a decision at `now_ms` whose inputs hash to
-    /// `seed`.
+    /// `seed`, with no file system.
     pub fn new(now_ms: u64, seed: u64) -> Sealed {
+        let mut b = Sealed::builder(now_ms, seed);
+        Sealed::finish(&mut b)
+    }
+
+    /// [`Sealed::new`] with `dir` readable at [`DATA_DIR`].
+    pub fn with_dir(now_ms: u64, seed: u64, dir: &Path) -> Result<Sealed, String> {
+        let mut b = Sealed::builder(now_ms, seed);
+        b.0.allow_blocking_current_thread(true)
+            .preopened_dir(dir, DATA_DIR, FsPerms::ReadOnly)
+            .map_err(|e| format!("cannot open `{}` for the gate: {e}", dir.display()))?;
+        Ok(Sealed::finish(&mut b))
+    }
+
+    fn finish(b: &mut (WasiCtxBuilder, MemoryOutputPipe, MemoryOutputPipe)) -> Sealed {
+        Sealed {
+            ctx: b.0.build(),
+            stdout: b.1.clone(),
+            stderr: b.2.clone(),
+            monotonic_ns: 0,
+        }
+    }
+
+    fn builder(now_ms: u64, seed: u64) -> (WasiCtxBuilder, MemoryOutputPipe, MemoryOutputPipe) {
         let stdout = MemoryOutputPipe::new(OUTPUT_CAP);
         let stderr = MemoryOutputPipe::new(OUTPUT_CAP);
-        let ctx = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
+        let mut b = WasiCtxBuilder::new();
+        b.stdout(stdout.clone())
             .stderr(stderr.clone())
             .wall_clock(FrozenWall(Duration::from_millis(now_ms)))
             .monotonic_clock(FrozenMonotonic)
@@ -102,14 +149,8 @@ impl Sealed {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
-            .socket_addr_check(|_, _| Box::pin(async { false }))
-            .build();
-        Sealed {
-            ctx,
-            stdout,
-            stderr,
-            monotonic_ns: 0,
-        }
+            .socket_addr_check(|_, _| Box::pin(async { false }));
+        (b, stdout, stderr)
     }
 
     /// What the gate printed, stdout then stderr, each capped; `None` if
