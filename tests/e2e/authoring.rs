@@ -103,15 +103,7 @@ fn wave_with_gate(omk: &Omk, wasm: &Path, before: &str, proposals: Value) -> Val
 fn a_new_rust_gate_builds_passes_its_cases_and_judges_a_wave() {
     let omk = Omk::new();
     let dir = omk.project().join("gates-src/no-secrets");
-    let new = [
-        "gate",
-        "new",
-        "no-secrets",
-        "--lang",
-        "rust",
-        "--dir",
-        path_str(&dir),
-    ];
+    let new = new_args("no-secrets", "rust", &dir);
     omk.run(&new).code(0);
     // A second `new` into the same place is refused.
     let again = omk.run(&new);
@@ -254,6 +246,11 @@ code = "path.nothing"
         (json!(2), json!(1))
     );
     assert_eq!(v["results"][2]["got"]["verdict"], "accept");
+}
+
+/// `omk gate new NAME --lang LANG --dir DIR`.
+fn new_args<'a>(name: &'a str, lang: &'a str, dir: &'a Path) -> [&'a str; 7] {
+    ["gate", "new", name, "--lang", lang, "--dir", path_str(dir)]
 }
 
 /// `omk gate test WASM --cases CASES --json`.
@@ -440,15 +437,7 @@ fn a_gate_with_sealed_wasi_sees_nothing_and_decides_the_same_every_time() {
     }
     let omk = Omk::new();
     let dir = omk.project().join("probe");
-    let new = [
-        "gate",
-        "new",
-        "probe",
-        "--lang",
-        "python",
-        "--dir",
-        path_str(&dir),
-    ];
+    let new = new_args("probe", "python", &dir);
     omk.run(&new).code(0);
     std::fs::write(dir.join("app.py"), PROBE).unwrap();
     run_built(&omk, &["gate", "build", path_str(&dir)]).code(0);
@@ -561,15 +550,7 @@ fn every_other_template_builds_and_passes_its_cases() {
             continue;
         }
         let dir = omk.project().join(format!("mine-{lang}"));
-        let new = [
-            "gate",
-            "new",
-            "mine",
-            "--lang",
-            lang,
-            "--dir",
-            path_str(&dir),
-        ];
+        let new = new_args("mine", lang, &dir);
         omk.run(&new).code(0);
         run_built(&omk, &["gate", "build", path_str(&dir)]).code(0);
         let r = omk.run(&["gate", "test", path_str(&dir), "--json"]);

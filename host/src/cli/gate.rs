@@ -368,9 +368,12 @@ fn build_cmd(args: BuildArgs) -> Result<Outcome> {
         let out = serde_json::json!({"build": report, "component": i});
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
+        // A gate needing only sealed WASI loads once granted it.
+        let needs_grant_only =
+            !i.imports.is_empty() && i.imports.iter().all(|x| crate::gates::wasi::provides(x));
         let imports = if i.imports.is_empty() {
             "none".to_owned()
-        } else if i.imports.iter().all(|x| crate::gates::wasi::provides(x)) {
+        } else if needs_grant_only {
             format!(
                 "{} WASI 0.2 interfaces — list it with `wasi = true` in `.omk/gates.toml` (sealed WASI)",
                 i.imports.len()
@@ -383,9 +386,6 @@ fn build_cmd(args: BuildArgs) -> Result<Outcome> {
             report.size,
             &i.sha256[..16],
         );
-        // A gate needing only sealed WASI loads once granted it.
-        let needs_grant_only =
-            !i.imports.is_empty() && i.imports.iter().all(|x| crate::gates::wasi::provides(x));
         if let (false, Some(e)) = (needs_grant_only, &i.load_error) {
             println!("warning: omk cannot load it: {e}");
         }
