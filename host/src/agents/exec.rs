@@ -57,11 +57,7 @@ impl Backend for Exec {
         hooks: &'a dyn Hooks,
     ) -> BoxFuture<'a, Result<Vec<TaskProposal>, String>> {
         Box::pin(async move {
-            let env = vec![
-                ("OMK_GOAL_ID".to_owned(), brief.goal_id.clone()),
-                ("OMK_GOAL".to_owned(), brief.goal.clone()),
-                ("OMK_PHASE".to_owned(), "plan".to_owned()),
-            ];
+            let env = brief.env();
             let stdin = serde_json::to_vec(brief).unwrap_or_default();
             let mut report = Report::default();
             let f = run_shell(

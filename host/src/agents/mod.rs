@@ -11,13 +11,27 @@
 //! Backends here:
 //! - [`scripted`]: deterministic, from a script file; for the demo and tests.
 //! - [`exec`]: any command, with the task as JSON on stdin.
+//! - [`acp`]: any Agent Client Protocol agent, gated live.
+//! - [`kimi`]: Kimi Code over ACP (gated live) and its print mode (not).
+//! - [`claude`]: Claude Code through its stdio permission channel.
+//! - [`codex`]: Codex through `codex app-server` approvals.
 //!
-//! The Kimi, ACP, Claude and Codex backends fit the same trait: streamed
-//! events become notes, permission requests become actions.
+//! [`doctor`] says which of them can run here. Real agents get the prompt
+//! of [`prompt`] and work on files through [`files`].
 
+pub mod acp;
+pub mod claude;
+pub mod codex;
+pub mod doctor;
 pub mod exec;
+pub mod files;
+pub mod kimi;
+pub mod kimi_print;
 pub mod process;
+pub mod prompt;
 pub mod scripted;
+pub mod stdio;
+pub mod wire;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -40,6 +54,24 @@ pub enum AgentSpec {
     Scripted { script: PathBuf },
     /// Any command, run with `sh -c` in the task's worktree.
     Exec { command: String },
+    /// Any ACP agent, started with `sh -c command`.
+    Acp { command: String },
+    /// Kimi Code; `command` replaces `kimi` (e.g. `node /path/main.mjs`).
+    Kimi {
+        mode: kimi::Mode,
+        #[serde(default)]
+        command: Option<String>,
+    },
+    /// Claude Code; `command` replaces `claude`.
+    Claude {
+        #[serde(default)]
+        command: Option<String>,
+    },
+    /// Codex; `command` replaces `codex`.
+    Codex {
+        #[serde(default)]
+        command: Option<String>,
+    },
 }
 
 impl AgentSpec {
@@ -48,6 +80,10 @@ impl AgentSpec {
         match self {
             AgentSpec::Scripted { .. } => "scripted",
             AgentSpec::Exec { .. } => "exec",
+            AgentSpec::Acp { .. } => "acp",
+            AgentSpec::Kimi { mode, .. } => mode.agent_name(),
+            AgentSpec::Claude { .. } => "claude",
+            AgentSpec::Codex { .. } => "codex",
         }
     }
 }
@@ -66,7 +102,37 @@ pub fn backend(spec: &AgentSpec) -> Result<Box<dyn Backend>, AgentError> {
     Ok(match spec {
         AgentSpec::Scripted { script } => Box::new(scripted::Scripted::load(script)?),
         AgentSpec::Exec { command } => Box::new(exec::Exec::new(command)?),
+        AgentSpec::Acp { command } => Box::new(acp::Acp::new(acp::Launch::shell(command)?)),
+        AgentSpec::Kimi { mode, command } => kimi::backend(*mode, command.as_deref())?,
+        AgentSpec::Claude { command } => Box::new(claude::Claude::new(command.as_deref())?),
+        AgentSpec::Codex { command } => Box::new(codex::Codex::new(command.as_deref())?),
     })
+}
+
+/// How to start a real client: its command line (`--command`, else
+/// `$OMK_…`, else its program on `PATH`; see [`doctor::Client::command`])
+/// with `args` appended.
+pub fn launch_command(
+    name: &'static str,
+    client: &doctor::Client,
+    explicit: Option<&str>,
+    args: &[&str],
+) -> acp::Launch {
+    let command = client.command(explicit);
+    let mut all = vec![
+        "-c".to_owned(),
+        format!("{command} \"$@\""),
+        "sh".to_owned(),
+    ];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    acp::Launch {
+        name,
+        program: PathBuf::from("sh"),
+        args: all,
+        env: Vec::new(),
+        shown: format!("{command} {}", args.join(" ")),
+        usage_prompt: None,
+    }
 }
 
 /// What the goal is, for planning.
@@ -79,10 +145,23 @@ pub struct Brief {
     pub policy_roots: Vec<String>,
 }
 
+impl Brief {
+    /// The environment of an agent's planning session.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("OMK_GOAL_ID".into(), self.goal_id.clone()),
+            ("OMK_GOAL".into(), self.goal.clone()),
+            ("OMK_PHASE".into(), "plan".into()),
+        ]
+    }
+}
+
 /// One task to run.
 #[derive(Debug, Clone)]
 pub struct Job {
     pub goal_id: String,
+    /// The goal, in words.
+    pub goal: String,
     pub task: TaskProposal,
     /// 1 for the first run, 2 for the first retry, …
     pub attempt: u32,

@@ -164,14 +164,14 @@ async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(
 }
 
 /// The last bytes of output, whole lines.
-#[derive(Default)]
-struct Tail {
+#[derive(Debug, Default)]
+pub struct Tail {
     lines: std::collections::VecDeque<String>,
     bytes: usize,
 }
 
 impl Tail {
-    fn push(&mut self, line: &str) {
+    pub fn push(&mut self, line: &str) {
         let line = crate::text::clip(line, 2000);
         self.bytes += line.len() + 1;
         self.lines.push_back(line);
@@ -183,8 +183,25 @@ impl Tail {
         }
     }
 
-    fn into_string(self) -> String {
-        self.lines.into_iter().collect::<Vec<_>>().join("\n")
+    pub fn into_string(self) -> String {
+        self.lines_joined()
+    }
+
+    /// The kept lines, joined.
+    pub fn lines_joined(&self) -> String {
+        self.lines
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Sleeps until `at`, or forever when there is no `at` (for `select!`).
+pub async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -26,14 +26,13 @@
 //! worktree, so no path, symlink or `..` can reach outside it.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use cap_std::ambient_authority;
-use cap_std::fs::Dir;
 use omk_gate_sdk::{ActionKind, AgentAction, Evidence, TaskProposal};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::files;
 use super::process::run_shell;
 use super::{AgentError, Backend, BoxFuture, Brief, Hooks, Job, Report};
 
@@ -197,11 +196,11 @@ async fn perform(job: &Job, hooks: &dyn Hooks, step: &Step) -> String {
         );
     }
     match step {
-        Step::Write { write, content } => match write_file(&job.worktree, write, content) {
+        Step::Write { write, content } => match files::write_file(&job.worktree, write, content) {
             Ok(()) => format!("wrote {write}"),
             Err(e) => format!("could not write {write}: {e}"),
         },
-        Step::Delete { delete } => match open(&job.worktree).and_then(|d| d.remove_file(delete)) {
+        Step::Delete { delete } => match files::delete_file(&job.worktree, delete) {
             Ok(()) => format!("deleted {delete}"),
             Err(e) => format!("could not delete {delete}: {e}"),
         },
@@ -227,21 +226,6 @@ async fn perform(job: &Job, hooks: &dyn Hooks, step: &Step) -> String {
     }
 }
 
-fn open(worktree: &Path) -> std::io::Result<Dir> {
-    Dir::open_ambient_dir(worktree, ambient_authority())
-}
-
-/// Writes `rel` inside `worktree`; cap-std refuses any path that would
-/// leave it.
-pub fn write_file(worktree: &Path, rel: &str, content: &str) -> std::io::Result<()> {
-    let dir = open(worktree)?;
-    let rel_path = PathBuf::from(rel);
-    if let Some(parent) = rel_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        dir.create_dir_all(parent)?;
-    }
-    dir.write(&rel_path, content)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,22 +238,5 @@ mod tests {
         .unwrap();
         assert_eq!(s.tasks["t"][0].steps.len(), 4);
         assert!(serde_json::from_str::<Script>(r#"{"tasks":{"t":[{"stepz":[]}]}}"#).is_err());
-    }
-
-    #[test]
-    fn writes_cannot_leave_the_worktree() {
-        let dir = tempfile::tempdir().unwrap();
-        let wt = dir.path().join("wt");
-        std::fs::create_dir(&wt).unwrap();
-        write_file(&wt, "sub/ok.txt", "fine").unwrap();
-        assert_eq!(
-            std::fs::read_to_string(wt.join("sub/ok.txt")).unwrap(),
-            "fine"
-        );
-        assert!(write_file(&wt, "../escaped.txt", "no").is_err());
-        assert!(write_file(&wt, "/tmp/abs.txt", "no").is_err());
-        std::os::unix::fs::symlink(dir.path(), wt.join("link")).unwrap();
-        assert!(write_file(&wt, "link/escaped.txt", "no").is_err());
-        assert!(!dir.path().join("escaped.txt").exists());
     }
 }

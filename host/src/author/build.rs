@@ -329,7 +329,7 @@ fn run(mut cmd: Command, shown: &str, tool: &str, install: &str) -> Result<(), B
 
 /// A tool: `$ENV_VAR`, else `node_modules/.bin/NAME` in the project, else
 /// NAME on `PATH`.
-fn find_tool(dir: &Path, name: &str, env_var: &str) -> Option<PathBuf> {
+pub(crate) fn find_tool(dir: &Path, name: &str, env_var: &str) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(env_var) {
         return Some(PathBuf::from(p));
     }

@@ -5,7 +5,7 @@
 //! language), `wit/gate.wit` (the contract), the source, and `cases.toml`
 //! (its test cases). `omk gate build` writes `<name>.wasm` beside them.
 
-mod build;
+pub(crate) mod build;
 mod templates;
 
 use std::path::{Path, PathBuf};

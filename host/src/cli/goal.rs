@@ -117,19 +117,34 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// The agent backend: `scripted` (needs `--script`) or `exec` (needs
-    /// `--command`).
+    /// The agent backend: `kimi` (Kimi Code over ACP), `kimi-print` (Kimi
+    /// Code's print mode, not gated live), `claude`, `codex`, `acp:CMD` (any
+    /// ACP agent), `exec` (needs `--command`) or `scripted` (needs
+    /// `--script`). `kimi-wire`, the legacy Kimi CLI, is not supported yet.
     #[arg(long, value_name = "NAME")]
     agent: Option<String>,
     /// The scripted agent's script (JSON).
     #[arg(long, value_name = "FILE")]
     script: Option<PathBuf>,
-    /// The exec agent's command, run with `sh -c` in each task's worktree.
+    /// The exec agent's command, run with `sh -c` in each task's worktree;
+    /// for `kimi`, `claude` and `codex`, the command line that starts the
+    /// client (default: `$OMK_KIMI`/`$OMK_CLAUDE`/`$OMK_CODEX`, else the
+    /// program on PATH); for `acp`, the agent's command.
     #[arg(long, value_name = "CMD")]
     command: Option<String>,
 }
 
 impl AgentArgs {
+    fn no_script(&self, name: &str) -> Result<()> {
+        if self.script.is_some() {
+            return Err(with_help(
+                format!("`--script` is for the scripted agent, not `{name}`"),
+                "drop `--script`",
+            ));
+        }
+        Ok(())
+    }
+
     fn spec(&self) -> Result<Option<AgentSpec>> {
         let Some(name) = self.agent.as_deref() else {
             if self.script.is_some() || self.command.is_some() {
@@ -168,13 +183,58 @@ impl AgentArgs {
                 crate::agents::exec::Exec::new(&command)?;
                 Ok(Some(AgentSpec::Exec { command }))
             }
-            "kimi" | "acp" | "claude" | "codex" => Err(with_help(
-                format!("the `{name}` agent is not available in this version of omk"),
-                "use `--agent scripted` or `--agent exec`",
-            )),
+            "kimi" | "kimi-print" | "kimi-wire" => {
+                let mode = match name {
+                    "kimi" => crate::agents::kimi::Mode::Acp,
+                    "kimi-print" => crate::agents::kimi::Mode::Print,
+                    _ => crate::agents::kimi::Mode::Wire,
+                };
+                self.no_script(name)?;
+                Ok(Some(AgentSpec::Kimi {
+                    mode,
+                    command: self.command.clone(),
+                }))
+            }
+            "claude" => {
+                self.no_script(name)?;
+                Ok(Some(AgentSpec::Claude {
+                    command: self.command.clone(),
+                }))
+            }
+            "codex" => {
+                self.no_script(name)?;
+                Ok(Some(AgentSpec::Codex {
+                    command: self.command.clone(),
+                }))
+            }
+            acp if acp == "acp" || acp.starts_with("acp:") => {
+                self.no_script(name)?;
+                let inline = acp
+                    .strip_prefix("acp:")
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty());
+                let command = match (inline, &self.command) {
+                    (Some(c), None) => c.to_owned(),
+                    (None, Some(c)) => c.clone(),
+                    (Some(_), Some(_)) => {
+                        return Err(with_help(
+                            "the ACP agent's command is given twice",
+                            "use either `--agent acp:CMD` or `--agent acp --command CMD`",
+                        ));
+                    }
+                    (None, None) => {
+                        return Err(with_help(
+                            "the ACP agent needs a command",
+                            "name it: `--agent \"acp:my-agent --stdio\"`",
+                        ));
+                    }
+                };
+                crate::agents::acp::Launch::shell(&command)?;
+                Ok(Some(AgentSpec::Acp { command }))
+            }
             other => Err(with_help(
                 format!("there is no agent called `{other}`"),
-                "the agents are `scripted` and `exec`",
+                "the agents are `kimi`, `kimi-print`, `claude`, `codex`, `acp:CMD`, `exec` and `scripted`",
             )),
         }
     }
@@ -400,6 +460,9 @@ pub(super) fn executor(
         )
     })?;
     let backend = crate::agents::backend(&spec)?;
+    // A missing client, a wrong version or no credentials: say so before
+    // any task starts.
+    crate::agents::doctor::preflight(&spec)?;
     let gates = GateSet::for_project(&session.goal.project_dir)?;
     let observer: Box<dyn Observer> = if quiet {
         Box::new(Quiet)

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod bundle;
 mod demo;
+mod doctor;
 mod gate;
 mod goal;
 mod proof;
@@ -36,6 +37,9 @@ enum Command {
     /// Sign, verify, install and distribute gate bundles.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
+    /// Which agents, gate toolchains and directories are usable here, and
+    /// why not.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// What a command concluded, as an exit code.
@@ -68,6 +72,7 @@ pub fn main() -> ExitCode {
         Command::Goal(cmd) => goal::run(cmd),
         Command::Gate(cmd) => gate::run(cmd),
         Command::Bundle(cmd) => bundle::run(cmd),
+        Command::Doctor(a) => doctor::run(a),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
@@ -81,7 +86,9 @@ pub fn main() -> ExitCode {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OMK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        // The ACP crate warns of every error omk answers an agent with
+        // (each refusal); those are in the event log already.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,agent_client_protocol=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

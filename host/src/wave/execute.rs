@@ -123,6 +123,7 @@ pub struct Executor {
     opts: ExecOptions,
     observer: Box<dyn Observer>,
     goal_id: String,
+    goal: String,
     repo: PathBuf,
     base: String,
     merge_policy: MergePolicy,
@@ -159,6 +160,7 @@ impl Executor {
         };
         Ok(Arc::new(Executor {
             goal_id: g.id.clone(),
+            goal: g.normalized_goal.clone(),
             merge_policy: g.merge_policy,
             max_agents: usize::try_from(g.max_agents.max(1)).unwrap_or(1),
             repo,
@@ -638,6 +640,7 @@ impl Executor {
         let started = std::time::Instant::now();
         let job = Job {
             goal_id: self.goal_id.clone(),
+            goal: self.goal.clone(),
             task: task.clone(),
             attempt,
             worktree: wt.clone(),

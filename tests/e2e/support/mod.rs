@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod components;
 
 use std::path::{Path, PathBuf};

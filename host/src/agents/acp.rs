@@ -1,0 +1,830 @@
+//! The ACP backend: omk as the client of any Agent Client Protocol agent.
+//!
+//! omk starts the agent in the task's worktree, `initialize`s it (offering
+//! the client file-system methods), opens a session in the agent's `default`
+//! mode — the one that asks before it acts — and sends the task prompt
+//! ([`super::prompt`]). While the turn runs:
+//!
+//! - `session/request_permission` becomes actions the gates judge live
+//!   (`edit`/`delete`/`move` tool calls → file changes on every path the
+//!   call names, `execute` → a command, `fetch` → a URL); the agent gets the
+//!   allow-once option only if every action is allowed, a reject option
+//!   otherwise, with the gate's reason in `_meta.omk`.
+//! - `fs/write_text_file` is judged again as a write and, if allowed,
+//!   performed through the worktree's capability handle; a refusal is a
+//!   JSON-RPC error whose message carries the gate's reason, so the model
+//!   sees why. `fs/read_text_file` reads through the same handle (no
+//!   escape by `..` or symlinks).
+//! - `session/update` tool calls, plans and usage become event-log notes;
+//!   message chunks build the final message.
+//!
+//! At the deadline omk sends `session/cancel`, answers pending permission
+//! requests `cancelled`, gives the agent a few seconds to stop, then kills
+//! its process group. Tokens come from the turn's usage (or the session's
+//! `usage_update`), USD from `usage_update.cost` when it is in USD.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use agent_client_protocol::schema::ProtocolVersion;
+use agent_client_protocol::v1::schema::{
+    CancelNotification, ClientCapabilities, ContentBlock, FileSystemCapabilities,
+    InitializeRequest, NewSessionRequest, PermissionOptionKind, PromptRequest, ReadTextFileRequest,
+    ReadTextFileResponse, RequestPermissionOutcome, RequestPermissionRequest,
+    RequestPermissionResponse, SelectedPermissionOutcome, SessionNotification, SessionUpdate,
+    SetSessionModeRequest, StopReason, TextContent, WriteTextFileRequest, WriteTextFileResponse,
+};
+use agent_client_protocol::v1::{ConnectionTo, Responder};
+use agent_client_protocol::{Agent, ByteStreams, Client, Error as AcpError, ErrorCode};
+use omk_gate_sdk::{ActionKind, AgentAction, TaskProposal};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+
+use super::{AgentError, Backend, BoxFuture, Brief, Hooks, Job, Report, files, prompt, stdio};
+
+/// How long an agent gets to stop after `session/cancel`.
+pub const CANCEL_GRACE: Duration = Duration::from_secs(5);
+/// How long planning may take.
+pub const PLAN_SECS: u64 = 600;
+
+/// How to start an ACP agent.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// The backend's name in logs (`acp`, `kimi`).
+    pub name: &'static str,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// Added to the agent's environment.
+    pub env: Vec<(String, String)>,
+    /// The command line, for logs and the start-the-agent action.
+    pub shown: String,
+    /// A prompt that makes the agent report the session's token total,
+    /// and how to read its answer (Kimi's `/usage`), for agents whose turn
+    /// result carries no usage.
+    pub usage_prompt: Option<UsagePrompt>,
+}
+
+/// A prompt asking for the session's token total, and its reader.
+pub type UsagePrompt = (&'static str, fn(&str) -> Option<u64>);
+
+impl Launch {
+    /// `sh -c COMMAND`.
+    pub fn shell(command: &str) -> Result<Launch, AgentError> {
+        if command.trim().is_empty() {
+            return Err(AgentError {
+                agent: "acp".into(),
+                message: "the command is empty".into(),
+                help: Some("name the agent's command: `--agent \"acp:my-agent --acp\"`".into()),
+            });
+        }
+        Ok(Launch {
+            name: "acp",
+            program: PathBuf::from("sh"),
+            args: vec!["-c".into(), command.to_owned()],
+            env: Vec::new(),
+            shown: command.to_owned(),
+            usage_prompt: None,
+        })
+    }
+}
+
+/// The ACP backend.
+#[derive(Debug)]
+pub struct Acp {
+    launch: Launch,
+}
+
+impl Acp {
+    pub fn new(launch: Launch) -> Acp {
+        Acp { launch }
+    }
+}
+
+impl Backend for Acp {
+    fn name(&self) -> &'static str {
+        self.launch.name
+    }
+
+    fn live_gating(&self) -> bool {
+        true
+    }
+
+    fn plan<'a>(
+        &'a self,
+        brief: &'a Brief,
+        hooks: &'a dyn Hooks,
+    ) -> BoxFuture<'a, Result<Vec<TaskProposal>, String>> {
+        Box::pin(async move {
+            let deadline = super::process::deadline_in(PLAN_SECS);
+            let env = brief.env();
+            let turn = turn(
+                &self.launch,
+                &brief.dir,
+                &env,
+                prompt::plan(brief),
+                deadline,
+                hooks,
+                None,
+            )
+            .await;
+            if let Some(e) = turn.error {
+                return Err(e);
+            }
+            Ok(prompt::read_plan(&turn.final_message, hooks))
+        })
+    }
+
+    fn run<'a>(&'a self, job: &'a Job, hooks: &'a dyn Hooks) -> BoxFuture<'a, Report> {
+        Box::pin(async move {
+            let permit = hooks.action(AgentAction {
+                task_id: job.task.id.clone(),
+                kind: ActionKind::RunCommand,
+                target: self.launch.shown.clone(),
+                detail: format!("start the {} agent", self.launch.name),
+            });
+            if !permit.allowed {
+                return Report {
+                    output_tail: format!(
+                        "refused to start the agent: {}",
+                        permit.reason.unwrap_or_default()
+                    ),
+                    ..Default::default()
+                };
+            }
+            let turn = turn(
+                &self.launch,
+                &job.worktree,
+                &job.env(),
+                prompt::task(job),
+                job.deadline,
+                hooks,
+                Some(&job.task.id),
+            )
+            .await;
+            turn.into_report(hooks, &job.task.id)
+        })
+    }
+}
+
+/// What one prompt turn came to.
+#[derive(Debug, Default)]
+pub struct Turn {
+    pub stop_reason: Option<StopReason>,
+    /// Why the turn could not run or finished badly.
+    pub error: Option<String>,
+    pub timed_out: bool,
+    pub final_message: String,
+    pub tokens: u64,
+    pub usd_micros: u64,
+    pub stderr_tail: String,
+}
+
+impl Turn {
+    fn into_report(self, hooks: &dyn Hooks, task: &str) -> Report {
+        let stopped = match (&self.error, self.stop_reason) {
+            (Some(e), _) => e.clone(),
+            (None, Some(r)) => stop_name(r).to_owned(),
+            (None, None) => "no answer".to_owned(),
+        };
+        let mut report = Report {
+            exit_code: match (&self.error, self.stop_reason) {
+                (None, Some(StopReason::EndTurn)) => Some(0),
+                _ if self.timed_out => None,
+                _ => Some(1),
+            },
+            timed_out: self.timed_out,
+            tokens: self.tokens,
+            usd_micros: self.usd_micros,
+            ..Default::default()
+        };
+        prompt::read_final(&self.final_message, &stopped, &mut report, hooks, task);
+        if let Some(e) = &self.error {
+            report.output_tail = format!("{e}\n{}", self.stderr_tail);
+        }
+        report
+    }
+}
+
+fn stop_name(r: StopReason) -> &'static str {
+    match r {
+        StopReason::EndTurn => "end_turn",
+        StopReason::MaxTokens => "max_tokens",
+        StopReason::MaxTurnRequests => "max_turn_requests",
+        StopReason::Refusal => "refusal",
+        StopReason::Cancelled => "cancelled",
+        _ => "other",
+    }
+}
+
+/// A message from the agent, handed from the connection's handlers to the
+/// turn's loop (which holds the hooks).
+enum FromAgent {
+    Permission(
+        Box<RequestPermissionRequest>,
+        Responder<RequestPermissionResponse>,
+    ),
+    Write(Box<WriteTextFileRequest>, Responder<WriteTextFileResponse>),
+    Read(Box<ReadTextFileRequest>, Responder<ReadTextFileResponse>),
+    Update(Box<SessionNotification>),
+}
+
+/// Starts the agent in `dir`, runs one prompt turn to its end or the
+/// deadline, and stops the agent.
+pub async fn turn(
+    launch: &Launch,
+    dir: &Path,
+    env: &[(String, String)],
+    text: String,
+    deadline: Instant,
+    hooks: &dyn Hooks,
+    task: Option<&str>,
+) -> Turn {
+    let mut env = env.to_vec();
+    env.extend(launch.env.iter().cloned());
+    let mut agent = match stdio::spawn(&launch.program, &launch.args, dir, &env, &|pgid| {
+        hooks.process_started(pgid)
+    }) {
+        Ok(a) => a,
+        Err(e) => {
+            return Turn {
+                error: Some(e),
+                ..Default::default()
+            };
+        }
+    };
+    let (Some(stdin), Some(stdout)) = (agent.stdin.take(), agent.stdout.take()) else {
+        return Turn {
+            error: Some("the agent's stdio is not piped".into()),
+            ..Default::default()
+        };
+    };
+    let transport = ByteStreams::new(stdin.compat_write(), stdout.compat());
+    let (tx, rx) = mpsc::unbounded_channel::<FromAgent>();
+    let (tp, tw, tr, tu) = (tx.clone(), tx.clone(), tx.clone(), tx);
+    let mut state = State {
+        dir: dir.to_path_buf(),
+        hooks,
+        task,
+        turn: Turn::default(),
+        message: String::new(),
+        cancelled: false,
+        calls: Default::default(),
+        active: false,
+    };
+    let result = Client
+        .v1()
+        .name("omk")
+        .on_receive_request(
+            async move |req: RequestPermissionRequest, responder, _cx| {
+                let _ = tp.send(FromAgent::Permission(Box::new(req), responder));
+                Ok(())
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |req: WriteTextFileRequest, responder, _cx| {
+                let _ = tw.send(FromAgent::Write(Box::new(req), responder));
+                Ok(())
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |req: ReadTextFileRequest, responder, _cx| {
+                let _ = tr.send(FromAgent::Read(Box::new(req), responder));
+                Ok(())
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_notification(
+            async move |n: SessionNotification, _cx| {
+                let _ = tu.send(FromAgent::Update(Box::new(n)));
+                Ok(())
+            },
+            agent_client_protocol::on_receive_notification!(),
+        )
+        .connect_with(transport, async |cx: ConnectionTo<Agent>| {
+            state
+                .drive(cx, rx, text, deadline, launch.usage_prompt)
+                .await;
+            Ok(())
+        })
+        .await;
+    if let Err(e) = result
+        && state.turn.error.is_none()
+        && state.turn.stop_reason.is_none()
+    {
+        state.turn.error = Some(format!("the ACP connection failed: {e}"));
+    }
+    let mut turn = std::mem::take(&mut state.turn);
+    if turn.final_message.is_empty() {
+        turn.final_message = std::mem::take(&mut state.message);
+    }
+    let _ = agent.finish(Duration::from_secs(2)).await;
+    turn.stderr_tail = agent.stderr_tail();
+    turn
+}
+
+struct State<'a> {
+    dir: PathBuf,
+    hooks: &'a dyn Hooks,
+    task: Option<&'a str>,
+    turn: Turn,
+    /// The agent's message since its last tool call.
+    message: String,
+    cancelled: bool,
+    /// What `session/update` said of each tool call so far, by id: a
+    /// permission request may carry less (Kimi sends only a title).
+    calls: std::collections::HashMap<String, Value>,
+    /// Whether the agent did anything visible: a message or a tool call.
+    active: bool,
+}
+
+impl State<'_> {
+    async fn drive(
+        &mut self,
+        cx: ConnectionTo<Agent>,
+        mut rx: mpsc::UnboundedReceiver<FromAgent>,
+        text: String,
+        deadline: Instant,
+        usage_prompt: Option<UsagePrompt>,
+    ) {
+        let setup = async {
+            let init = InitializeRequest::new(ProtocolVersion::V1).client_capabilities(
+                ClientCapabilities::new().fs(FileSystemCapabilities::new()
+                    .read_text_file(true)
+                    .write_text_file(true)),
+            );
+            cx.send_request(init)
+                .block_task()
+                .await
+                .map_err(|e| format!("`initialize` failed: {}", describe(&e)))?;
+            let session = cx
+                .send_request(NewSessionRequest::new(self.dir.clone()))
+                .block_task()
+                .await
+                .map_err(|e| format!("`session/new` failed: {}", describe(&e)))?;
+            let id = session.session_id;
+            // Ask for the mode that asks before acting, if the agent has one
+            // and is not in it.
+            if let Some(modes) = &session.modes {
+                let current = modes.current_mode_id.to_string();
+                let default = modes
+                    .available_modes
+                    .iter()
+                    .find(|m| m.id.to_string() == "default");
+                if current != "default"
+                    && let Some(m) = default
+                {
+                    cx.send_request(SetSessionModeRequest::new(id.clone(), m.id.clone()))
+                        .block_task()
+                        .await
+                        .map_err(|e| format!("`session/set_mode` failed: {}", describe(&e)))?;
+                }
+            }
+            Ok::<_, String>(id)
+        };
+        let session = tokio::select! {
+            s = setup => s,
+            _ = tokio::time::sleep_until(deadline) => Err("the agent did not start a session before the deadline".into()),
+        };
+        let session = match session {
+            Ok(s) => s,
+            Err(e) => {
+                self.turn.error = Some(e);
+                self.turn.timed_out = Instant::now() >= deadline;
+                return;
+            }
+        };
+        let prompt = cx
+            .send_request(PromptRequest::new(
+                session.clone(),
+                vec![ContentBlock::Text(TextContent::new(text))],
+            ))
+            .block_task();
+        tokio::pin!(prompt);
+        let mut give_up = None::<Instant>;
+        loop {
+            tokio::select! {
+                r = &mut prompt => {
+                    match r {
+                        Ok(resp) => {
+                            self.turn.stop_reason = Some(resp.stop_reason);
+                            if let Some(u) = &resp.usage {
+                                self.turn.tokens = self.turn.tokens.max(u.total_tokens);
+                            }
+                        }
+                        Err(e) => self.turn.error = Some(format!("the prompt failed: {}", describe(&e))),
+                    }
+                    break;
+                }
+                Some(msg) = rx.recv() => self.handle(msg),
+                _ = tokio::time::sleep_until(deadline), if !self.cancelled => {
+                    self.cancelled = true;
+                    self.turn.timed_out = true;
+                    let _ = cx.send_notification(CancelNotification::new(session.clone()));
+                    give_up = Some(Instant::now() + CANCEL_GRACE);
+                }
+                _ = super::process::sleep_until_opt(give_up) => break,
+            }
+        }
+        while let Ok(msg) = rx.try_recv() {
+            self.handle(msg);
+        }
+        self.turn.final_message = std::mem::take(&mut self.message);
+        if self.turn.stop_reason == Some(StopReason::EndTurn) && !self.active {
+            // Kimi ends a turn this way when the model server keeps failing.
+            self.turn.error = Some(
+                "the agent ended its turn without a message or a tool call (did its model fail?)"
+                    .into(),
+            );
+        }
+        if self.turn.stop_reason.is_some()
+            && !self.cancelled
+            && let Some((ask, read)) = usage_prompt
+        {
+            let question = cx
+                .send_request(PromptRequest::new(
+                    session.clone(),
+                    vec![ContentBlock::Text(TextContent::new(ask))],
+                ))
+                .block_task();
+            tokio::pin!(question);
+            let until = (Instant::now() + Duration::from_secs(30)).min(deadline);
+            loop {
+                tokio::select! {
+                    _ = &mut question => break,
+                    Some(msg) = rx.recv() => self.handle(msg),
+                    _ = tokio::time::sleep_until(until) => break,
+                }
+            }
+            while let Ok(msg) = rx.try_recv() {
+                self.handle(msg);
+            }
+            if let Some(tokens) = read(&std::mem::take(&mut self.message)) {
+                self.turn.tokens = tokens;
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: FromAgent) {
+        match msg {
+            FromAgent::Permission(req, responder) => {
+                let outcome = self.permission(&req);
+                let _ = responder.respond(RequestPermissionResponse::new(outcome.0).meta(
+                    outcome.1.map(|reason| {
+                        let mut m = serde_json::Map::new();
+                        m.insert("omk".into(), json!({"refused": reason}));
+                        m
+                    }),
+                ));
+            }
+            FromAgent::Write(req, responder) => {
+                let target = req.path.display().to_string();
+                let permit = self.act(ActionKind::WriteFile, &target, "fs/write_text_file");
+                if let Some(reason) = permit {
+                    let _ = responder.respond_with_error(refused(&reason));
+                    return;
+                }
+                match files::write_file(&self.dir, &req.path, &req.content) {
+                    Ok(()) => {
+                        let _ = responder.respond(WriteTextFileResponse::new());
+                    }
+                    Err(e) => {
+                        let _ = responder.respond_with_error(AcpError::new(
+                            ErrorCode::INTERNAL_ERROR,
+                            format!("cannot write `{target}`: {e}"),
+                        ));
+                    }
+                }
+            }
+            FromAgent::Read(req, responder) => {
+                let target = req.path.display().to_string();
+                if let Some(reason) = self.act(ActionKind::Other, &target, "fs/read_text_file") {
+                    let _ = responder.respond_with_error(refused(&reason));
+                    return;
+                }
+                match files::read_file(&self.dir, &req.path, req.line, req.limit) {
+                    Ok(text) => {
+                        let _ = responder.respond(ReadTextFileResponse::new(text));
+                    }
+                    Err(e) => {
+                        let code = if e.kind() == std::io::ErrorKind::NotFound {
+                            ErrorCode::RESOURCE_NOT_FOUND
+                        } else {
+                            ErrorCode::INTERNAL_ERROR
+                        };
+                        let _ = responder.respond_with_error(AcpError::new(
+                            code,
+                            format!("cannot read `{target}`: {e}"),
+                        ));
+                    }
+                }
+            }
+            FromAgent::Update(n) => self.update(n.update),
+        }
+    }
+
+    /// Judges an action; `Some(reason)` when refused.
+    fn act(&self, kind: ActionKind, target: &str, detail: &str) -> Option<String> {
+        let Some(task) = self.task else {
+            return Some("nothing may change while planning".into());
+        };
+        let permit = self.hooks.action(AgentAction {
+            task_id: task.to_owned(),
+            kind,
+            target: target.to_owned(),
+            detail: detail.to_owned(),
+        });
+        (!permit.allowed).then(|| permit.reason.unwrap_or_else(|| "refused by omk".into()))
+    }
+
+    /// Judges a permission request: allow only when every action it names
+    /// is allowed.
+    fn permission(
+        &mut self,
+        req: &RequestPermissionRequest,
+    ) -> (RequestPermissionOutcome, Option<String>) {
+        if self.cancelled {
+            return (RequestPermissionOutcome::Cancelled, None);
+        }
+        let call = self.complete(serde_json::to_value(&req.tool_call).unwrap_or(Value::Null));
+        let mut refusal = None;
+        match actions_of(&call) {
+            Ok(actions) => {
+                for (kind, target) in actions {
+                    let detail = format!("session/request_permission: {}", title_of(&call));
+                    if let Some(reason) = self.act(kind, &target, &detail) {
+                        refusal = Some(reason);
+                        break;
+                    }
+                }
+            }
+            Err(reason) => {
+                self.hooks.note(
+                    "permission_unreadable",
+                    json!({"task_id": self.task, "tool_call": call, "reason": reason}),
+                );
+                refusal = Some(reason);
+            }
+        }
+        let want: &[PermissionOptionKind] = if refusal.is_none() {
+            &[
+                PermissionOptionKind::AllowOnce,
+                PermissionOptionKind::AllowAlways,
+            ]
+        } else {
+            &[
+                PermissionOptionKind::RejectOnce,
+                PermissionOptionKind::RejectAlways,
+            ]
+        };
+        let option = want.iter().find_map(|k| {
+            req.options
+                .iter()
+                .find(|o| o.kind == *k)
+                .map(|o| o.option_id.clone())
+        });
+        match option {
+            Some(id) => (
+                RequestPermissionOutcome::Selected(SelectedPermissionOutcome::new(id)),
+                refusal,
+            ),
+            // No option that says what omk decided: cancelling is a refusal.
+            None => (RequestPermissionOutcome::Cancelled, refusal),
+        }
+    }
+
+    fn update(&mut self, update: SessionUpdate) {
+        let task = self.task;
+        match update {
+            SessionUpdate::AgentMessageChunk(chunk) => {
+                if let ContentBlock::Text(t) = chunk.content {
+                    self.active = true;
+                    self.message.push_str(&t.text);
+                }
+            }
+            SessionUpdate::ToolCall(call) => {
+                self.active = true;
+                self.flush_message();
+                let v = serde_json::to_value(&call).unwrap_or(Value::Null);
+                self.remember(&v);
+                self.hooks.note(
+                    "tool_call",
+                    json!({"task_id": task, "id": v["toolCallId"], "title": v["title"],
+                           "kind": v["kind"], "status": v["status"], "locations": v["locations"]}),
+                );
+            }
+            SessionUpdate::ToolCallUpdate(u) => {
+                let v = serde_json::to_value(&u).unwrap_or(Value::Null);
+                self.remember(&v);
+                if matches!(v["status"].as_str(), Some("completed" | "failed")) {
+                    self.hooks.note(
+                        "tool_call_update",
+                        json!({"task_id": task, "id": v["toolCallId"], "status": v["status"]}),
+                    );
+                }
+            }
+            SessionUpdate::Plan(plan) => {
+                let v = serde_json::to_value(&plan).unwrap_or(Value::Null);
+                self.hooks
+                    .note("plan", json!({"task_id": task, "entries": v["entries"]}));
+            }
+            SessionUpdate::UsageUpdate(u) => {
+                self.turn.tokens = self.turn.tokens.max(u.used);
+                if let Some(cost) = &u.cost
+                    && cost.currency.eq_ignore_ascii_case("USD")
+                {
+                    self.turn.usd_micros = prompt::usd_micros(cost.amount);
+                }
+                let v = serde_json::to_value(&u).unwrap_or(Value::Null);
+                self.hooks
+                    .note("usage", json!({"task_id": task, "usage": v}));
+            }
+            _ => {}
+        }
+    }
+
+    /// Merges what an update says of a tool call into what is known of it.
+    fn remember(&mut self, v: &Value) {
+        let Some(id) = v["toolCallId"].as_str() else {
+            return;
+        };
+        let known = self.calls.entry(id.to_owned()).or_insert_with(|| json!({}));
+        if let (Some(known), Some(new)) = (known.as_object_mut(), v.as_object()) {
+            for (k, val) in new {
+                if !val.is_null() {
+                    known.insert(k.clone(), val.clone());
+                }
+            }
+        }
+    }
+
+    /// A permission request's tool call, completed with what updates said
+    /// of it; arguments still streaming as text are parsed as its input.
+    fn complete(&self, call: Value) -> Value {
+        let mut merged = call["toolCallId"]
+            .as_str()
+            .and_then(|id| self.calls.get(id))
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        if let (Some(m), Some(c)) = (merged.as_object_mut(), call.as_object()) {
+            for (k, val) in c {
+                // The request's own content is a question, not the arguments.
+                if !(val.is_null() || k == "content" && m.contains_key("content")) {
+                    m.insert(k.clone(), val.clone());
+                }
+            }
+        }
+        if merged["rawInput"].is_null() {
+            let parsed = merged["content"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["content"]["text"].as_str())
+                .find_map(|t| {
+                    serde_json::from_str::<Value>(t)
+                        .ok()
+                        .filter(Value::is_object)
+                });
+            if let Some(input) = parsed {
+                merged["rawInput"] = input;
+            }
+        }
+        merged
+    }
+
+    /// Records the message the agent wrote before a tool call.
+    fn flush_message(&mut self) {
+        let m = std::mem::take(&mut self.message);
+        if !m.trim().is_empty() {
+            self.hooks.note(
+                "agent_message",
+                json!({"task_id": self.task, "text": crate::text::clip(&m, 2000)}),
+            );
+        }
+    }
+}
+
+fn refused(reason: &str) -> AcpError {
+    AcpError::new(
+        ErrorCode::INVALID_REQUEST,
+        format!("refused by omk: {reason}"),
+    )
+}
+
+fn describe(e: &AcpError) -> String {
+    let mut s = e.message.clone();
+    if let Some(d) = &e.data {
+        s.push_str(&format!(" ({})", crate::text::clip(&d.to_string(), 500)));
+    }
+    s
+}
+
+fn title_of(call: &Value) -> String {
+    call["title"].as_str().unwrap_or("a tool call").to_owned()
+}
+
+/// The actions a tool call in a permission request would take.
+fn actions_of(call: &Value) -> Result<Vec<(ActionKind, String)>, String> {
+    let kind = call["kind"].as_str().unwrap_or("other");
+    let input = &call["rawInput"];
+    let file_kind = match kind {
+        "edit" | "move" => Some(ActionKind::WriteFile),
+        "delete" => Some(ActionKind::DeleteFile),
+        _ => None,
+    };
+    if let Some(file_kind) = file_kind {
+        let mut paths: Vec<String> = Vec::new();
+        let mut add = |p: &Value| {
+            if let Some(p) = p.as_str().filter(|p| !p.is_empty())
+                && !paths.iter().any(|q| q == p)
+            {
+                paths.push(p.to_owned());
+            }
+        };
+        for l in call["locations"].as_array().into_iter().flatten() {
+            add(&l["path"]);
+        }
+        for c in call["content"].as_array().into_iter().flatten() {
+            if c["type"] == "diff" {
+                add(&c["path"]);
+            }
+        }
+        for key in [
+            "path",
+            "file_path",
+            "filePath",
+            "destination",
+            "new_path",
+            "source",
+        ] {
+            add(&input[key]);
+        }
+        if paths.is_empty() {
+            return Err(format!(
+                "omk cannot tell which files `{}` would change, so it refuses it",
+                title_of(call)
+            ));
+        }
+        return Ok(paths.into_iter().map(|p| (file_kind, p)).collect());
+    }
+    Ok(vec![match kind {
+        "execute" => (
+            ActionKind::RunCommand,
+            input["command"]
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| {
+                    input["command"].as_array().map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                })
+                .unwrap_or_else(|| title_of(call)),
+        ),
+        "fetch" => (
+            ActionKind::FetchUrl,
+            input["url"]
+                .as_str()
+                .map_or_else(|| title_of(call), str::to_owned),
+        ),
+        _ => (ActionKind::Other, title_of(call)),
+    }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_requests_become_actions() {
+        let edit = json!({"toolCallId": "1", "title": "Write a", "kind": "edit",
+                          "locations": [{"path": "/w/a.md"}], "rawInput": {"path": "/w/a.md", "content": "x"}});
+        assert_eq!(
+            actions_of(&edit).unwrap(),
+            vec![(ActionKind::WriteFile, "/w/a.md".to_owned())]
+        );
+        let diff =
+            json!({"kind": "edit", "content": [{"type": "diff", "path": "b.md", "newText": ""}]});
+        assert_eq!(
+            actions_of(&diff).unwrap(),
+            vec![(ActionKind::WriteFile, "b.md".to_owned())]
+        );
+        let blind = json!({"kind": "edit", "title": "Edit something"});
+        assert!(actions_of(&blind).unwrap_err().contains("cannot tell"));
+        let run = json!({"kind": "execute", "rawInput": {"command": ["ls", "-l"]}});
+        assert_eq!(
+            actions_of(&run).unwrap(),
+            vec![(ActionKind::RunCommand, "ls -l".to_owned())]
+        );
+        let read = json!({"kind": "read", "title": "Read x"});
+        assert_eq!(
+            actions_of(&read).unwrap(),
+            vec![(ActionKind::Other, "Read x".to_owned())]
+        );
+    }
+}

@@ -1,0 +1,471 @@
+//! The Codex backend: Codex (npm `@openai/codex`, a native binary), gated
+//! live through `codex app-server`.
+//!
+//! omk speaks the app server's JSON-RPC (one object a line, no `jsonrpc`
+//! field): `initialize`, `initialized`, `thread/start` in the worktree with
+//! approval policy `untrusted` and the `workspace-write` sandbox — the pair
+//! that makes Codex ask before every file change and every command — then
+//! `turn/start` with the task prompt. Codex announces each change as an
+//! `item/started` `fileChange` item (absolute paths, add/update/delete, a
+//! move target) and then asks `item/fileChange/requestApproval` for it by
+//! item id; omk judges every path (a move is a write of the target and a
+//! delete of the source) and answers `accept` only if all are allowed, else
+//! `decline`. A change omk has not seen announced is declined.
+//! `item/commandExecution/requestApproval` is judged as the command. Other
+//! requests are declined.
+//!
+//! Tokens come from `thread/tokenUsage/updated` (the thread's total); Codex
+//! reports no cost, so USD stays 0 and the budget counts tokens. The turn's
+//! last agent message is the final message. At the deadline omk sends
+//! `turn/interrupt`, waits briefly for `turn/completed`, then kills the
+//! process group.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use omk_gate_sdk::{ActionKind, AgentAction, TaskProposal};
+use serde_json::{Value, json};
+use tokio::io::{BufReader, Lines};
+use tokio::process::ChildStdout;
+use tokio::time::Instant;
+
+use super::{
+    AgentError, Backend, BoxFuture, Brief, Hooks, Job, Report, launch_command, prompt, stdio,
+};
+
+/// How long planning may take.
+pub const PLAN_SECS: u64 = 600;
+/// How long the handshake may take.
+const START_SECS: u64 = 60;
+
+/// The Codex backend.
+#[derive(Debug)]
+pub struct Codex {
+    command: Option<String>,
+}
+
+impl Codex {
+    pub fn new(command: Option<&str>) -> Result<Codex, AgentError> {
+        Ok(Codex {
+            command: command.map(str::to_owned),
+        })
+    }
+}
+
+/// What a Codex turn came to.
+#[derive(Debug, Default)]
+struct Outcome {
+    error: Option<String>,
+    timed_out: bool,
+    /// `completed`, `failed`, `interrupted`.
+    status: Option<String>,
+    message: String,
+    tokens: u64,
+    stderr_tail: String,
+}
+
+struct Conn {
+    agent: stdio::Agent,
+    lines: Lines<BufReader<ChildStdout>>,
+    next_id: u64,
+}
+
+impl Conn {
+    /// Sends a request and waits for its response, skipping notifications.
+    async fn call(&mut self, method: &str, params: Value, until: Instant) -> Result<Value, String> {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.agent
+            .send(&json!({"method": method, "id": id, "params": params}))
+            .await
+            .map_err(|e| format!("cannot send `{method}` to Codex: {e}"))?;
+        loop {
+            let line = tokio::time::timeout_at(until, self.lines.next_line())
+                .await
+                .map_err(|_| format!("Codex did not answer `{method}` in time"))?;
+            let Ok(Some(line)) = line else {
+                return Err(format!("Codex exited before answering `{method}`"));
+            };
+            let Ok(msg) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if msg["id"] == id && msg.get("method").is_none() {
+                if let Some(e) = msg.get("error") {
+                    return Err(format!(
+                        "`{method}` failed: {}",
+                        e["message"].as_str().unwrap_or("unknown error")
+                    ));
+                }
+                return Ok(msg["result"].clone());
+            }
+        }
+    }
+}
+
+impl Codex {
+    async fn session(
+        &self,
+        dir: &std::path::Path,
+        env: &[(String, String)],
+        text: String,
+        deadline: Instant,
+        hooks: &dyn Hooks,
+        task: Option<&str>,
+    ) -> Outcome {
+        let launch = launch_command(
+            "codex",
+            &super::doctor::CODEX,
+            self.command.as_deref(),
+            &["app-server"],
+        );
+        let mut agent = match stdio::spawn(&launch.program, &launch.args, dir, env, &|pgid| {
+            hooks.process_started(pgid)
+        }) {
+            Ok(a) => a,
+            Err(e) => {
+                return Outcome {
+                    error: Some(e),
+                    ..Default::default()
+                };
+            }
+        };
+        let Some(lines) = agent.lines() else {
+            return Outcome {
+                error: Some("Codex's stdout is not piped".into()),
+                ..Default::default()
+            };
+        };
+        let mut conn = Conn {
+            agent,
+            lines,
+            next_id: 0,
+        };
+        let mut out = Outcome::default();
+        let start_until = (Instant::now() + Duration::from_secs(START_SECS)).min(deadline);
+        let started = async {
+            conn.call(
+                "initialize",
+                json!({"clientInfo": {"name": "omk", "title": "omk", "version": env!("CARGO_PKG_VERSION")}}),
+                start_until,
+            )
+            .await?;
+            conn.agent
+                .send(&json!({"method": "initialized"}))
+                .await
+                .map_err(|e| format!("cannot talk to Codex: {e}"))?;
+            let thread = conn
+                .call(
+                    "thread/start",
+                    json!({"cwd": dir, "approvalPolicy": "untrusted", "sandbox": "workspace-write"}),
+                    start_until,
+                )
+                .await?;
+            let thread_id = thread["thread"]["id"].as_str().unwrap_or_default().to_owned();
+            let turn = conn
+                .call(
+                    "turn/start",
+                    json!({"threadId": thread_id, "input": [{"type": "text", "text": text}]}),
+                    start_until,
+                )
+                .await?;
+            let turn_id = turn["turn"]["id"].as_str().unwrap_or_default().to_owned();
+            Ok::<_, String>((thread_id, turn_id))
+        }
+        .await;
+        let (thread_id, turn_id) = match started {
+            Ok(ids) => ids,
+            Err(e) => {
+                out.error = Some(e);
+                out.timed_out = Instant::now() >= deadline;
+                let _ = conn.agent.finish(Duration::from_secs(1)).await;
+                out.stderr_tail = conn.agent.stderr_tail();
+                return out;
+            }
+        };
+        // What item/started said of each file change, by item id.
+        let mut changes: HashMap<String, Value> = HashMap::new();
+        let mut give_up = None::<Instant>;
+        loop {
+            tokio::select! {
+                line = conn.lines.next_line() => {
+                    let Ok(Some(line)) = line else { break };
+                    let Ok(msg) = serde_json::from_str::<Value>(&line) else { continue };
+                    let method = msg["method"].as_str().unwrap_or("");
+                    let params = &msg["params"];
+                    if msg.get("id").is_some() && !method.is_empty() {
+                        let answer = match method {
+                            "item/fileChange/requestApproval" => {
+                                let item = params["itemId"].as_str().and_then(|id| changes.get(id));
+                                json!({"decision": judge_change(item, hooks, task, give_up.is_some())})
+                            }
+                            "item/commandExecution/requestApproval" => {
+                                json!({"decision": judge_command(params, hooks, task, give_up.is_some())})
+                            }
+                            _ => {
+                                hooks.note("request_declined", json!({"task_id": task, "method": method}));
+                                json!({"decision": "decline"})
+                            }
+                        };
+                        let _ = conn.agent.send(&json!({"id": msg["id"], "result": answer})).await;
+                        continue;
+                    }
+                    match method {
+                        "item/started" => {
+                            let item = &params["item"];
+                            match item["type"].as_str() {
+                                Some("fileChange") => {
+                                    if let Some(id) = item["id"].as_str() {
+                                        changes.insert(id.to_owned(), item.clone());
+                                    }
+                                    hooks.note("tool_call", json!({"task_id": task, "id": item["id"],
+                                        "title": "file change", "changes": paths_of(item)}));
+                                }
+                                Some("commandExecution") => {
+                                    hooks.note("tool_call", json!({"task_id": task, "id": item["id"],
+                                        "title": "command", "command": item["command"]}));
+                                }
+                                _ => {}
+                            }
+                        }
+                        "item/completed" => {
+                            let item = &params["item"];
+                            match item["type"].as_str() {
+                                Some("agentMessage") => {
+                                    if let Some(t) = item["text"].as_str() {
+                                        out.message = t.to_owned();
+                                    }
+                                }
+                                Some("fileChange" | "commandExecution") => {
+                                    hooks.note("tool_call_update", json!({"task_id": task, "id": item["id"],
+                                        "status": item["status"]}));
+                                }
+                                _ => {}
+                            }
+                        }
+                        "thread/tokenUsage/updated" => {
+                            let total = &params["tokenUsage"]["total"];
+                            out.tokens = total["totalTokens"].as_u64().unwrap_or(out.tokens);
+                            hooks.note("usage", json!({"task_id": task, "usage": total}));
+                        }
+                        "error" => {
+                            if params["willRetry"] != true {
+                                out.error = Some(format!("Codex: {}",
+                                    params["error"]["message"].as_str().unwrap_or("an error")));
+                            } else {
+                                hooks.note("model_retry", json!({"task_id": task,
+                                    "error": params["error"]["message"]}));
+                            }
+                        }
+                        "turn/completed" => {
+                            let turn = &params["turn"];
+                            out.status = turn["status"].as_str().map(str::to_owned);
+                            if let Some(m) = turn["error"]["message"].as_str() {
+                                out.error.get_or_insert_with(|| format!("Codex: {m}"));
+                            }
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline), if give_up.is_none() => {
+                    out.timed_out = true;
+                    conn.next_id += 1;
+                    let _ = conn.agent.send(&json!({"method": "turn/interrupt", "id": conn.next_id,
+                        "params": {"threadId": thread_id, "turnId": turn_id}})).await;
+                    give_up = Some(Instant::now() + super::acp::CANCEL_GRACE);
+                }
+                _ = super::process::sleep_until_opt(give_up) => break,
+            }
+        }
+        let _ = conn.agent.finish(Duration::from_secs(2)).await;
+        out.stderr_tail = conn.agent.stderr_tail();
+        out
+    }
+}
+
+/// `[(kind, absolute path)]` of a fileChange item.
+fn paths_of(item: &Value) -> Vec<(ActionKind, String)> {
+    let mut v = Vec::new();
+    for c in item["changes"].as_array().into_iter().flatten() {
+        let Some(path) = c["path"].as_str() else {
+            continue;
+        };
+        match c["kind"]["type"].as_str() {
+            Some("delete") => v.push((ActionKind::DeleteFile, path.to_owned())),
+            Some("update") => match c["kind"]["move_path"].as_str() {
+                Some(to) => {
+                    v.push((ActionKind::WriteFile, to.to_owned()));
+                    v.push((ActionKind::DeleteFile, path.to_owned()));
+                }
+                None => v.push((ActionKind::WriteFile, path.to_owned())),
+            },
+            _ => v.push((ActionKind::WriteFile, path.to_owned())),
+        }
+    }
+    v
+}
+
+fn judge_change(
+    item: Option<&Value>,
+    hooks: &dyn Hooks,
+    task: Option<&str>,
+    stopping: bool,
+) -> &'static str {
+    let (Some(item), Some(task), false) = (item, task, stopping) else {
+        return "decline";
+    };
+    let actions = paths_of(item);
+    if actions.is_empty() {
+        return "decline";
+    }
+    for (kind, target) in actions {
+        let permit = hooks.action(AgentAction {
+            task_id: task.to_owned(),
+            kind,
+            target,
+            detail: "item/fileChange/requestApproval".into(),
+        });
+        if !permit.allowed {
+            return "decline";
+        }
+    }
+    "accept"
+}
+
+fn judge_command(
+    params: &Value,
+    hooks: &dyn Hooks,
+    task: Option<&str>,
+    stopping: bool,
+) -> &'static str {
+    let (Some(task), false) = (task, stopping) else {
+        return "decline";
+    };
+    let raw = params["command"].as_str().unwrap_or_default();
+    let permit = hooks.action(AgentAction {
+        task_id: task.to_owned(),
+        kind: ActionKind::RunCommand,
+        target: inner_command(raw),
+        detail: "item/commandExecution/requestApproval".into(),
+    });
+    if permit.allowed { "accept" } else { "decline" }
+}
+
+/// The command inside Codex's `/bin/bash -lc '…'` wrapper.
+fn inner_command(raw: &str) -> String {
+    let Some(rest) = raw.strip_prefix("/bin/bash -lc ") else {
+        return raw.to_owned();
+    };
+    match rest.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
+        Some(inner) => inner.replace("'\\''", "'"),
+        None => rest.to_owned(),
+    }
+}
+
+impl Outcome {
+    fn into_report(self, hooks: &dyn Hooks, task: &str) -> Report {
+        let ok =
+            self.error.is_none() && self.status.as_deref() == Some("completed") && !self.timed_out;
+        let stopped = match (&self.error, &self.status) {
+            (Some(e), _) => e.clone(),
+            (None, Some(s)) => s.clone(),
+            (None, None) if self.timed_out => "interrupted at the deadline".into(),
+            (None, None) => "Codex exited before the turn completed".into(),
+        };
+        let mut report = Report {
+            exit_code: if self.timed_out {
+                None
+            } else if ok {
+                Some(0)
+            } else {
+                Some(1)
+            },
+            timed_out: self.timed_out,
+            tokens: self.tokens,
+            ..Default::default()
+        };
+        prompt::read_final(&self.message, &stopped, &mut report, hooks, task);
+        if !ok {
+            report.output_tail = format!("{stopped}\n{}", self.stderr_tail);
+        }
+        report
+    }
+}
+
+impl Backend for Codex {
+    fn name(&self) -> &'static str {
+        "codex"
+    }
+
+    fn live_gating(&self) -> bool {
+        true
+    }
+
+    fn plan<'a>(
+        &'a self,
+        brief: &'a Brief,
+        hooks: &'a dyn Hooks,
+    ) -> BoxFuture<'a, Result<Vec<TaskProposal>, String>> {
+        Box::pin(async move {
+            let env = brief.env();
+            let deadline = super::process::deadline_in(PLAN_SECS);
+            let out = self
+                .session(&brief.dir, &env, prompt::plan(brief), deadline, hooks, None)
+                .await;
+            match (&out.error, out.status.as_deref()) {
+                (None, Some("completed")) => Ok(prompt::read_plan(&out.message, hooks)),
+                (Some(e), _) => Err(e.clone()),
+                (None, s) => Err(format!("Codex did not plan (turn {s:?})")),
+            }
+        })
+    }
+
+    fn run<'a>(&'a self, job: &'a Job, hooks: &'a dyn Hooks) -> BoxFuture<'a, Report> {
+        Box::pin(async move {
+            let out = self
+                .session(
+                    &job.worktree,
+                    &job.env(),
+                    prompt::task(job),
+                    job.deadline,
+                    hooks,
+                    Some(&job.task.id),
+                )
+                .await;
+            out.into_report(hooks, &job.task.id)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_changes_become_actions() {
+        let item = json!({"type": "fileChange", "id": "c1", "changes": [
+            {"path": "/w/a.md", "kind": {"type": "add"}, "diff": "x"},
+            {"path": "/w/b.md", "kind": {"type": "update", "move_path": "/w/c.md"}},
+            {"path": "/w/d.md", "kind": {"type": "delete"}}]});
+        assert_eq!(
+            paths_of(&item),
+            vec![
+                (ActionKind::WriteFile, "/w/a.md".to_owned()),
+                (ActionKind::WriteFile, "/w/c.md".to_owned()),
+                (ActionKind::DeleteFile, "/w/b.md".to_owned()),
+                (ActionKind::DeleteFile, "/w/d.md".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_shell_wrapper_is_taken_off_commands() {
+        assert_eq!(inner_command("/bin/bash -lc ls"), "ls");
+        assert_eq!(
+            inner_command("/bin/bash -lc 'echo hi > out.txt'"),
+            "echo hi > out.txt"
+        );
+        assert_eq!(inner_command("/bin/bash -lc 'it'\\''s'"), "it's");
+        assert_eq!(inner_command("make"), "make");
+    }
+}

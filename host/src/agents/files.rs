@@ -1,0 +1,105 @@
+//! An agent's file access, confined to its task's worktree.
+//!
+//! Every read and write an agent asks omk to make goes through a cap-std
+//! handle on the worktree: an absolute path outside it, `..` or a symlink
+//! leading out is refused by the operating system's openat rules, not by
+//! string checks.
+
+use std::path::{Path, PathBuf};
+
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+
+/// Largest file an agent may read through omk (16 MiB).
+pub const MAX_READ: u64 = 16 << 20;
+
+fn open(worktree: &Path) -> std::io::Result<Dir> {
+    Dir::open_ambient_dir(worktree, ambient_authority())
+}
+
+/// `path` relative to `worktree`: absolute paths must lie inside it.
+fn inside(worktree: &Path, path: &Path) -> std::io::Result<PathBuf> {
+    if path.is_absolute() {
+        path.strip_prefix(worktree)
+            .map(Path::to_path_buf)
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("`{}` is outside the task's worktree", path.display()),
+                )
+            })
+    } else {
+        Ok(path.to_path_buf())
+    }
+}
+
+/// Writes `rel` inside `worktree`, creating parent directories; cap-std
+/// refuses any path that would leave it.
+pub fn write_file(worktree: &Path, rel: impl AsRef<Path>, content: &str) -> std::io::Result<()> {
+    let dir = open(worktree)?;
+    let rel = inside(worktree, rel.as_ref())?;
+    if let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+        dir.create_dir_all(parent)?;
+    }
+    dir.write(&rel, content)
+}
+
+/// Deletes `rel` inside `worktree`.
+pub fn delete_file(worktree: &Path, rel: impl AsRef<Path>) -> std::io::Result<()> {
+    let rel = inside(worktree, rel.as_ref())?;
+    open(worktree)?.remove_file(rel)
+}
+
+/// Reads `rel` inside `worktree` as text, from 1-based `line`, at most
+/// `limit` lines.
+pub fn read_file(
+    worktree: &Path,
+    rel: impl AsRef<Path>,
+    line: Option<u32>,
+    limit: Option<u32>,
+) -> std::io::Result<String> {
+    use std::io::Read;
+    let rel = inside(worktree, rel.as_ref())?;
+    let file = open(worktree)?.open(&rel)?;
+    let mut text = String::new();
+    file.take(MAX_READ).read_to_string(&mut text)?;
+    if line.is_none() && limit.is_none() {
+        return Ok(text);
+    }
+    let skip = line.map_or(0, |l| l.saturating_sub(1) as usize);
+    let take = limit.map_or(usize::MAX, |l| l as usize);
+    Ok(text.split_inclusive('\n').skip(skip).take(take).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_and_writes_cannot_leave_the_worktree() {
+        let dir = tempfile::tempdir().unwrap();
+        let wt = dir.path().join("wt");
+        std::fs::create_dir(&wt).unwrap();
+        write_file(&wt, "sub/ok.txt", "a\nb\nc\n").unwrap();
+        assert_eq!(
+            read_file(&wt, "sub/ok.txt", None, None).unwrap(),
+            "a\nb\nc\n"
+        );
+        assert_eq!(
+            read_file(&wt, wt.join("sub/ok.txt"), Some(2), Some(1)).unwrap(),
+            "b\n"
+        );
+        assert!(write_file(&wt, "../escaped.txt", "no").is_err());
+        assert!(write_file(&wt, "/tmp/abs.txt", "no").is_err());
+        std::fs::write(dir.path().join("outside.txt"), "secret").unwrap();
+        assert!(read_file(&wt, "../outside.txt", None, None).is_err());
+        assert!(read_file(&wt, dir.path().join("outside.txt"), None, None).is_err());
+        std::os::unix::fs::symlink(dir.path(), wt.join("link")).unwrap();
+        assert!(write_file(&wt, "link/escaped.txt", "no").is_err());
+        assert!(read_file(&wt, "link/outside.txt", None, None).is_err());
+        assert!(!dir.path().join("escaped.txt").exists());
+        delete_file(&wt, "sub/ok.txt").unwrap();
+        assert!(delete_file(&wt, "../outside.txt").is_err());
+        assert!(dir.path().join("outside.txt").exists());
+    }
+}

@@ -1,0 +1,169 @@
+//! Kimi Code's print mode: `kimi -p PROMPT --output-format stream-json`.
+//!
+//! Kimi approves its own actions in this mode, so nothing is asked while it
+//! works: starting it is the one action judged, the changed files are
+//! judged at the outcome, and the proof records that live gating was off.
+//! The JSON lines it prints become notes (tool calls) and the final message
+//! (the last assistant content).
+
+use omk_gate_sdk::{ActionKind, AgentAction, TaskProposal};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::{Backend, BoxFuture, Brief, Hooks, Job, Report, kimi, launch_command, prompt, stdio};
+
+/// The print-mode backend.
+#[derive(Debug)]
+pub struct KimiPrint {
+    command: Option<String>,
+}
+
+impl KimiPrint {
+    pub fn new(command: Option<&str>) -> KimiPrint {
+        KimiPrint {
+            command: command.map(str::to_owned),
+        }
+    }
+
+    async fn session(
+        &self,
+        dir: &std::path::Path,
+        env: &[(String, String)],
+        text: &str,
+        deadline: Instant,
+        hooks: &dyn Hooks,
+        task: Option<&str>,
+    ) -> (Report, String) {
+        let launch = launch_command(
+            "kimi-print",
+            &super::doctor::KIMI,
+            self.command.as_deref(),
+            &["-p", text, "--output-format", "stream-json"],
+        );
+        let mut env = env.to_vec();
+        env.extend(kimi::quiet_env());
+        let mut report = Report::default();
+        let mut agent = match stdio::spawn(&launch.program, &launch.args, dir, &env, &|pgid| {
+            hooks.process_started(pgid)
+        }) {
+            Ok(a) => a,
+            Err(e) => {
+                report.output_tail = e;
+                return (report, String::new());
+            }
+        };
+        drop(agent.stdin.take());
+        let Some(mut lines) = agent.lines() else {
+            return (report, String::new());
+        };
+        let mut last = String::new();
+        loop {
+            tokio::select! {
+                line = lines.next_line() => {
+                    let Ok(Some(line)) = line else { break };
+                    let Ok(msg) = serde_json::from_str::<Value>(&line) else { continue };
+                    if msg["role"] == "assistant" {
+                        for call in msg["tool_calls"].as_array().into_iter().flatten() {
+                            hooks.note("tool_call", json!({"task_id": task, "id": call["id"],
+                                "title": call["function"]["name"],
+                                "input": crate::text::clip(call["function"]["arguments"].as_str().unwrap_or(""), 1000)}));
+                        }
+                        if let Some(t) = msg["content"].as_str().filter(|t| !t.is_empty()) {
+                            last = t.to_owned();
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    report.timed_out = true;
+                    break;
+                }
+            }
+        }
+        report.exit_code = if report.timed_out {
+            None
+        } else {
+            agent.finish(std::time::Duration::from_secs(5)).await
+        };
+        report.output_tail = agent.stderr_tail();
+        (report, last)
+    }
+}
+
+impl Backend for KimiPrint {
+    fn name(&self) -> &'static str {
+        "kimi-print"
+    }
+
+    fn live_gating(&self) -> bool {
+        false
+    }
+
+    fn plan<'a>(
+        &'a self,
+        brief: &'a Brief,
+        hooks: &'a dyn Hooks,
+    ) -> BoxFuture<'a, Result<Vec<TaskProposal>, String>> {
+        Box::pin(async move {
+            let env = brief.env();
+            let deadline = super::process::deadline_in(super::acp::PLAN_SECS);
+            let (report, last) = self
+                .session(
+                    &brief.dir,
+                    &env,
+                    &prompt::plan(brief),
+                    deadline,
+                    hooks,
+                    None,
+                )
+                .await;
+            if !report.succeeded() {
+                return Err(format!(
+                    "Kimi did not plan (exit {:?}): {}",
+                    report.exit_code,
+                    crate::text::clip(&report.output_tail, 500)
+                ));
+            }
+            Ok(prompt::read_plan(&last, hooks))
+        })
+    }
+
+    fn run<'a>(&'a self, job: &'a Job, hooks: &'a dyn Hooks) -> BoxFuture<'a, Report> {
+        Box::pin(async move {
+            let permit = hooks.action(AgentAction {
+                task_id: job.task.id.clone(),
+                kind: ActionKind::RunCommand,
+                target: format!("{} -p …", self.command.as_deref().unwrap_or("kimi")),
+                detail: "start Kimi Code in print mode (it approves its own actions)".into(),
+            });
+            if !permit.allowed {
+                return Report {
+                    output_tail: format!(
+                        "refused to start the agent: {}",
+                        permit.reason.unwrap_or_default()
+                    ),
+                    ..Default::default()
+                };
+            }
+            let (mut report, last) = self
+                .session(
+                    &job.worktree,
+                    &job.env(),
+                    &prompt::task(job),
+                    job.deadline,
+                    hooks,
+                    Some(&job.task.id),
+                )
+                .await;
+            let stopped = match (report.timed_out, report.exit_code) {
+                (true, _) => "stopped at the deadline".to_owned(),
+                (false, c) => format!("exit {c:?}"),
+            };
+            let stderr = std::mem::take(&mut report.output_tail);
+            prompt::read_final(&last, &stopped, &mut report, hooks, &job.task.id);
+            if !report.succeeded() {
+                report.output_tail = format!("{stopped}\n{stderr}");
+            }
+            report
+        })
+    }
+}

@@ -1,0 +1,129 @@
+//! `omk doctor`: which agents, gate toolchains and directories are usable
+//! here, and why not.
+
+use clap::Args;
+use serde_json::json;
+
+use super::{Outcome, Result};
+use crate::agents::doctor;
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A gate toolchain: what it builds, the tool, its override variable.
+const TOOLCHAINS: &[(&str, &str, &str, &str)] = &[
+    (
+        "rust",
+        "cargo",
+        "OMK_CARGO",
+        "install Rust, then `rustup target add wasm32-unknown-unknown`",
+    ),
+    (
+        "c",
+        "clang-19",
+        "OMK_CLANG",
+        "install clang-19, lld-19 and wasi-libc",
+    ),
+    (
+        "python",
+        "componentize-py",
+        "OMK_COMPONENTIZE_PY",
+        "pip install componentize-py==0.25.1",
+    ),
+    (
+        "js",
+        "componentize-js",
+        "OMK_COMPONENTIZE_JS",
+        "npm install @bytecodealliance/componentize-js@0.23",
+    ),
+];
+
+pub fn run(a: DoctorArgs) -> Result<Outcome> {
+    let agents = doctor::check_all();
+    let here = std::env::current_dir().unwrap_or_default();
+    let toolchains: Vec<_> = TOOLCHAINS
+        .iter()
+        .map(|(lang, tool, var, install)| {
+            let found = crate::author::build::find_tool(&here, tool, var);
+            json!({"language": lang, "tool": tool, "usable": found.is_some(),
+                   "help": found.is_none().then_some(*install),
+                   "path": found.map(|p| p.display().to_string())})
+        })
+        .collect();
+    let dirs: Vec<_> = [
+        ("cache", crate::dirs::cache_dir()),
+        ("state", crate::dirs::state_dir()),
+    ]
+    .into_iter()
+    .map(|(name, d)| {
+        let problem = match &d {
+            None => Some("cannot be named: HOME is not set".to_owned()),
+            Some(d) => writable(d).err(),
+        };
+        json!({"name": name, "path": d.map(|d| d.display().to_string()),
+                   "usable": problem.is_none(), "problem": problem})
+    })
+    .collect();
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "agents": agents, "acp": "any ACP agent: `--agent acp:CMD`",
+                "toolchains": toolchains, "dirs": dirs}))?
+        );
+        return Ok(Outcome::Ok);
+    }
+    println!("agents");
+    for c in &agents {
+        let mark = if c.usable { "ok " } else { "no " };
+        let version = c
+            .version
+            .as_deref()
+            .map(|v| format!(" {v}"))
+            .unwrap_or_default();
+        println!(
+            "  {mark} {:<7}{version}  {}  ({})",
+            c.agent, c.detail, c.command
+        );
+        if let Some(h) = &c.help {
+            println!("        help: {h}");
+        }
+    }
+    println!("  ok  acp      any Agent Client Protocol agent: `--agent acp:CMD`");
+    println!("gate toolchains (omk gate build)");
+    for t in &toolchains {
+        let mark = if t["usable"] == true { "ok " } else { "no " };
+        println!(
+            "  {mark} {:<7}{}  {}",
+            t["language"].as_str().unwrap_or(""),
+            t["tool"].as_str().unwrap_or(""),
+            t["path"].as_str().unwrap_or("not found")
+        );
+        if let Some(h) = t["help"].as_str() {
+            println!("        help: {h}");
+        }
+    }
+    println!("directories");
+    for d in &dirs {
+        let mark = if d["usable"] == true { "ok " } else { "no " };
+        println!(
+            "  {mark} {:<7}{}  {}",
+            d["name"].as_str().unwrap_or(""),
+            d["path"].as_str().unwrap_or("-"),
+            d["problem"].as_str().unwrap_or("")
+        );
+    }
+    Ok(Outcome::Ok)
+}
+
+/// Whether omk can create files in `dir` (creating it if need be).
+fn writable(dir: &std::path::Path) -> std::result::Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create it: {e}"))?;
+    tempfile::tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| format!("cannot write in it: {e}"))
+}

@@ -1,0 +1,363 @@
+//! Real coding agents under live gating: Kimi Code, Claude Code and Codex,
+//! installed from npm (see `support::clients`), each pointed at a fake
+//! model server on 127.0.0.1 that makes it write an allowed file, then a
+//! file outside the task's write-set, then finish. Every client must carry
+//! the path gate's refusal through its own live channel, so the forbidden
+//! file never reaches the disk; no traffic leaves the machine.
+
+use std::ffi::OsString;
+
+use serde_json::{Value, json};
+
+use crate::support::clients::{self, FakeModel};
+use crate::support::{Omk, Run, of_kind};
+
+const ALLOWED: &str = "notes/allowed.md";
+const FORBIDDEN: &str = "secret/forbidden.md";
+
+/// The model's answer to omk's planning prompt, then its three turns on
+/// the task, with `write(path, content)` the client's tool call.
+fn script(write: impl Fn(&str, &str) -> Value, usage: Value) -> Value {
+    let task = json!({"id": "notes", "title": "Write the notes", "write_set": ["notes"],
+                      "acceptance": [format!("run: test -f {ALLOWED}")], "budget_secs": 300});
+    json!({"plan": format!("One task.\nOMK_TASK_PROPOSAL: {task}\n"),
+        "turns": [
+        {"tool_call": write(ALLOWED, "hello\n")},
+        {"tool_call": write(FORBIDDEN, "top secret\n")},
+        {"text": "Done: wrote the notes."}],
+        "usage": usage})
+}
+
+/// Creates a goal for `agent` (which plans one task that may write
+/// `notes/`) and executes it, with `env`.
+fn run_task(omk: &Omk, agent: &[&str], env: &[(&str, OsString)]) -> (String, Run) {
+    omk.git_project(&[("README.md", "project\n")]);
+    let env: Vec<(&str, &std::ffi::OsStr)> = env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+    let mut args = vec!["goal", "run", "write the notes", "--json"];
+    args.extend_from_slice(agent);
+    let created = omk.run_env(&args, &env);
+    created.code(0);
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let run = omk.run_env(&["goal", "execute", &id, "--json"], &env);
+    (id, run)
+}
+
+/// What every client must show: the allowed write landed on the task's
+/// branch, the forbidden one was refused live by the path gate and is
+/// nowhere on disk, the task completed with its usage counted, and the
+/// proof has no live-gating gap.
+fn assert_gated(omk: &Omk, id: &str, run: &Run, agent: &str) -> Vec<Value> {
+    run.code(0);
+    let branch = format!("omk/{id}/notes");
+    assert_eq!(
+        omk.git(&["show", &format!("{branch}:{ALLOWED}")]),
+        "hello\n"
+    );
+    assert_eq!(omk.git(&["show", &format!("{branch}:{FORBIDDEN}")]), "");
+    assert!(!omk.project().join(FORBIDDEN).exists());
+    let stray = walk(&omk.goal_dir(id))
+        .into_iter()
+        .find(|p| p.ends_with(FORBIDDEN));
+    assert!(
+        stray.is_none(),
+        "the forbidden file reached the disk: {stray:?}"
+    );
+
+    let events = omk.events(id);
+    let refused: Vec<&Value> = of_kind(&events, "agent_action")
+        .into_iter()
+        .filter(|e| e["payload"]["allowed"] == false)
+        .collect();
+    assert!(!refused.is_empty(), "no refusal in the log");
+    for r in &refused {
+        assert_eq!(r["payload"]["code"], "path.outside-write-set", "{r}");
+        assert!(
+            r["payload"]["action"]["target"]
+                .as_str()
+                .unwrap()
+                .ends_with(FORBIDDEN),
+            "{r}"
+        );
+        assert_eq!(r["actor"], format!("agent:{agent}"));
+    }
+    let allowed_write = of_kind(&events, "agent_action").into_iter().any(|e| {
+        e["payload"]["allowed"] == true
+            && e["payload"]["action"]["kind"] == "write_file"
+            && e["payload"]["action"]["target"] == ALLOWED
+    });
+    assert!(allowed_write, "the allowed write was not judged live");
+    let finished = of_kind(&events, "agent_finished");
+    assert_eq!(finished.len(), 1);
+    assert_eq!(finished[0]["payload"]["exit_code"], 0, "{}", finished[0]);
+    assert!(
+        finished[0]["payload"]["tokens"].as_u64().unwrap() > 0,
+        "{}",
+        finished[0]
+    );
+    assert_eq!(of_kind(&events, "task_completed").len(), 1);
+
+    let show = omk.run(&["goal", "show", id, "--json"]).json();
+    let task = &show["graph"]["tasks"][0];
+    assert_eq!(task["status"], "done", "{task}");
+    let message = task["evidence"].as_array().unwrap().iter().any(|e| {
+        e["kind"] == "agent-message"
+            && e["summary"]
+                .as_str()
+                .unwrap()
+                .contains("Done: wrote the notes.")
+    });
+    assert!(message, "the final message is not evidence: {task}");
+    let proof: Value = serde_json::from_str(
+        &std::fs::read_to_string(omk.goal_dir(id).join("proof.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(proof["known_gaps"], json!([]), "{}", proof["known_gaps"]);
+    events
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() && !p.is_symlink() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The model server saw the gate's reason in the conversation.
+fn model_was_told(fake: &FakeModel) {
+    let told = fake
+        .requests()
+        .iter()
+        .any(|r| r.to_string().contains("refused by omk"));
+    assert!(told, "the model never saw omk's reason");
+}
+
+fn os(s: impl Into<OsString>) -> OsString {
+    s.into()
+}
+
+/// A fake OpenAI server scripted for Kimi, and Kimi's environment.
+fn kimi_setup(omk: &Omk) -> (FakeModel, Vec<(&'static str, OsString)>) {
+    let home = omk.project().parent().unwrap().to_path_buf();
+    let fake = FakeModel::start(
+        "fake_openai_chat",
+        &home,
+        &script(
+            |p, c| json!({"name": "Write", "arguments": {"path": p, "content": c}}),
+            json!({"prompt_tokens": 100, "completion_tokens": 20}),
+        ),
+        &[],
+    );
+    let env = vec![
+        ("KIMI_MODEL_NAME", os("fake-model")),
+        ("KIMI_MODEL_API_KEY", os("sk-fake")),
+        ("KIMI_MODEL_PROVIDER_TYPE", os("openai")),
+        (
+            "KIMI_MODEL_BASE_URL",
+            os(format!("http://127.0.0.1:{}/v1", fake.port)),
+        ),
+        ("KIMI_CODE_HOME", os(home.join("kimi-home"))),
+        ("KIMI_LOOP_MAX_ATTEMPTS_PER_STEP", os("1")),
+    ];
+    (fake, env)
+}
+
+#[test]
+fn any_acp_agent_is_gated_live() {
+    // Kimi Code's `acp` command, named as a plain ACP agent.
+    let Some(kimi) = clients::kimi() else { return };
+    let omk = Omk::new();
+    let (fake, env) = kimi_setup(&omk);
+    let agent = format!("acp:{kimi} acp");
+    let (id, run) = run_task(&omk, &["--agent", &agent], &env);
+    assert_gated(&omk, &id, &run, "acp");
+    model_was_told(&fake);
+}
+
+#[test]
+fn kimi_print_mode_is_not_gated_live_and_the_proof_says_so() {
+    let Some(kimi) = clients::kimi() else { return };
+    let omk = Omk::new();
+    let (_fake, env) = kimi_setup(&omk);
+    let (id, run) = run_task(&omk, &["--agent", "kimi-print", "--command", &kimi], &env);
+    // Kimi wrote both files unasked; the outcome gate rejects the change.
+    run.code(1);
+    let show = omk.run(&["goal", "show", &id, "--json"]).json();
+    let task = &show["graph"]["tasks"][0];
+    assert_eq!(task["status"], "failed", "{task}");
+    assert!(
+        task["failure"].as_str().unwrap().contains(FORBIDDEN),
+        "{task}"
+    );
+    assert_eq!(
+        omk.git(&["show", &format!("omk/{id}/notes:{FORBIDDEN}")]),
+        ""
+    );
+    let proof: Value = serde_json::from_str(
+        &std::fs::read_to_string(omk.goal_dir(&id).join("proof.json")).unwrap(),
+    )
+    .unwrap();
+    let gaps = proof["known_gaps"].to_string();
+    assert!(gaps.contains("kimi-print"), "{gaps}");
+}
+
+#[test]
+fn a_missing_or_unsupported_client_is_an_error_before_any_task() {
+    let omk = Omk::new();
+    omk.git_project(&[]);
+    let run = omk.run(&[
+        "goal",
+        "run",
+        "g",
+        "--agent",
+        "claude",
+        "--command",
+        "/nonexistent/claude",
+    ]);
+    run.code(2);
+    assert!(run.stderr.contains("agent `claude`"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("help: install it (`npm install -g @anthropic-ai/claude-code`)"),
+        "{}",
+        run.stderr
+    );
+    let run = omk.run(&["goal", "run", "g", "--agent", "kimi-wire"]);
+    run.code(2);
+    assert!(
+        run.stderr.contains("help: use Kimi Code over ACP"),
+        "{}",
+        run.stderr
+    );
+    let doctor = omk.run_env(
+        &["doctor", "--json"],
+        &[("OMK_CODEX", std::ffi::OsStr::new("/nonexistent/codex"))],
+    );
+    doctor.code(0);
+    let codex = doctor.json()["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["agent"] == "codex")
+        .cloned()
+        .unwrap();
+    assert_eq!(codex["usable"], false);
+    assert!(
+        codex["detail"]
+            .as_str()
+            .unwrap()
+            .contains("--version` failed"),
+        "{codex}"
+    );
+    assert!(omk.run(&["doctor"]).stdout.contains("gate toolchains"));
+}
+
+#[test]
+fn kimi_code_over_acp_is_gated_live() {
+    let Some(kimi) = clients::kimi() else { return };
+    let omk = Omk::new();
+    let (fake, env) = kimi_setup(&omk);
+    let (id, run) = run_task(&omk, &["--agent", "kimi", "--command", &kimi], &env);
+    let events = assert_gated(&omk, &id, &run, "kimi");
+    model_was_told(&fake);
+    // Kimi's `/usage` gave the session's total: 3 model calls × 120.
+    assert_eq!(
+        of_kind(&events, "agent_finished")[0]["payload"]["tokens"],
+        360
+    );
+}
+
+#[test]
+fn claude_code_is_gated_live_through_its_permission_channel() {
+    let Some(claude) = clients::claude() else {
+        return;
+    };
+    let omk = Omk::new();
+    let home = omk.project().parent().unwrap().to_path_buf();
+    let fake = FakeModel::start(
+        "fake_anthropic",
+        &home,
+        &script(
+            |p, c| json!({"name": "Write", "arguments": {"file_path": p, "content": c}}),
+            json!({"input_tokens": 100, "output_tokens": 20}),
+        ),
+        &[],
+    );
+    let env = [
+        (
+            "ANTHROPIC_BASE_URL",
+            os(format!("http://127.0.0.1:{}", fake.port)),
+        ),
+        ("ANTHROPIC_API_KEY", os("sk-ant-fake")),
+        ("ANTHROPIC_MODEL", os("claude-sonnet-4-5")),
+        ("CLAUDE_CODE_MAX_RETRIES", os("0")),
+        ("DISABLE_TELEMETRY", os("1")),
+        ("DISABLE_ERROR_REPORTING", os("1")),
+    ];
+    let (id, run) = run_task(&omk, &["--agent", "claude", "--command", &claude], &env);
+    let events = assert_gated(&omk, &id, &run, "claude");
+    model_was_told(&fake);
+    // 3 calls × (100 in + 20 out) at $3/$15 per Mtok: $0.0018.
+    let finished = &of_kind(&events, "agent_finished")[0]["payload"];
+    assert_eq!(
+        (finished["tokens"].as_u64(), finished["usd_micros"].as_u64()),
+        (Some(360), Some(1800))
+    );
+    let show = omk.run(&["goal", "show", &id, "--json"]).json();
+    assert_eq!(
+        show["goal"]["spent"]["usd_micros"], 1800,
+        "{}",
+        show["goal"]["spent"]
+    );
+}
+
+#[test]
+fn codex_is_gated_live_through_app_server_approvals() {
+    let Some(codex) = clients::codex() else {
+        return;
+    };
+    let omk = Omk::new();
+    let home = omk.project().parent().unwrap().to_path_buf();
+    let patch = |p: &str, c: &str| {
+        json!({"name": "apply_patch",
+               "input": format!("*** Begin Patch\n*** Add File: {p}\n+{}\n*** End Patch\n", c.trim_end())})
+    };
+    let fake = FakeModel::start(
+        "fake_responses",
+        &home,
+        &script(patch, json!({"input_tokens": 100, "output_tokens": 20})),
+        &[],
+    );
+    let codex_home = home.join("codex-home");
+    std::fs::create_dir_all(&codex_home).unwrap();
+    let base = format!("http://127.0.0.1:{}/v1", fake.port);
+    std::fs::write(
+        codex_home.join("config.toml"),
+        format!(
+            "model = \"fake-model\"\nmodel_provider = \"fake\"\ncheck_for_update_on_startup = false\n\
+             [analytics]\nenabled = false\n[features]\nplugins = false\nremote_plugin = false\nshell_snapshot = false\n\
+             [model_providers.fake]\nname = \"fake\"\nbase_url = \"{base}\"\nenv_key = \"FAKE_API_KEY\"\n\
+             wire_api = \"responses\"\nrequest_max_retries = 0\nstream_max_retries = 0\nmodel_catalog_url = \"{base}/models\"\n"
+        ),
+    )
+    .unwrap();
+    let tmp = home.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let env = [
+        ("CODEX_HOME", os(&codex_home)),
+        ("FAKE_API_KEY", os("sk-fake")),
+        ("TMPDIR", os(&tmp)),
+    ];
+    let (id, run) = run_task(&omk, &["--agent", "codex", "--command", &codex], &env);
+    let events = assert_gated(&omk, &id, &run, "codex");
+    // The thread's total: 3 responses × 120 tokens.
+    assert_eq!(
+        of_kind(&events, "agent_finished")[0]["payload"]["tokens"],
+        360
+    );
+}
