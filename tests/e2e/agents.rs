@@ -18,8 +18,16 @@ const FORBIDDEN: &str = "secret/forbidden.md";
 /// The model's answer to omk's planning prompt, then its three turns on
 /// the task, with `write(path, content)` the client's tool call.
 fn script(write: impl Fn(&str, &str) -> Value, usage: Value) -> Value {
+    script_with_budget(write, usage, 300)
+}
+
+fn script_with_budget(
+    write: impl Fn(&str, &str) -> Value,
+    usage: Value,
+    budget_secs: u64,
+) -> Value {
     let task = json!({"id": "notes", "title": "Write the notes", "write_set": ["notes"],
-                      "acceptance": [format!("run: test -f {ALLOWED}")], "budget_secs": 300});
+                      "acceptance": [format!("run: test -f {ALLOWED}")], "budget_secs": budget_secs});
     json!({"plan": format!("One task.\nOMK_TASK_PROPOSAL: {task}\n"),
         "turns": [
         {"tool_call": write(ALLOWED, "hello\n")},
@@ -141,18 +149,22 @@ fn os(s: impl Into<OsString>) -> OsString {
     s.into()
 }
 
+fn kimi_write(p: &str, c: &str) -> Value {
+    json!({"name": "Write", "arguments": {"path": p, "content": c}})
+}
+
+fn kimi_usage() -> Value {
+    json!({"prompt_tokens": 100, "completion_tokens": 20})
+}
+
 /// A fake OpenAI server scripted for Kimi, and Kimi's environment.
 fn kimi_setup(omk: &Omk) -> (FakeModel, Vec<(&'static str, OsString)>) {
+    kimi_setup_with(omk, &script(kimi_write, kimi_usage()))
+}
+
+fn kimi_setup_with(omk: &Omk, script: &Value) -> (FakeModel, Vec<(&'static str, OsString)>) {
     let home = omk.project().parent().unwrap().to_path_buf();
-    let fake = FakeModel::start(
-        "fake_openai_chat",
-        &home,
-        &script(
-            |p, c| json!({"name": "Write", "arguments": {"path": p, "content": c}}),
-            json!({"prompt_tokens": 100, "completion_tokens": 20}),
-        ),
-        &[],
-    );
+    let fake = FakeModel::start("fake_openai_chat", &home, script, &[]);
     let env = vec![
         ("KIMI_MODEL_NAME", os("fake-model")),
         ("KIMI_MODEL_API_KEY", os("sk-fake")),
@@ -359,5 +371,90 @@ fn codex_is_gated_live_through_app_server_approvals() {
     assert_eq!(
         of_kind(&events, "agent_finished")[0]["payload"]["tokens"],
         360
+    );
+}
+
+#[test]
+fn at_the_deadline_the_turn_is_cancelled_and_the_agent_stopped() {
+    let Some(kimi) = clients::kimi() else { return };
+    let omk = Omk::new();
+    // The model takes a minute to answer; the task has 8 seconds.
+    let mut script = script_with_budget(kimi_write, kimi_usage(), 8);
+    script["turns"][0]["delay"] = json!(60);
+    let (_fake, env) = kimi_setup_with(&omk, &script);
+    let started = std::time::Instant::now();
+    let (id, run) = run_task(&omk, &["--agent", "kimi", "--command", &kimi], &env);
+    run.code(1);
+    // Two attempts (one retry) of 8 s each, not two minutes.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    let events = omk.events(&id);
+    let finished = of_kind(&events, "agent_finished");
+    assert_eq!(finished.len(), 2, "{finished:?}");
+    assert!(
+        finished.iter().all(|f| f["payload"]["timed_out"] == true),
+        "{finished:?}"
+    );
+    let task = &omk.run(&["goal", "show", &id, "--json"]).json()["graph"]["tasks"][0];
+    assert_eq!(task["status"], "failed", "{task}");
+    assert!(
+        task["failure"].as_str().unwrap().contains("timed out"),
+        "{task}"
+    );
+    // Nothing of the agent is left running.
+    let marker = "OMK_TASK_ID=notes";
+    let alive = std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+        std::fs::read(p.path().join("environ")).is_ok_and(|env| {
+            env.split(|&b| b == 0).any(|kv| kv == marker.as_bytes())
+                && env
+                    .split(|&b| b == 0)
+                    .any(|kv| kv == format!("OMK_GOAL_ID={id}").as_bytes())
+        })
+    });
+    assert!(!alive, "an agent process outlived the deadline");
+}
+
+#[test]
+fn an_auth_failure_stops_the_goal_before_any_task_with_the_servers_words() {
+    let Some(claude) = clients::claude() else {
+        return;
+    };
+    let omk = Omk::new();
+    let home = omk.project().parent().unwrap().to_path_buf();
+    let mut script = script(
+        |p, c| json!({"name": "Write", "arguments": {"file_path": p, "content": c}}),
+        json!({"input_tokens": 100, "output_tokens": 20}),
+    );
+    script["error_status"] = json!(401);
+    let fake = FakeModel::start("fake_anthropic", &home, &script, &[]);
+    omk.git_project(&[]);
+    let run = omk.run_env(
+        &[
+            "goal",
+            "run",
+            "g",
+            "--agent",
+            "claude",
+            "--command",
+            &claude,
+        ],
+        &[
+            (
+                "ANTHROPIC_BASE_URL",
+                std::ffi::OsStr::new(&format!("http://127.0.0.1:{}", fake.port)),
+            ),
+            ("ANTHROPIC_API_KEY", std::ffi::OsStr::new("sk-ant-wrong")),
+            ("CLAUDE_CODE_MAX_RETRIES", std::ffi::OsStr::new("0")),
+        ],
+    );
+    run.code(2);
+    assert!(run.stderr.contains("401"), "{}", run.stderr);
+    assert!(
+        run.stderr.to_lowercase().contains("authenticat"),
+        "{}",
+        run.stderr
     );
 }

@@ -201,7 +201,8 @@ impl Turn {
         };
         prompt::read_final(&self.final_message, &stopped, &mut report, hooks, task);
         if let Some(e) = &self.error {
-            report.output_tail = format!("{e}\n{}", self.stderr_tail);
+            // The reason last: it is the line a failed task is reported with.
+            report.output_tail = format!("{}\n{e}", self.stderr_tail);
         }
         report
     }
@@ -429,7 +430,15 @@ impl State<'_> {
                 _ = super::process::sleep_until_opt(give_up) => break,
             }
         }
-        while let Ok(msg) = rx.try_recv() {
+        // Agents send the turn's last updates (Kimi its `usage_update`)
+        // just after the prompt's answer: take what comes until it is quiet.
+        let quiet_until = Instant::now() + Duration::from_secs(2);
+        while let Ok(Some(msg)) = tokio::time::timeout(
+            Duration::from_millis(300).min(quiet_until.saturating_duration_since(Instant::now())),
+            rx.recv(),
+        )
+        .await
+        {
             self.handle(msg);
         }
         self.turn.final_message = std::mem::take(&mut self.message);

@@ -246,10 +246,12 @@ impl Outcome {
         };
         prompt::read_final(self.message(), &stopped, &mut report, hooks, task);
         if !ok {
+            // The reason last: it is the line a failed task is reported with.
             report.output_tail = format!(
-                "{stopped}\n{}\n{}",
+                "{}\n{}\n{stopped}: {}",
+                self.stderr_tail,
                 crate::text::clip(self.message(), 2000),
-                self.stderr_tail
+                crate::text::clip(self.message().lines().next().unwrap_or(""), 300)
             );
         }
         report

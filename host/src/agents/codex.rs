@@ -386,7 +386,8 @@ impl Outcome {
         };
         prompt::read_final(&self.message, &stopped, &mut report, hooks, task);
         if !ok {
-            report.output_tail = format!("{stopped}\n{}", self.stderr_tail);
+            // The reason last: it is the line a failed task is reported with.
+            report.output_tail = format!("{}\n{stopped}", self.stderr_tail);
         }
         report
     }

@@ -161,7 +161,13 @@ impl Backend for KimiPrint {
             let stderr = std::mem::take(&mut report.output_tail);
             prompt::read_final(&last, &stopped, &mut report, hooks, &job.task.id);
             if !report.succeeded() {
-                report.output_tail = format!("{stopped}\n{stderr}");
+                // The reason last: it is the line a failed task is reported with.
+                let why = stderr
+                    .lines()
+                    .rev()
+                    .find(|l| l.contains("error"))
+                    .unwrap_or("");
+                report.output_tail = format!("{stderr}\n{stopped}: {why}");
             }
             report
         })

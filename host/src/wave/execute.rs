@@ -215,7 +215,7 @@ impl Executor {
         let proposals = planned.map_err(|e| {
             GoalError::state(
                 format!("the `{}` agent could not plan: {e}", self.backend.name()),
-                "check the agent's command or script",
+                "check the agent's command or script; for a real client, its credentials and model server (`omk doctor` lists what it finds)",
             )
         })?;
         if proposals.is_empty() {
