@@ -126,11 +126,12 @@ pub fn build(
             progress("generate the C bindings of wit/ into gen/ (wit-bindgen)");
             c_bindings(&dir.join("wit"), &gen_dir)?;
             commands.push("wit-bindgen c: gen/gate.h, gen/gate.c".into());
-            let clang = find_tool(dir, "clang-19", "OMK_CLANG")
-                .or_else(|| find_tool(dir, "clang", "OMK_CLANG"))
-                .ok_or_else(|| BuildError::Missing {
-                    tool: "clang".into(),
-                    install: C_INSTALL.into(),
+            let clang =
+                find_tool(dir, &["clang-19", "clang"], Some("OMK_CLANG")).ok_or_else(|| {
+                    BuildError::Missing {
+                        tool: "clang".into(),
+                        install: C_INSTALL.into(),
+                    }
                 })?;
             let module = gen_dir.join("gate.core.wasm");
             let mut cmd = Command::new(&clang);
@@ -170,12 +171,10 @@ pub fn build(
             commands.push("wit-component: encode".into());
         }
         Lang::Python => {
-            let tool =
-                find_tool(dir, "componentize-py", "OMK_COMPONENTIZE_PY").ok_or_else(|| {
-                    BuildError::Missing {
-                        tool: "componentize-py".into(),
-                        install: "pip install componentize-py==0.25.1".into(),
-                    }
+            let tool = find_tool(dir, &["componentize-py"], Some("OMK_COMPONENTIZE_PY"))
+                .ok_or_else(|| BuildError::Missing {
+                    tool: "componentize-py".into(),
+                    install: "pip install componentize-py==0.25.1".into(),
                 })?;
             let file = format!("{}.wasm", project.name);
             let mut cmd = Command::new(tool);
@@ -201,7 +200,7 @@ pub fn build(
             commands.push(shown);
         }
         Lang::Js => {
-            let tool = find_tool(dir, "componentize-js", "OMK_COMPONENTIZE_JS").ok_or_else(|| {
+            let tool = find_tool(dir, &["componentize-js"], Some("OMK_COMPONENTIZE_JS")).ok_or_else(|| {
                 BuildError::Missing {
                     tool: "componentize-js".into(),
                     install: "npm install --save-dev @bytecodealliance/componentize-js@0.23 (in the gate's directory)"
@@ -327,17 +326,20 @@ fn run(mut cmd: Command, shown: &str, tool: &str, install: &str) -> Result<(), B
     })
 }
 
-/// A tool: `$ENV_VAR`, else `node_modules/.bin/NAME` in the project, else
-/// NAME on `PATH`.
-pub(crate) fn find_tool(dir: &Path, name: &str, env_var: &str) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(env_var) {
+/// A tool: `$ENV_VAR`, else the first of `names` in the project's
+/// `node_modules/.bin`, else the first of `names` on `PATH`.
+pub(crate) fn find_tool(dir: &Path, names: &[&str], env_var: Option<&str>) -> Option<PathBuf> {
+    if let Some(p) = env_var.and_then(std::env::var_os) {
         return Some(PathBuf::from(p));
     }
-    let local = dir.join("node_modules/.bin").join(name);
-    if local.is_file() {
-        return Some(local);
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    names.iter().find_map(|name| {
+        let local = dir.join("node_modules/.bin").join(name);
+        if local.is_file() {
+            return Some(local);
+        }
+        std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
 }

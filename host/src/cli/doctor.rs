@@ -14,30 +14,31 @@ pub struct DoctorArgs {
     json: bool,
 }
 
-/// A gate toolchain: what it builds, the tool, its override variable.
-const TOOLCHAINS: &[(&str, &str, &str, &str)] = &[
+/// A gate toolchain: what it builds, the tool (the first found of), the
+/// variable that overrides it, how to install it.
+const TOOLCHAINS: &[(&str, &[&str], Option<&str>, &str)] = &[
     (
         "rust",
-        "cargo",
-        "OMK_CARGO",
+        &["cargo"],
+        None,
         "install Rust, then `rustup target add wasm32-unknown-unknown`",
     ),
     (
         "c",
-        "clang-19",
-        "OMK_CLANG",
+        &["clang-19", "clang"],
+        Some("OMK_CLANG"),
         "install clang-19, lld-19 and wasi-libc",
     ),
     (
         "python",
-        "componentize-py",
-        "OMK_COMPONENTIZE_PY",
+        &["componentize-py"],
+        Some("OMK_COMPONENTIZE_PY"),
         "pip install componentize-py==0.25.1",
     ),
     (
         "js",
-        "componentize-js",
-        "OMK_COMPONENTIZE_JS",
+        &["componentize-js"],
+        Some("OMK_COMPONENTIZE_JS"),
         "npm install @bytecodealliance/componentize-js@0.23",
     ),
 ];
@@ -48,8 +49,8 @@ pub fn run(a: DoctorArgs) -> Result<Outcome> {
     let toolchains: Vec<_> = TOOLCHAINS
         .iter()
         .map(|(lang, tool, var, install)| {
-            let found = crate::author::build::find_tool(&here, tool, var);
-            json!({"language": lang, "tool": tool, "usable": found.is_some(),
+            let found = crate::author::build::find_tool(&here, tool, *var);
+            json!({"language": lang, "tool": tool[0], "usable": found.is_some(),
                    "help": found.is_none().then_some(*install),
                    "path": found.map(|p| p.display().to_string())})
         })

@@ -85,7 +85,7 @@ pub fn read(path: &Path) -> Result<Vec<Case>, CasesError> {
         toml::from_str(&text).map_err(|e| {
             let line = e
                 .span()
-                .map(|s| format!("line {}: ", text[..s.start].lines().count().max(1)))
+                .map(|s| format!("line {}: ", super::config::line_of(&text, s.start)))
                 .unwrap_or_default();
             err(format!("{line}{}", e.message().trim()))
         })?
