@@ -39,7 +39,22 @@ fn script_with_budget(
 /// Creates a goal for `agent` (which plans one task that may write
 /// `notes/`) and executes it, with `env`.
 fn run_task(omk: &Omk, agent: &[&str], env: &[(&str, OsString)]) -> (String, Run) {
-    omk.git_project(&[("README.md", "project\n")]);
+    run_task_in(omk, &[("README.md", "project\n")], agent, env)
+}
+
+/// As [`run_task`], in a project of `files`.
+fn run_task_in(
+    omk: &Omk,
+    files: &[(&str, &str)],
+    agent: &[&str],
+    env: &[(&str, OsString)],
+) -> (String, Run) {
+    omk.git_project(files);
+    run_goal(omk, agent, env)
+}
+
+/// Creates a goal for `agent` in the project there is and executes it.
+pub fn run_goal(omk: &Omk, agent: &[&str], env: &[(&str, OsString)]) -> (String, Run) {
     let env: Vec<(&str, &std::ffi::OsStr)> = env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
     let mut args = vec!["goal", "run", "write the notes", "--json"];
     args.extend_from_slice(agent);
@@ -115,10 +130,7 @@ fn assert_gated(omk: &Omk, id: &str, run: &Run, agent: &str) -> Vec<Value> {
                 .contains("Done: wrote the notes.")
     });
     assert!(message, "the final message is not evidence: {task}");
-    let proof: Value = serde_json::from_str(
-        &std::fs::read_to_string(omk.goal_dir(id).join("proof.json")).unwrap(),
-    )
-    .unwrap();
+    let proof = omk.proof(id);
     assert_eq!(proof["known_gaps"], json!([]), "{}", proof["known_gaps"]);
     events
 }
@@ -137,7 +149,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 /// The model server saw the gate's reason in the conversation.
-fn model_was_told(fake: &FakeModel) {
+pub fn model_was_told(fake: &FakeModel) {
     let told = fake
         .requests()
         .iter()
@@ -198,8 +210,15 @@ fn kimi_print_mode_is_not_gated_live_and_the_proof_says_so() {
     let (_fake, env) = kimi_setup(&omk);
     let (id, run) = run_task(&omk, &["--agent", "kimi-print", "--command", &kimi], &env);
     // Kimi wrote both files unasked; the outcome gate rejects the change.
+    let gaps = rejected_at_the_outcome(&omk, &id, &run);
+    assert!(gaps.contains("kimi-print"), "{gaps}");
+}
+
+/// An agent that asked nothing wrote the forbidden file: the outcome gate
+/// failed the task and nothing of it was merged. Returns the proof's gaps.
+fn rejected_at_the_outcome(omk: &Omk, id: &str, run: &Run) -> String {
     run.code(1);
-    let show = omk.run(&["goal", "show", &id, "--json"]).json();
+    let show = omk.run(&["goal", "show", id, "--json"]).json();
     let task = &show["graph"]["tasks"][0];
     assert_eq!(task["status"], "failed", "{task}");
     assert!(
@@ -210,12 +229,7 @@ fn kimi_print_mode_is_not_gated_live_and_the_proof_says_so() {
         omk.git(&["show", &format!("omk/{id}/notes:{FORBIDDEN}")]),
         ""
     );
-    let proof: Value = serde_json::from_str(
-        &std::fs::read_to_string(omk.goal_dir(&id).join("proof.json")).unwrap(),
-    )
-    .unwrap();
-    let gaps = proof["known_gaps"].to_string();
-    assert!(gaps.contains("kimi-print"), "{gaps}");
+    omk.proof(id)["known_gaps"].to_string()
 }
 
 #[test]
@@ -239,10 +253,42 @@ fn a_missing_or_unsupported_client_is_an_error_before_any_task() {
         "{}",
         run.stderr
     );
-    let run = omk.run(&["goal", "run", "g", "--agent", "kimi-wire"]);
+    // Kimi Code 2.x installs a `kimi` too, which has no wire mode.
+    let kimi_code = omk.write("../kimi-code", "#!/bin/sh\necho 2.1.0\n");
+    make_executable(&kimi_code);
+    let run = omk.run(&[
+        "goal",
+        "run",
+        "g",
+        "--agent",
+        "kimi-wire",
+        "--command",
+        kimi_code.to_str().unwrap(),
+    ]);
     run.code(2);
     assert!(
-        run.stderr.contains("help: use Kimi Code over ACP"),
+        run.stderr.contains("agent `kimi-wire`") && run.stderr.contains("Kimi Code 2.x"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("help: install the legacy Kimi CLI"),
+        "{}",
+        run.stderr
+    );
+    // The legacy client without credentials: no task starts.
+    let run = omk.run(&[
+        "goal",
+        "run",
+        "g",
+        "--agent",
+        "kimi-wire",
+        "--command",
+        &fake_kimi_cli(),
+    ]);
+    run.code(2);
+    assert!(
+        run.stderr.contains("no credentials found") && run.stderr.contains("KIMI_API_KEY"),
         "{}",
         run.stderr
     );
@@ -384,21 +430,27 @@ fn at_the_deadline_the_turn_is_cancelled_and_the_agent_stopped() {
     let (_fake, env) = kimi_setup_with(&omk, &script);
     let started = std::time::Instant::now();
     let (id, run) = run_task(&omk, &["--agent", "kimi", "--command", &kimi], &env);
+    assert_stopped_at_the_deadline(&omk, &id, &run, started);
+}
+
+/// Both attempts of the task ran out of time and were stopped well before
+/// the model's minute-long answer, and no process of the agent is left.
+fn assert_stopped_at_the_deadline(omk: &Omk, id: &str, run: &Run, started: std::time::Instant) {
     run.code(1);
-    // Two attempts (one retry) of 8 s each, not two minutes.
+    // Two attempts (one retry) of a few seconds each, not two minutes.
     assert!(
         started.elapsed() < std::time::Duration::from_secs(60),
         "{:?}",
         started.elapsed()
     );
-    let events = omk.events(&id);
+    let events = omk.events(id);
     let finished = of_kind(&events, "agent_finished");
     assert_eq!(finished.len(), 2, "{finished:?}");
     assert!(
         finished.iter().all(|f| f["payload"]["timed_out"] == true),
         "{finished:?}"
     );
-    let task = &omk.run(&["goal", "show", &id, "--json"]).json()["graph"]["tasks"][0];
+    let task = &omk.run(&["goal", "show", id, "--json"]).json()["graph"]["tasks"][0];
     assert_eq!(task["status"], "failed", "{task}");
     assert!(
         task["failure"].as_str().unwrap().contains("timed out"),
@@ -456,5 +508,160 @@ fn an_auth_failure_stops_the_goal_before_any_task_with_the_servers_words() {
         run.stderr.to_lowercase().contains("authenticat"),
         "{}",
         run.stderr
+    );
+}
+
+fn make_executable(p: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The legacy Kimi CLI stand-in (`tests/fixtures/fake_kimi_wire.py`): the
+/// real one needs Python ≥ 3.12, which this machine lacks.
+pub fn fake_kimi_cli() -> String {
+    format!(
+        "python3 {}",
+        crate::support::repo()
+            .join("tests/fixtures/fake_kimi_wire.py")
+            .display()
+    )
+}
+
+/// A fake OpenAI server scripted for the legacy Kimi CLI, and the CLI's
+/// environment (with `extra`).
+pub fn wire_env(
+    omk: &Omk,
+    script: &Value,
+    extra: &[(&'static str, OsString)],
+) -> (FakeModel, Vec<(&'static str, OsString)>) {
+    let home = omk.project().parent().unwrap().to_path_buf();
+    let fake = FakeModel::start("fake_openai_chat", &home, script, &[]);
+    let mut env = vec![
+        (
+            "KIMI_BASE_URL",
+            os(format!("http://127.0.0.1:{}/v1", fake.port)),
+        ),
+        ("KIMI_API_KEY", os("sk-fake")),
+        ("KIMI_MODEL_NAME", os("fake-model")),
+        ("KIMI_SHARE_DIR", os(home.join("kimi-share"))),
+    ];
+    env.extend(extra.iter().cloned());
+    (fake, env)
+}
+
+/// [`wire_env`], then a goal run in a project whose `notes/` and `secret/`
+/// exist — the CLI's `WriteFile` writes only into existing directories.
+fn wire_run(
+    omk: &Omk,
+    script: &Value,
+    extra: &[(&'static str, OsString)],
+) -> (FakeModel, String, Run, std::time::Instant) {
+    let (fake, env) = wire_env(omk, script, extra);
+    let started = std::time::Instant::now();
+    let (id, run) = run_task_in(
+        omk,
+        &[
+            ("README.md", "project\n"),
+            ("notes/README.md", "notes\n"),
+            ("secret/README.md", "secret\n"),
+        ],
+        &["--agent", "kimi-wire", "--command", &fake_kimi_cli()],
+        &env,
+    );
+    (fake, id, run, started)
+}
+
+fn wire_script() -> Value {
+    script(
+        |p, c| json!({"name": "WriteFile", "arguments": {"path": p, "content": c}}),
+        kimi_usage(),
+    )
+}
+
+/// The channels the refusals came through (`wire PreToolUse`, `wire ApprovalRequest`).
+fn refusal_channels(events: &[Value]) -> Vec<String> {
+    of_kind(events, "agent_action")
+        .into_iter()
+        .filter(|e| e["payload"]["allowed"] == false)
+        .map(|e| {
+            e["payload"]["action"]["detail"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn the_legacy_kimi_cli_is_gated_live_over_the_wire() {
+    let omk = Omk::new();
+    let (fake, id, run, _) = wire_run(&omk, &wire_script(), &[]);
+    let events = assert_gated(&omk, &id, &run, "kimi-wire");
+    model_was_told(&fake);
+    // The PreToolUse hook refused the write before Kimi asked for it.
+    assert_eq!(refusal_channels(&events), ["wire PreToolUse: WriteFile"]);
+    // The allowed write was judged once, though both the hook and the
+    // approval asked for it.
+    let judged = of_kind(&events, "agent_action")
+        .into_iter()
+        .filter(|e| e["payload"]["action"]["target"] == ALLOWED)
+        .count();
+    assert_eq!(judged, 1);
+    // Three steps of 120 tokens each.
+    assert_eq!(
+        of_kind(&events, "agent_finished")[0]["payload"]["tokens"],
+        360
+    );
+}
+
+#[test]
+fn a_wire_server_without_hooks_is_gated_through_its_approvals() {
+    let omk = Omk::new();
+    let (fake, id, run, _) = wire_run(&omk, &wire_script(), &[("FAKE_KIMI_WIRE_LEGACY", os("1"))]);
+    let events = assert_gated(&omk, &id, &run, "kimi-wire");
+    model_was_told(&fake);
+    assert_eq!(
+        refusal_channels(&events),
+        ["wire ApprovalRequest: WriteFile (edit file)"]
+    );
+}
+
+#[test]
+fn where_kimi_approves_itself_the_wire_hook_still_refuses() {
+    let omk = Omk::new();
+    let share = omk.project().parent().unwrap().join("kimi-share");
+    std::fs::create_dir_all(&share).unwrap();
+    std::fs::write(share.join("config.toml"), "default_yolo = true\n").unwrap();
+    let (fake, id, run, _) = wire_run(&omk, &wire_script(), &[]);
+    let events = assert_gated(&omk, &id, &run, "kimi-wire");
+    model_was_told(&fake);
+    assert_eq!(refusal_channels(&events), ["wire PreToolUse: WriteFile"]);
+}
+
+#[test]
+fn at_the_deadline_the_wire_turn_is_cancelled_and_kimi_stopped() {
+    let omk = Omk::new();
+    let mut script = script_with_budget(
+        |p, c| json!({"name": "WriteFile", "arguments": {"path": p, "content": c}}),
+        kimi_usage(),
+        4,
+    );
+    script["turns"][0]["delay"] = json!(60);
+    let (_fake, id, run, started) = wire_run(&omk, &script, &[]);
+    assert_stopped_at_the_deadline(&omk, &id, &run, started);
+}
+
+#[test]
+fn a_wire_server_that_approves_itself_without_hooks_leaves_a_gap_in_the_proof() {
+    let omk = Omk::new();
+    let share = omk.project().parent().unwrap().join("kimi-share");
+    std::fs::create_dir_all(&share).unwrap();
+    std::fs::write(share.join("config.toml"), "default_yolo = true\n").unwrap();
+    let (_fake, id, run, _) = wire_run(&omk, &wire_script(), &[("FAKE_KIMI_WIRE_LEGACY", os("1"))]);
+    // Nothing was asked, so the outcome gate found the forbidden change.
+    let gaps = rejected_at_the_outcome(&omk, &id, &run);
+    assert!(
+        gaps.contains("agent `kimi-wire` took 4 action(s) without asking omk"),
+        "{gaps}"
     );
 }

@@ -228,34 +228,51 @@ fn no_attack_path_escapes_and_every_rejection_names_its_rule() {
     );
 }
 
-#[test]
-fn a_symlink_in_the_worktree_cannot_carry_a_write_outside() {
-    let omk = crate::support::Omk::new();
+/// A project whose committed `out` is an absolute symlink to a directory
+/// outside it, so every worktree has it; returns that directory.
+fn project_with_a_link_out(omk: &crate::support::Omk) -> std::path::PathBuf {
     let outside = omk.project().parent().unwrap().join("outside");
     std::fs::create_dir_all(&outside).unwrap();
     omk.git_project(&[("README.md", "x\n")]);
-    // An absolute link: in every worktree it points at the same place.
     std::os::unix::fs::symlink(&outside, omk.project().join("out")).unwrap();
-    let add = std::process::Command::new("git")
-        .args(["add", "out"])
-        .current_dir(omk.project())
-        .status()
-        .unwrap();
-    assert!(add.success());
-    let commit = std::process::Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qm",
-            "link",
-        ])
-        .current_dir(omk.project())
-        .status()
-        .unwrap();
-    assert!(commit.success());
+    omk.git(&["add", "out"]);
+    omk.git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-qm",
+        "link",
+    ]);
+    assert!(omk.git(&["ls-files", "out"]).contains("out"));
+    outside
+}
+
+/// The write to `out/pwned.txt` was refused before it happened, by omk.
+fn refused_through_the_link(events: &[serde_json::Value]) {
+    let refusal = crate::support::of_kind(events, "agent_action")
+        .into_iter()
+        .find(|e| e["payload"]["allowed"] == false)
+        .cloned()
+        .expect("a refused action");
+    assert_eq!(
+        refusal["payload"]["code"], "omk.outside-worktree",
+        "{refusal}"
+    );
+    assert!(
+        refusal["payload"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("through a symlink"),
+        "{refusal}"
+    );
+}
+
+#[test]
+fn a_symlink_in_the_worktree_cannot_carry_a_write_outside() {
+    let omk = crate::support::Omk::new();
+    let outside = project_with_a_link_out(&omk);
     let script = json!({
         "plan": [{"id": "t", "write_set": ["out"], "acceptance": ["run: true"], "budget_secs": 30}],
         "tasks": {"t": [{"steps": [{"write": "out/pwned.txt", "content": "escaped"}]}]}
@@ -275,8 +292,27 @@ fn a_symlink_in_the_worktree_cannot_carry_a_write_outside() {
         !outside.join("pwned.txt").exists(),
         "a write went through the symlink"
     );
-    let events = omk.events(&omk.latest_goal());
-    let finished = crate::support::of_kind(&events, "agent_finished");
-    let tail = finished[0]["payload"]["output_tail"].as_str().unwrap();
-    assert!(tail.contains("could not write out/pwned.txt"), "{tail}");
+    refused_through_the_link(&omk.events(&omk.latest_goal()));
+}
+
+#[test]
+fn an_agent_that_writes_itself_cannot_write_through_a_symlink() {
+    // The legacy Kimi CLI writes approved files itself, following links.
+    let omk = crate::support::Omk::new();
+    let outside = project_with_a_link_out(&omk);
+    let task =
+        json!({"id": "t", "write_set": ["out"], "acceptance": ["run: true"], "budget_secs": 30});
+    let script = json!({"plan": format!("OMK_TASK_PROPOSAL: {task}\n"), "turns": [
+        {"tool_call": {"name": "WriteFile", "arguments": {"path": "out/pwned.txt", "content": "escaped"}}},
+        {"text": "Done."}]});
+    let (fake, env) = crate::agents::wire_env(&omk, &script, &[]);
+    let agent = crate::agents::fake_kimi_cli();
+    let (id, _) =
+        crate::agents::run_goal(&omk, &["--agent", "kimi-wire", "--command", &agent], &env);
+    assert!(
+        !outside.join("pwned.txt").exists(),
+        "a write went through the symlink"
+    );
+    refused_through_the_link(&omk.events(&id));
+    crate::agents::model_was_told(&fake);
 }

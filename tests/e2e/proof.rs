@@ -57,10 +57,7 @@ fn tuples(list: &[(&str, &str, &str, &str)]) -> Vec<(String, String, String, Str
 fn the_proof_of_the_demo_is_ready_and_names_its_gates() {
     let omk = Omk::new();
     let id = demo(&omk);
-    let written: Value = serde_json::from_str(
-        &std::fs::read_to_string(omk.goal_dir(&id).join("proof.json")).unwrap(),
-    )
-    .unwrap();
+    let written = omk.proof(&id);
     assert_eq!(written["readiness"]["ready"], true);
     let run = omk.run(&["goal", "proof", &id, "--json"]);
     run.code(0);

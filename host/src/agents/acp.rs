@@ -138,20 +138,9 @@ impl Backend for Acp {
 
     fn run<'a>(&'a self, job: &'a Job, hooks: &'a dyn Hooks) -> BoxFuture<'a, Report> {
         Box::pin(async move {
-            let permit = hooks.action(AgentAction {
-                task_id: job.task.id.clone(),
-                kind: ActionKind::RunCommand,
-                target: self.launch.shown.clone(),
-                detail: format!("start the {} agent", self.launch.name),
-            });
-            if !permit.allowed {
-                return Report {
-                    output_tail: format!(
-                        "refused to start the agent: {}",
-                        permit.reason.unwrap_or_default()
-                    ),
-                    ..Default::default()
-                };
+            let detail = format!("start the {} agent", self.launch.name);
+            if let Some(refused) = super::refuse_start(hooks, job, &self.launch.shown, &detail) {
+                return refused;
             }
             let turn = turn(
                 &self.launch,
@@ -616,7 +605,7 @@ impl State<'_> {
             }
             SessionUpdate::ToolCall(call) => {
                 self.active = true;
-                self.flush_message();
+                prompt::note_message(self.hooks, self.task, &mut self.message);
                 let v = serde_json::to_value(&call).unwrap_or(Value::Null);
                 self.remember(&v);
                 self.hooks.note(
@@ -702,17 +691,6 @@ impl State<'_> {
             }
         }
         merged
-    }
-
-    /// Records the message the agent wrote before a tool call.
-    fn flush_message(&mut self) {
-        let m = std::mem::take(&mut self.message);
-        if !m.trim().is_empty() {
-            self.hooks.note(
-                "agent_message",
-                json!({"task_id": self.task, "text": crate::text::clip(&m, 2000)}),
-            );
-        }
     }
 }
 

@@ -29,9 +29,8 @@ use tokio::io::{BufReader, Lines};
 use tokio::process::ChildStdout;
 use tokio::time::Instant;
 
-use super::{
-    AgentError, Backend, BoxFuture, Brief, Hooks, Job, Report, launch_command, prompt, stdio,
-};
+use super::stdio::{self, Outcome};
+use super::{AgentError, Backend, BoxFuture, Brief, Hooks, Job, Report, launch_command, prompt};
 
 /// How long planning may take.
 pub const PLAN_SECS: u64 = 600;
@@ -50,18 +49,6 @@ impl Codex {
             command: command.map(str::to_owned),
         })
     }
-}
-
-/// What a Codex turn came to.
-#[derive(Debug, Default)]
-struct Outcome {
-    error: Option<String>,
-    timed_out: bool,
-    /// `completed`, `failed`, `interrupted`.
-    status: Option<String>,
-    message: String,
-    tokens: u64,
-    stderr_tail: String,
 }
 
 struct Conn {
@@ -123,17 +110,11 @@ impl Codex {
         }) {
             Ok(a) => a,
             Err(e) => {
-                return Outcome {
-                    error: Some(e),
-                    ..Default::default()
-                };
+                return Outcome::failed(e);
             }
         };
         let Some(lines) = agent.lines() else {
-            return Outcome {
-                error: Some("Codex's stdout is not piped".into()),
-                ..Default::default()
-            };
+            return Outcome::failed("Codex's stdout is not piped".into());
         };
         let mut conn = Conn {
             agent,
@@ -362,37 +343,6 @@ fn inner_command(raw: &str) -> String {
     }
 }
 
-impl Outcome {
-    fn into_report(self, hooks: &dyn Hooks, task: &str) -> Report {
-        let ok =
-            self.error.is_none() && self.status.as_deref() == Some("completed") && !self.timed_out;
-        let stopped = match (&self.error, &self.status) {
-            (Some(e), _) => e.clone(),
-            (None, Some(s)) => s.clone(),
-            (None, None) if self.timed_out => "interrupted at the deadline".into(),
-            (None, None) => "Codex exited before the turn completed".into(),
-        };
-        let mut report = Report {
-            exit_code: if self.timed_out {
-                None
-            } else if ok {
-                Some(0)
-            } else {
-                Some(1)
-            },
-            timed_out: self.timed_out,
-            tokens: self.tokens,
-            ..Default::default()
-        };
-        prompt::read_final(&self.message, &stopped, &mut report, hooks, task);
-        if !ok {
-            // The reason last: it is the line a failed task is reported with.
-            report.output_tail = format!("{}\n{stopped}", self.stderr_tail);
-        }
-        report
-    }
-}
-
 impl Backend for Codex {
     fn name(&self) -> &'static str {
         "codex"
@@ -413,11 +363,7 @@ impl Backend for Codex {
             let out = self
                 .session(&brief.dir, &env, prompt::plan(brief), deadline, hooks, None)
                 .await;
-            match (&out.error, out.status.as_deref()) {
-                (None, Some("completed")) => Ok(prompt::read_plan(&out.message, hooks)),
-                (Some(e), _) => Err(e.clone()),
-                (None, s) => Err(format!("Codex did not plan (turn {s:?})")),
-            }
+            out.into_plan("completed", "Codex", hooks)
         })
     }
 
@@ -433,7 +379,7 @@ impl Backend for Codex {
                     Some(&job.task.id),
                 )
                 .await;
-            out.into_report(hooks, &job.task.id)
+            out.into_report("completed", "Codex", hooks, &job.task.id)
         })
     }
 }

@@ -3,7 +3,7 @@
 //! ([`preflight`]) and listed by `omk doctor`.
 //!
 //! Each client's program is its usual name on `PATH`, or the command line in
-//! `OMK_KIMI`, `OMK_CLAUDE` or `OMK_CODEX` (e.g.
+//! `OMK_KIMI`, `OMK_KIMI_WIRE`, `OMK_CLAUDE` or `OMK_CODEX` (e.g.
 //! `OMK_KIMI="/opt/node22/bin/node /opt/kimi/dist/main.mjs"`); `--command`
 //! on `omk goal run` overrides both. Credentials are looked for, not tried:
 //! a key the server refuses fails the first task with the server's words.
@@ -36,31 +36,57 @@ pub struct Client {
     pub agent: &'static str,
     pub program: &'static str,
     pub env: &'static str,
-    pub package: &'static str,
+    /// How to install it, as advice.
+    pub install: &'static str,
+    /// How to update it.
+    pub update: &'static str,
     /// The oldest version omk was tested with.
     pub min_version: (u64, u64, u64),
+    /// A major version from which on the program is another client under
+    /// the same name, and what to say then.
+    pub other_from: Option<(u64, &'static str)>,
 }
 
 pub const KIMI: Client = Client {
     agent: "kimi",
     program: "kimi",
     env: "OMK_KIMI",
-    package: "@moonshot-ai/kimi-code",
+    install: "install it (`npm install -g @moonshot-ai/kimi-code`)",
+    update: "npm install -g @moonshot-ai/kimi-code@latest",
     min_version: (2, 1, 0),
+    other_from: None,
+};
+/// The legacy Kimi CLI (Python, 1.x), driven over its wire protocol. Kimi
+/// Code 2.x installs a `kimi` too, without wire mode.
+pub const KIMI_WIRE: Client = Client {
+    agent: "kimi-wire",
+    program: "kimi",
+    env: "OMK_KIMI_WIRE",
+    install: "install the legacy Kimi CLI (`uv tool install kimi-cli`, or `pip install kimi-cli` with Python ≥ 3.12)",
+    update: "uv tool upgrade kimi-cli",
+    min_version: (1, 6, 0),
+    other_from: Some((
+        2,
+        "this `kimi` is Kimi Code 2.x, which has no wire mode: use `--agent kimi` for it, or set OMK_KIMI_WIRE to the legacy Kimi CLI's command line",
+    )),
 };
 pub const CLAUDE: Client = Client {
     agent: "claude",
     program: "claude",
     env: "OMK_CLAUDE",
-    package: "@anthropic-ai/claude-code",
+    install: "install it (`npm install -g @anthropic-ai/claude-code`)",
+    update: "npm install -g @anthropic-ai/claude-code@latest",
     min_version: (2, 1, 0),
+    other_from: None,
 };
 pub const CODEX: Client = Client {
     agent: "codex",
     program: "codex",
     env: "OMK_CODEX",
-    package: "@openai/codex",
+    install: "install it (`npm install -g @openai/codex`)",
+    update: "npm install -g @openai/codex@latest",
     min_version: (0, 169, 0),
+    other_from: None,
 };
 
 impl Client {
@@ -89,8 +115,8 @@ pub fn check(client: &Client, explicit: Option<&str>) -> Check {
         help: None,
     };
     let install = format!(
-        "install it (`npm install -g {}`), or set {} to its command line",
-        client.package, client.env
+        "{}, or set {} to its command line",
+        client.install, client.env
     );
     let first = command.split_whitespace().next().unwrap_or_default();
     if !first.contains('/') && which(first).is_none() {
@@ -122,16 +148,20 @@ pub fn check(client: &Client, explicit: Option<&str>) -> Check {
         return c;
     };
     c.version = Some(format!("{}.{}.{}", version.0, version.1, version.2));
+    if let Some((major, other)) = client.other_from
+        && version.0 >= major
+    {
+        c.detail = format!("version {}.{}.{}: {other}", version.0, version.1, version.2);
+        c.help = Some(install);
+        return c;
+    }
     if version < client.min_version {
         let (a, b, d) = client.min_version;
         c.detail = format!(
             "version {}.{}.{} is older than {a}.{b}.{d}, the oldest omk supports",
             version.0, version.1, version.2
         );
-        c.help = Some(format!(
-            "update it: `npm install -g {}@latest`",
-            client.package
-        ));
+        c.help = Some(format!("update it: `{}`", client.update));
         return c;
     }
     match credentials(client.agent) {
@@ -149,7 +179,7 @@ pub fn check(client: &Client, explicit: Option<&str>) -> Check {
 
 /// Every client.
 pub fn check_all() -> Vec<Check> {
-    [KIMI, CLAUDE, CODEX]
+    [KIMI, KIMI_WIRE, CLAUDE, CODEX]
         .iter()
         .map(|c| check(c, None))
         .collect()
@@ -158,12 +188,10 @@ pub fn check_all() -> Vec<Check> {
 /// Fails, with the fix, when the agent a goal uses cannot run here.
 pub fn preflight(spec: &AgentSpec) -> Result<(), AgentError> {
     let (client, explicit) = match spec {
-        AgentSpec::Kimi { mode, command } => {
-            if *mode == kimi::Mode::Wire {
-                return Err(super::wire::unavailable());
-            }
-            (KIMI, command.as_deref())
-        }
+        AgentSpec::Kimi { mode, command } => match mode {
+            kimi::Mode::Wire => (KIMI_WIRE, command.as_deref()),
+            _ => (KIMI, command.as_deref()),
+        },
         AgentSpec::Claude { command } => (CLAUDE, command.as_deref()),
         AgentSpec::Codex { command } => (CODEX, command.as_deref()),
         _ => return Ok(()),
@@ -265,6 +293,22 @@ fn credentials(agent: &str) -> Result<String, String> {
             }
             Err("log in with `kimi` (`/login`), or set KIMI_MODEL_API_KEY with KIMI_MODEL_BASE_URL, KIMI_MODEL_NAME and KIMI_MODEL_PROVIDER_TYPE".into())
         }
+        "kimi-wire" => {
+            if set("KIMI_API_KEY") {
+                return Ok("KIMI_API_KEY".into());
+            }
+            let dir = std::env::var_os("KIMI_SHARE_DIR")
+                .map(PathBuf::from)
+                .or_else(|| home().map(|h| h.join(".kimi")));
+            if let Some(dir) = dir {
+                for f in ["config.toml", "credentials"] {
+                    if dir.join(f).exists() {
+                        return Ok(dir.join(f).display().to_string());
+                    }
+                }
+            }
+            Err("log in with `kimi login`, or set KIMI_API_KEY (with KIMI_BASE_URL and KIMI_MODEL_NAME for another endpoint)".into())
+        }
         "claude" => {
             for v in [
                 "ANTHROPIC_API_KEY",
@@ -343,5 +387,18 @@ mod tests {
         let c = check(&KIMI, Some("/nonexistent/kimi"));
         assert!(!c.usable);
         assert!(c.help.unwrap().contains("@moonshot-ai/kimi-code"));
+    }
+
+    #[test]
+    fn kimi_code_is_not_taken_for_the_legacy_kimi_cli() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("kimi");
+        std::fs::write(&fake, "#!/bin/sh\necho 2.1.0\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let c = check(&KIMI_WIRE, fake.to_str());
+        assert!(!c.usable);
+        assert!(c.detail.contains("Kimi Code 2.x"), "{}", c.detail);
+        assert!(c.help.unwrap().contains("uv tool install kimi-cli"));
     }
 }

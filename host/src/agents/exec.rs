@@ -12,7 +12,7 @@
 //! has no live gating: the changed files are still judged at the outcome,
 //! and the proof says the gap.
 
-use omk_gate_sdk::{ActionKind, AgentAction, TaskProposal};
+use omk_gate_sdk::TaskProposal;
 use serde_json::json;
 
 use super::process::run_shell;
@@ -91,21 +91,8 @@ impl Backend for Exec {
 
     fn run<'a>(&'a self, job: &'a Job, hooks: &'a dyn Hooks) -> BoxFuture<'a, Report> {
         Box::pin(async move {
-            let permit = hooks.action(AgentAction {
-                task_id: job.task.id.clone(),
-                kind: ActionKind::RunCommand,
-                target: self.command.clone(),
-                detail: "exec agent".into(),
-            });
-            if !permit.allowed {
-                return Report {
-                    exit_code: None,
-                    output_tail: format!(
-                        "refused to start the agent: {}",
-                        permit.reason.unwrap_or_default()
-                    ),
-                    ..Default::default()
-                };
+            if let Some(refused) = super::refuse_start(hooks, job, &self.command, "exec agent") {
+                return refused;
             }
             let stdin = serde_json::to_vec(&job.task).unwrap_or_default();
             let mut report = Report::default();

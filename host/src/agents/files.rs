@@ -33,6 +33,49 @@ fn inside(worktree: &Path, path: &Path) -> std::io::Result<PathBuf> {
     }
 }
 
+/// Where a change to `rel` (relative to `worktree`) would land, relative to
+/// the worktree, following symlinks through the part of the path that
+/// exists — for agents that write files themselves, so the gates judge the
+/// file that would change. An error names a path that would leave the
+/// worktree, or pass a symlink that leads nowhere. Paths with `..`, `.git`
+/// or other oddities are returned as they are: the gates judge their text.
+pub fn resolve(worktree: &Path, rel: &str) -> Result<String, String> {
+    use std::path::Component;
+    let parts: Vec<_> = Path::new(rel).components().collect();
+    if parts
+        .iter()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Ok(rel.to_owned());
+    }
+    let parts: Vec<_> = parts
+        .into_iter()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect();
+    if parts.is_empty() {
+        return Ok(rel.to_owned());
+    }
+    let root = worktree
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve the worktree `{}`: {e}", worktree.display()))?;
+    let at = |n: usize| parts[..n].iter().fold(root.clone(), |p, c| p.join(c));
+    let existing = (1..=parts.len())
+        .rev()
+        .find(|&n| at(n).symlink_metadata().is_ok())
+        .unwrap_or(0);
+    let base = if existing == 0 {
+        root.clone()
+    } else {
+        at(existing)
+            .canonicalize()
+            .map_err(|_| format!("`{rel}` passes a symlink that leads nowhere"))?
+    };
+    let full = parts[existing..].iter().fold(base, |p, c| p.join(c));
+    full.strip_prefix(&root)
+        .map(|r| r.to_string_lossy().into_owned())
+        .map_err(|_| format!("`{rel}` leads outside the task's worktree through a symlink"))
+}
+
 /// Writes `rel` inside `worktree`, creating parent directories; cap-std
 /// refuses any path that would leave it.
 pub fn write_file(worktree: &Path, rel: impl AsRef<Path>, content: &str) -> std::io::Result<()> {
@@ -98,6 +141,18 @@ mod tests {
         assert!(write_file(&wt, "link/escaped.txt", "no").is_err());
         assert!(read_file(&wt, "link/outside.txt", None, None).is_err());
         assert!(!dir.path().join("escaped.txt").exists());
+        assert_eq!(resolve(&wt, "sub/new/x.txt").unwrap(), "sub/new/x.txt");
+        assert_eq!(resolve(&wt, "./sub/ok.txt").unwrap(), "sub/ok.txt");
+        assert!(
+            resolve(&wt, "link/escaped.txt")
+                .unwrap_err()
+                .contains("outside")
+        );
+        std::os::unix::fs::symlink("sub", wt.join("inner")).unwrap();
+        assert_eq!(resolve(&wt, "inner/ok.txt").unwrap(), "sub/ok.txt");
+        std::os::unix::fs::symlink("/nonexistent/x", wt.join("dangling")).unwrap();
+        assert!(resolve(&wt, "dangling").unwrap_err().contains("nowhere"));
+        assert_eq!(resolve(&wt, "a/../b").unwrap(), "a/../b");
         delete_file(&wt, "sub/ok.txt").unwrap();
         assert!(delete_file(&wt, "../outside.txt").is_err());
         assert!(dir.path().join("outside.txt").exists());

@@ -1,5 +1,5 @@
-//! The Kimi backend: Kimi Code CLI (npm `@moonshot-ai/kimi-code`, bin
-//! `kimi`, Node ≥ 22.19), in one of three modes.
+//! The Kimi backends: Kimi Code CLI (npm `@moonshot-ai/kimi-code`, bin
+//! `kimi`, Node ≥ 22.19) in two modes, and the legacy Kimi CLI.
 //!
 //! - `acp` (default, `--agent kimi`): `kimi acp` through the [`super::acp`]
 //!   backend, gated live. Kimi sends every write to the client's
@@ -11,8 +11,9 @@
 //!   stream-json`. Kimi approves its own actions in this mode, so only
 //!   admission and outcome gates apply; the task's `task_started` record
 //!   says `live_gating: false` and the proof lists the gap.
-//! - `wire` (`--agent kimi-wire`): the legacy Python Kimi CLI's wire
-//!   protocol — not supported yet ([`super::wire`]).
+//! - `wire` (`--agent kimi-wire`): the legacy Kimi CLI (Python, 1.x) over
+//!   its wire protocol, `kimi --wire`, gated live through its approval
+//!   requests and `PreToolUse` hooks ([`super::wire`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -59,7 +60,7 @@ pub fn backend(mode: Mode, command: Option<&str>) -> Result<Box<dyn Backend>, Ag
     Ok(match mode {
         Mode::Acp => Box::new(acp::Acp::new(acp_launch(command))),
         Mode::Print => Box::new(super::kimi_print::KimiPrint::new(command)),
-        Mode::Wire => return Err(super::wire::unavailable()),
+        Mode::Wire => Box::new(super::wire::KimiWire::new(command)),
     })
 }
 

@@ -6,7 +6,7 @@
 //! The JSON lines it prints become notes (tool calls) and the final message
 //! (the last assistant content).
 
-use omk_gate_sdk::{ActionKind, AgentAction, TaskProposal};
+use omk_gate_sdk::TaskProposal;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -129,20 +129,10 @@ impl Backend for KimiPrint {
 
     fn run<'a>(&'a self, job: &'a Job, hooks: &'a dyn Hooks) -> BoxFuture<'a, Report> {
         Box::pin(async move {
-            let permit = hooks.action(AgentAction {
-                task_id: job.task.id.clone(),
-                kind: ActionKind::RunCommand,
-                target: format!("{} -p …", self.command.as_deref().unwrap_or("kimi")),
-                detail: "start Kimi Code in print mode (it approves its own actions)".into(),
-            });
-            if !permit.allowed {
-                return Report {
-                    output_tail: format!(
-                        "refused to start the agent: {}",
-                        permit.reason.unwrap_or_default()
-                    ),
-                    ..Default::default()
-                };
+            let shown = format!("{} -p …", self.command.as_deref().unwrap_or("kimi"));
+            let detail = "start Kimi Code in print mode (it approves its own actions)";
+            if let Some(refused) = super::refuse_start(hooks, job, &shown, detail) {
+                return refused;
             }
             let (mut report, last) = self
                 .session(

@@ -15,6 +15,8 @@
 //! - [`kimi`]: Kimi Code over ACP (gated live) and its print mode (not).
 //! - [`claude`]: Claude Code through its stdio permission channel.
 //! - [`codex`]: Codex through `codex app-server` approvals.
+//! - [`wire`]: the legacy Kimi CLI through its wire protocol's approvals
+//!   and `PreToolUse` hooks.
 //!
 //! [`doctor`] says which of them can run here. Real agents get the prompt
 //! of [`prompt`] and work on files through [`files`].
@@ -133,6 +135,24 @@ pub fn launch_command(
         shown: format!("{command} {}", args.join(" ")),
         usage_prompt: None,
     }
+}
+
+/// Judges starting the agent of `job` as the command `shown`; the report
+/// of a refused start, which fails the attempt, or `None` to go on.
+pub fn refuse_start(hooks: &dyn Hooks, job: &Job, shown: &str, detail: &str) -> Option<Report> {
+    let permit = hooks.action(AgentAction {
+        task_id: job.task.id.clone(),
+        kind: omk_gate_sdk::ActionKind::RunCommand,
+        target: shown.to_owned(),
+        detail: detail.to_owned(),
+    });
+    (!permit.allowed).then(|| Report {
+        output_tail: format!(
+            "refused to start the agent: {}",
+            permit.reason.unwrap_or_default()
+        ),
+        ..Default::default()
+    })
 }
 
 /// What the goal is, for planning.
@@ -294,16 +314,20 @@ pub fn read_protocol_line(line: &str, report: &mut Report) -> Option<String> {
 }
 
 /// Makes `path` (absolute, or relative to `worktree`) project-relative, for
-/// gates; `None` when it lies outside the worktree.
+/// gates; `None` when it lies outside the worktree. The worktree may be
+/// named through a symlink: agents that report physical paths (from
+/// `getcwd`) are matched against its real path too.
 pub fn relative_to(worktree: &Path, path: &str) -> Option<String> {
     let p = Path::new(path);
-    if p.is_absolute() {
-        p.strip_prefix(worktree)
-            .ok()
-            .map(|r| r.to_string_lossy().into_owned())
-    } else {
-        Some(path.to_owned())
+    if !p.is_absolute() {
+        return Some(path.to_owned());
     }
+    let real = worktree.canonicalize().ok();
+    [Some(worktree), real.as_deref()]
+        .into_iter()
+        .flatten()
+        .find_map(|w| p.strip_prefix(w).ok())
+        .map(|r| r.to_string_lossy().into_owned())
 }
 
 #[cfg(test)]

@@ -96,6 +96,18 @@ pub fn read_final(text: &str, stopped: &str, report: &mut Report, hooks: &dyn Ho
     }
 }
 
+/// Records the text an agent wrote before a tool call as a note, and
+/// empties it.
+pub fn note_message(hooks: &dyn Hooks, task: Option<&str>, message: &mut String) {
+    let m = std::mem::take(message);
+    if !m.trim().is_empty() {
+        hooks.note(
+            "agent_message",
+            serde_json::json!({"task_id": task, "text": crate::text::clip(&m, 2000)}),
+        );
+    }
+}
+
 /// Reads planning answers: the proposals in an agent's final message.
 pub fn read_plan(text: &str, hooks: &dyn Hooks) -> Vec<omk_gate_sdk::TaskProposal> {
     let mut report = Report::default();

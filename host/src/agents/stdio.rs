@@ -3,7 +3,8 @@
 //!
 //! The process runs in the task's worktree, in a process group of its own
 //! (killed when the [`Agent`] is dropped), with omk's environment plus the
-//! job's. Its stderr is kept as a tail for errors and evidence.
+//! job's. Its stderr is kept as a tail for errors and evidence. A turn of
+//! such an agent ends in an [`Outcome`].
 
 use std::path::Path;
 use std::process::Stdio;
@@ -12,7 +13,10 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
+use omk_gate_sdk::TaskProposal;
+
 use super::process::{GroupGuard, Tail};
+use super::{Hooks, Report, prompt};
 
 /// A running agent process.
 pub struct Agent {
@@ -108,6 +112,74 @@ impl Agent {
                 let _ = self.child.wait().await;
                 None
             }
+        }
+    }
+}
+
+/// What one turn of an agent came to, for agents that name how a turn
+/// ended in a word (Codex `completed`, the Kimi CLI `finished`).
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Why the turn could not run or ended badly.
+    pub error: Option<String>,
+    pub timed_out: bool,
+    /// The agent's word for how the turn ended.
+    pub status: Option<String>,
+    /// The final message.
+    pub message: String,
+    pub tokens: u64,
+    pub stderr_tail: String,
+}
+
+impl Outcome {
+    pub fn failed(error: String) -> Outcome {
+        Outcome {
+            error: Some(error),
+            ..Default::default()
+        }
+    }
+
+    /// A task's report; `done` is the status of a turn that finished, `who`
+    /// names the agent in reasons.
+    pub fn into_report(self, done: &str, who: &str, hooks: &dyn Hooks, task: &str) -> Report {
+        let ok = self.error.is_none() && self.status.as_deref() == Some(done) && !self.timed_out;
+        let stopped = match (&self.error, &self.status) {
+            (Some(e), _) => e.clone(),
+            (None, Some(s)) => s.clone(),
+            (None, None) if self.timed_out => "stopped at the deadline".into(),
+            (None, None) => format!("{who} exited before the turn ended"),
+        };
+        let mut report = Report {
+            exit_code: if self.timed_out {
+                None
+            } else if ok {
+                Some(0)
+            } else {
+                Some(1)
+            },
+            timed_out: self.timed_out,
+            tokens: self.tokens,
+            ..Default::default()
+        };
+        prompt::read_final(&self.message, &stopped, &mut report, hooks, task);
+        if !ok {
+            // The reason last: it is the line a failed task is reported with.
+            report.output_tail = format!("{}\n{stopped}", self.stderr_tail);
+        }
+        report
+    }
+
+    /// The proposals of a planning turn.
+    pub fn into_plan(
+        self,
+        done: &str,
+        who: &str,
+        hooks: &dyn Hooks,
+    ) -> Result<Vec<TaskProposal>, String> {
+        match (self.error, self.status.as_deref()) {
+            (None, Some(s)) if s == done => Ok(prompt::read_plan(&self.message, hooks)),
+            (Some(e), _) => Err(e),
+            (None, s) => Err(format!("{who} did not plan (turn {s:?})")),
         }
     }
 }

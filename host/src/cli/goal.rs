@@ -118,18 +118,19 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct AgentArgs {
     /// The agent backend: `kimi` (Kimi Code over ACP), `kimi-print` (Kimi
-    /// Code's print mode, not gated live), `claude`, `codex`, `acp:CMD` (any
-    /// ACP agent), `exec` (needs `--command`) or `scripted` (needs
-    /// `--script`). `kimi-wire`, the legacy Kimi CLI, is not supported yet.
+    /// Code's print mode, not gated live), `kimi-wire` (the legacy Kimi CLI
+    /// over its wire protocol), `claude`, `codex`, `acp:CMD` (any ACP
+    /// agent), `exec` (needs `--command`) or `scripted` (needs `--script`).
     #[arg(long, value_name = "NAME")]
     agent: Option<String>,
     /// The scripted agent's script (JSON).
     #[arg(long, value_name = "FILE")]
     script: Option<PathBuf>,
     /// The exec agent's command, run with `sh -c` in each task's worktree;
-    /// for `kimi`, `claude` and `codex`, the command line that starts the
-    /// client (default: `$OMK_KIMI`/`$OMK_CLAUDE`/`$OMK_CODEX`, else the
-    /// program on PATH); for `acp`, the agent's command.
+    /// for `kimi`, `kimi-wire`, `claude` and `codex`, the command line that
+    /// starts the client (default: `$OMK_KIMI`/`$OMK_KIMI_WIRE`/
+    /// `$OMK_CLAUDE`/`$OMK_CODEX`, else the program on PATH); for `acp`,
+    /// the agent's command.
     #[arg(long, value_name = "CMD")]
     command: Option<String>,
 }
@@ -234,7 +235,7 @@ impl AgentArgs {
             }
             other => Err(with_help(
                 format!("there is no agent called `{other}`"),
-                "the agents are `kimi`, `kimi-print`, `claude`, `codex`, `acp:CMD`, `exec` and `scripted`",
+                "the agents are `kimi`, `kimi-print`, `kimi-wire`, `claude`, `codex`, `acp:CMD`, `exec` and `scripted`",
             )),
         }
     }

@@ -199,6 +199,8 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
     let mut gates: BTreeMap<(String, String), GateUse> = BTreeMap::new();
     let mut audit = BTreeSet::new();
     let mut no_live_gating = BTreeSet::new();
+    // Actions an agent took without asking: agent -> how many.
+    let mut unjudged: BTreeMap<String, usize> = BTreeMap::new();
     // The last outcome verdict of each task: gate -> accepted.
     let mut last_outcome: HashMap<String, Vec<(String, bool)>> = HashMap::new();
     let mut rejected_proposals = 0;
@@ -274,6 +276,10 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
             kinds::TASK_STARTED if p.get("live_gating") == Some(&Value::Bool(false)) => {
                 no_live_gating.insert(s("agent"));
             }
+            kinds::AGENT_NOTE if s("note") == "unjudged_action" => {
+                let agent = e.actor.strip_prefix("agent:").unwrap_or(&e.actor);
+                *unjudged.entry(agent.to_owned()).or_default() += 1;
+            }
             _ => {}
         }
     }
@@ -337,6 +343,11 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
             format!("agent backend `{a}` had no live gating: its actions were judged only through the outcome")
         })
         .collect();
+    for (agent, n) in &unjudged {
+        known_gaps.push(format!(
+            "agent `{agent}` took {n} action(s) without asking omk (it approved itself): they were judged only through the outcome"
+        ));
+    }
     for g in &audit {
         known_gaps.push(format!(
             "gate `{g}` ran in audit mode: its rejections were recorded, not enforced"

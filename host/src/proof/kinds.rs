@@ -13,7 +13,7 @@
 //! | `wave_completed` | `run_key`, `evidence` |
 //! | `task_started` | `task_id`, `attempt`, `branch`, `worktree`, `lease_expires_at`, `agent`, `live_gating` |
 //! | `agent_action` | `task_id`, `action`, `allowed`, and when refused `gate`, `code`, `reason` |
-//! | `agent_note` | `note`, `detail`: what the agent reported |
+//! | `agent_note` | `note`, `detail`: what the agent reported (`tool_call`, `usage`, `agent_message`, …; `unjudged_action` for a step it took without asking, which the proof lists as a gap) |
 //! | `agent_finished` | `task_id`, `exit_code`, `timed_out`, `secs`, `tokens`, `usd_micros`, `output_tail` |
 //! | `task_outcome` | `task_id`, `outcome` (changed files, evidence, checks) |
 //! | `task_merged` | `task_id`, `branch`, `into`, `commit` |

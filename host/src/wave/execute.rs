@@ -26,7 +26,7 @@
 //! retried, so it never runs twice at once.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -1013,10 +1013,22 @@ impl Hooks for TaskHooks {
             };
         };
         if action.kind.is_file_change() {
-            match crate::agents::relative_to(&self.worktree, &action.target) {
-                Some(rel) => action.target = rel,
-                None => {
-                    let reason = format!("`{}` is outside the task's worktree", action.target);
+            // The file that would change, symlinks followed: agents that
+            // write themselves (Claude, Codex, the Kimi CLI) follow them.
+            let resolved = crate::agents::relative_to(&self.worktree, &action.target)
+                .ok_or_else(|| format!("`{}` is outside the task's worktree", action.target))
+                .and_then(|rel| {
+                    let real = crate::agents::files::resolve(&self.worktree, &rel)?;
+                    Ok((rel, real))
+                });
+            match resolved {
+                Ok((rel, real)) => {
+                    if Path::new(&real) != Path::new(rel.trim_start_matches("./")) {
+                        action.detail = format!("{} (`{rel}` through a symlink)", action.detail);
+                    }
+                    action.target = real;
+                }
+                Err(reason) => {
                     self.exec.log(
                         kinds::AGENT_ACTION,
                         &format!("agent:{}", self.exec.backend.name()),

@@ -136,6 +136,14 @@ impl Omk {
         self.state_home().join("omk/goals").join(id)
     }
 
+    /// The goal's `proof.json`.
+    pub fn proof(&self, id: &str) -> serde_json::Value {
+        let path = self.goal_dir(id).join("proof.json");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap()
+    }
+
     /// The goal's events, parsed from `events.jsonl`.
     pub fn events(&self, id: &str) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.goal_dir(id).join("events.jsonl"))
