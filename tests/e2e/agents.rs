@@ -284,7 +284,7 @@ fn a_missing_or_unsupported_client_is_an_error_before_any_task() {
         "--agent",
         "kimi-wire",
         "--command",
-        &fake_kimi_cli(),
+        &kimi_cli(Wire::default()),
     ]);
     run.code(2);
     assert!(
@@ -516,9 +516,29 @@ fn make_executable(p: &std::path::Path) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-/// The legacy Kimi CLI stand-in (`tests/fixtures/fake_kimi_wire.py`): the
-/// real one needs Python ≥ 3.12, which this machine lacks.
-pub fn fake_kimi_cli() -> String {
+/// How a wire test's Kimi CLI is set up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Wire {
+    /// `default_yolo = true` in its config: it approves itself.
+    pub yolo: bool,
+    /// A server from before `initialize` and hooks, which only the
+    /// stand-in plays.
+    pub before_hooks: bool,
+}
+
+/// The legacy Kimi CLI's command line: the real client where it is
+/// installed (`.ci/install-kimi-cli`), else — and for a server from before
+/// hooks — `tests/fixtures/fake_kimi_wire.py`, a stand-in written from the
+/// wire protocol's documentation.
+pub fn kimi_cli(wire: Wire) -> String {
+    if !wire.before_hooks
+        && let Some(real) = clients::kimi_cli()
+    {
+        return real;
+    }
+    if !wire.before_hooks {
+        eprintln!("the legacy Kimi CLI is not installed: using its stand-in");
+    }
     format!(
         "python3 {}",
         crate::support::repo()
@@ -528,35 +548,39 @@ pub fn fake_kimi_cli() -> String {
 }
 
 /// A fake OpenAI server scripted for the legacy Kimi CLI, and the CLI's
-/// environment (with `extra`).
+/// environment: its share directory, with a `config.toml` that makes the
+/// fake server its model.
 pub fn wire_env(
     omk: &Omk,
     script: &Value,
-    extra: &[(&'static str, OsString)],
+    wire: Wire,
 ) -> (FakeModel, Vec<(&'static str, OsString)>) {
     let home = omk.project().parent().unwrap().to_path_buf();
     let fake = FakeModel::start("fake_openai_chat", &home, script, &[]);
-    let mut env = vec![
-        (
-            "KIMI_BASE_URL",
-            os(format!("http://127.0.0.1:{}/v1", fake.port)),
+    let share = home.join("kimi-share");
+    std::fs::create_dir_all(&share).unwrap();
+    std::fs::write(
+        share.join("config.toml"),
+        format!(
+            "default_model = \"fake\"\ndefault_yolo = {}\ntelemetry = false\n\
+             [providers.fake]\ntype = \"kimi\"\nbase_url = \"http://127.0.0.1:{}/v1\"\napi_key = \"sk-fake\"\n\
+             [models.fake]\nprovider = \"fake\"\nmodel = \"fake-model\"\nmax_context_size = 262144\n\
+             [loop_control]\nmax_retries_per_step = 1\n",
+            wire.yolo, fake.port
         ),
-        ("KIMI_API_KEY", os("sk-fake")),
-        ("KIMI_MODEL_NAME", os("fake-model")),
-        ("KIMI_SHARE_DIR", os(home.join("kimi-share"))),
-    ];
-    env.extend(extra.iter().cloned());
+    )
+    .unwrap();
+    let mut env = vec![("KIMI_SHARE_DIR", os(share))];
+    if wire.before_hooks {
+        env.push(("FAKE_KIMI_WIRE_LEGACY", os("1")));
+    }
     (fake, env)
 }
 
 /// [`wire_env`], then a goal run in a project whose `notes/` and `secret/`
 /// exist — the CLI's `WriteFile` writes only into existing directories.
-fn wire_run(
-    omk: &Omk,
-    script: &Value,
-    extra: &[(&'static str, OsString)],
-) -> (FakeModel, String, Run, std::time::Instant) {
-    let (fake, env) = wire_env(omk, script, extra);
+fn wire_run(omk: &Omk, script: &Value, wire: Wire) -> (FakeModel, String, Run, std::time::Instant) {
+    let (fake, env) = wire_env(omk, script, wire);
     let started = std::time::Instant::now();
     let (id, run) = run_task_in(
         omk,
@@ -565,7 +589,7 @@ fn wire_run(
             ("notes/README.md", "notes\n"),
             ("secret/README.md", "secret\n"),
         ],
-        &["--agent", "kimi-wire", "--command", &fake_kimi_cli()],
+        &["--agent", "kimi-wire", "--command", &kimi_cli(wire)],
         &env,
     );
     (fake, id, run, started)
@@ -595,9 +619,23 @@ fn refusal_channels(events: &[Value]) -> Vec<String> {
 #[test]
 fn the_legacy_kimi_cli_is_gated_live_over_the_wire() {
     let omk = Omk::new();
-    let (fake, id, run, _) = wire_run(&omk, &wire_script(), &[]);
+    let (fake, id, run, _) = wire_run(&omk, &wire_script(), Wire::default());
     let events = assert_gated(&omk, &id, &run, "kimi-wire");
     model_was_told(&fake);
+    // The real client, where it is installed, said who it is.
+    let session = of_kind(&events, "agent_note")
+        .into_iter()
+        .find(|e| e["payload"]["note"] == "agent_session")
+        .map(|e| e["payload"]["detail"].clone())
+        .unwrap();
+    if clients::kimi_cli().is_some() {
+        assert_eq!(
+            session["server"],
+            json!({"name": "Kimi Code CLI", "version": "1.51.0"}),
+            "{session}"
+        );
+    }
+    assert_eq!(session["pre_tool_use_hook"], true, "{session}");
     // The PreToolUse hook refused the write before Kimi asked for it.
     assert_eq!(refusal_channels(&events), ["wire PreToolUse: WriteFile"]);
     // The allowed write was judged once, though both the hook and the
@@ -617,7 +655,11 @@ fn the_legacy_kimi_cli_is_gated_live_over_the_wire() {
 #[test]
 fn a_wire_server_without_hooks_is_gated_through_its_approvals() {
     let omk = Omk::new();
-    let (fake, id, run, _) = wire_run(&omk, &wire_script(), &[("FAKE_KIMI_WIRE_LEGACY", os("1"))]);
+    let wire = Wire {
+        before_hooks: true,
+        ..Wire::default()
+    };
+    let (fake, id, run, _) = wire_run(&omk, &wire_script(), wire);
     let events = assert_gated(&omk, &id, &run, "kimi-wire");
     model_was_told(&fake);
     assert_eq!(
@@ -629,10 +671,11 @@ fn a_wire_server_without_hooks_is_gated_through_its_approvals() {
 #[test]
 fn where_kimi_approves_itself_the_wire_hook_still_refuses() {
     let omk = Omk::new();
-    let share = omk.project().parent().unwrap().join("kimi-share");
-    std::fs::create_dir_all(&share).unwrap();
-    std::fs::write(share.join("config.toml"), "default_yolo = true\n").unwrap();
-    let (fake, id, run, _) = wire_run(&omk, &wire_script(), &[]);
+    let wire = Wire {
+        yolo: true,
+        ..Wire::default()
+    };
+    let (fake, id, run, _) = wire_run(&omk, &wire_script(), wire);
     let events = assert_gated(&omk, &id, &run, "kimi-wire");
     model_was_told(&fake);
     assert_eq!(refusal_channels(&events), ["wire PreToolUse: WriteFile"]);
@@ -647,17 +690,18 @@ fn at_the_deadline_the_wire_turn_is_cancelled_and_kimi_stopped() {
         4,
     );
     script["turns"][0]["delay"] = json!(60);
-    let (_fake, id, run, started) = wire_run(&omk, &script, &[]);
+    let (_fake, id, run, started) = wire_run(&omk, &script, Wire::default());
     assert_stopped_at_the_deadline(&omk, &id, &run, started);
 }
 
 #[test]
 fn a_wire_server_that_approves_itself_without_hooks_leaves_a_gap_in_the_proof() {
     let omk = Omk::new();
-    let share = omk.project().parent().unwrap().join("kimi-share");
-    std::fs::create_dir_all(&share).unwrap();
-    std::fs::write(share.join("config.toml"), "default_yolo = true\n").unwrap();
-    let (_fake, id, run, _) = wire_run(&omk, &wire_script(), &[("FAKE_KIMI_WIRE_LEGACY", os("1"))]);
+    let wire = Wire {
+        yolo: true,
+        before_hooks: true,
+    };
+    let (_fake, id, run, _) = wire_run(&omk, &wire_script(), wire);
     // Nothing was asked, so the outcome gate found the forbidden change.
     let gaps = rejected_at_the_outcome(&omk, &id, &run);
     assert!(

@@ -305,8 +305,9 @@ fn an_agent_that_writes_itself_cannot_write_through_a_symlink() {
     let script = json!({"plan": format!("OMK_TASK_PROPOSAL: {task}\n"), "turns": [
         {"tool_call": {"name": "WriteFile", "arguments": {"path": "out/pwned.txt", "content": "escaped"}}},
         {"text": "Done."}]});
-    let (fake, env) = crate::agents::wire_env(&omk, &script, &[]);
-    let agent = crate::agents::fake_kimi_cli();
+    let wire = crate::agents::Wire::default();
+    let (fake, env) = crate::agents::wire_env(&omk, &script, wire);
+    let agent = crate::agents::kimi_cli(wire);
     let (id, _) =
         crate::agents::run_goal(&omk, &["--agent", "kimi-wire", "--command", &agent], &env);
     assert!(

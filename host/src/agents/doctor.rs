@@ -40,11 +40,13 @@ pub struct Client {
     pub install: &'static str,
     /// How to update it.
     pub update: &'static str,
-    /// The oldest version omk was tested with.
+    /// The oldest version omk supports: the one tested, or for the Kimi
+    /// CLI the first with wire protocol 1.2 (`TurnEnd`; tested at 1.51.0).
     pub min_version: (u64, u64, u64),
-    /// A major version from which on the program is another client under
-    /// the same name, and what to say then.
-    pub other_from: Option<(u64, &'static str)>,
+    /// Versions from which on the program is not this client any more
+    /// (another under the same name, or a stub), newest first, and what to
+    /// say then.
+    pub not_from: &'static [((u64, u64, u64), &'static str)],
 }
 
 pub const KIMI: Client = Client {
@@ -54,7 +56,7 @@ pub const KIMI: Client = Client {
     install: "install it (`npm install -g @moonshot-ai/kimi-code`)",
     update: "npm install -g @moonshot-ai/kimi-code@latest",
     min_version: (2, 1, 0),
-    other_from: None,
+    not_from: &[],
 };
 /// The legacy Kimi CLI (Python, 1.x), driven over its wire protocol. Kimi
 /// Code 2.x installs a `kimi` too, without wire mode.
@@ -62,13 +64,19 @@ pub const KIMI_WIRE: Client = Client {
     agent: "kimi-wire",
     program: "kimi",
     env: "OMK_KIMI_WIRE",
-    install: "install the legacy Kimi CLI (`uv tool install kimi-cli`, or `pip install kimi-cli` with Python ≥ 3.12)",
+    install: "install the legacy Kimi CLI (`uv tool install kimi-cli==1.51.0`, or `pip install kimi-cli==1.51.0` with Python ≥ 3.12)",
     update: "uv tool upgrade kimi-cli",
     min_version: (1, 6, 0),
-    other_from: Some((
-        2,
-        "this `kimi` is Kimi Code 2.x, which has no wire mode: use `--agent kimi` for it, or set OMK_KIMI_WIRE to the legacy Kimi CLI's command line",
-    )),
+    not_from: &[
+        (
+            (2, 0, 0),
+            "this `kimi` is Kimi Code 2.x, which has no wire mode: use `--agent kimi` for it, or set OMK_KIMI_WIRE to the legacy Kimi CLI's command line",
+        ),
+        (
+            (1, 52, 0),
+            "kimi-cli 1.52.0, its final release, only prints a deprecation notice: install kimi-cli 1.51.0, the last that works, or move to Kimi Code (`--agent kimi`)",
+        ),
+    ],
 };
 pub const CLAUDE: Client = Client {
     agent: "claude",
@@ -77,7 +85,7 @@ pub const CLAUDE: Client = Client {
     install: "install it (`npm install -g @anthropic-ai/claude-code`)",
     update: "npm install -g @anthropic-ai/claude-code@latest",
     min_version: (2, 1, 0),
-    other_from: None,
+    not_from: &[],
 };
 pub const CODEX: Client = Client {
     agent: "codex",
@@ -86,7 +94,7 @@ pub const CODEX: Client = Client {
     install: "install it (`npm install -g @openai/codex`)",
     update: "npm install -g @openai/codex@latest",
     min_version: (0, 169, 0),
-    other_from: None,
+    not_from: &[],
 };
 
 impl Client {
@@ -148,10 +156,8 @@ pub fn check(client: &Client, explicit: Option<&str>) -> Check {
         return c;
     };
     c.version = Some(format!("{}.{}.{}", version.0, version.1, version.2));
-    if let Some((major, other)) = client.other_from
-        && version.0 >= major
-    {
-        c.detail = format!("version {}.{}.{}: {other}", version.0, version.1, version.2);
+    if let Some((_, why)) = client.not_from.iter().find(|(from, _)| version >= *from) {
+        c.detail = format!("version {}.{}.{}: {why}", version.0, version.1, version.2);
         c.help = Some(install);
         return c;
     }
@@ -399,6 +405,15 @@ mod tests {
         let c = check(&KIMI_WIRE, fake.to_str());
         assert!(!c.usable);
         assert!(c.detail.contains("Kimi Code 2.x"), "{}", c.detail);
-        assert!(c.help.unwrap().contains("uv tool install kimi-cli"));
+        assert!(c.help.unwrap().contains("uv tool install kimi-cli==1.51.0"));
+        std::fs::write(&fake, "#!/bin/sh\necho kimi, version 1.52.0\n").unwrap();
+        let c = check(&KIMI_WIRE, fake.to_str());
+        assert!(c.detail.contains("deprecation notice"), "{}", c.detail);
+        std::fs::write(&fake, "#!/bin/sh\necho kimi, version 1.51.0\n").unwrap();
+        assert!(
+            !check(&KIMI_WIRE, fake.to_str())
+                .detail
+                .contains("version 1.51.0:")
+        );
     }
 }

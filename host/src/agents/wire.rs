@@ -474,6 +474,8 @@ struct Conn {
     agent: stdio::Agent,
     lines: Lines<BufReader<ChildStdout>>,
     next_id: u64,
+    /// The last line of stdout that was not JSON-RPC (a banner, a notice).
+    noise: String,
 }
 
 impl Conn {
@@ -501,7 +503,12 @@ impl Conn {
 
     /// Handles one line: `Some(msg)` when it is the response to `id`.
     async fn handle(&mut self, line: &str, id: &str, session: &mut Session<'_>) -> Option<Value> {
-        let msg = serde_json::from_str::<Value>(line).ok()?;
+        let Ok(msg) = serde_json::from_str::<Value>(line) else {
+            if !line.trim().is_empty() {
+                self.noise = crate::text::clip(line.trim(), 500);
+            }
+            return None;
+        };
         let method = msg["method"].as_str();
         match (method, msg.get("id")) {
             (Some("event"), _) => session.event(&msg["params"]),
@@ -533,7 +540,11 @@ impl Conn {
                 .await
                 .map_err(|_| format!("Kimi did not answer `{method}` in time"))?;
             let Ok(Some(line)) = line else {
-                return Err(format!("Kimi exited before answering `{method}`"));
+                let mut e = format!("Kimi exited before answering `{method}`");
+                if !self.noise.is_empty() {
+                    e.push_str(&format!(": {}", self.noise));
+                }
+                return Err(e);
             };
             if let Some(msg) = self.handle(&line, &id, session).await {
                 return Ok(msg);
@@ -585,6 +596,7 @@ impl KimiWire {
             agent,
             lines,
             next_id: 0,
+            noise: String::new(),
         };
         let mut session = Session::new(dir, hooks, task);
         let mut out = Outcome::default();

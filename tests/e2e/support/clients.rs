@@ -91,6 +91,22 @@ pub fn codex() -> Option<String> {
     .map(|p| p.display().to_string())
 }
 
+/// The legacy Kimi CLI (Python `kimi-cli` 1.51.0), which needs Python ≥
+/// 3.12: installed by `.ci/install-kimi-cli` (it builds CPython 3.13 from
+/// Debian's sources where there is none, which takes too long for a test
+/// to do in passing). `None` where it is not installed, outside CI.
+pub fn kimi_cli() -> Option<String> {
+    let kimi = cache().join("kimi-cli/venv/bin/kimi");
+    if kimi.exists() {
+        return Some(kimi.display().to_string());
+    }
+    assert!(
+        std::env::var_os("OMK_REQUIRE_TOOLCHAINS").is_none(),
+        "the legacy Kimi CLI is not installed: run .ci/install-kimi-cli"
+    );
+    None
+}
+
 /// A fake model server (`tests/fixtures/fake_*.py`), killed when dropped.
 pub struct FakeModel {
     child: Child,
