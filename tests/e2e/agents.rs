@@ -521,7 +521,7 @@ fn make_executable(p: &std::path::Path) {
 pub struct Wire {
     /// `default_yolo = true` in its config: it approves itself.
     pub yolo: bool,
-    /// A server from before `initialize` and hooks, which only the
+    /// A server from before hooks (Kimi CLI 1.27), which only the
     /// stand-in plays.
     pub before_hooks: bool,
 }
@@ -572,7 +572,7 @@ pub fn wire_env(
     .unwrap();
     let mut env = vec![("KIMI_SHARE_DIR", os(share))];
     if wire.before_hooks {
-        env.push(("FAKE_KIMI_WIRE_LEGACY", os("1")));
+        env.push(("FAKE_KIMI_VERSION", os("1.27.0")));
     }
     (fake, env)
 }
@@ -600,6 +600,20 @@ fn wire_script() -> Value {
         |p, c| json!({"name": "WriteFile", "arguments": {"path": p, "content": c}}),
         kimi_usage(),
     )
+}
+
+/// The channels that judged writes to `target`, in order.
+fn channels_of(events: &[Value], target: &str) -> Vec<String> {
+    of_kind(events, "agent_action")
+        .into_iter()
+        .filter(|e| e["payload"]["action"]["target"] == target)
+        .map(|e| {
+            e["payload"]["action"]["detail"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
 }
 
 /// The channels the refusals came through (`wire PreToolUse`, `wire ApprovalRequest`).
@@ -636,15 +650,16 @@ fn the_legacy_kimi_cli_is_gated_live_over_the_wire() {
         );
     }
     assert_eq!(session["pre_tool_use_hook"], true, "{session}");
-    // The PreToolUse hook refused the write before Kimi asked for it.
+    // The PreToolUse hook refused the write before Kimi asked for it; the
+    // allowed one was judged at its hook and again at its approval.
     assert_eq!(refusal_channels(&events), ["wire PreToolUse: WriteFile"]);
-    // The allowed write was judged once, though both the hook and the
-    // approval asked for it.
-    let judged = of_kind(&events, "agent_action")
-        .into_iter()
-        .filter(|e| e["payload"]["action"]["target"] == ALLOWED)
-        .count();
-    assert_eq!(judged, 1);
+    assert_eq!(
+        channels_of(&events, ALLOWED),
+        [
+            "wire PreToolUse: WriteFile",
+            "wire ApprovalRequest: WriteFile (edit file)"
+        ]
+    );
     // Three steps of 120 tokens each.
     assert_eq!(
         of_kind(&events, "agent_finished")[0]["payload"]["tokens"],
@@ -666,6 +681,18 @@ fn a_wire_server_without_hooks_is_gated_through_its_approvals() {
         refusal_channels(&events),
         ["wire ApprovalRequest: WriteFile (edit file)"]
     );
+    assert_eq!(
+        channels_of(&events, ALLOWED),
+        ["wire ApprovalRequest: WriteFile (edit file)"]
+    );
+    let session = of_kind(&events, "agent_note")
+        .into_iter()
+        .find(|e| e["payload"]["note"] == "agent_session")
+        .unwrap();
+    assert_eq!(
+        session["payload"]["detail"]["pre_tool_use_hook"], false,
+        "{session}"
+    );
 }
 
 #[test]
@@ -679,6 +706,11 @@ fn where_kimi_approves_itself_the_wire_hook_still_refuses() {
     let events = assert_gated(&omk, &id, &run, "kimi-wire");
     model_was_told(&fake);
     assert_eq!(refusal_channels(&events), ["wire PreToolUse: WriteFile"]);
+    // Kimi asked no approval for the allowed write: only its hook judged it.
+    assert_eq!(
+        channels_of(&events, ALLOWED),
+        ["wire PreToolUse: WriteFile"]
+    );
 }
 
 #[test]
@@ -692,6 +724,11 @@ fn at_the_deadline_the_wire_turn_is_cancelled_and_kimi_stopped() {
     script["turns"][0]["delay"] = json!(60);
     let (_fake, id, run, started) = wire_run(&omk, &script, Wire::default());
     assert_stopped_at_the_deadline(&omk, &id, &run, started);
+    // Kimi heard the cancel and ended its turn itself, before the kill.
+    for f in of_kind(&omk.events(&id), "agent_finished") {
+        let tail = f["payload"]["output_tail"].as_str().unwrap();
+        assert!(tail.ends_with("cancelled"), "{tail}");
+    }
 }
 
 #[test]

@@ -25,8 +25,6 @@ use std::time::Duration;
 
 use omk_gate_sdk::{ActionKind, AgentAction, TaskProposal};
 use serde_json::{Value, json};
-use tokio::io::{BufReader, Lines};
-use tokio::process::ChildStdout;
 use tokio::time::Instant;
 
 use super::stdio::{self, Outcome};
@@ -53,7 +51,7 @@ impl Codex {
 
 struct Conn {
     agent: stdio::Agent,
-    lines: Lines<BufReader<ChildStdout>>,
+    lines: stdio::LineReader,
     next_id: u64,
 }
 

@@ -41,7 +41,8 @@ pub struct Client {
     /// How to update it.
     pub update: &'static str,
     /// The oldest version omk supports: the one tested, or for the Kimi
-    /// CLI the first with wire protocol 1.2 (`TurnEnd`; tested at 1.51.0).
+    /// CLI the first whose approvals carry feedback (wire 1.6), so the
+    /// model hears why omk refused (tested at 1.51.0).
     pub min_version: (u64, u64, u64),
     /// Versions from which on the program is not this client any more
     /// (another under the same name, or a stub), newest first, and what to
@@ -66,7 +67,7 @@ pub const KIMI_WIRE: Client = Client {
     env: "OMK_KIMI_WIRE",
     install: "install the legacy Kimi CLI (`uv tool install kimi-cli==1.51.0`, or `pip install kimi-cli==1.51.0` with Python ≥ 3.12)",
     update: "uv tool upgrade kimi-cli",
-    min_version: (1, 6, 0),
+    min_version: (1, 25, 0),
     not_from: &[
         (
             (2, 0, 0),

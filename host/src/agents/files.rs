@@ -37,16 +37,28 @@ fn inside(worktree: &Path, path: &Path) -> std::io::Result<PathBuf> {
 /// the worktree, following symlinks through the part of the path that
 /// exists — for agents that write files themselves, so the gates judge the
 /// file that would change. An error names a path that would leave the
-/// worktree, or pass a symlink that leads nowhere. Paths with `..`, `.git`
-/// or other oddities are returned as they are: the gates judge their text.
+/// worktree, pass a symlink that leads nowhere, or that omk will not judge
+/// by its text alone: one with `..` (agents fold it by text, the operating
+/// system after following links) or starting with `~` (agents expand it to
+/// the home directory), whatever the gates say of it.
 pub fn resolve(worktree: &Path, rel: &str) -> Result<String, String> {
     use std::path::Component;
     let parts: Vec<_> = Path::new(rel).components().collect();
+    if parts.iter().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(format!(
+            "`{rel}` climbs with `..`: name the file inside the worktree plainly"
+        ));
+    }
+    if rel.starts_with('~') {
+        return Err(format!(
+            "`{rel}` starts with `~`, which agents take for the home directory"
+        ));
+    }
     if parts
         .iter()
         .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
     {
-        return Ok(rel.to_owned());
+        return Err(format!("`{rel}` is not a path inside the task's worktree"));
     }
     let parts: Vec<_> = parts
         .into_iter()
@@ -152,7 +164,15 @@ mod tests {
         assert_eq!(resolve(&wt, "inner/ok.txt").unwrap(), "sub/ok.txt");
         std::os::unix::fs::symlink("/nonexistent/x", wt.join("dangling")).unwrap();
         assert!(resolve(&wt, "dangling").unwrap_err().contains("nowhere"));
-        assert_eq!(resolve(&wt, "a/../b").unwrap(), "a/../b");
+        assert!(resolve(&wt, "a/../b").unwrap_err().contains("`..`"));
+        assert!(
+            resolve(&wt, "inner/../link/x")
+                .unwrap_err()
+                .contains("`..`")
+        );
+        assert!(resolve(&wt, "~/.bashrc").unwrap_err().contains("home"));
+        assert!(resolve(&wt, "/etc/passwd").is_err());
+        assert_eq!(resolve(&wt, "").unwrap(), "");
         delete_file(&wt, "sub/ok.txt").unwrap();
         assert!(delete_file(&wt, "../outside.txt").is_err());
         assert!(dir.path().join("outside.txt").exists());

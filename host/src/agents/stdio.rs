@@ -3,20 +3,80 @@
 //!
 //! The process runs in the task's worktree, in a process group of its own
 //! (killed when the [`Agent`] is dropped), with omk's environment plus the
-//! job's. Its stderr is kept as a tail for errors and evidence. A turn of
+//! job's. Its stderr is kept as a tail for errors and evidence. Its stdout
+//! is read a line at a time up to [`MAX_LINE`] (a longer line is dropped,
+//! not buffered), and a write to its stdin gives up after [`SEND_TIMEOUT`],
+//! so an agent that floods omk or stops reading cannot hold it. A turn of
 //! such an agent ends in an [`Outcome`].
 
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use omk_gate_sdk::TaskProposal;
 
 use super::process::{GroupGuard, Tail};
 use super::{Hooks, Report, prompt};
+
+/// The longest line omk reads from an agent (16 MiB).
+pub const MAX_LINE: usize = 16 << 20;
+/// How long a write to an agent's stdin may take.
+pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// An agent's stdout, as lines of at most [`MAX_LINE`] bytes.
+pub struct LineReader {
+    inner: BufReader<ChildStdout>,
+}
+
+impl LineReader {
+    /// The next line, without its newline; `None` at the end. A line longer
+    /// than [`MAX_LINE`] is skipped whole.
+    pub async fn next_line(&mut self) -> std::io::Result<Option<String>> {
+        loop {
+            let mut line = Vec::new();
+            let mut too_long = false;
+            loop {
+                let buf = self.inner.fill_buf().await?;
+                if buf.is_empty() {
+                    if line.is_empty() && !too_long {
+                        return Ok(None);
+                    }
+                    break;
+                }
+                let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+                    Some(i) => (i + 1, true),
+                    None => (buf.len(), false),
+                };
+                if !too_long {
+                    if line.len() + take > MAX_LINE + 1 {
+                        too_long = true;
+                        line = Vec::new();
+                    } else {
+                        line.extend_from_slice(&buf[..take]);
+                    }
+                }
+                self.inner.consume(take);
+                if done {
+                    break;
+                }
+            }
+            if too_long {
+                tracing::warn!("skipped an agent's output line longer than {MAX_LINE} bytes");
+                continue;
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+            }
+            return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
+        }
+    }
+}
 
 /// A running agent process.
 pub struct Agent {
@@ -75,8 +135,10 @@ pub fn spawn(
 
 impl Agent {
     /// Its stdout, as lines.
-    pub fn lines(&mut self) -> Option<Lines<BufReader<ChildStdout>>> {
-        self.stdout.take().map(|s| BufReader::new(s).lines())
+    pub fn lines(&mut self) -> Option<LineReader> {
+        self.stdout.take().map(|s| LineReader {
+            inner: BufReader::new(s),
+        })
     }
 
     /// Writes one JSON value as a line to its stdin.
@@ -89,8 +151,18 @@ impl Agent {
         };
         let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        stdin.write_all(&line).await?;
-        stdin.flush().await
+        let write = async {
+            stdin.write_all(&line).await?;
+            stdin.flush().await
+        };
+        tokio::time::timeout(SEND_TIMEOUT, write)
+            .await
+            .unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the agent stopped reading its input",
+                ))
+            })
     }
 
     /// The last of what it wrote to stderr.
@@ -181,5 +253,26 @@ impl Outcome {
             (Some(e), _) => Err(e),
             (None, s) => Err(format!("{who} did not plan (turn {s:?})")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_overlong_line_is_skipped_whole() {
+        let script = format!(
+            "printf 'first\\n'; head -c {} /dev/zero | tr '\\0' x; printf '\\nlast\\r\\n'; printf 'tail'",
+            MAX_LINE + 10
+        );
+        let dir = std::env::temp_dir();
+        let mut agent = spawn(Path::new("sh"), &["-c".into(), script], &dir, &[], &|_| {}).unwrap();
+        let mut lines = agent.lines().unwrap();
+        let mut got = Vec::new();
+        while let Some(l) = lines.next_line().await.unwrap() {
+            got.push(l);
+        }
+        assert_eq!(got, ["first", "last", "tail"]);
     }
 }

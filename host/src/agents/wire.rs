@@ -19,8 +19,14 @@
 //! - `HookRequest` for `PreToolUse` (Kimi CLI ≥ 1.28, wire 1.7): the tool's
 //!   name and input, judged the same way, answered `allow` or `block` with
 //!   the reason. This is the second line: it holds even where Kimi approves
-//!   itself (`default_yolo` in its config), and a call already judged here
-//!   is not judged again when its approval comes.
+//!   itself (`default_yolo` in its config). Kimi lets a tool run when a
+//!   hook goes unanswered, so the subscription's timeout is the task's
+//!   remaining time. The approval that follows a hook is judged again: a
+//!   concurrent call may have changed the worktree in between.
+//! - Work in the background — `Shell` or `Agent` with `run_in_background`,
+//!   an approval to "run background command" — is refused: it would run in
+//!   a session of its own past the task's deadline, and a background
+//!   subagent runs without hooks.
 //! - `QuestionRequest` gets no answers, `ToolCallRequest` an error: omk
 //!   registers no external tools.
 //!
@@ -30,19 +36,22 @@
 //!
 //! Events become notes (tool calls and their results, retries) and the final
 //! message (the text after the last tool call); tokens are the sum of each
-//! step's `StatusUpdate.token_usage` (Kimi reports no cost). While planning,
-//! only read-only tools may run. At the deadline omk sends `cancel`, rejects
-//! what is still asked, waits a few seconds for the prompt's answer, then
-//! kills the process group.
+//! step's `StatusUpdate.token_usage`, foreground subagents' included (Kimi
+//! reports no cost). While planning, only read-only tools may run. At the
+//! deadline omk sends `cancel`, rejects what is still asked, waits a few
+//! seconds for the prompt's answer, then kills the process group.
+//!
+//! What omk cannot close: Kimi writes an approved file itself, a moment
+//! after omk judged it, so a command running alongside could still swap a
+//! directory for a symlink in between; the outcome gates judge what
+//! changed in the worktree.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
 use omk_gate_sdk::{ActionKind, AgentAction, TaskProposal};
 use serde_json::{Value, json};
-use tokio::io::{BufReader, Lines};
-use tokio::process::ChildStdout;
 use tokio::time::Instant;
 
 use super::stdio::{self, Outcome};
@@ -92,21 +101,29 @@ struct Session<'a> {
     dir: &'a Path,
     hooks: &'a dyn Hooks,
     task: Option<&'a str>,
-    calls: HashMap<String, Call>,
-    /// The call the next `ToolCallPart` continues.
-    last_call: Option<String>,
-    /// Verdicts already given, by tool call, kind and target: an approval
-    /// for a call the `PreToolUse` hook judged is answered the same way.
-    judged: HashMap<(String, ActionKind, String), Option<String>>,
+    /// Tool calls by agent (`""` for the main one, else a subagent's
+    /// `agent_id`: their ids restart per conversation) and id.
+    calls: HashMap<(String, String), Call>,
+    /// Per agent, the call the next `ToolCallPart` continues.
+    last_call: HashMap<String, String>,
     /// The agent's text since its last tool call.
     message: String,
-    /// Tokens by step (`message_id`), and of steps without one.
-    step_tokens: HashMap<String, u64>,
-    loose_tokens: u64,
-    /// Tool calls omk was asked about (a hook or an approval).
-    asked: std::collections::HashSet<String>,
+    tokens: u64,
+    /// The tool calls omk was asked about (a hook or an approval), as
+    /// (tool, arguments): Kimi runs one of identical calls in a step.
+    asked: HashSet<(String, String)>,
     /// Set at the deadline: everything still asked is refused.
     stopping: bool,
+}
+
+impl Call {
+    /// What identifies the call's effect: its tool and its arguments.
+    fn signature(&self) -> (String, String) {
+        let args = serde_json::from_str::<Value>(&self.arguments)
+            .map(|v| v.to_string())
+            .unwrap_or_else(|_| self.arguments.clone());
+        (self.name.clone(), args)
+    }
 }
 
 impl<'a> Session<'a> {
@@ -116,36 +133,33 @@ impl<'a> Session<'a> {
             hooks,
             task,
             calls: HashMap::new(),
-            last_call: None,
-            judged: HashMap::new(),
+            last_call: HashMap::new(),
             message: String::new(),
-            step_tokens: HashMap::new(),
-            loose_tokens: 0,
-            asked: Default::default(),
+            tokens: 0,
+            asked: HashSet::new(),
             stopping: false,
         }
     }
 
-    fn tokens(&self) -> u64 {
-        self.step_tokens
-            .values()
-            .fold(self.loose_tokens, |a, b| a.saturating_add(*b))
-    }
-
-    /// Reads one `event` notification.
-    fn event(&mut self, params: &Value) {
+    /// Reads one `event` notification of the main agent (`agent` `""`) or
+    /// of a subagent.
+    fn event(&mut self, agent: &str, params: &Value) {
         let payload = &params["payload"];
         let task = self.task;
+        let main = agent.is_empty();
         match params["type"].as_str().unwrap_or("") {
             "ContentPart" => {
-                if payload["type"] == "text"
+                if main
+                    && payload["type"] == "text"
                     && let Some(t) = payload["text"].as_str()
                 {
                     self.message.push_str(t);
                 }
             }
             "ToolCall" => {
-                prompt::note_message(self.hooks, self.task, &mut self.message);
+                if main {
+                    prompt::note_message(self.hooks, self.task, &mut self.message);
+                }
                 let Some(id) = payload["id"].as_str() else {
                     return;
                 };
@@ -161,15 +175,17 @@ impl<'a> Session<'a> {
                 };
                 self.hooks.note(
                     "tool_call",
-                    json!({"task_id": task, "id": id, "title": call.name}),
+                    json!({"task_id": task, "id": id, "title": call.name,
+                           "subagent": (!main).then_some(agent)}),
                 );
-                self.calls.insert(id.to_owned(), call);
-                self.last_call = Some(id.to_owned());
+                self.calls.insert((agent.to_owned(), id.to_owned()), call);
+                self.last_call.insert(agent.to_owned(), id.to_owned());
             }
             "ToolCallPart" => {
-                if let (Some(part), Some(id)) =
-                    (payload["arguments_part"].as_str(), &self.last_call)
-                    && let Some(call) = self.calls.get_mut(id)
+                if let (Some(part), Some(id)) = (
+                    payload["arguments_part"].as_str(),
+                    self.last_call.get(agent),
+                ) && let Some(call) = self.calls.get_mut(&(agent.to_owned(), id.clone()))
                 {
                     call.arguments.push_str(part);
                 }
@@ -177,12 +193,16 @@ impl<'a> Session<'a> {
             "ToolResult" => {
                 let failed = payload["return_value"]["is_error"] == true;
                 let id = payload["tool_call_id"].as_str().unwrap_or("");
-                let tool = self.calls.get(id).map(|c| c.name.as_str()).unwrap_or("");
-                if !failed && ACTING_TOOLS.contains(&tool) && !self.asked.contains(id) {
+                if let Some(call) = self.calls.get(&(agent.to_owned(), id.to_owned()))
+                    && !failed
+                    && ACTING_TOOLS.contains(&call.name.as_str())
+                    && !self.asked.contains(&call.signature())
+                {
                     // Kimi approved itself (`default_yolo`) and has no hooks.
                     self.hooks.note(
                         "unjudged_action",
-                        json!({"task_id": task, "id": id, "tool": tool}),
+                        json!({"task_id": task, "id": id, "tool": call.name,
+                               "subagent": (!main).then_some(agent)}),
                     );
                 }
                 self.hooks.note(
@@ -193,6 +213,7 @@ impl<'a> Session<'a> {
                 );
             }
             "StatusUpdate" => {
+                // One a step, after the model's answer: each counts.
                 let u = &payload["token_usage"];
                 if u.is_object() {
                     let n = [
@@ -204,12 +225,7 @@ impl<'a> Session<'a> {
                     .iter()
                     .filter_map(|k| u[*k].as_u64())
                     .fold(0u64, u64::saturating_add);
-                    match payload["message_id"].as_str() {
-                        Some(id) => {
-                            self.step_tokens.insert(id.to_owned(), n);
-                        }
-                        None => self.loose_tokens = self.loose_tokens.saturating_add(n),
-                    }
+                    self.tokens = self.tokens.saturating_add(n);
                     self.hooks
                         .note("usage", json!({"task_id": task, "usage": u}));
                 }
@@ -220,6 +236,16 @@ impl<'a> Session<'a> {
                     json!({"task_id": task, "step": payload["n"], "error": payload["error_type"],
                            "status_code": payload["status_code"]}),
                 );
+            }
+            "SubagentEvent" => {
+                // A foreground subagent's events, nested (its tokens count).
+                let sub = payload["agent_id"]
+                    .as_str()
+                    .or(payload["parent_tool_call_id"].as_str())
+                    .unwrap_or("subagent");
+                if payload["event"]["type"] != "SubagentEvent" {
+                    self.event(&format!("sub:{sub}"), &payload["event"]);
+                }
             }
             _ => {}
         }
@@ -274,19 +300,25 @@ impl<'a> Session<'a> {
         if self.task.is_none() {
             return Some("nothing may change while planning".into());
         }
+        let agent = req["agent_id"]
+            .as_str()
+            .map(|a| format!("sub:{a}"))
+            .unwrap_or_default();
         let call_id = req["tool_call_id"].as_str().unwrap_or("").to_owned();
-        self.asked.insert(call_id.clone());
-        let call = self.calls.get(&call_id).cloned();
+        let call = self.calls.get(&(agent, call_id)).cloned();
+        if let Some(c) = &call {
+            self.asked.insert(c.signature());
+        }
         let detail = format!(
             "wire ApprovalRequest: {} ({})",
             req["sender"].as_str().unwrap_or("?"),
             req["action"].as_str().unwrap_or("?")
         );
         match approval_actions(req, call.as_ref()) {
-            Ok(actions) => self.judge(&call_id, actions, &detail),
+            Ok(actions) => self.judge(actions, &detail),
             Err(reason) => {
                 self.hooks.note(
-                    "permission_unreadable",
+                    "action_refused",
                     json!({"task_id": self.task, "request": req, "reason": reason}),
                 );
                 Some(reason)
@@ -303,24 +335,27 @@ impl<'a> Session<'a> {
         let args = &input["tool_input"];
         let actions = match tool_actions(name, args) {
             Ok(a) => a,
-            Err(reason) => return Some(reason),
+            Err(reason) => {
+                self.hooks.note(
+                    "action_refused",
+                    json!({"task_id": self.task, "tool": name,
+                           "input": crate::text::clip(&args.to_string(), 1000), "reason": reason}),
+                );
+                return Some(reason);
+            }
         };
         if self.task.is_none() {
             return (!READ_ONLY_TOOLS.contains(&name))
                 .then(|| "nothing may change while planning".into());
         }
-        let call_id = input["tool_call_id"].as_str().unwrap_or("").to_owned();
-        self.asked.insert(call_id.clone());
-        self.judge(&call_id, actions, &format!("wire PreToolUse: {name}"))
+        self.asked.insert((name.to_owned(), args.to_string()));
+        self.judge(actions, &format!("wire PreToolUse: {name}"))
     }
 
-    /// Judges each action once per tool call; the first refusal wins.
-    fn judge(
-        &mut self,
-        call_id: &str,
-        actions: Vec<(ActionKind, String)>,
-        detail: &str,
-    ) -> Option<String> {
+    /// Judges each action; the first refusal wins. Every request is judged
+    /// afresh: a verdict given to a hook is not reused for the approval
+    /// that follows, since a concurrent call may have changed the worktree.
+    fn judge(&mut self, actions: Vec<(ActionKind, String)>, detail: &str) -> Option<String> {
         let Some(task) = self.task else {
             return Some("nothing may change while planning".into());
         };
@@ -337,24 +372,14 @@ impl<'a> Session<'a> {
                 continue;
             }
             seen.push((kind, target.clone()));
-            let key = (call_id.to_owned(), kind, target.clone());
-            let verdict = match self.judged.get(&key).filter(|_| !call_id.is_empty()) {
-                Some(v) => v.clone(),
-                None => {
-                    let permit = self.hooks.action(AgentAction {
-                        task_id: task.to_owned(),
-                        kind,
-                        target,
-                        detail: detail.to_owned(),
-                    });
-                    let v = (!permit.allowed)
-                        .then(|| permit.reason.unwrap_or_else(|| "refused by omk".into()));
-                    self.judged.insert(key, v.clone());
-                    v
-                }
-            };
-            if verdict.is_some() {
-                return verdict;
+            let permit = self.hooks.action(AgentAction {
+                task_id: task.to_owned(),
+                kind,
+                target,
+                detail: detail.to_owned(),
+            });
+            if !permit.allowed {
+                return Some(permit.reason.unwrap_or_else(|| "refused by omk".into()));
             }
         }
         None
@@ -368,6 +393,9 @@ fn quoted(s: &str) -> Option<&str> {
     (end > start).then(|| &s[start..end])
 }
 
+/// Why omk refuses work that would run in the background.
+const BACKGROUND: &str = "omk refuses background work: it would outlive the task's deadline and escape its judgement; run it in the foreground";
+
 /// The actions a tool call with `input` would take.
 fn tool_actions(name: &str, input: &Value) -> Result<Vec<(ActionKind, String)>, String> {
     let text = |key: &str| {
@@ -376,6 +404,11 @@ fn tool_actions(name: &str, input: &Value) -> Result<Vec<(ActionKind, String)>, 
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
     };
+    // A background command runs in a session of its own, out of reach of
+    // the task's deadline; a background subagent runs without hooks.
+    if input["run_in_background"] == true {
+        return Err(format!("`{name}` in the background: {BACKGROUND}"));
+    }
     Ok(vec![match name {
         "WriteFile" | "StrReplaceFile" => (
             ActionKind::WriteFile,
@@ -446,6 +479,9 @@ fn approval_actions(req: &Value, call: Option<&Call>) -> Result<Vec<(ActionKind,
         }
         return Ok(out);
     }
+    if action.contains("background") && action != "stop background task" {
+        return Err(format!("`{sender}` ({action}): {BACKGROUND}"));
+    }
     let shells = of_type("shell", "command");
     if sender == "Shell" || !shells.is_empty() {
         for c in shells {
@@ -472,7 +508,7 @@ fn approval_actions(req: &Value, call: Option<&Call>) -> Result<Vec<(ActionKind,
 
 struct Conn {
     agent: stdio::Agent,
-    lines: Lines<BufReader<ChildStdout>>,
+    lines: stdio::LineReader,
     next_id: u64,
     /// The last line of stdout that was not JSON-RPC (a banner, a notice).
     noise: String,
@@ -511,7 +547,7 @@ impl Conn {
         };
         let method = msg["method"].as_str();
         match (method, msg.get("id")) {
-            (Some("event"), _) => session.event(&msg["params"]),
+            (Some("event"), _) => session.event("", &msg["params"]),
             (Some("request"), Some(rid)) => {
                 let answer = session.request(&msg["params"]);
                 self.answer(rid, answer).await;
@@ -601,6 +637,12 @@ impl KimiWire {
         let mut session = Session::new(dir, hooks, task);
         let mut out = Outcome::default();
         let start_until = (Instant::now() + Duration::from_secs(START_SECS)).min(deadline);
+        // Kimi lets a tool run when a hook is not answered in time: give
+        // omk until the deadline, whatever the gates' own limits.
+        let hook_secs = deadline
+            .saturating_duration_since(Instant::now())
+            .as_secs()
+            .saturating_add(60);
         let init = conn
             .call(
                 "initialize",
@@ -608,7 +650,7 @@ impl KimiWire {
                     "protocol_version": PROTOCOL_VERSION,
                     "client": {"name": "omk", "version": env!("CARGO_PKG_VERSION")},
                     "capabilities": {"supports_question": false, "supports_plan_mode": false},
-                    "hooks": [{"id": "omk-pre-tool-use", "event": "PreToolUse", "matcher": "", "timeout": 60}],
+                    "hooks": [{"id": "omk-pre-tool-use", "event": "PreToolUse", "matcher": "", "timeout": hook_secs}],
                 }),
                 start_until,
                 &mut session,
@@ -681,7 +723,7 @@ impl KimiWire {
             }
         }
         out.message = std::mem::take(&mut session.message);
-        out.tokens = session.tokens();
+        out.tokens = session.tokens;
         let _ = conn.agent.finish(Duration::from_secs(2)).await;
         out.stderr_tail = conn.agent.stderr_tail();
         out
@@ -814,6 +856,30 @@ mod tests {
             vec![(ActionKind::Other, "ReadFile src/x.rs".to_owned())]
         );
         assert!(tool_actions("StrReplaceFile", &json!({})).is_err());
+        for (tool, input) in [
+            (
+                "Shell",
+                json!({"command": "sleep 1000", "run_in_background": true, "description": "x"}),
+            ),
+            (
+                "Agent",
+                json!({"description": "d", "prompt": "p", "run_in_background": true}),
+            ),
+        ] {
+            let e = tool_actions(tool, &input).unwrap_err();
+            assert!(e.contains("omk refuses background work"), "{e}");
+        }
+        assert_eq!(
+            tool_actions("Agent", &json!({"description": "d", "prompt": "p"})).unwrap(),
+            vec![(ActionKind::Other, "Agent".to_owned())]
+        );
+        let bg = json!({"sender": "Shell", "action": "run background command",
+            "description": "Run background command `x`", "display": [{"type": "shell", "command": "x"}]});
+        assert!(
+            approval_actions(&bg, None)
+                .unwrap_err()
+                .contains("background")
+        );
     }
 
     #[test]
