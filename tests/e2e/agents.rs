@@ -602,11 +602,12 @@ fn wire_script() -> Value {
     )
 }
 
-/// The channels that judged writes to `target`, in order.
-fn channels_of(events: &[Value], target: &str) -> Vec<String> {
+/// The channels (`wire PreToolUse`, `wire ApprovalRequest`) of the actions
+/// `which` picks, in order.
+fn channels(events: &[Value], which: impl Fn(&Value) -> bool) -> Vec<String> {
     of_kind(events, "agent_action")
         .into_iter()
-        .filter(|e| e["payload"]["action"]["target"] == target)
+        .filter(|e| which(&e["payload"]))
         .map(|e| {
             e["payload"]["action"]["detail"]
                 .as_str()
@@ -616,18 +617,23 @@ fn channels_of(events: &[Value], target: &str) -> Vec<String> {
         .collect()
 }
 
-/// The channels the refusals came through (`wire PreToolUse`, `wire ApprovalRequest`).
-fn refusal_channels(events: &[Value]) -> Vec<String> {
-    of_kind(events, "agent_action")
+/// What the wire server said of itself (`agent_session`).
+fn wire_session(events: &[Value]) -> Value {
+    of_kind(events, "agent_note")
         .into_iter()
-        .filter(|e| e["payload"]["allowed"] == false)
-        .map(|e| {
-            e["payload"]["action"]["detail"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
+        .find(|e| e["payload"]["note"] == "agent_session")
+        .map(|e| e["payload"]["detail"].clone())
+        .expect("an agent_session note")
+}
+
+/// The channels that judged writes to `target`.
+fn channels_of(events: &[Value], target: &str) -> Vec<String> {
+    channels(events, |p| p["action"]["target"] == target)
+}
+
+/// The channels the refusals came through.
+fn refusal_channels(events: &[Value]) -> Vec<String> {
+    channels(events, |p| p["allowed"] == false)
 }
 
 #[test]
@@ -637,11 +643,7 @@ fn the_legacy_kimi_cli_is_gated_live_over_the_wire() {
     let events = assert_gated(&omk, &id, &run, "kimi-wire");
     model_was_told(&fake);
     // The real client, where it is installed, said who it is.
-    let session = of_kind(&events, "agent_note")
-        .into_iter()
-        .find(|e| e["payload"]["note"] == "agent_session")
-        .map(|e| e["payload"]["detail"].clone())
-        .unwrap();
+    let session = wire_session(&events);
     if clients::kimi_cli().is_some() {
         assert_eq!(
             session["server"],
@@ -685,14 +687,8 @@ fn a_wire_server_without_hooks_is_gated_through_its_approvals() {
         channels_of(&events, ALLOWED),
         ["wire ApprovalRequest: WriteFile (edit file)"]
     );
-    let session = of_kind(&events, "agent_note")
-        .into_iter()
-        .find(|e| e["payload"]["note"] == "agent_session")
-        .unwrap();
-    assert_eq!(
-        session["payload"]["detail"]["pre_tool_use_hook"], false,
-        "{session}"
-    );
+    let session = wire_session(&events);
+    assert_eq!(session["pre_tool_use_hook"], false, "{session}");
 }
 
 #[test]
@@ -716,10 +712,11 @@ fn where_kimi_approves_itself_the_wire_hook_still_refuses() {
 #[test]
 fn at_the_deadline_the_wire_turn_is_cancelled_and_kimi_stopped() {
     let omk = Omk::new();
+    // 10 s a try: time for the client to start on a loaded machine.
     let mut script = script_with_budget(
         |p, c| json!({"name": "WriteFile", "arguments": {"path": p, "content": c}}),
         kimi_usage(),
-        4,
+        10,
     );
     script["turns"][0]["delay"] = json!(60);
     let (_fake, id, run, started) = wire_run(&omk, &script, Wire::default());
