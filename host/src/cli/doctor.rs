@@ -87,32 +87,32 @@ pub fn run(a: DoctorArgs) -> Result<Outcome> {
             .map(|v| format!(" {v}"))
             .unwrap_or_default();
         println!(
-            "  {mark} {:<7}{version}  {}  ({})",
+            "  {mark} {:<10}{version}  {}  ({})",
             c.agent, c.detail, c.command
         );
         if let Some(h) = &c.help {
-            println!("        help: {h}");
+            println!("           help: {h}");
         }
     }
-    println!("  ok  acp      any Agent Client Protocol agent: `--agent acp:CMD`");
+    println!("  ok  acp         any Agent Client Protocol agent: `--agent acp:CMD`");
     println!("gate toolchains (omk gate build)");
     for t in &toolchains {
         let mark = if t["usable"] == true { "ok " } else { "no " };
         println!(
-            "  {mark} {:<7}{}  {}",
+            "  {mark} {:<10}{}  {}",
             t["language"].as_str().unwrap_or(""),
             t["tool"].as_str().unwrap_or(""),
             t["path"].as_str().unwrap_or("not found")
         );
         if let Some(h) = t["help"].as_str() {
-            println!("        help: {h}");
+            println!("           help: {h}");
         }
     }
     println!("directories");
     for d in &dirs {
         let mark = if d["usable"] == true { "ok " } else { "no " };
         println!(
-            "  {mark} {:<7}{}  {}",
+            "  {mark} {:<10}{}  {}",
             d["name"].as_str().unwrap_or(""),
             d["path"].as_str().unwrap_or("-"),
             d["problem"].as_str().unwrap_or("")
