@@ -595,6 +595,15 @@ fn wire_run(omk: &Omk, script: &Value, wire: Wire) -> (FakeModel, String, Run, s
     (fake, id, run, started)
 }
 
+/// A wire run of the usual script that must be gated live, the model told
+/// why; its events.
+fn gated_wire_run(omk: &Omk, wire: Wire) -> Vec<Value> {
+    let (fake, id, run, _) = wire_run(omk, &wire_script(), wire);
+    let events = assert_gated(omk, &id, &run, "kimi-wire");
+    model_was_told(&fake);
+    events
+}
+
 fn wire_script() -> Value {
     script(
         |p, c| json!({"name": "WriteFile", "arguments": {"path": p, "content": c}}),
@@ -639,9 +648,7 @@ fn refusal_channels(events: &[Value]) -> Vec<String> {
 #[test]
 fn the_legacy_kimi_cli_is_gated_live_over_the_wire() {
     let omk = Omk::new();
-    let (fake, id, run, _) = wire_run(&omk, &wire_script(), Wire::default());
-    let events = assert_gated(&omk, &id, &run, "kimi-wire");
-    model_was_told(&fake);
+    let events = gated_wire_run(&omk, Wire::default());
     // The real client, where it is installed, said who it is.
     let session = wire_session(&events);
     if clients::kimi_cli().is_some() {
@@ -676,9 +683,7 @@ fn a_wire_server_without_hooks_is_gated_through_its_approvals() {
         before_hooks: true,
         ..Wire::default()
     };
-    let (fake, id, run, _) = wire_run(&omk, &wire_script(), wire);
-    let events = assert_gated(&omk, &id, &run, "kimi-wire");
-    model_was_told(&fake);
+    let events = gated_wire_run(&omk, wire);
     assert_eq!(
         refusal_channels(&events),
         ["wire ApprovalRequest: WriteFile (edit file)"]
@@ -698,9 +703,7 @@ fn where_kimi_approves_itself_the_wire_hook_still_refuses() {
         yolo: true,
         ..Wire::default()
     };
-    let (fake, id, run, _) = wire_run(&omk, &wire_script(), wire);
-    let events = assert_gated(&omk, &id, &run, "kimi-wire");
-    model_was_told(&fake);
+    let events = gated_wire_run(&omk, wire);
     assert_eq!(refusal_channels(&events), ["wire PreToolUse: WriteFile"]);
     // Kimi asked no approval for the allowed write: only its hook judged it.
     assert_eq!(
