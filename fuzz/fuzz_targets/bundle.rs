@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use omk::gates::bundle::{Bundle, read_tar_gz};
+use omk_core::bundle::{Bundle, read_tar_gz};
 use omk_signing::SignatureFile;
 
 fuzz_target!(|data: &[u8]| {

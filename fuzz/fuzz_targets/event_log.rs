@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use libfuzzer_sys::fuzz_target;
-use omk::proof::log;
+use omk_core::log;
 
 fuzz_target!(|data: &[u8]| {
     let v = log::verify_data(PathBuf::from("events.jsonl"), data);

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use omk::graph::TaskGraph;
-use omk::wave::DispatchPlan;
+use omk_core::graph::TaskGraph;
+use omk_core::plan::DispatchPlan;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(plan) = serde_json::from_slice::<DispatchPlan>(data) {

@@ -14,20 +14,24 @@
 //!   decision under limits, and fails closed.
 //! - [`proof`]: the hash-chained event log.
 //! - [`atomic`]: atomic file writes; [`dirs`]: where omk keeps its files.
+//!
+//! The task graph, dispatch plans, the event log, `gates.toml` and the
+//! bundle format live in the `omk-core` crate, which parses everything
+//! untrusted without wasmtime; they are re-exported here where they have
+//! always been.
 //! - [`cli`]: argument parsing and printing; no logic of its own.
 
 pub mod agents;
-pub mod atomic;
 pub mod author;
 pub mod cli;
 pub mod demo;
 pub mod dirs;
 pub mod gates;
 pub mod goal;
-pub mod graph;
 pub mod proof;
 pub mod text;
 pub mod wave;
 pub mod worktree;
 
+pub use omk_core::{atomic, graph};
 pub use omk_gate_sdk as sdk;

@@ -7,7 +7,7 @@
 //! their module, the way Zed's extension host serves old extension APIs.
 
 /// The WIT versions this host loads, newest first.
-pub const SUPPORTED: &[&str] = &["0.1.0"];
+pub const SUPPORTED: &[&str] = omk_core::SUPPORTED_WIT_VERSIONS;
 
 /// The interface a gate exports, without its version.
 pub const INTERFACE: &str = "omk:gate/policy";

@@ -209,10 +209,7 @@ impl std::fmt::Debug for LoadedGate {
     }
 }
 
-/// The sha256 of `bytes`, as lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+pub use omk_core::sha256_hex;
 
 impl LoadedGate {
     /// Loads the component `bytes`; `origin` names it in errors (a path, or

@@ -29,15 +29,16 @@ mod bindings;
 pub mod bundle;
 mod cache;
 pub mod cases;
-mod config;
 mod engine;
 mod fault;
 mod gate;
 pub mod inspect;
 mod limits;
 mod set;
-pub mod std_bundle;
 pub mod wasi;
+
+use omk_core::config;
+pub use omk_core::std_bundle;
 
 pub use bindings::SUPPORTED as SUPPORTED_WIT_VERSIONS;
 pub use cache::ComponentCache;
@@ -49,4 +50,5 @@ pub use fault::{Fault, FaultCause};
 pub(crate) use gate::valid_name;
 pub use gate::{Judged, LoadError, LoadedGate, Reused, sha256_hex};
 pub use limits::{LimitSettings, Limits};
-pub use set::{BundleRef, GateDecision, GateEntry, GateSet, GatesError, Verdict};
+pub use omk_core::bundle::BundleRef;
+pub use set::{GateDecision, GateEntry, GateSet, GatesError, Verdict};

@@ -14,8 +14,8 @@ use serde::Serialize;
 
 use std::collections::HashMap;
 
-use super::bundle::sign::{Verified, verify};
-use super::bundle::{Bundle, BundleError};
+use super::bundle::sign::verify;
+use super::bundle::{Bundle, BundleError, BundleRef};
 use super::config::{ConfigError, GateSource, GatesConfig, Mode};
 use super::engine::{EngineError, GateEngine};
 use super::fault::FaultCause;
@@ -61,28 +61,6 @@ pub struct GateEntry {
     pub source: String,
     /// The verified bundle the gate came from.
     pub bundle: Option<BundleRef>,
-}
-
-/// A verified bundle, as decisions record it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BundleRef {
-    pub name: String,
-    pub version: String,
-    /// The sha256 of its signed statement.
-    pub digest: String,
-    /// Key ids of its trusted signers.
-    pub signers: Vec<String>,
-}
-
-impl BundleRef {
-    fn from(v: &Verified) -> BundleRef {
-        BundleRef {
-            name: v.bundle.clone(),
-            version: v.version.clone(),
-            digest: v.digest.clone(),
-            signers: v.trusted_signers(),
-        }
-    }
 }
 
 /// A project's loaded gates.
@@ -181,7 +159,10 @@ impl GateSet {
                 .into());
             }
             let verified = verify(&bundle, &spec.trust)?;
-            bundles.insert(spec.name.clone(), (bundle, BundleRef::from(&verified)));
+            bundles.insert(
+                spec.name.clone(),
+                (bundle, BundleRef::from_verified(&verified)),
+            );
         }
         let bundles = &bundles;
         let loaded: Vec<Result<GateEntry, GatesError>> = std::thread::scope(|s| {

@@ -10,9 +10,9 @@
 pub mod document;
 pub mod inputs;
 pub mod kinds;
-pub mod log;
 pub mod replay;
 pub mod report;
 pub mod timeline;
 
 pub use log::{BadLine, EVENTS_FILE, Event, EventLog, LogError, Verification};
+pub use omk_core::log;

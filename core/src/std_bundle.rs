@@ -109,19 +109,18 @@ pub fn names() -> String {
         .join(", ")
 }
 
-use super::bundle::Bundle;
-use super::bundle::sign::{PublicKey, TrustPolicy};
-use super::set::BundleRef;
+use crate::bundle::sign::{PublicKey, TrustPolicy};
+use crate::bundle::{Bundle, BundleRef};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gates::gate::sha256_hex;
+    use crate::sha256_hex;
 
     #[test]
     fn the_embedded_bundle_verifies_with_the_release_key() {
         let b = bundle();
-        let v = super::super::bundle::sign::verify(&b, &trust()).unwrap();
+        let v = crate::bundle::sign::verify(&b, &trust()).unwrap();
         assert_eq!(v.trusted_signers(), [RELEASE_KEY_ID]);
         assert_eq!(PublicKey::parse(RELEASE_KEY).unwrap().id(), RELEASE_KEY_ID);
     }

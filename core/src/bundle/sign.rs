@@ -49,6 +49,29 @@ pub struct Verified {
     pub signers: Vec<SignerInfo>,
 }
 
+/// A verified bundle, as decisions record it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BundleRef {
+    pub name: String,
+    pub version: String,
+    /// The sha256 of its signed statement.
+    pub digest: String,
+    /// Key ids of its trusted signers.
+    pub signers: Vec<String>,
+}
+
+impl BundleRef {
+    /// The record of a bundle that passed verification.
+    pub fn from_verified(v: &Verified) -> BundleRef {
+        BundleRef {
+            name: v.bundle.clone(),
+            version: v.version.clone(),
+            digest: v.digest.clone(),
+            signers: v.trusted_signers(),
+        }
+    }
+}
+
 impl Verified {
     /// The trusted signers' key ids, for the proof.
     pub fn trusted_signers(&self) -> Vec<String> {

@@ -275,7 +275,7 @@ pub fn read(dir: &Path) -> Result<(Vec<Event>, Vec<usize>), LogError> {
 }
 
 /// The bytes of `path`; a missing file reads as empty.
-pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, LogError> {
+pub fn read_file(path: &Path) -> Result<Vec<u8>, LogError> {
     match std::fs::read(path) {
         Ok(d) => Ok(d),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),

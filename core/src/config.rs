@@ -46,9 +46,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::bundle::sign::{PublicKey, TrustPolicy};
-use super::limits::{LimitSettings, Limits};
-use super::std_bundle;
+use crate::bundle::sign::{PublicKey, TrustPolicy};
+use crate::limits::{LimitSettings, Limits};
+use crate::std_bundle;
 
 /// Where installed bundles live, relative to the project root.
 pub const BUNDLES_DIR: &str = ".omk/bundles";
@@ -489,8 +489,7 @@ fn default_trust() -> TrustPolicy {
 }
 
 /// The 1-based line of byte `offset` in `text`.
-/// The 1-based line of byte `offset` in `text`.
-pub(crate) fn line_of(text: &str, offset: usize) -> usize {
+pub fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
         .filter(|&&b| b == b'\n')

@@ -1,0 +1,35 @@
+//! omk-core: what omk keeps on disk and reads from users, agents and
+//! bundles — the data half of omk, with no wasmtime, no async runtime and
+//! no agents, so that everything that parses untrusted input can be built,
+//! tested and fuzzed on its own in seconds.
+//!
+//! - [`atomic`]: atomic file writes.
+//! - [`graph`]: the task graph of a goal (`task-graph.json`).
+//! - [`plan`]: dispatch plans, the waves of proposed tasks.
+//! - [`log`]: the append-only, hash-chained event log (`events.jsonl`).
+//! - [`config`]: the project's gate configuration (`.omk/gates.toml`), with
+//!   the [`limits`] every gate call runs under.
+//! - [`bundle`]: signed gate bundles — the format, signatures and trust.
+//! - [`std_bundle`]: the standard gates, embedded.
+//!
+//! The `omk` crate re-exports each module where it has always been
+//! (`omk::graph`, `omk::proof::log`, `omk::gates::GatesConfig`, …).
+
+pub mod atomic;
+pub mod bundle;
+pub mod config;
+pub mod graph;
+pub mod limits;
+pub mod log;
+pub mod plan;
+pub mod std_bundle;
+
+use sha2::{Digest, Sha256};
+
+/// The `omk:gate` WIT versions this omk loads, newest first.
+pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0"];
+
+/// The sha256 of `bytes`, as 64 lowercase hex digits.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
