@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use omk::gates::{GateEngine, GateSet, GatesConfig, Limits};
+use omk::gates::{CacheDirs, GateEngine, GateSet, GatesConfig, Limits};
 use omk::wave::relevant::Accepted;
 use omk_gate_acceptance::AcceptanceGate;
 use omk_gate_budget::BudgetGate;
@@ -222,7 +222,8 @@ fn main() {
     println!("mix: {accepted} of {n} accepted by all three gates\n");
 
     let tmp = tempfile::tempdir().expect("temp dir");
-    let engine = GateEngine::new(Some(tmp.path().join("cache"))).expect("engine");
+    let engine =
+        GateEngine::new(Some(CacheDirs::under(&tmp.path().join("cache")))).expect("engine");
     let std_config = GatesConfig::std(Limits::default());
     let set = GateSet::load(&std_config, &engine).expect("std gates load");
 
@@ -437,7 +438,7 @@ fn cold_start(tmp: &Path) {
     .expect("proposal");
     let first = |label: &str| {
         let start = Instant::now();
-        let engine = GateEngine::new(Some(cache.clone())).expect("engine");
+        let engine = GateEngine::new(Some(CacheDirs::under(&cache))).expect("engine");
         let set = GateSet::load(&GatesConfig::std(Limits::default()), &engine).expect("load");
         let loaded = start.elapsed();
         let v = set.judge_proposal(&GoalContext::default(), &proposal);

@@ -6,6 +6,11 @@
 //! either the old file or the new one, never a torn mix. A crash before the
 //! rename leaves a stray `.omk-tmp*` file beside the target, which readers
 //! ignore and [`write`] never mistakes for state.
+//!
+//! A file [`write`] creates gets the mode any new file would (`0666` less
+//! the umask), since people read and share what omk writes (reports,
+//! bundles, a gate's sources); [`write_private`] keeps a file to its owner
+//! (`0600`), for keys.
 
 use std::io::Write;
 use std::path::Path;
@@ -13,10 +18,20 @@ use std::path::Path;
 /// The prefix of temporary files, for readers to skip.
 pub const TMP_PREFIX: &str = ".omk-tmp";
 
-/// Replaces `path` with `bytes` atomically. A path that exists and is not
-/// a regular file (`/dev/null`, a pipe, a terminal) is written to directly:
-/// renaming over it would replace the device itself.
+/// Replaces `path` with `bytes` atomically, with the mode a new file gets
+/// (`0666` less the umask). A path that exists and is not a regular file
+/// (`/dev/null`, a pipe, a terminal) is written to directly: renaming over
+/// it would replace the device itself.
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_mode(path, bytes, 0o666)
+}
+
+/// [`write`], readable and writable by the owner only (`0600`): for keys.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_mode(path, bytes, 0o600)
+}
+
+fn write_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     if let Ok(m) = std::fs::metadata(path)
         && !m.is_file()
     {
@@ -31,6 +46,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     };
     let mut tmp = tempfile::Builder::new()
         .prefix(TMP_PREFIX)
+        .permissions(permissions(mode))
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
@@ -43,6 +59,12 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> std::io::Resul
     let mut bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
     write(path, &bytes)
+}
+
+/// Permissions of `mode`, which the kernel narrows by the umask when it
+/// creates a file or directory with them.
+pub fn permissions(mode: u32) -> std::fs::Permissions {
+    std::os::unix::fs::PermissionsExt::from_mode(mode)
 }
 
 /// Makes a rename in `dir` durable.
@@ -76,6 +98,22 @@ mod tests {
                 .file_type()
                 .is_char_device()
         );
+    }
+
+    #[test]
+    fn new_files_follow_the_umask_and_private_ones_stay_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // What the umask lets a plain new file have.
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"x").unwrap();
+        let shared = dir.path().join("report.html");
+        write(&shared, b"<html>").unwrap();
+        assert_eq!(mode(&shared), mode(&plain));
+        let key = dir.path().join("key");
+        write_private(&key, b"secret").unwrap();
+        assert_eq!(mode(&key), 0o600);
     }
 
     #[test]

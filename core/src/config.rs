@@ -36,6 +36,7 @@
 //! [[bundle]]
 //! name = "team"
 //! minimum_signers = 2
+//! min_version = "2.0.0"      # refuse any older release of it (semver)
 //! ```
 //!
 //! Parsing only reads and checks the file ([`GatesConfig::parse`]); the
@@ -162,6 +163,7 @@ struct RawTrust {
 #[serde(deny_unknown_fields)]
 struct RawBundle {
     name: Spanned<String>,
+    min_version: Option<Spanned<String>>,
     path: Option<String>,
     require_signature: Option<bool>,
     minimum_signers: Option<usize>,
@@ -298,6 +300,16 @@ impl GatesConfig {
             }
             if let Some(m) = b.minimum_signers {
                 policy.minimum_signers = m;
+            }
+            if let Some(v) = &b.min_version {
+                policy.min_version =
+                    Some(semver::Version::parse(v.get_ref().trim()).map_err(|e| {
+                        err(
+                            Some(v.span()),
+                            format!("`min_version` `{}` is not a version: {e}", v.get_ref()),
+                            Some("write a semantic version, like `min_version = \"2.1.0\"`"),
+                        )
+                    })?);
             }
             bundles.push(BundleSpec {
                 path: path.unwrap_or_else(|| root.join(BUNDLES_DIR).join(&name)),
@@ -485,6 +497,7 @@ fn default_trust() -> TrustPolicy {
         keys: Vec::new(),
         require_signature: true,
         minimum_signers: 1,
+        min_version: None,
     }
 }
 

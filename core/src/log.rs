@@ -14,20 +14,45 @@
 //! breaks the chain at that line — [`verify`] names the first one.
 //!
 //! Lines are only ever appended. A crash mid-append leaves a torn last line;
-//! [`EventLog::open`] detects it, and the next append starts on a fresh line,
-//! chaining from the last whole event, so nothing before it is lost.
+//! [`EventLog::open`] detects it and appends a `log_repaired` event naming
+//! the torn bytes (their sha256 and length) on a fresh line, chaining from
+//! the last whole event, so nothing before it is lost. Only the last line
+//! of a log may be unreadable, or a line a `log_repaired` event right after
+//! it names: anything else is junk inserted after the fact.
 //! Appends are buffered; [`EventLog::sync`] writes them out and makes them
 //! durable — omk calls it when a wave ends and before any task starts. A
 //! crash can lose only the unsynced tail of an unfinished wave, which the
 //! wave's resume judges again.
+//!
+//! # Anchoring
+//!
+//! A chain alone proves only that the lines agree with each other: cut the
+//! tail, or delete events and hash the rest again, and it still verifies.
+//! So the log is anchored by signatures of a key the agents cannot reach
+//! (the machine's `log.key`, see `omk::keys`), at the end of every wave,
+//! every task and the goal ([`EventLog::checkpoint`]):
+//!
+//! - a `log_checkpoint` event, whose payload is a [`Checkpoint`]: the id
+//!   and hash of the event before it, signed — rehashing the chain breaks
+//!   every checkpoint after the first change;
+//! - `checkpoint.json` beside the log: the id and hash of the last event
+//!   (the checkpoint event itself), signed — cutting the tail leaves it
+//!   vouching for an event that is gone;
+//! - omk's commits on the goal's branches carry the head of the log in an
+//!   `Omk-Log:` trailer ([`Trailer`]), checked where the repository is at
+//!   hand — an anchor outside the goal's folder.
+//!
+//! [`verify`] checks the chain, the lines, every checkpoint and every
+//! anchor given, and reports each problem by name.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use omk_signing::{PrivateKey, PublicKey};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 /// The event log file in a goal's directory.
@@ -40,6 +65,111 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// How much of the log's end [`EventLog::open`] reads to find the last event
 /// before falling back to reading it all.
 const TAIL_BYTES: u64 = 1 << 20;
+
+/// The kind of the events that anchor the log ([`Checkpoint`] payloads).
+pub const CHECKPOINT: &str = "log_checkpoint";
+/// The kind of the event that records a torn line left by a crash.
+pub const REPAIRED: &str = "log_repaired";
+/// The latest signed head, beside the log.
+pub const CHECKPOINT_FILE: &str = "checkpoint.json";
+/// The commit trailer that carries the log's head.
+pub const TRAILER: &str = "Omk-Log";
+
+/// A signed statement that event `seq` of goal `goal_id`'s log has hash
+/// `head`, so everything up to it is as it was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    pub goal_id: String,
+    pub seq: u64,
+    pub head: String,
+    /// The signer, `ed25519:<hex>`.
+    pub key: String,
+    /// Over [`Checkpoint::message`], hex.
+    pub signature: String,
+}
+
+impl Checkpoint {
+    /// The text a checkpoint signs.
+    pub fn message(goal_id: &str, seq: u64, head: &str) -> String {
+        format!("omk-log-checkpoint-v1\ngoal {goal_id}\nevent {seq}\nhead {head}\n")
+    }
+
+    /// `key`'s checkpoint of event `seq` with hash `head`.
+    pub fn sign(goal_id: &str, seq: u64, head: &str, key: &PrivateKey) -> Checkpoint {
+        Checkpoint {
+            goal_id: goal_id.to_owned(),
+            seq,
+            head: head.to_owned(),
+            key: key.public().to_string(),
+            signature: key.sign_message(Checkpoint::message(goal_id, seq, head).as_bytes()),
+        }
+    }
+
+    /// The signer's key if the signature is genuine and the signer trusted
+    /// (`None` trusts any signer).
+    pub fn check(&self, trusted: Option<&[PublicKey]>) -> Result<PublicKey, String> {
+        let key = PublicKey::parse(&self.key)?;
+        let message = Checkpoint::message(&self.goal_id, self.seq, &self.head);
+        if !key.verify_message(message.as_bytes(), &self.signature) {
+            return Err(format!(
+                "its signature by key {} does not match what it claims",
+                key.id()
+            ));
+        }
+        if let Some(trusted) = trusted
+            && !trusted.contains(&key)
+        {
+            return Err(format!(
+                "it is signed by key {}, which is not trusted here",
+                key.id()
+            ));
+        }
+        Ok(key)
+    }
+}
+
+/// A log head recorded in a commit's `Omk-Log: <seq> <head>` trailer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Trailer {
+    pub commit: String,
+    pub seq: u64,
+    pub head: String,
+}
+
+impl Trailer {
+    /// The trailer line for event `seq` with hash `head`.
+    pub fn line(seq: u64, head: &str) -> String {
+        format!("{TRAILER}: {seq} {head}")
+    }
+
+    /// The trailer in commit message `message` of `commit`, if any.
+    pub fn parse(commit: &str, message: &str) -> Option<Trailer> {
+        let value = message
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix(TRAILER)?.strip_prefix(':'))?;
+        let (seq, head) = value.trim().split_once(' ')?;
+        Some(Trailer {
+            commit: commit.to_owned(),
+            seq: seq.parse().ok()?,
+            head: head.trim().to_owned(),
+        })
+    }
+}
+
+/// What [`verify`] holds the log against besides its own chain.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// The keys whose checkpoints count (this machine's, and any the user
+    /// names); `None` accepts any genuine signature and reports its signer.
+    pub trusted: Option<Vec<PublicKey>>,
+    /// Heads from the trailers of omk's commits.
+    pub trailers: Vec<Trailer>,
+    /// Accept a log with no checkpoint at all: one written by an omk from
+    /// before checkpoints.
+    pub allow_unanchored: bool,
+}
 
 /// One event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,8 +216,11 @@ pub struct EventLog {
     run_id: String,
     last_hash: String,
     next_id: u64,
-    /// The file does not end with a newline: a torn last line.
+    /// The file did not end with a newline when opened: a torn last line,
+    /// which a `log_repaired` event now records.
     torn_tail: bool,
+    /// The id of the last event a checkpoint vouches for.
+    anchored: u64,
 }
 
 impl EventLog {
@@ -106,31 +239,76 @@ impl EventLog {
             .open(&path)
             .map_err(|e| err(format!("cannot open it: {e}")))?;
         let len = file.metadata().map_err(|e| err(e.to_string()))?.len();
-        let (last, torn_tail) = last_event(&mut file, len).map_err(|e| err(e.to_string()))?;
-        if torn_tail {
-            tracing::warn!(
-                "{}: the last line is torn (a crash mid-write); it is kept, and the next event starts a new line",
-                path.display()
-            );
-        }
+        let (last, torn) = last_event(&mut file, len).map_err(|e| err(e.to_string()))?;
         let (last_hash, next_id) = match last {
             Some(e) => (e.hash, e.id + 1),
             None => (GENESIS_HASH.to_owned(), 1),
         };
-        Ok(EventLog {
+        let mut log = EventLog {
             path,
             file: BufWriter::with_capacity(1 << 16, file),
             run_id: run_id.to_owned(),
             last_hash,
             next_id,
-            torn_tail,
-        })
+            torn_tail: torn.is_some(),
+            anchored: next_id - 1,
+        };
+        if let Some(bytes) = torn {
+            tracing::warn!(
+                "{}: the last line is torn (a crash mid-write); it is kept, and recorded as such",
+                log.path.display()
+            );
+            // On a fresh line: the torn one stays as it is.
+            log.file
+                .write_all(b"\n")
+                .map_err(|e| log.error(format!("cannot append: {e}")))?;
+            log.append(
+                REPAIRED,
+                "omk",
+                json!({"torn_sha256": hex::encode(Sha256::digest(&bytes)), "torn_bytes": bytes.len()}),
+            )?;
+        }
+        Ok(log)
     }
 
-    /// Whether the log ended with a torn line when it was opened (and no
-    /// event has been appended since).
+    /// Whether the log ended with a torn line when it was opened.
     pub fn torn_tail(&self) -> bool {
         self.torn_tail
+    }
+
+    /// The id of the last event appended (0 for an empty log).
+    pub fn last_id(&self) -> u64 {
+        self.next_id - 1
+    }
+
+    /// Whether events were appended since the last checkpoint.
+    pub fn unanchored(&self) -> bool {
+        self.last_id() > self.anchored
+    }
+
+    /// Anchors everything appended so far: a `log_checkpoint` event signed
+    /// with `key` for goal `goal_id`, then the log made durable, then
+    /// `checkpoint.json` replaced by the signed head (the checkpoint event
+    /// itself). Nothing to do when nothing was appended since the last.
+    pub fn checkpoint(&mut self, goal_id: &str, key: &PrivateKey) -> Result<(), LogError> {
+        if !self.unanchored() {
+            return Ok(());
+        }
+        let cp = Checkpoint::sign(goal_id, self.last_id(), &self.last_hash, key);
+        self.append(
+            CHECKPOINT,
+            "omk",
+            serde_json::to_value(&cp).unwrap_or_default(),
+        )?;
+        self.sync()?;
+        let head = Checkpoint::sign(goal_id, self.last_id(), &self.last_hash, key);
+        let file = self.path.with_file_name(CHECKPOINT_FILE);
+        crate::atomic::write_json(&file, &head).map_err(|e| LogError {
+            path: file.clone(),
+            detail: format!("cannot write the checkpoint: {e}"),
+        })?;
+        self.anchored = self.last_id();
+        Ok(())
     }
 
     /// The hash of the last event (the head of the chain).
@@ -153,9 +331,6 @@ impl EventLog {
         let body_json = serde_json::to_string(&body).map_err(|e| self.error(e.to_string()))?;
         let hash = hex::encode(Sha256::digest(body_json.as_bytes()));
         let mut line = String::with_capacity(body_json.len() + 80);
-        if self.torn_tail {
-            line.push('\n');
-        }
         line.push_str(&body_json[..body_json.len() - 1]);
         line.push_str(",\"hash\":\"");
         line.push_str(&hash);
@@ -163,7 +338,6 @@ impl EventLog {
         self.file
             .write_all(line.as_bytes())
             .map_err(|e| self.error(format!("cannot append: {e}")))?;
-        self.torn_tail = false;
         let event = Event {
             id: body.id,
             run_id: self.run_id.clone(),
@@ -203,10 +377,10 @@ impl EventLog {
     }
 }
 
-/// The last whole event of the log, and whether the file ends mid-line.
-fn last_event(file: &mut File, len: u64) -> std::io::Result<(Option<Event>, bool)> {
+/// The last whole event of the log, and the bytes of a torn last line.
+fn last_event(file: &mut File, len: u64) -> std::io::Result<(Option<Event>, Option<Vec<u8>>)> {
     if len == 0 {
-        return Ok((None, false));
+        return Ok((None, None));
     }
     let mut start = len.saturating_sub(TAIL_BYTES);
     loop {
@@ -228,7 +402,10 @@ fn last_event(file: &mut File, len: u64) -> std::io::Result<(Option<Event>, bool
             .rev()
             .find_map(|l| serde_json::from_slice::<Event>(l).ok());
         if found.is_some() || start == 0 {
-            return Ok((found, torn));
+            // With an event found, the chunk holds a newline before the torn
+            // part, so the torn line is whole in it; from 0 it always is.
+            let torn_bytes = torn.then(|| lines[lines.len() - 1].to_vec());
+            return Ok((found, torn_bytes));
         }
         start = 0;
     }
@@ -242,20 +419,38 @@ pub struct BadLine {
     pub problem: String,
 }
 
-/// The result of checking a log's hash chain.
+/// The result of checking a log: its chain, its lines and its anchors.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verification {
     pub path: PathBuf,
-    /// Whether every event is intact and chained.
+    /// Whether every event is intact and chained, no line is junk, and
+    /// every anchor holds.
     pub ok: bool,
     pub lines: usize,
     pub events: usize,
     /// The hash of the last intact event.
     pub head: String,
-    /// The first line that breaks the chain.
+    /// The first line that breaks the chain, or is junk.
     pub first_bad: Option<BadLine>,
-    /// Lines left torn by a crash mid-write, which the chain skips.
+    /// Lines left torn by a crash mid-write, which the chain skips: the
+    /// last line, or one a `log_repaired` event records.
     pub torn: Vec<usize>,
+    /// Checkpoint events whose signature holds.
+    pub checkpoints: usize,
+    /// The key ids of their signers.
+    pub signers: Vec<String>,
+    /// The last event a valid signature vouches for (a checkpoint event,
+    /// `checkpoint.json`, or a commit trailer: those are not signed, but
+    /// live outside the goal's folder).
+    pub anchored_to: u64,
+    /// Events after it: appended since the last checkpoint (a goal still
+    /// running, or a crash).
+    pub unanchored_events: u64,
+    /// Commit trailers checked.
+    pub trailers: usize,
+    /// Each anchor that does not hold, named: a cut tail, a rehashed
+    /// chain, a forged or untrusted signature, a missing checkpoint.
+    pub anchor_problems: Vec<String>,
 }
 
 /// Reads every event of the log in `dir` that parses, in order, with the
@@ -294,15 +489,37 @@ fn lines(data: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
         .filter(|(_, l)| !l.is_empty())
 }
 
-/// Checks the hash chain of the log in `dir`.
-pub fn verify(dir: &Path) -> Result<Verification, LogError> {
+/// Checks the log in `dir`: its chain and lines, its checkpoints, and its
+/// `checkpoint.json`, with `opts`.
+pub fn verify(dir: &Path, opts: &VerifyOptions) -> Result<Verification, LogError> {
     let path = dir.join(EVENTS_FILE);
     let data = read_file(&path)?;
-    Ok(verify_data(path, &data))
+    let anchor = read_checkpoint_file(dir);
+    Ok(verify_data(path, &data, anchor, opts))
 }
 
-/// Checks the hash chain of a log's bytes, read from `path`.
-pub fn verify_data(path: PathBuf, data: &[u8]) -> Verification {
+/// `checkpoint.json` in `dir`: `None` when there is none, `Some(Err)` when
+/// it cannot be read.
+pub fn read_checkpoint_file(dir: &Path) -> Option<Result<Checkpoint, String>> {
+    let path = dir.join(CHECKPOINT_FILE);
+    match std::fs::read(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => Some(Err(format!("cannot read `{CHECKPOINT_FILE}`: {e}"))),
+        Ok(bytes) => Some(
+            serde_json::from_slice(&bytes)
+                .map_err(|e| format!("`{CHECKPOINT_FILE}` is damaged: {e}")),
+        ),
+    }
+}
+
+/// Checks a log's bytes, read from `path`, against `anchor` (the contents
+/// of `checkpoint.json`, see [`read_checkpoint_file`]) and `opts`.
+pub fn verify_data(
+    path: PathBuf,
+    data: &[u8],
+    anchor: Option<Result<Checkpoint, String>>,
+    opts: &VerifyOptions,
+) -> Verification {
     let mut v = Verification {
         path,
         ok: true,
@@ -311,13 +528,38 @@ pub fn verify_data(path: PathBuf, data: &[u8]) -> Verification {
         head: GENESIS_HASH.to_owned(),
         first_bad: None,
         torn: Vec::new(),
+        checkpoints: 0,
+        signers: Vec::new(),
+        anchored_to: 0,
+        unanchored_events: 0,
+        trailers: 0,
+        anchor_problems: Vec::new(),
     };
+    let trusted = opts.trusted.as_deref();
     let mut prev_id = 0u64;
     let mut prev_line = 0usize;
-    for (n, line) in lines(data) {
+    // Hashes of intact events by id, for the anchors.
+    let mut hashes: Vec<String> = Vec::new();
+    // An unreadable line not yet accounted for: (line, sha256 of its bytes).
+    let mut unexplained: Option<(usize, String)> = None;
+    let mut goal_id: Option<String> = None;
+    let fail = |v: &mut Verification, line: usize, problem: String| {
+        v.ok = false;
+        v.first_bad = Some(BadLine { line, problem });
+    };
+    let all: Vec<(usize, &[u8])> = lines(data).collect();
+    let last_line = all.last().map_or(0, |(n, _)| *n);
+    for &(n, line) in &all {
         v.lines = n;
         let Ok(event) = serde_json::from_slice::<Event>(line) else {
+            if let Some((junk, _)) = unexplained {
+                // Two unreadable lines in a row: the first one was not torn.
+                v.torn.retain(|&t| t != junk);
+                fail(&mut v, junk, JUNK.into());
+                return v;
+            }
             v.torn.push(n);
+            unexplained = Some((n, hex::encode(Sha256::digest(line))));
             continue;
         };
         let problem = check_line(line, &event, &v.head, prev_id, prev_line);
@@ -335,16 +577,140 @@ pub fn verify_data(path: PathBuf, data: &[u8]) -> Verification {
                 problem
             };
             v.torn.retain(|&t| t != line);
-            v.ok = false;
-            v.first_bad = Some(BadLine { line, problem });
+            fail(&mut v, line, problem);
             return v;
         }
-        v.head = event.hash;
+        if let Some((junk, sha)) = unexplained.take() {
+            // Only a torn line a crash left, and the next omk recorded, may
+            // sit between events.
+            let repaired = event.kind == REPAIRED
+                && event.payload.get("torn_sha256").and_then(Value::as_str) == Some(&sha);
+            if !repaired {
+                v.torn.retain(|&t| t != junk);
+                fail(&mut v, junk, JUNK.into());
+                return v;
+            }
+        }
+        if event.kind == CHECKPOINT {
+            let cp = serde_json::from_value::<Checkpoint>(event.payload.clone())
+                .map_err(|e| format!("its payload is not a checkpoint: {e}"))
+                .and_then(|cp| {
+                    let key = cp.check(trusted)?;
+                    if cp.seq != prev_id || cp.head != v.head {
+                        return Err(format!(
+                            "it vouches for event {} with hash {}, but the event before it is {} with hash {}: events before it were removed, changed or rehashed",
+                            cp.seq,
+                            short(&cp.head),
+                            prev_id,
+                            short(&v.head)
+                        ));
+                    }
+                    match &goal_id {
+                        Some(g) if *g != cp.goal_id => {
+                            return Err(format!(
+                                "it is for goal `{}`, and earlier checkpoints for `{g}`",
+                                cp.goal_id
+                            ));
+                        }
+                        _ => goal_id = Some(cp.goal_id.clone()),
+                    }
+                    Ok(key)
+                });
+            match cp {
+                Ok(key) => {
+                    v.checkpoints += 1;
+                    if !v.signers.contains(&key.id()) {
+                        v.signers.push(key.id());
+                    }
+                    v.anchored_to = v.anchored_to.max(prev_id);
+                }
+                Err(problem) => {
+                    fail(&mut v, n, format!("checkpoint: {problem}"));
+                    return v;
+                }
+            }
+        }
+        v.head = event.hash.clone();
         v.events += 1;
+        hashes.push(event.hash);
         prev_id = event.id;
         prev_line = n;
     }
+    // What is left unexplained may only be the very last line.
+    if let Some((junk, _)) = unexplained
+        && junk != last_line
+    {
+        v.torn.retain(|&t| t != junk);
+        fail(&mut v, junk, JUNK.into());
+        return v;
+    }
+    let hash_of = |seq: u64| -> Option<&String> {
+        usize::try_from(seq)
+            .ok()
+            .and_then(|i| i.checked_sub(1))
+            .and_then(|i| hashes.get(i))
+    };
+    let hold = |what: &str, seq: u64, head: &str, v: &mut Verification| {
+        match hash_of(seq) {
+        Some(h) if h == head => v.anchored_to = v.anchored_to.max(seq),
+        Some(h) => v.anchor_problems.push(format!(
+            "{what} vouches for event {seq} with hash {}, but the log's event {seq} has hash {}: the log was rewritten",
+            short(head),
+            short(h)
+        )),
+        None => v.anchor_problems.push(format!(
+            "{what} vouches for event {seq}, but the log ends at event {prev_id}: events were cut from its end"
+        )),
+    }
+    };
+    match anchor {
+        Some(Ok(cp)) => match cp.check(trusted) {
+            Ok(_) => {
+                if goal_id.as_ref().is_some_and(|g| *g != cp.goal_id) {
+                    v.anchor_problems.push(format!(
+                        "`{CHECKPOINT_FILE}` is for goal `{}`, the log's checkpoints for another",
+                        cp.goal_id
+                    ));
+                }
+                hold(&format!("`{CHECKPOINT_FILE}`"), cp.seq, &cp.head, &mut v);
+            }
+            Err(problem) => v
+                .anchor_problems
+                .push(format!("`{CHECKPOINT_FILE}`: {problem}")),
+        },
+        Some(Err(problem)) => v.anchor_problems.push(problem),
+        None if v.checkpoints > 0 => v.anchor_problems.push(format!(
+            "`{CHECKPOINT_FILE}` is missing, though the log has checkpoints: the latest signed head was removed"
+        )),
+        None => {}
+    }
+    for t in &opts.trailers {
+        v.trailers += 1;
+        hold(
+            &format!("the `{TRAILER}` trailer of commit {}", short(&t.commit)),
+            t.seq,
+            &t.head,
+            &mut v,
+        );
+    }
+    if v.checkpoints == 0 && v.events > 0 && !opts.allow_unanchored {
+        v.anchor_problems.push(
+            "the log has no checkpoint: it is not anchored (omk signs one when a goal is created), so it cannot be told apart from a rewritten one".into(),
+        );
+    }
+    v.unanchored_events = prev_id.saturating_sub(v.anchored_to);
+    if !v.anchor_problems.is_empty() {
+        v.ok = false;
+    }
     v
+}
+
+/// What junk in the middle of a log is.
+const JUNK: &str = "this line is not an event and is not the log's last line (only a crash's torn last line may be unreadable, and omk records one when it resumes): it was inserted after the fact";
+
+/// The first 12 hex digits of a hash, for messages.
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
 }
 
 fn check_line(
@@ -390,6 +756,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The chain alone, as for a log from before checkpoints.
+    fn chain(dir: &Path) -> Verification {
+        let opts = VerifyOptions {
+            allow_unanchored: true,
+            ..VerifyOptions::default()
+        };
+        verify(dir, &opts).unwrap()
+    }
+
     fn log_with(n: usize) -> (tempfile::TempDir, EventLog) {
         let dir = tempfile::tempdir().unwrap();
         let mut log = EventLog::open(dir.path(), "run-1").unwrap();
@@ -404,7 +779,7 @@ mod tests {
     #[test]
     fn chains_and_verifies() {
         let (dir, log) = log_with(5);
-        let v = verify(dir.path()).unwrap();
+        let v = chain(dir.path());
         assert!(v.ok, "{v:?}");
         assert_eq!((v.lines, v.events), (5, 5));
         assert_eq!(v.head, log.head());
@@ -425,7 +800,7 @@ mod tests {
         let mut log = EventLog::open(dir.path(), "run-2").unwrap();
         let e = log.append("more", "omk", json!({})).unwrap();
         assert_eq!(e.id, 4);
-        assert!(verify(dir.path()).unwrap().ok);
+        assert!(chain(dir.path()).ok);
     }
 
     #[test]
@@ -435,7 +810,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let tampered = text.replacen("\"i\":2", "\"i\":3", 1);
         std::fs::write(&path, tampered).unwrap();
-        let v = verify(dir.path()).unwrap();
+        let v = chain(dir.path());
         assert!(!v.ok);
         assert_eq!(v.first_bad.unwrap().line, 3);
     }
@@ -448,7 +823,7 @@ mod tests {
         let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
         lines[1] = lines[1].replacen('{', "[", 1);
         std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-        let v = verify(dir.path()).unwrap();
+        let v = chain(dir.path());
         assert_eq!(v.first_bad.unwrap().line, 2);
     }
 
@@ -459,38 +834,168 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         std::fs::write(&path, [lines[0], lines[2], lines[3]].join("\n") + "\n").unwrap();
-        assert_eq!(verify(dir.path()).unwrap().first_bad.unwrap().line, 2);
+        assert_eq!(chain(dir.path()).first_bad.unwrap().line, 2);
         std::fs::write(&path, [lines[1], lines[2]].join("\n") + "\n").unwrap();
-        assert_eq!(verify(dir.path()).unwrap().first_bad.unwrap().line, 1);
+        assert_eq!(chain(dir.path()).first_bad.unwrap().line, 1);
     }
 
     #[test]
-    fn a_torn_last_line_is_survived() {
+    fn a_torn_last_line_is_survived_and_recorded() {
         let (dir, log) = log_with(3);
         let head = log.head().to_owned();
         drop(log);
         let path = dir.path().join(EVENTS_FILE);
+        let torn = b"{\"id\":4,\"run_id\":\"run-1\",\"ts\":\"20";
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"{\"id\":4,\"run_id\":\"run-1\",\"ts\":\"20")
-            .unwrap();
+        f.write_all(torn).unwrap();
         drop(f);
 
-        let v = verify(dir.path()).unwrap();
+        let v = chain(dir.path());
         assert!(v.ok);
         assert_eq!(v.torn, [4]);
 
         let mut log = EventLog::open(dir.path(), "run-2").unwrap();
         assert!(log.torn_tail());
-        assert_eq!(log.head(), head);
+        assert_ne!(log.head(), head, "the repair is recorded first");
         let e = log.append("after_crash", "omk", json!({})).unwrap();
-        assert_eq!(e.id, 4);
+        assert_eq!(e.id, 5);
         drop(log);
-        let v = verify(dir.path()).unwrap();
+        let v = chain(dir.path());
         assert!(v.ok, "{v:?}");
-        assert_eq!((v.events, v.torn.clone()), (4, vec![4]));
+        assert_eq!((v.events, v.torn.clone()), (5, vec![4]));
         let (events, unreadable) = read(dir.path()).unwrap();
-        assert_eq!(events.len(), 4);
+        assert_eq!(events[3].kind, REPAIRED);
+        assert_eq!(
+            events[3].payload["torn_sha256"],
+            hex::encode(Sha256::digest(torn))
+        );
         assert_eq!(unreadable, [4]);
+    }
+
+    #[test]
+    fn junk_in_the_middle_is_named_even_when_the_chain_continues() {
+        let (dir, _log) = log_with(4);
+        let path = dir.path().join(EVENTS_FILE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.insert(2, "{\"id\":3,\"torn");
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let v = chain(dir.path());
+        assert!(!v.ok);
+        let bad = v.first_bad.unwrap();
+        assert_eq!(bad.line, 3);
+        assert!(bad.problem.contains("inserted"), "{}", bad.problem);
+    }
+
+    fn anchored(n: usize, key: &PrivateKey) -> (tempfile::TempDir, EventLog) {
+        let (dir, mut log) = log_with(0);
+        for i in 0..n {
+            log.append("thing", "omk", json!({"i": i})).unwrap();
+            if i % 4 == 3 {
+                log.checkpoint("g1", key).unwrap();
+            }
+        }
+        log.checkpoint("g1", key).unwrap();
+        (dir, log)
+    }
+
+    fn trusting(key: &PrivateKey) -> VerifyOptions {
+        VerifyOptions {
+            trusted: Some(vec![key.public()]),
+            ..VerifyOptions::default()
+        }
+    }
+
+    #[test]
+    fn checkpoints_anchor_the_log() {
+        let key = PrivateKey::generate().unwrap();
+        let (dir, _log) = anchored(10, &key);
+        let v = verify(dir.path(), &trusting(&key)).unwrap();
+        assert!(v.ok, "{v:?}");
+        assert_eq!(v.checkpoints, 3);
+        assert_eq!(v.anchored_to, v.events as u64);
+        assert_eq!(v.unanchored_events, 0);
+        // Another machine's key is not trusted; no checkpoint at all is
+        // not anchored.
+        let other = PrivateKey::generate().unwrap();
+        assert!(!verify(dir.path(), &trusting(&other)).unwrap().ok);
+        let (plain, _log) = log_with(2);
+        let v = verify(plain.path(), &trusting(&key)).unwrap();
+        assert!(
+            !v.ok && v.anchor_problems[0].contains("not anchored"),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn a_cut_tail_is_caught_by_the_checkpoint_file() {
+        let key = PrivateKey::generate().unwrap();
+        let (dir, _log) = anchored(10, &key);
+        let path = dir.path().join(EVENTS_FILE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        std::fs::write(&path, lines[..lines.len() - 3].join("\n") + "\n").unwrap();
+        let v = verify(dir.path(), &trusting(&key)).unwrap();
+        assert!(!v.ok);
+        assert!(v.anchor_problems[0].contains("cut from its end"), "{v:?}");
+        // Removing the checkpoint file as well is named too.
+        std::fs::remove_file(dir.path().join(CHECKPOINT_FILE)).unwrap();
+        let v = verify(dir.path(), &trusting(&key)).unwrap();
+        assert!(v.anchor_problems[0].contains("missing"), "{v:?}");
+    }
+
+    #[test]
+    fn a_rehashed_chain_breaks_the_checkpoints() {
+        let key = PrivateKey::generate().unwrap();
+        let (dir, _log) = anchored(10, &key);
+        // Drop event 2 and rebuild the chain over the rest.
+        let (events, _) = read(dir.path()).unwrap();
+        let mut out = String::new();
+        let mut prev = GENESIS_HASH.to_owned();
+        for (i, e) in events.iter().filter(|e| e.id != 2).enumerate() {
+            let body = Body {
+                id: i as u64 + 1,
+                run_id: &e.run_id,
+                ts: e.ts,
+                schema_version: e.schema_version,
+                kind: &e.kind,
+                actor: &e.actor,
+                payload: &e.payload,
+                prev_hash: &prev,
+            };
+            let json = serde_json::to_string(&body).unwrap();
+            prev = hex::encode(Sha256::digest(json.as_bytes()));
+            out.push_str(&format!(
+                "{},\"hash\":\"{prev}\"}}\n",
+                &json[..json.len() - 1]
+            ));
+        }
+        std::fs::write(dir.path().join(EVENTS_FILE), out).unwrap();
+        assert!(
+            chain(dir.path()).first_bad.is_some(),
+            "the checkpoints notice"
+        );
+        let v = verify(dir.path(), &trusting(&key)).unwrap();
+        let bad = v.first_bad.unwrap();
+        assert!(bad.problem.contains("rehashed"), "{}", bad.problem);
+    }
+
+    #[test]
+    fn trailers_anchor_from_outside() {
+        let key = PrivateKey::generate().unwrap();
+        let (dir, log) = anchored(6, &key);
+        let mut opts = trusting(&key);
+        let message = format!("omk: task a\n\n{}\n", Trailer::line(3, "00"));
+        opts.trailers = vec![Trailer::parse("abc123", &message).unwrap()];
+        let v = verify(dir.path(), &opts).unwrap();
+        assert!(v.anchor_problems[0].contains("rewritten"), "{v:?}");
+        opts.trailers = vec![Trailer {
+            commit: "abc".into(),
+            seq: log.last_id() + 5,
+            head: "00".into(),
+        }];
+        let v = verify(dir.path(), &opts).unwrap();
+        assert!(v.anchor_problems[0].contains("cut"), "{v:?}");
     }
 
     #[test]
@@ -505,6 +1010,6 @@ mod tests {
         drop(log);
         let mut log = EventLog::open(dir.path(), "r").unwrap();
         assert_eq!(log.append("next", "omk", json!({})).unwrap().id, 6);
-        assert!(verify(dir.path()).unwrap().ok);
+        assert!(chain(dir.path()).ok);
     }
 }

@@ -77,6 +77,7 @@ pub fn trust() -> TrustPolicy {
         keys: PublicKey::parse(RELEASE_KEY).into_iter().collect(),
         require_signature: true,
         minimum_signers: 1,
+        min_version: None,
     }
 }
 

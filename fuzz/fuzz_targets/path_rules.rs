@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(!norm.contains('\\') && !norm.chars().any(char::is_control));
     for part in norm.split('/') {
         assert!(part != ".." && part != "" && (part != "." || norm == "."));
+        assert!(!part.trim().is_empty(), "{norm:?}");
         let lower = part.trim_end_matches(['.', ' ']).to_ascii_lowercase();
         assert!(!lower.starts_with(".git"), "{norm:?}");
     }

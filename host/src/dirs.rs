@@ -2,6 +2,8 @@
 //!
 //! - cache (compiled components): `$XDG_CACHE_HOME/omk`, else `~/.cache/omk`
 //! - state (goals): `$XDG_STATE_HOME/omk`, else `~/.local/state/omk`
+//! - config (the machine's keys, see [`crate::keys`]): `$XDG_CONFIG_HOME/omk`,
+//!   else `~/.config/omk`
 //!
 //! A relative or empty `XDG_*` value is ignored, as the spec says.
 
@@ -15,6 +17,11 @@ pub fn cache_dir() -> Option<PathBuf> {
 /// omk's state directory, if one can be named.
 pub fn state_dir() -> Option<PathBuf> {
     base("XDG_STATE_HOME", ".local/state").map(|d| d.join("omk"))
+}
+
+/// omk's configuration directory, if one can be named.
+pub fn config_dir() -> Option<PathBuf> {
+    base("XDG_CONFIG_HOME", ".config").map(|d| d.join("omk"))
 }
 
 fn base(var: &str, home_relative: &str) -> Option<PathBuf> {

@@ -13,7 +13,8 @@
 //! - [`gates`]: the wasmtime host that loads gate components, runs every
 //!   decision under limits, and fails closed.
 //! - [`proof`]: the hash-chained event log.
-//! - [`atomic`]: atomic file writes; [`dirs`]: where omk keeps its files.
+//! - [`atomic`]: atomic file writes; [`dirs`]: where omk keeps its files;
+//!   [`keys`]: the machine's keys (cache MAC, log signing).
 //!
 //! The task graph, dispatch plans, the event log, `gates.toml` and the
 //! bundle format live in the `omk-core` crate, which parses everything
@@ -28,6 +29,7 @@ pub mod demo;
 pub mod dirs;
 pub mod gates;
 pub mod goal;
+pub mod keys;
 pub mod proof;
 pub mod text;
 pub mod wave;

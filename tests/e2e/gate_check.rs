@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use crate::support::{Omk, components, repo};
 
 /// `omk gate check` on the shipped examples, with `extra` arguments.
-fn check_examples(omk: &Omk, extra: &[&str]) -> crate::support::Run {
+pub(crate) fn check_examples(omk: &Omk, extra: &[&str]) -> crate::support::Run {
     let dir = repo().join("examples");
     let proposals = dir.join("proposals.json").display().to_string();
     let context = dir.join("context.json").display().to_string();

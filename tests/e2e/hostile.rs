@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use omk::gates::{FaultCause, GateEngine, GateSet, GatesConfig};
+use omk::gates::{CacheDirs, FaultCause, GateEngine, GateSet, GatesConfig};
 use omk::sdk::{GoalContext, TaskProposal};
 use serde_json::json;
 
@@ -28,7 +28,7 @@ fn set_with(engine: &GateEngine, dir: &std::path::Path, wasm: &[u8], settings: &
 #[test]
 fn every_hostile_gate_fails_closed_within_its_limit_and_the_host_carries_on() {
     let tmp = tempfile::tempdir().unwrap();
-    let engine = GateEngine::new(Some(tmp.path().join("cache"))).unwrap();
+    let engine = GateEngine::new(Some(CacheDirs::under(&tmp.path().join("cache")))).unwrap();
     let std_set = GateSet::load(&GatesConfig::std(Default::default()), &engine).unwrap();
     let cases: [(Body, &str, FaultCause); 11] = [
         // Fuel is deterministic; a generous deadline keeps a loaded machine

@@ -11,6 +11,7 @@ mod execute;
 mod gate_check;
 mod goals;
 mod hostile;
+mod integrity;
 mod proof;
 mod reliability;
 mod std_gates;

@@ -1,7 +1,7 @@
 //! The std gates give the same answers natively and as components through
 //! the host, on the same cases.
 
-use omk::gates::{GateEngine, GateSet, GatesConfig};
+use omk::gates::{CacheDirs, GateEngine, GateSet, GatesConfig};
 use omk::sdk::{
     AcceptedTask, ActionKind, AgentAction, Budget, CheckResult, Decision, Evidence, GoalContext,
     Policy, TaskOutcome, TaskProposal,
@@ -229,14 +229,14 @@ fn actions_and_outcomes_decide_the_same_natively_and_as_components() {
 #[test]
 fn compiled_components_are_cached_and_reused() {
     let tmp = tempfile::tempdir().unwrap();
-    let first = GateEngine::new(Some(tmp.path().to_owned())).unwrap();
+    let first = GateEngine::new(Some(CacheDirs::under(tmp.path()))).unwrap();
     GateSet::load(&GatesConfig::std(Default::default()), &first).unwrap();
     assert_eq!(
         (first.stats().compiled(), first.stats().cache_hits()),
         (3, 0)
     );
 
-    let second = GateEngine::new(Some(tmp.path().to_owned())).unwrap();
+    let second = GateEngine::new(Some(CacheDirs::under(tmp.path()))).unwrap();
     let set = GateSet::load(&GatesConfig::std(Default::default()), &second).unwrap();
     assert_eq!(
         (second.stats().compiled(), second.stats().cache_hits()),
@@ -248,7 +248,7 @@ fn compiled_components_are_cached_and_reused() {
     );
 
     // A corrupted entry is detected, recompiled and replaced.
-    let entry = std::fs::read_dir(tmp.path())
+    let entry = std::fs::read_dir(tmp.path().join("components"))
         .unwrap()
         .flatten()
         .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
@@ -259,7 +259,7 @@ fn compiled_components_are_cached_and_reused() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     std::fs::write(&entry, bytes).unwrap();
-    let third = GateEngine::new(Some(tmp.path().to_owned())).unwrap();
+    let third = GateEngine::new(Some(CacheDirs::under(tmp.path()))).unwrap();
     GateSet::load(&GatesConfig::std(Default::default()), &third).unwrap();
     assert_eq!(
         (third.stats().compiled(), third.stats().cache_hits()),

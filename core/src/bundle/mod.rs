@@ -17,10 +17,12 @@
 //! only a verified bundle's components are ever loaded.
 //!
 //! - [`sign`]: keys, signing, verification and trust.
+//! - [`installed`]: what a project has installed, so nothing rolls back.
 //!
 //! Pushing and pulling through OCI registries is the `omk` crate's
 //! (`omk::gates::bundle::oci`).
 
+pub mod installed;
 pub mod sign;
 
 pub use sign::BundleRef;
@@ -317,7 +319,8 @@ impl Bundle {
         let parent = dir.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent)?;
         let tmp = tempfile::Builder::new()
-            .prefix(".omk-tmp")
+            .prefix(crate::atomic::TMP_PREFIX)
+            .permissions(crate::atomic::permissions(0o777))
             .tempdir_in(parent)?;
         for (path, data) in self.all_files() {
             let p = tmp.path().join(&path);

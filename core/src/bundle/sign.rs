@@ -29,6 +29,9 @@ pub struct TrustPolicy {
     pub require_signature: bool,
     /// How many distinct trusted signers are needed (when required).
     pub minimum_signers: usize,
+    /// The oldest release of the bundle accepted (`[[bundle]] min_version`):
+    /// a signed old release is still old.
+    pub min_version: Option<semver::Version>,
 }
 
 /// One verified signer.
@@ -151,6 +154,28 @@ pub fn verify(bundle: &Bundle, policy: &TrustPolicy) -> Result<Verified, BundleE
         }
     }
     bundle.check_manifest()?;
+    if let Some(min) = &policy.min_version {
+        let version = &bundle.manifest.version;
+        match semver::Version::parse(version.trim()) {
+            Ok(v) if v >= *min => {}
+            Ok(_) => {
+                return Err(refuse(
+                    format!(
+                        "is version {version}, older than {min}, the oldest this project accepts"
+                    ),
+                    "get a newer release from its publisher, or lower `min_version` for it in .omk/gates.toml",
+                ));
+            }
+            Err(_) => {
+                return Err(refuse(
+                    format!(
+                        "has the version `{version}`, which cannot be compared with `min_version` {min}"
+                    ),
+                    "ask its publisher for a semantic version, or remove `min_version` for it in .omk/gates.toml",
+                ));
+            }
+        }
+    }
     let trusted = signers.iter().filter(|s| s.trusted).count();
     if policy.require_signature {
         if signers.is_empty() {

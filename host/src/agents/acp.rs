@@ -567,11 +567,24 @@ impl State<'_> {
                 refusal = Some(reason);
             }
         }
+        // Allowed: once, never "always" — an agent told "always" stops
+        // asking, and every later action would go unjudged. An agent that
+        // offers no "once" is refused, and the proof says why.
+        if refusal.is_none()
+            && !req
+                .options
+                .iter()
+                .any(|o| o.kind == PermissionOptionKind::AllowOnce)
+        {
+            let reason = "the agent offered no `allow once`; omk grants one action at a time, never for the session".to_owned();
+            self.hooks.note(
+                "permission_allow_once_missing",
+                json!({"task_id": self.task, "tool_call": call, "options": req.options.iter().map(|o| serde_json::to_value(o.kind).unwrap_or(Value::Null)).collect::<Vec<_>>()}),
+            );
+            refusal = Some(reason);
+        }
         let want: &[PermissionOptionKind] = if refusal.is_none() {
-            &[
-                PermissionOptionKind::AllowOnce,
-                PermissionOptionKind::AllowAlways,
-            ]
+            &[PermissionOptionKind::AllowOnce]
         } else {
             &[
                 PermissionOptionKind::RejectOnce,

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::{Outcome, Result, with_help};
+use crate::gates::bundle::installed::{INSTALLED_FILE, Installed};
 use crate::gates::bundle::sign::{self, PrivateKey, PublicKey, TrustPolicy};
 use crate::gates::bundle::{self, Bundle, oci};
 use crate::gates::{BUNDLES_DIR, GatesConfig, std_bundle};
@@ -108,6 +109,10 @@ pub struct InstallArgs {
     bundle: String,
     #[command(flatten)]
     trust: TrustArgs,
+    /// Install it even if it is older than a version of it installed here
+    /// before (a rollback, refused by default).
+    #[arg(long)]
+    allow_downgrade: bool,
     /// Use plain HTTP for the registry.
     #[arg(long)]
     plain_http: bool,
@@ -166,7 +171,7 @@ fn keygen(a: KeygenArgs) -> Result<Outcome> {
             "check the directory",
         )
     })?;
-    println!("{}", key.public());
+    outln!("{}", key.public());
     eprintln!(
         "wrote {} (private, mode 0600) and {} (public, id {})",
         a.out.display(),
@@ -203,7 +208,7 @@ fn pack(a: PackArgs) -> Result<Outcome> {
         );
     }
     crate::atomic::write(&a.out, &b.to_tar_gz())?;
-    println!(
+    outln!(
         "packed {} {} ({} gates, {} bytes) into {}{}",
         b.name(),
         b.manifest.version,
@@ -226,7 +231,7 @@ fn sign_cmd(a: SignArgs) -> Result<Outcome> {
     b.check_files()?;
     let id = sign::sign(&mut b, &key);
     write_bundle(&b, &a.bundle)?;
-    println!(
+    outln!(
         "signed {} {} with key {id} ({} signatures now)",
         b.name(),
         b.manifest.version,
@@ -261,6 +266,7 @@ fn policy(t: &TrustArgs) -> Result<TrustPolicy> {
             keys,
             require_signature: true,
             minimum_signers: 1,
+            min_version: None,
         }
     };
     if let Some(n) = t.min_signers {
@@ -270,6 +276,16 @@ fn policy(t: &TrustArgs) -> Result<TrustPolicy> {
         p.require_signature = false;
     }
     Ok(p)
+}
+
+/// The `min_version` the project's `.omk/gates.toml` pins for bundle
+/// `name`, if any.
+fn project_min_version(project: &std::path::Path, name: &str) -> Result<Option<semver::Version>> {
+    Ok(GatesConfig::for_project(project)?
+        .bundles
+        .into_iter()
+        .find(|b| b.name == name)
+        .and_then(|b| b.trust.min_version))
 }
 
 /// Opens a path or pulls an `oci://` reference.
@@ -292,13 +308,13 @@ fn verify(a: VerifyArgs) -> Result<Outcome> {
     match sign::verify(&b, &p) {
         Ok(v) => {
             if a.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&json!({"ok": true, "verified": v}))?
                 );
             } else {
                 let trusted = v.trusted_signers();
-                println!(
+                outln!(
                     "OK  {} {} digest {}; signed by {} (trusted: {})",
                     v.bundle,
                     v.version,
@@ -323,16 +339,16 @@ fn verify(a: VerifyArgs) -> Result<Outcome> {
         }
         Err(e) => {
             if a.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(
                         &json!({"ok": false, "error": e.to_string(), "help": e.help()})
                     )?
                 );
             } else {
-                println!("REFUSED  {e}");
+                outln!("REFUSED  {e}");
                 if let Some(h) = e.help() {
-                    println!("help: {h}");
+                    outln!("help: {h}");
                 }
             }
             Ok(Outcome::Rejected)
@@ -352,6 +368,7 @@ fn inspect(a: InspectArgs) -> Result<Outcome> {
                     keys: vec![],
                     require_signature: false,
                     minimum_signers: 0,
+                    min_version: None,
                 },
             )
             .ok(),
@@ -384,25 +401,27 @@ fn inspect(a: InspectArgs) -> Result<Outcome> {
         "intact": verified.is_some(),
     });
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(Outcome::Ok);
     }
-    println!(
+    outln!(
         "bundle:  {} {} (omk:gate {})",
-        b.manifest.name, b.manifest.version, b.manifest.wit
+        b.manifest.name,
+        b.manifest.version,
+        b.manifest.wit
     );
     if !b.manifest.description.is_empty() {
-        println!("         {}", b.manifest.description);
+        outln!("         {}", b.manifest.description);
     }
-    println!("digest:  {}", b.digest());
-    println!("size:    {} bytes", b.size());
-    println!(
+    outln!("digest:  {}", b.digest());
+    outln!("size:    {} bytes", b.size());
+    outln!(
         "intact:  {} ({policy_note})",
         if verified.is_some() { "yes" } else { "NO" }
     );
     for g in &b.manifest.gates {
         let stages: Vec<&str> = g.stages.iter().map(|s| s.as_str()).collect();
-        println!(
+        outln!(
             "gate:    {}  {}  {} bytes  sha256 {}  stages {}",
             g.name,
             g.file,
@@ -412,10 +431,10 @@ fn inspect(a: InspectArgs) -> Result<Outcome> {
         );
     }
     if signers.is_empty() {
-        println!("signers: none (unsigned)");
+        outln!("signers: none (unsigned)");
     }
     for s in &signers {
-        println!(
+        outln!(
             "signer:  {} ({})",
             s["key_id"].as_str().unwrap_or(""),
             s["key"].as_str().unwrap_or("")
@@ -426,25 +445,42 @@ fn inspect(a: InspectArgs) -> Result<Outcome> {
 
 fn install(a: InstallArgs) -> Result<Outcome> {
     let b = open(&a.bundle, a.plain_http)?;
-    let p = policy(&a.trust)?;
+    let mut p = policy(&a.trust)?;
+    // The project's pin of this bundle holds whatever keys are trusted.
+    if p.min_version.is_none() {
+        p.min_version = project_min_version(&a.trust.project, b.name())?;
+    }
     let v = sign::verify(&b, &p)?;
-    let dest = a.trust.project.join(BUNDLES_DIR).join(b.name());
+    let bundles = a.trust.project.join(BUNDLES_DIR);
+    let mut record = Installed::read(&bundles)?;
+    record.check(b.name(), &v.version, a.allow_downgrade)?;
+    let dest = bundles.join(b.name());
     b.write_dir(&dest).map_err(|e| {
         with_help(
             format!("cannot write `{}`: {e}", dest.display()),
             "check the project directory",
         )
     })?;
-    println!(
+    record.record(b.name(), &v.version, &v.digest);
+    record.write(&bundles).map_err(|e| {
+        with_help(
+            format!(
+                "cannot write `{}`: {e}",
+                bundles.join(INSTALLED_FILE).display()
+            ),
+            "check the project directory",
+        )
+    })?;
+    outln!(
         "installed {} {} into {} (digest {})",
         v.bundle,
         v.version,
         dest.display(),
         v.digest
     );
-    println!("use its gates in .omk/gates.toml:");
+    outln!("use its gates in .omk/gates.toml:");
     for g in &b.manifest.gates {
-        println!(
+        outln!(
             "  [[gate]]\n  bundle = \"{}\"\n  name = \"{}\"",
             b.name(),
             g.name
@@ -460,13 +496,13 @@ fn push(a: PushArgs) -> Result<Outcome> {
         .map_err(|e| with_help(e, "write `oci://HOST/REPO:TAG`"))?;
     let rt = super::goal::runtime()?;
     let at = rt.block_on(oci::push(&b, &r))?;
-    println!(
+    outln!(
         "pushed {} {} to {}",
         b.name(),
         b.manifest.version,
         a.reference
     );
-    println!("{at}");
+    outln!("{at}");
     Ok(Outcome::Ok)
 }
 
@@ -475,7 +511,7 @@ fn pull(a: PullArgs) -> Result<Outcome> {
     let p = policy(&a.trust)?;
     let v = sign::verify(&b, &p)?;
     crate::atomic::write(&a.out, &b.to_tar_gz())?;
-    println!(
+    outln!(
         "pulled {} {} (digest {}) into {}",
         v.bundle,
         v.version,

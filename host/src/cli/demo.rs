@@ -59,11 +59,11 @@ pub fn run(a: DemoArgs) -> Result<Outcome> {
     let session = Session::create(&store, spec, Utc::now())?;
     let id = session.goal.id.clone();
     if !a.json {
-        println!(
+        outln!(
             "omk demo — a throwaway project: {}",
             setup.project.display()
         );
-        println!(
+        outln!(
             "goal: {} (time budget {}, roots {}, std gates, scripted agent, 3 at once)\n",
             demo::GOAL,
             format_time(demo::TIME_BUDGET_SECS),
@@ -84,35 +84,35 @@ pub fn run(a: DemoArgs) -> Result<Outcome> {
             "goal_id": id, "status": status, "project": setup.project,
             "state": store.dir(&id), "account": account, "integration_tests_pass": tests.as_ref().ok(),
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!("\nwhat happened (read back from the event log):");
+        outln!("\nwhat happened (read back from the event log):");
         for [task, gate, code, reason] in &account.rejected {
-            println!("  rejected  {task} by `{gate}` [{code}]: {reason}");
+            outln!("  rejected  {task} by `{gate}` [{code}]: {reason}");
         }
         for [task, target, reason] in &account.refused {
-            println!("  refused   {task} live, writing `{target}`: {reason}");
+            outln!("  refused   {task} live, writing `{target}`: {reason}");
         }
         for [task, reason] in &account.retried {
-            println!("  retried   {task}: {reason}");
+            outln!("  retried   {task}: {reason}");
         }
         for [task, reason] in &account.failed {
-            println!("  failed    {task}: {reason}");
+            outln!("  failed    {task}: {reason}");
         }
-        println!(
+        outln!(
             "  merged    {} into {}",
             account.merged.join(", "),
             worktree::integration_branch(&id)
         );
         match &tests {
-            Ok(true) => println!("  the integration branch passes `{}`", demo::TEST_COMMAND),
-            Ok(false) => println!("  the integration branch FAILS `{}`", demo::TEST_COMMAND),
-            Err(e) => println!("  could not run the tests on the integration branch: {e}"),
+            Ok(true) => outln!("  the integration branch passes `{}`", demo::TEST_COMMAND),
+            Ok(false) => outln!("  the integration branch FAILS `{}`", demo::TEST_COMMAND),
+            Err(e) => outln!("  could not run the tests on the integration branch: {e}"),
         }
-        println!("\ngoal {id} is {status}");
-        println!("  state:   {}", store.dir(&id).display());
-        println!("  look:    omk goal events {id}    omk goal verify-log {id}");
-        println!(
+        outln!("\ngoal {id} is {status}");
+        outln!("  state:   {}", store.dir(&id).display());
+        outln!("  look:    omk goal events {id}    omk goal verify-log {id}");
+        outln!(
             "  project: git -C {} log --oneline --graph --all",
             setup.project.display()
         );

@@ -70,7 +70,7 @@ pub fn run(a: DoctorArgs) -> Result<Outcome> {
     })
     .collect();
     if a.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "agents": agents, "acp": "any ACP agent: `--agent acp:CMD`",
@@ -78,7 +78,7 @@ pub fn run(a: DoctorArgs) -> Result<Outcome> {
         );
         return Ok(Outcome::Ok);
     }
-    println!("agents");
+    outln!("agents");
     for c in &agents {
         let mark = if c.usable { "ok " } else { "no " };
         let version = c
@@ -86,32 +86,34 @@ pub fn run(a: DoctorArgs) -> Result<Outcome> {
             .as_deref()
             .map(|v| format!(" {v}"))
             .unwrap_or_default();
-        println!(
+        outln!(
             "  {mark} {:<10}{version}  {}  ({})",
-            c.agent, c.detail, c.command
+            c.agent,
+            c.detail,
+            c.command
         );
         if let Some(h) = &c.help {
-            println!("           help: {h}");
+            outln!("           help: {h}");
         }
     }
-    println!("  ok  acp         any Agent Client Protocol agent: `--agent acp:CMD`");
-    println!("gate toolchains (omk gate build)");
+    outln!("  ok  acp         any Agent Client Protocol agent: `--agent acp:CMD`");
+    outln!("gate toolchains (omk gate build)");
     for t in &toolchains {
         let mark = if t["usable"] == true { "ok " } else { "no " };
-        println!(
+        outln!(
             "  {mark} {:<10}{}  {}",
             t["language"].as_str().unwrap_or(""),
             t["tool"].as_str().unwrap_or(""),
             t["path"].as_str().unwrap_or("not found")
         );
         if let Some(h) = t["help"].as_str() {
-            println!("           help: {h}");
+            outln!("           help: {h}");
         }
     }
-    println!("directories");
+    outln!("directories");
     for d in &dirs {
         let mark = if d["usable"] == true { "ok " } else { "no " };
-        println!(
+        outln!(
             "  {mark} {:<10}{}  {}",
             d["name"].as_str().unwrap_or(""),
             d["path"].as_str().unwrap_or("-"),

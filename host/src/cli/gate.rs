@@ -182,7 +182,7 @@ fn check(args: CheckArgs) -> Result<Outcome> {
             "results": results,
             "summary": summary,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         print_check(&results, &gate_list, gates.config_file(), &summary);
     }
@@ -202,10 +202,13 @@ fn print_check(
     let width = gates.iter().map(|g| g.name.len()).max().unwrap_or(4);
     for r in results {
         match &r.rejection {
-            None => println!("ACCEPT  {}", r.id),
-            Some(rej) => println!(
+            None => outln!("ACCEPT  {}", r.id),
+            Some(rej) => outln!(
                 "REJECT  {}  by `{}`: {} [{}]",
-                r.id, rej.gate, rej.reason, rej.code
+                r.id,
+                rej.gate,
+                rej.reason,
+                rej.code
             ),
         }
         for d in &r.decisions {
@@ -221,7 +224,7 @@ fn print_check(
                     format!("reject {}{audit}", rej.code)
                 }
             };
-            println!(
+            outln!(
                 "        {:width$}  {:8}  {}  {:>6}us  {verdict}",
                 d.gate,
                 d.version,
@@ -235,7 +238,7 @@ fn print_check(
         None => "from the embedded std bundle".to_owned(),
     };
     let names: Vec<&str> = gates.iter().map(|g| g.name).collect();
-    println!(
+    outln!(
         "{} proposals: {} accepted, {} rejected (gates {}: {})",
         s.total,
         s.accepted,
@@ -252,30 +255,30 @@ fn inspect_cmd(args: InspectArgs) -> Result<Outcome> {
     let shown = args.file.display().to_string();
     let i = inspect::inspect(engine, &bytes, &shown)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&i)?);
+        outln!("{}", serde_json::to_string_pretty(&i)?);
         return Ok(Outcome::Ok);
     }
-    println!("file:        {}", i.file);
-    println!("sha256:      {}", i.sha256);
-    println!("size:        {} bytes", i.size);
-    println!(
+    outln!("file:        {}", i.file);
+    outln!("sha256:      {}", i.sha256);
+    outln!("size:        {} bytes", i.size);
+    outln!(
         "world:       {}",
         i.world.as_deref().unwrap_or("(not an omk gate)")
     );
-    println!("wit version: {}", i.wit_version.as_deref().unwrap_or("-"));
+    outln!("wit version: {}", i.wit_version.as_deref().unwrap_or("-"));
     if i.imports.is_empty() {
-        println!("imports:     none");
+        outln!("imports:     none");
     } else {
-        println!("imports:     {}", i.imports.join("\n             "));
+        outln!("imports:     {}", i.imports.join("\n             "));
     }
-    println!("exports:     {}", i.exports.join("\n             "));
+    outln!("exports:     {}", i.exports.join("\n             "));
     match (&i.gate, &i.load_error) {
         (Some(g), _) => {
             let stages: Vec<&str> = g.stages.iter().map(|s| s.as_str()).collect();
-            println!("gate:        {} {} — {}", g.name, g.version, g.description);
-            println!("stages:      {}", stages.join(", "));
+            outln!("gate:        {} {} — {}", g.name, g.version, g.description);
+            outln!("stages:      {}", stages.join(", "));
         }
-        (None, Some(e)) => println!("loads:       no — {e}"),
+        (None, Some(e)) => outln!("loads:       no — {e}"),
         (None, None) => {}
     }
     Ok(Outcome::Ok)
@@ -331,16 +334,16 @@ fn new_cmd(args: NewArgs) -> Result<Outcome> {
         };
         with_help(e.to_string(), help)
     })?;
-    println!(
+    outln!(
         "created the {} gate `{}` in {}:",
         args.lang.as_str(),
         args.name,
         dir.display()
     );
     for f in files {
-        println!("  {f}");
+        outln!("  {f}");
     }
-    println!(
+    outln!(
         "next: cd {} && omk gate build && omk gate test",
         dir.display()
     );
@@ -366,7 +369,7 @@ fn build_cmd(args: BuildArgs) -> Result<Outcome> {
     let i = inspect::inspect(engine, &bytes, &shown)?;
     if json {
         let out = serde_json::json!({"build": report, "component": i});
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         // A gate needing only sealed WASI loads once granted it.
         let needs_grant_only =
@@ -381,13 +384,13 @@ fn build_cmd(args: BuildArgs) -> Result<Outcome> {
         } else {
             i.imports.join(", ")
         };
-        println!(
+        outln!(
             "built {shown} ({} bytes, sha256 {}), imports: {imports}",
             report.size,
             &i.sha256[..16],
         );
         if let (false, Some(e)) = (needs_grant_only, &i.load_error) {
-            println!("warning: omk cannot load it: {e}");
+            outln!("warning: omk cannot load it: {e}");
         }
     }
     Ok(Outcome::Ok)
@@ -453,11 +456,11 @@ fn test_cmd(args: TestArgs) -> Result<Outcome> {
             "failed": failed,
             "results": results,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         for r in &results {
             if r.passed {
-                println!("ok    {}", r.name);
+                outln!("ok    {}", r.name);
                 continue;
             }
             let want = match (&r.expect, &r.expect_code) {
@@ -469,13 +472,13 @@ fn test_cmd(args: TestArgs) -> Result<Outcome> {
                 None => "accept".to_owned(),
                 Some(rej) => format!("reject {} — {}", rej.code, rej.reason),
             };
-            println!(
+            outln!(
                 "FAIL  {} ({} stage)\n      expected {want}\n      got      {got}",
                 r.name,
                 r.stage.as_str()
             );
         }
-        println!(
+        outln!(
             "{} cases: {} passed, {failed} failed ({} on {})",
             results.len(),
             results.len() - failed,

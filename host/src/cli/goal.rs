@@ -17,10 +17,12 @@ use crate::goal::{
     StoreError,
 };
 use crate::graph::{TaskGraph, TaskStatus};
+use crate::proof::anchors::{self, Trust};
 use crate::proof::{Event, log};
 use crate::wave::execute::{ExecOptions, Executor, Observer, Progress, Quiet};
 use crate::wave::{self, DispatchPlan};
 use omk_gate_sdk::paths;
+use omk_signing::PublicKey;
 
 #[derive(Debug, Subcommand)]
 pub enum GoalCommand {
@@ -41,7 +43,7 @@ pub enum GoalCommand {
     /// A goal's event log, one event a line.
     Events(EventsArgs),
     /// Check a goal's event log hash chain. Exit 1 if it is broken.
-    VerifyLog(IdArgs),
+    VerifyLog(VerifyLogArgs),
     /// Rebuild a goal's timeline from its log; with `--gates`, re-judge
     /// every recorded decision with other gates (policy what-if).
     Replay(super::proof::ReplayArgs),
@@ -70,6 +72,24 @@ pub struct JsonArg {
 pub struct IdArgs {
     /// The goal id, or `latest`.
     id: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyLogArgs {
+    /// The goal id, or `latest`.
+    id: String,
+    /// Also trust checkpoints signed by this key (`ed25519:<hex>`, or a
+    /// `.pub` file): for a log made on another machine. This machine's own
+    /// log key is always trusted.
+    #[arg(long = "trust-key", value_name = "KEY")]
+    trust_key: Vec<String>,
+    /// Accept a log without any checkpoint (written by an omk from before
+    /// checkpoints); its chain is still checked.
+    #[arg(long)]
+    allow_unanchored: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -308,7 +328,7 @@ pub fn run(cmd: GoalCommand) -> Result<Outcome> {
         GoalCommand::Status(a) => status(&store, &a.id, a.json),
         GoalCommand::Show(a) => show(&store, &a.id, a.json),
         GoalCommand::Events(a) => events(&store, a),
-        GoalCommand::VerifyLog(a) => verify_log(&store, &a.id, a.json),
+        GoalCommand::VerifyLog(a) => verify_log(&store, a),
         GoalCommand::Replay(a) => super::proof::replay(&store, a),
         GoalCommand::Proof(a) => super::proof::proof(&store, a),
         GoalCommand::Report(a) => super::proof::report(&store, a),
@@ -409,17 +429,17 @@ fn create(store: &GoalStore, a: RunArgs) -> Result<Outcome> {
     let session = Session::create(store, spec, Utc::now())?;
     let g = &session.goal;
     if !a.json {
-        println!("created goal {}", g.id);
-        println!("  goal:    {}", g.normalized_goal);
-        println!("  budget:  {}", budget_line(g, &session.graph));
-        println!("  project: {}", g.project_dir.display());
-        println!("  state:   {}", session.dir().display());
+        outln!("created goal {}", g.id);
+        outln!("  goal:    {}", g.normalized_goal);
+        outln!("  budget:  {}", budget_line(g, &session.graph));
+        outln!("  project: {}", g.project_dir.display());
+        outln!("  state:   {}", session.dir().display());
     }
     if g.agent.is_none() {
         if a.json {
-            println!("{}", serde_json::to_string_pretty(g)?);
+            outln!("{}", serde_json::to_string_pretty(g)?);
         } else {
-            println!("next: omk goal propose {} --plan PLAN.json", g.id);
+            outln!("next: omk goal propose {} --plan PLAN.json", g.id);
         }
         return Ok(Outcome::Ok);
     }
@@ -429,9 +449,9 @@ fn create(store: &GoalStore, a: RunArgs) -> Result<Outcome> {
     runtime.block_on(exec.plan())?;
     if !a.until_ready {
         if a.json {
-            println!("{}", serde_json::to_string_pretty(&store.load(&id)?)?);
+            outln!("{}", serde_json::to_string_pretty(&store.load(&id)?)?);
         } else {
-            println!("next: omk goal execute {id}");
+            outln!("next: omk goal execute {id}");
         }
         return Ok(Outcome::Ok);
     }
@@ -492,13 +512,13 @@ fn execute(store: &GoalStore, a: ExecuteArgs) -> Result<Outcome> {
 fn finish_report(store: &GoalStore, id: &str, status: GoalStatus, json: bool) -> Result<Outcome> {
     let (g, graph) = load(store, id)?;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({"goal": g, "graph": graph}))?
         );
     } else {
         let c = counts_json(&graph);
-        println!(
+        outln!(
             "goal {} is {status}: {} tasks, {} done, {} failed{}",
             g.id,
             c["total"],
@@ -510,12 +530,12 @@ fn finish_report(store: &GoalStore, id: &str, status: GoalStatus, json: bool) ->
                 .unwrap_or_default()
         );
         if g.merge_policy == MergePolicy::Integrate && graph.tasks.iter().any(|t| t.merged) {
-            println!(
+            outln!(
                 "  merged work: branch {}",
                 crate::worktree::integration_branch(&g.id)
             );
         }
-        println!("  state: {}", store.dir(&g.id).display());
+        outln!("  state: {}", store.dir(&g.id).display());
     }
     Ok(match status {
         GoalStatus::Ready | GoalStatus::Paused => Outcome::Ok,
@@ -540,7 +560,7 @@ impl Printer {
     }
 
     fn line(&self, s: String) {
-        self.bar.suspend(|| println!("{s}"));
+        self.bar.suspend(|| outln!("{s}"));
     }
 }
 
@@ -624,30 +644,33 @@ fn propose(store: &GoalStore, a: ProposeArgs) -> Result<Outcome> {
     let gates = GateSet::for_project(&session.goal.project_dir)?;
     let evidence = wave::run_wave(&mut session, &gates, &plan, Utc::now())?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&evidence)?);
+        outln!("{}", serde_json::to_string_pretty(&evidence)?);
     } else {
         let again = if evidence.replayed {
             " (already judged; this is the record)"
         } else {
             ""
         };
-        println!(
+        outln!(
             "wave `{}`: {}{again}",
             evidence.run_key,
             evidence.worker_summary.as_deref().unwrap_or("")
         );
         for p in &plan.proposals {
             if evidence.accepted.contains(&p.id) {
-                println!("ACCEPT  {}", p.id);
+                outln!("ACCEPT  {}", p.id);
             }
         }
         for r in &evidence.rejected {
-            println!(
+            outln!(
                 "REJECT  {}  by `{}`: {} [{}]",
-                r.task_id, r.gate, r.reason, r.code
+                r.task_id,
+                r.gate,
+                r.reason,
+                r.code
             );
         }
-        println!("events: omk goal events {id}");
+        outln!("events: omk goal events {id}");
     }
     Ok(if evidence.rejected_task_count == 0 {
         Outcome::Ok
@@ -672,12 +695,12 @@ fn list(store: &GoalStore, json: bool) -> Result<Outcome> {
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&goals)?);
+        outln!("{}", serde_json::to_string_pretty(&goals)?);
     } else if goals.is_empty() {
-        println!("no goals yet; create one with `omk goal run \"GOAL\"`");
+        outln!("no goals yet; create one with `omk goal run \"GOAL\"`");
     } else {
         for g in &goals {
-            println!(
+            outln!(
                 "{}  {:<17}  {:<10}  {}",
                 g.id,
                 g.status.as_str(),
@@ -745,19 +768,23 @@ fn status(store: &GoalStore, id: &str, json: bool) -> Result<Outcome> {
             "tasks": counts_json(&graph),
             "state_dir": store.dir(&g.id),
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(Outcome::Ok);
     }
     let c = counts_json(&graph);
-    println!("{}  {}  ({})", g.id, g.status, g.phase.as_str());
-    println!("  goal:   {}", g.normalized_goal);
-    println!("  budget: {}", budget_line(&g, &graph));
-    println!(
+    outln!("{}  {}  ({})", g.id, g.status, g.phase.as_str());
+    outln!("  goal:   {}", g.normalized_goal);
+    outln!("  budget: {}", budget_line(&g, &graph));
+    outln!(
         "  tasks:  {} total: {} pending, {} running, {} done, {} failed",
-        c["total"], c["pending"], c["running"], c["done"], c["failed"]
+        c["total"],
+        c["pending"],
+        c["running"],
+        c["done"],
+        c["failed"]
     );
     if let Some(f) = &g.failure {
-        println!("  failure: {f}");
+        outln!("  failure: {f}");
     }
     Ok(Outcome::Ok)
 }
@@ -765,16 +792,16 @@ fn status(store: &GoalStore, id: &str, json: bool) -> Result<Outcome> {
 fn show(store: &GoalStore, id: &str, json: bool) -> Result<Outcome> {
     let (g, graph) = load(store, id)?;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({"goal": g, "graph": graph}))?
         );
         return Ok(Outcome::Ok);
     }
     status(store, &g.id, false)?;
-    println!("  state:  {}", store.dir(&g.id).display());
+    outln!("  state:  {}", store.dir(&g.id).display());
     if graph.tasks.is_empty() {
-        println!("  no tasks yet");
+        outln!("  no tasks yet");
     }
     for t in &graph.tasks {
         let deps = if t.dependencies.is_empty() {
@@ -782,7 +809,7 @@ fn show(store: &GoalStore, id: &str, json: bool) -> Result<Outcome> {
         } else {
             format!("  after {}", t.dependencies.join(", "))
         };
-        println!(
+        outln!(
             "  - {:<9} {}  {}  writes [{}]{deps}",
             t.status.as_str(),
             t.id,
@@ -801,10 +828,10 @@ fn events(store: &GoalStore, a: EventsArgs) -> Result<Outcome> {
         .filter(|e| a.kind.as_deref().is_none_or(|k| e.kind == k))
         .collect();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&shown)?);
+        outln!("{}", serde_json::to_string_pretty(&shown)?);
     } else {
         for e in &shown {
-            println!(
+            outln!(
                 "#{:<5} {}  {:<19} {}",
                 e.id,
                 e.ts.format("%Y-%m-%d %H:%M:%S%.3f"),
@@ -824,19 +851,72 @@ fn events(store: &GoalStore, a: EventsArgs) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-fn verify_log(store: &GoalStore, id: &str, json: bool) -> Result<Outcome> {
-    let id = store.resolve(id)?;
-    let v = log::verify(&store.dir(&id))?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else if let Some(bad) = &v.first_bad {
-        println!("BROKEN  {}:{}: {}", v.path.display(), bad.line, bad.problem);
-        println!("{} events verified before it", v.events);
-    } else {
-        println!("OK  {} events, chain intact, head {}", v.events, v.head);
+fn verify_log(store: &GoalStore, a: VerifyLogArgs) -> Result<Outcome> {
+    let id = store.resolve(&a.id)?;
+    let mut trust = Trust {
+        keys: Vec::new(),
+        allow_unanchored: a.allow_unanchored,
+    };
+    for k in &a.trust_key {
+        let key = if k.trim().starts_with("ed25519:") {
+            PublicKey::parse(k)
+        } else {
+            std::fs::read_to_string(k)
+                .map_err(|e| format!("cannot read `{k}`: {e}"))
+                .and_then(|t| PublicKey::parse(t.lines().next().unwrap_or_default()))
+        };
+        trust.keys.push(key.map_err(|e| {
+            with_help(
+                format!("--trust-key: {e}"),
+                "give `ed25519:<64 hex digits>` or a `.pub` file (`~/.config/omk/keys/log.key.pub` on the machine that ran the goal)",
+            )
+        })?);
+    }
+    let goal = store.load(&id).ok();
+    let v = anchors::verify_goal(&store.dir(&id), goal.as_ref(), &trust)?;
+    if a.json {
+        outln!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(if v.ok { Outcome::Ok } else { Outcome::Rejected });
+    }
+    if let Some(bad) = &v.first_bad {
+        outln!("BROKEN  {}:{}: {}", v.path.display(), bad.line, bad.problem);
+        outln!("{} events verified before it", v.events);
+    }
+    for p in &v.anchor_problems {
+        outln!("BROKEN  {p}");
+    }
+    if v.ok {
+        outln!("OK  {} events, chain intact, head {}", v.events, v.head);
         for t in &v.torn {
-            println!("note: line {t} is a torn write left by a crash; the chain continues past it");
+            outln!(
+                "note: line {t} is a torn write left by a crash, recorded when omk resumed; the chain continues past it"
+            );
         }
+    }
+    if v.first_bad.is_none() {
+        outln!(
+            "anchors: {} signed checkpoint(s) by {}; events 1–{} vouched for{}{}",
+            v.checkpoints,
+            if v.signers.is_empty() {
+                "nobody".to_owned()
+            } else {
+                v.signers.join(", ")
+            },
+            v.anchored_to,
+            if v.trailers > 0 {
+                format!(", {} commit trailer(s) checked", v.trailers)
+            } else {
+                String::new()
+            },
+            if v.unanchored_events > 0 {
+                format!(
+                    "; the last {} not yet (appended since the last checkpoint)",
+                    v.unanchored_events
+                )
+            } else {
+                String::new()
+            }
+        );
     }
     Ok(if v.ok { Outcome::Ok } else { Outcome::Rejected })
 }
@@ -863,9 +943,9 @@ fn change(
                 "cancel"
             };
             if json {
-                println!("{}", json!({"id": id, "requested": what, "by_pid": pid}));
+                outln!("{}", json!({"id": id, "requested": what, "by_pid": pid}));
             } else {
-                println!("{what} requested: {who} will {what} goal {id} between tasks");
+                outln!("{what} requested: {who} will {what} goal {id} between tasks");
             }
             return Ok(Outcome::Ok);
         }
@@ -873,9 +953,9 @@ fn change(
     };
     f(&mut session)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&session.goal)?);
+        outln!("{}", serde_json::to_string_pretty(&session.goal)?);
     } else {
-        println!("goal {} is {}", session.goal.id, session.goal.status);
+        outln!("goal {} is {}", session.goal.id, session.goal.status);
     }
     Ok(Outcome::Ok)
 }
@@ -886,9 +966,9 @@ fn budget_add(store: &GoalStore, a: BudgetAddArgs) -> Result<Outcome> {
     let mut session = Session::open(store, &id)?;
     session.add_budget(add)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&session.goal)?);
+        outln!("{}", serde_json::to_string_pretty(&session.goal)?);
     } else {
-        println!(
+        outln!(
             "goal {}: {}",
             session.goal.id,
             budget_line(&session.goal, &session.graph)

@@ -7,6 +7,23 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `println!` for what a command prints (see [`out`]).
+macro_rules! outln {
+    () => {
+        $crate::cli::out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for what a command prints (see [`out`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::out(format_args!($($arg)*))
+    };
+}
+
 mod bundle;
 mod demo;
 mod doctor;
@@ -81,6 +98,20 @@ pub fn main() -> ExitCode {
             report(&e);
             ExitCode::from(2)
         }
+    }
+}
+
+/// Writes a command's output to stdout. When the reader has gone (`omk goal
+/// events ID | head -1`), the process ends quietly with exit 0, as `cat`
+/// and ripgrep do, instead of panicking; any other write error is exit 2.
+pub fn out(args: std::fmt::Arguments) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(2);
     }
 }
 

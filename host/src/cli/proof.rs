@@ -90,14 +90,14 @@ pub fn replay(store: &GoalStore, a: ReplayArgs) -> Result<Outcome> {
     let Some(gates_arg) = a.gates else {
         let t = Timeline::read(&dir)?;
         if a.json {
-            println!("{}", serde_json::to_string_pretty(&t)?);
+            outln!("{}", serde_json::to_string_pretty(&t)?);
         } else if a.md {
-            println!(
+            outln!(
                 "# Timeline of {}\n\n| # | time | kind | actor | what |\n|---|---|---|---|---|",
                 goal.id
             );
             for e in &t.entries {
-                println!(
+                outln!(
                     "| {} | {} | {} | {} | {} |",
                     e.id,
                     e.ts.format("%H:%M:%S%.3f"),
@@ -107,11 +107,11 @@ pub fn replay(store: &GoalStore, a: ReplayArgs) -> Result<Outcome> {
                 );
             }
             for p in t.problems() {
-                println!("\n> {p}");
+                outln!("\n> {p}");
             }
         } else {
             for e in &t.entries {
-                println!(
+                outln!(
                     "{:>5}  {}  {:<19} {:<18} {}",
                     e.id,
                     e.ts.format("%H:%M:%S%.3f"),
@@ -121,7 +121,7 @@ pub fn replay(store: &GoalStore, a: ReplayArgs) -> Result<Outcome> {
                 );
             }
             for p in t.problems() {
-                println!("warning: {p}");
+                outln!("warning: {p}");
             }
         }
         return Ok(Outcome::Ok);
@@ -130,15 +130,19 @@ pub fn replay(store: &GoalStore, a: ReplayArgs) -> Result<Outcome> {
     let (events, _) = log::read(&dir)?;
     let w = replay::what_if(&dir, &events, &gates)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&w)?);
+        outln!("{}", serde_json::to_string_pretty(&w)?);
     } else {
         print_what_if(&w, &gates_arg, a.md);
     }
-    Ok(if a.fail_on_change && !w.exact() {
-        Outcome::Rejected
-    } else {
-        Outcome::Ok
-    })
+    // A damaged record fails the replay whatever was asked: what it would
+    // have re-judged cannot be trusted.
+    Ok(
+        if (a.fail_on_change && !w.exact()) || !w.damaged_inputs.is_empty() {
+            Outcome::Rejected
+        } else {
+            Outcome::Ok
+        },
+    )
 }
 
 fn print_what_if(w: &WhatIf, gates: &str, md: bool) {
@@ -147,21 +151,30 @@ fn print_what_if(w: &WhatIf, gates: &str, md: bool) {
         w.rejudged, w.judged
     );
     if md {
-        println!("# Policy what-if\n\n{head}.\n");
+        outln!("# Policy what-if\n\n{head}.\n");
     } else {
-        println!("{head}");
+        outln!("{head}");
     }
     if w.exact() {
-        println!("every decision is reproduced exactly");
+        outln!("every decision is reproduced exactly");
+    }
+    if !w.damaged_inputs.is_empty() {
+        let lines: Vec<String> = w.damaged_inputs.iter().map(|l| l.to_string()).collect();
+        outln!(
+            "DAMAGED  {} line(s) of {} do not match their address (changed after they were written): line {}",
+            lines.len(),
+            crate::proof::inputs::INPUTS_FILE,
+            lines.join(", ")
+        );
     }
     if w.missing_inputs > 0 {
-        println!(
+        outln!(
             "{} decisions have no recorded input and were not re-judged",
             w.missing_inputs
         );
     }
     for n in &w.nondeterministic {
-        println!(
+        outln!(
             "NOT DETERMINISTIC  gate `{}` ({}) on {} at {}: was {}, now {}",
             n.gate,
             &n.sha256[..n.sha256.len().min(12)],
@@ -173,18 +186,18 @@ fn print_what_if(w: &WhatIf, gates: &str, md: bool) {
     }
     if w.changes.is_empty() {
         if !w.exact() {
-            println!("no overall decision would change");
+            outln!("no overall decision would change");
         }
         return;
     }
     let summary: Vec<String> = w.summary.iter().map(|(k, n)| format!("{n} {k}")).collect();
-    println!(
+    outln!(
         "{} decisions would change: {}",
         w.changes.len(),
         summary.join(", ")
     );
     if md {
-        println!(
+        outln!(
             "\n| task | stage | target | old | new | deciding gate |\n|---|---|---|---|---|---|"
         );
     }
@@ -197,12 +210,16 @@ fn print_what_if(w: &WhatIf, gates: &str, md: bool) {
             .unwrap_or("-");
         let target = c.target.as_deref().unwrap_or("");
         if md {
-            println!(
+            outln!(
                 "| {} | {} | {} | {} | {} | {gate} |",
-                c.task_id, c.stage, target, c.old, c.new
+                c.task_id,
+                c.stage,
+                target,
+                c.old,
+                c.new
             );
         } else {
-            println!(
+            outln!(
                 "  {:<20} {:<8} {:<24} {} -> {}  ({gate})",
                 c.task_id,
                 c.stage.as_str(),
@@ -226,26 +243,30 @@ pub fn proof(store: &GoalStore, a: ProofArgs) -> Result<Outcome> {
         }
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&proof)?);
+        outln!("{}", serde_json::to_string_pretty(&proof)?);
     } else if a.md {
-        print!("{}", proof.markdown());
+        out!("{}", proof.markdown());
     } else {
         let ready = if proof.readiness.ready {
             "READY"
         } else {
             "NOT READY"
         };
-        println!("{}  {ready}  ({})", proof.goal_id, proof.status);
+        outln!("{}  {ready}  ({})", proof.goal_id, proof.status);
         for w in &proof.readiness.why {
-            println!("  - {w}");
+            outln!("  - {w}");
         }
         let t = &proof.tasks;
-        println!(
+        outln!(
             "  tasks: {} total, {} done, {} failed, {} pending; {} proposals rejected",
-            t.total, t.done, t.failed, t.pending, t.rejected_proposals
+            t.total,
+            t.done,
+            t.failed,
+            t.pending,
+            t.rejected_proposals
         );
         for g in &proof.gates {
-            println!(
+            outln!(
                 "  gate {} {} ({}, {}): {} decisions",
                 g.name,
                 g.version,
@@ -254,14 +275,15 @@ pub fn proof(store: &GoalStore, a: ProofArgs) -> Result<Outcome> {
                 g.decisions
             );
         }
-        println!(
+        outln!(
             "  log: {} events, head {}",
-            proof.log.events, proof.log.head_hash
+            proof.log.events,
+            proof.log.head_hash
         );
         for g in &proof.known_gaps {
-            println!("  gap: {g}");
+            outln!("  gap: {g}");
         }
-        println!(
+        outln!(
             "  file: {}",
             store
                 .dir(&id)
@@ -289,6 +311,6 @@ pub fn report(store: &GoalStore, a: ReportArgs) -> Result<Outcome> {
             "pass a writable path",
         )
     })?;
-    println!("wrote {} ({} bytes)", a.html.display(), page.len());
+    outln!("wrote {} ({} bytes)", a.html.display(), page.len());
     Ok(Outcome::Ok)
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::cache::ComponentCache;
+use super::cache::{CacheDirs, ComponentCache};
 use super::limits::MAX_MEMORY_MIB;
 
 /// How often the epoch advances. Wall-clock deadlines are rounded up to it.
@@ -70,17 +70,14 @@ impl GateEngine {
     pub fn shared() -> Result<&'static GateEngine, EngineError> {
         static SHARED: OnceLock<Result<GateEngine, String>> = OnceLock::new();
         SHARED
-            .get_or_init(|| {
-                GateEngine::new(crate::dirs::cache_dir().map(|d| d.join("components")))
-                    .map_err(|e| e.0)
-            })
+            .get_or_init(|| GateEngine::new(CacheDirs::for_user()).map_err(|e| e.0))
             .as_ref()
             .map_err(|e| EngineError(e.clone()))
     }
 
-    /// A new engine caching compiled components under `cache_root` (no disk
-    /// cache when `None`).
-    pub fn new(cache_root: Option<std::path::PathBuf>) -> Result<GateEngine, EngineError> {
+    /// A new engine caching compiled components in `cache` (no disk cache
+    /// when `None`).
+    pub fn new(cache: Option<CacheDirs>) -> Result<GateEngine, EngineError> {
         let (engine, pooling) = match Engine::new(&config(true)) {
             Ok(e) => (e, true),
             Err(pool_err) => {
@@ -92,7 +89,9 @@ impl GateEngine {
             }
         };
         start_epoch_ticker(&engine);
-        let cache = cache_root.map(|root| Arc::new(ComponentCache::new(root, &engine)));
+        let cache = cache
+            .and_then(|dirs| ComponentCache::open(&dirs, &engine))
+            .map(Arc::new);
         Ok(GateEngine {
             engine,
             cache,

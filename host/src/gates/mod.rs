@@ -41,7 +41,7 @@ use omk_core::config;
 pub use omk_core::std_bundle;
 
 pub use bindings::SUPPORTED as SUPPORTED_WIT_VERSIONS;
-pub use cache::ComponentCache;
+pub use cache::{CacheDirs, ComponentCache};
 pub use config::{
     BUNDLES_DIR, BundleSpec, CONFIG_PATH, ConfigError, GateSource, GateSpec, GatesConfig, Mode,
 };

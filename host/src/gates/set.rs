@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use std::collections::HashMap;
 
+use super::bundle::installed::Installed;
 use super::bundle::sign::verify;
 use super::bundle::{Bundle, BundleError, BundleRef};
 use super::config::{ConfigError, GateSource, GatesConfig, Mode};
@@ -128,7 +129,12 @@ impl GateSet {
     /// Loads every gate of `config`; components compile in parallel when
     /// they are not cached yet.
     pub fn load(config: &GatesConfig, engine: &GateEngine) -> Result<GateSet, GatesError> {
-        // Every bundle is verified before anything in it is loaded.
+        // Every bundle is verified before anything in it is loaded, and may
+        // not be older than one installed here before.
+        let record = match config.file.as_ref().and_then(|f| f.parent()) {
+            Some(omk_dir) => Installed::read(&omk_dir.join("bundles"))?,
+            None => Installed::default(),
+        };
         let mut bundles: HashMap<String, (Bundle, BundleRef)> = HashMap::new();
         for spec in &config.bundles {
             let used = config.gates.iter().any(
@@ -159,6 +165,7 @@ impl GateSet {
                 .into());
             }
             let verified = verify(&bundle, &spec.trust)?;
+            record.check_loaded(&spec.name, &verified.version, &verified.digest)?;
             bundles.insert(
                 spec.name.clone(),
                 (bundle, BundleRef::from_verified(&verified)),

@@ -9,6 +9,7 @@ use super::{Goal, GoalLock, GoalStatus, GoalStore, Limits, NewGoal, StoreError};
 use crate::graph::{GraphError, TaskGraph};
 use crate::proof::inputs::InputStore;
 use crate::proof::{EventLog, LogError, kinds};
+use omk_signing::PrivateKey;
 
 /// Why a goal could not be opened, changed or saved.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +20,8 @@ pub enum GoalError {
     Graph(#[from] GraphError),
     #[error(transparent)]
     Log(#[from] LogError),
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
     /// The goal is in a state that does not allow the change.
     #[error("{message}")]
     State { message: String, help: String },
@@ -32,6 +35,7 @@ impl GoalError {
                 "the task graph was changed outside omk; restore `task-graph.json` or fix the tasks named".into(),
             ),
             GoalError::Log(_) => None,
+            GoalError::Key(e) => e.help(),
             GoalError::State { help, .. } => Some(help.clone()),
         }
     }
@@ -45,7 +49,8 @@ impl GoalError {
 }
 
 /// A goal opened for writing: the lock is held until this is dropped.
-#[derive(Debug)]
+/// Whatever it appended is anchored by a signed checkpoint at the end of
+/// every wave, task and status change, and when it is dropped.
 pub struct Session {
     store: GoalStore,
     lock: GoalLock,
@@ -55,6 +60,32 @@ pub struct Session {
     pub log: EventLog,
     /// Every gate input, for replay.
     pub inputs: InputStore,
+    /// Signs the log's checkpoints (the machine's `log.key`).
+    log_key: PrivateKey,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("dir", &self.dir)
+            .field("goal", &self.goal.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Best effort: the explicit checkpoints at the end of waves, tasks
+        // and status changes report their errors.
+        if let Err(e) = self.checkpoint() {
+            tracing::warn!("cannot anchor the log of goal `{}`: {e}", self.goal.id);
+        }
+    }
+}
+
+/// The machine's log signing key.
+fn log_key() -> Result<PrivateKey, GoalError> {
+    Ok(crate::keys::log_key(&crate::keys::dir()?)?)
 }
 
 /// A run id for the events this process writes: `run-<utc time>-<pid>`.
@@ -73,6 +104,7 @@ impl Session {
         spec: NewGoal,
         now: DateTime<Utc>,
     ) -> Result<Session, GoalError> {
+        let log_key = log_key()?;
         let goal = Goal::new(spec, now);
         let lock = store.create(&goal)?;
         let dir = store.dir(&goal.id);
@@ -84,7 +116,7 @@ impl Session {
             kinds::USER,
             serde_json::to_value(&goal).unwrap_or_default(),
         )?;
-        log.sync()?;
+        log.checkpoint(&goal.id, &log_key)?;
         Ok(Session {
             store: store.clone(),
             lock,
@@ -93,6 +125,7 @@ impl Session {
             goal,
             graph,
             log,
+            log_key,
         })
     }
 
@@ -108,6 +141,7 @@ impl Session {
         id: &str,
         wait: std::time::Duration,
     ) -> Result<Session, GoalError> {
+        let log_key = log_key()?;
         let lock = store.lock_wait(id, wait)?;
         let goal = store.load(id)?;
         let dir = store.dir(id);
@@ -121,6 +155,7 @@ impl Session {
             goal,
             graph,
             log,
+            log_key,
         })
     }
 
@@ -129,6 +164,25 @@ impl Session {
         self.inputs.sync()?;
         self.log.sync()?;
         Ok(())
+    }
+
+    /// Makes everything durable and anchors the log: a signed checkpoint of
+    /// its head (see [`crate::proof::log`]). Cheap when nothing was
+    /// appended since the last one.
+    pub fn checkpoint(&mut self) -> Result<(), GoalError> {
+        self.inputs.sync()?;
+        self.log.checkpoint(&self.goal.id, &self.log_key)?;
+        Ok(())
+    }
+
+    /// The log's head as a commit trailer (`Omk-Log: <seq> <hash>`), after
+    /// making it durable, so a commit never names an event a crash lost.
+    pub fn log_trailer(&mut self) -> Result<String, GoalError> {
+        self.sync()?;
+        Ok(crate::proof::log::Trailer::line(
+            self.log.last_id(),
+            self.log.head(),
+        ))
     }
 
     /// Takes requests other processes left for this one.
@@ -176,7 +230,7 @@ impl Session {
         if to.is_terminal() {
             self.write_proof()?;
         }
-        self.sync()
+        self.checkpoint()
     }
 
     /// Writes `proof.json` and logs it.

@@ -83,9 +83,17 @@ pub struct TaskProof {
 pub struct LogProof {
     pub events: usize,
     pub head_hash: String,
+    /// Whether the chain, every line and every anchor hold.
     pub chain_intact: bool,
     pub first_bad_line: Option<usize>,
     pub torn_lines: Vec<usize>,
+    /// Signed checkpoints in the log, and their signers' key ids.
+    pub checkpoints: usize,
+    pub signers: Vec<String>,
+    /// The last event a signature or a commit trailer vouches for.
+    pub anchored_to: u64,
+    /// Anchors that do not hold (see `omk goal verify-log`).
+    pub anchor_problems: Vec<String>,
 }
 
 /// `proof.json`.
@@ -108,7 +116,7 @@ impl Proof {
     /// Builds the proof of the goal in `dir`.
     pub fn build(dir: &Path, goal: &Goal, graph: &TaskGraph) -> Result<Proof, log::LogError> {
         let (events, _) = log::read(dir)?;
-        let v = log::verify(dir)?;
+        let v = super::anchors::verify_goal(dir, Some(goal), &super::anchors::Trust::default())?;
         Ok(build(goal, graph, &events, &v))
     }
 
@@ -394,6 +402,10 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
             chain_intact: v.ok,
             first_bad_line: v.first_bad.as_ref().map(|b| b.line),
             torn_lines: v.torn.clone(),
+            checkpoints: v.checkpoints,
+            signers: v.signers.clone(),
+            anchored_to: v.anchored_to,
+            anchor_problems: v.anchor_problems.clone(),
         },
         known_gaps,
         generated_at: Utc::now(),

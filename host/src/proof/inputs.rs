@@ -3,7 +3,9 @@
 //!
 //! Each gate call's input — the goal context, the proposal, or the task with
 //! the action or outcome — is stored once, content-addressed: a line
-//! `{"sha256": …, "input": …}` where `sha256` is that of the input's JSON.
+//! `{"sha256":"…","input":…}` where `sha256` is that of the input's JSON
+//! exactly as stored (its bytes, not a re-serialisation, so the address
+//! does not depend on how a build of serde_json orders keys).
 //! `gate_decision` events carry the `input_sha256` (and the gate's name,
 //! version, component sha256 and config), which is all a replay needs.
 //!
@@ -14,7 +16,8 @@
 //! proposals the log holds.
 //!
 //! The file is appended like the event log and synced with it; a torn last
-//! line is skipped on read.
+//! line is skipped on read, and any other line whose bytes do not match its
+//! address is reported ([`Inputs::damaged`]), never silently dropped.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -79,10 +82,17 @@ pub struct Input {
     pub subject: Subject,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Line {
-    sha256: String,
-    input: Value,
+/// A line's layout: `{"sha256":"<64 hex>","input":<json>}`.
+const LINE_HEAD: &str = "{\"sha256\":\"";
+const LINE_MID: &str = "\",\"input\":";
+
+/// The address and the input's exact bytes of one line, if it has the
+/// layout omk writes.
+fn split_line(line: &[u8]) -> Option<(&str, &[u8])> {
+    let rest = line.strip_prefix(LINE_HEAD.as_bytes())?;
+    let (sha, rest) = rest.split_at_checked(64)?;
+    let json = rest.strip_prefix(LINE_MID.as_bytes())?.strip_suffix(b"}")?;
+    Some((std::str::from_utf8(sha).ok()?, json))
 }
 
 /// The appender of a goal's inputs file; only the goal's lock holder has one.
@@ -112,7 +122,7 @@ impl InputStore {
         wave: Option<&str>,
         subject: Subject,
     ) -> Result<String, LogError> {
-        let ids = self.put(serde_json::to_value(&ctx.existing_task_ids).unwrap_or_default())?;
+        let ids = self.put(&ctx.existing_task_ids)?;
         let input = Input {
             context: GoalContext {
                 accepted_in_wave: Vec::new(),
@@ -126,11 +136,14 @@ impl InputStore {
             }),
             subject,
         };
-        self.put(serde_json::to_value(&input).unwrap_or_default())
+        self.put(&input)
     }
 
-    fn put(&mut self, value: Value) -> Result<String, LogError> {
-        let json = serde_json::to_string(&value).unwrap_or_default();
+    fn put(&mut self, value: &impl Serialize) -> Result<String, LogError> {
+        let json = serde_json::to_string(value).map_err(|e| LogError {
+            path: self.path.clone(),
+            detail: format!("cannot encode an input: {e}"),
+        })?;
         let sha = hex::encode(Sha256::digest(json.as_bytes()));
         if self.written.contains(&sha) {
             return Ok(sha);
@@ -143,16 +156,16 @@ impl InputStore {
             if let Some(parent) = self.path.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| err(e.to_string()))?;
             }
-            let mut f = OpenOptions::new()
+            let f = OpenOptions::new()
                 .create(true)
+                .read(true)
                 .append(true)
                 .open(&self.path)
                 .map_err(|e| err(format!("cannot open it: {e}")))?;
-            // A torn last line from a crash: start on a fresh one.
-            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-            if len > 0 && !ends_with_newline(&self.path) {
-                f.write_all(b"\n").map_err(|e| err(e.to_string()))?;
-            }
+            // A torn last line from a crash was never a whole input (the wave
+            // that wrote it records it again when it resumes): cut it, so
+            // that every line but a torn last one is whole.
+            cut_torn_tail(&f).map_err(|e| err(format!("cannot repair a torn last line: {e}")))?;
             self.file = Some(BufWriter::with_capacity(1 << 16, f));
         }
         let line = format!("{{\"sha256\":\"{sha}\",\"input\":{json}}}\n");
@@ -180,22 +193,40 @@ impl InputStore {
     }
 }
 
-fn ends_with_newline(path: &Path) -> bool {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = File::open(path) else {
-        return true;
-    };
-    if f.seek(SeekFrom::End(-1)).is_err() {
-        return true;
+/// Truncates `f` after its last newline, if it does not end with one.
+fn cut_torn_tail(f: &File) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let len = f.metadata()?.len();
+    let mut end = len;
+    let mut buf = vec![0u8; 1 << 16];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        f.read_exact_at(chunk, start)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            let keep = start + i as u64 + 1;
+            if keep < len {
+                f.set_len(keep)?;
+            }
+            return Ok(());
+        }
+        end = start;
     }
-    let mut b = [0u8; 1];
-    f.read_exact(&mut b).is_ok() && b[0] == b'\n'
+    // No newline at all: the only line is torn.
+    if len > 0 {
+        f.set_len(0)?;
+    }
+    Ok(())
 }
 
 /// A goal's recorded inputs, read back for replay.
 #[derive(Debug, Default)]
 pub struct Inputs {
     by_sha: HashMap<String, Value>,
+    /// Line numbers (1-based) of lines that are not a torn last line and
+    /// whose bytes do not match their address: changed after they were
+    /// written.
+    pub damaged: Vec<usize>,
     /// Proposals accepted in each wave, by id.
     accepted: HashMap<String, HashMap<String, AcceptedTask>>,
 }
@@ -207,13 +238,23 @@ impl Inputs {
         let path = dir.join(INPUTS_FILE);
         let data = super::log::read_file(&path)?;
         let mut by_sha = HashMap::new();
-        for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            if let Ok(l) = serde_json::from_slice::<Line>(line) {
-                // Only inputs whose content matches their address count.
-                let json = serde_json::to_string(&l.input).unwrap_or_default();
-                if hex::encode(Sha256::digest(json.as_bytes())) == l.sha256 {
-                    by_sha.insert(l.sha256, l.input);
+        let mut damaged = Vec::new();
+        let lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+        for (i, line) in lines.iter().enumerate().filter(|(_, l)| !l.is_empty()) {
+            // Only inputs whose bytes match their address count.
+            let good = split_line(line).and_then(|(sha, json)| {
+                (hex::encode(Sha256::digest(json)) == sha)
+                    .then(|| serde_json::from_slice::<Value>(json).ok())
+                    .flatten()
+                    .map(|v| (sha.to_owned(), v))
+            });
+            match good {
+                Some((sha, value)) => {
+                    by_sha.insert(sha, value);
                 }
+                // A crash mid-append tears only the last line.
+                None if i + 1 == lines.len() => {}
+                None => damaged.push(i + 1),
             }
         }
         let mut proposals: HashMap<(String, u64), TaskProposal> = HashMap::new();
@@ -247,7 +288,11 @@ impl Inputs {
                 .collect();
             accepted.insert(key, tasks);
         }
-        Ok(Inputs { by_sha, accepted })
+        Ok(Inputs {
+            by_sha,
+            damaged,
+            accepted,
+        })
     }
 
     /// How many inputs were read.
@@ -278,5 +323,65 @@ impl Inputs {
                 .collect::<Option<Vec<_>>>()?;
         }
         Some((ctx, input.subject))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_one(dir: &Path) -> String {
+        let mut store = InputStore::new(dir);
+        let sha = store
+            .record(
+                &GoalContext::default(),
+                None,
+                Subject::Proposal {
+                    proposal: serde_json::from_str(r#"{"id":"t","risk":"low"}"#).unwrap(),
+                },
+            )
+            .unwrap();
+        store.sync().unwrap();
+        sha
+    }
+
+    #[test]
+    fn an_input_is_addressed_by_its_stored_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let sha = store_one(dir.path());
+        assert!(Inputs::read(dir.path(), &[]).unwrap().get(&sha).is_some());
+        // The same input with other spacing, as another serialiser might
+        // write it, under the address of those bytes: still found.
+        let json = r#"{"sha256": "x"}"#;
+        let other = hex::encode(Sha256::digest(json.as_bytes()));
+        let line = format!("{LINE_HEAD}{other}{LINE_MID}{json}}}\n");
+        let path = dir.path().join(INPUTS_FILE);
+        let mut data = std::fs::read(&path).unwrap();
+        data.extend_from_slice(line.as_bytes());
+        std::fs::write(&path, data).unwrap();
+        let inputs = Inputs::read(dir.path(), &[]).unwrap();
+        assert_eq!(inputs.len(), 3, "two from the store and the added one");
+        assert!(inputs.damaged.is_empty());
+    }
+
+    #[test]
+    fn a_changed_line_is_reported_and_a_torn_last_line_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        store_one(dir.path());
+        let path = dir.path().join(INPUTS_FILE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let changed = text.replacen("\"risk\":\"", "\"risk\":\"x", 1);
+        assert_ne!(changed, text);
+        std::fs::write(&path, format!("{changed}{{\"sha256\":\"torn")).unwrap();
+        let inputs = Inputs::read(dir.path(), &[]).unwrap();
+        assert_eq!(
+            inputs.damaged,
+            [2],
+            "the proposal's line; the torn one is not counted"
+        );
+        // The next writer cuts the torn line and appends whole ones.
+        store_one(dir.path());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.ends_with("}\n") && !text.contains("torn"), "{text}");
     }
 }

@@ -21,6 +21,8 @@
 //! | `task_failed` | `task_id`, `attempt`, `reason`, `code`, `will_retry` |
 //! | `task_reclaimed` | `task_id`, `reason` |
 //! | `proof_written` | `path`, `ready`, `head_hash` (of the log before this event) |
+//! | `log_checkpoint` | a signed checkpoint: `goal_id`, `seq` and `head` (the event before this one), `key`, `signature` |
+//! | `log_repaired` | `torn_sha256`, `torn_bytes`: the torn line a crash left just before this event |
 
 pub const GOAL_CREATED: &str = "goal_created";
 pub const GOAL_STATUS_CHANGED: &str = "goal_status_changed";
@@ -41,6 +43,8 @@ pub const TASK_COMPLETED: &str = "task_completed";
 pub const TASK_FAILED: &str = "task_failed";
 pub const TASK_RECLAIMED: &str = "task_reclaimed";
 pub const PROOF_WRITTEN: &str = "proof_written";
+pub const LOG_CHECKPOINT: &str = omk_core::log::CHECKPOINT;
+pub const LOG_REPAIRED: &str = omk_core::log::REPAIRED;
 
 /// The actor of events omk itself writes.
 pub const OMK: &str = "omk";

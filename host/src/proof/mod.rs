@@ -1,12 +1,15 @@
 //! Proof: the record of everything that happened to a goal.
 //!
-//! - [`log`]: the append-only, hash-chained event log (`events.jsonl`).
+//! - [`log`]: the append-only, hash-chained event log (`events.jsonl`),
+//!   anchored by signed checkpoints; [`anchors`] verifies a goal's log
+//!   against this machine's key and the goal's commits.
 //! - [`kinds`]: the event kinds omk writes, and who writes them.
 //! - [`inputs`]: every gate input, content-addressed, for exact replay.
 //! - [`timeline`]: the timeline rebuilt from the log alone.
 //! - [`replay`]: policy what-if, re-judging history with other gates.
 //! - [`document`]: `proof.json`; [`report`]: the one-page HTML report.
 
+pub mod anchors;
 pub mod document;
 pub mod inputs;
 pub mod kinds;

@@ -75,6 +75,9 @@ pub struct WhatIf {
     pub rejudged: usize,
     /// Judged things whose input is not recorded (older omk, damage).
     pub missing_inputs: usize,
+    /// Lines of `artifacts/inputs.jsonl` whose bytes do not match their
+    /// address: changed after they were written.
+    pub damaged_inputs: Vec<usize>,
     pub changes: Vec<Change>,
     pub nondeterministic: Vec<Nondeterminism>,
     /// Counts of changes by (old, new).
@@ -84,7 +87,10 @@ pub struct WhatIf {
 impl WhatIf {
     /// Whether every decision came out the same.
     pub fn exact(&self) -> bool {
-        self.changes.is_empty() && self.nondeterministic.is_empty() && self.missing_inputs == 0
+        self.changes.is_empty()
+            && self.nondeterministic.is_empty()
+            && self.missing_inputs == 0
+            && self.damaged_inputs.is_empty()
     }
 }
 
@@ -191,7 +197,10 @@ fn new_overall(v: &Verdict) -> Overall {
 /// Re-judges every recorded decision of the goal in `dir` with `gates`.
 pub fn what_if(dir: &Path, events: &[Event], gates: &GateSet) -> Result<WhatIf, LogError> {
     let inputs = Inputs::read(dir, events)?;
-    let mut w = WhatIf::default();
+    let mut w = WhatIf {
+        damaged_inputs: inputs.damaged.clone(),
+        ..WhatIf::default()
+    };
     for g in groups(events) {
         w.judged += 1;
         let Some((ctx, subject)) = inputs.get(&g.input) else {

@@ -566,7 +566,7 @@ impl Executor {
             kinds::OMK,
             json!({"task_id": id, "attempt": attempt, "reason": reason, "code": code, "will_retry": retry}),
         )?;
-        s.sync()?;
+        s.checkpoint()?;
         s.save_graph(now)?;
         drop(s);
         self.observer.progress(&Progress::Failed {
@@ -708,8 +708,9 @@ impl Executor {
             return Ok(());
         }
 
+        let trailer = self.session().log_trailer()?;
         let message = format!(
-            "omk: {} ({})\n\ngoal {}, task {id}",
+            "omk: {} ({})\n\ngoal {}, task {id}\n\n{trailer}",
             first_line(&task.title, id),
             task.id,
             self.goal_id
@@ -795,7 +796,7 @@ impl Executor {
                 json!({"task_id": id, "attempt": attempt, "commit": commit, "merged": merged,
                        "changed_files": outcome.changed_files, "follow_ups": report.proposals.len()}),
             )?;
-            s.sync()?;
+            s.checkpoint()?;
             s.save_graph(now)?;
         }
         let _ = self.git(|| worktree::remove(&self.repo, &wt));
@@ -929,8 +930,16 @@ impl Executor {
             s.dir().join("worktrees").join("_integration")
         };
         let integration = worktree::integration_branch(&self.goal_id);
+        let trailer = self
+            .session()
+            .log_trailer()
+            .map_err(|e| worktree::GitError {
+                args: "merge".into(),
+                dir: dir.clone(),
+                detail: format!("cannot make the log durable first: {e}"),
+            })?;
         self.git(|| worktree::ensure(&self.repo, &dir, &integration, &self.base))?;
-        self.git(|| worktree::merge(&dir, branch, &format!("omk: merge task {id}")))
+        self.git(|| worktree::merge(&dir, branch, &format!("omk: merge task {id}\n\n{trailer}")))
     }
 
     /// Runs a git command on the project's repository, one at a time.

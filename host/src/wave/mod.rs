@@ -9,7 +9,10 @@
 //!
 //! Before the gates, omk itself rejects (gate `omk`): a duplicate id in
 //! the plan (`omk.duplicate-id`), an id already in the graph unless the plan
-//! allows it (`omk.task-exists`), a task that depends on itself
+//! allows it (`omk.task-exists`), an id whose branch and worktree name
+//! would be another task's or omk's own once made safe for git and the file
+//! system, without regard to case (`a/b` and `A-b`; `integration`:
+//! `omk.id-collision`), a task that depends on itself
 //! (`omk.self-dependency`), and a dependency that is neither done, nor
 //! admitted, nor accepted earlier in the wave (`omk.unmet-dependency`).
 //!
@@ -35,6 +38,7 @@ use crate::goal::{GoalError, GoalPhase, GoalStatus, Session};
 use crate::graph::{Task, TaskStatus};
 use crate::proof::inputs::Subject;
 use crate::proof::{Event, kinds, log};
+use crate::worktree;
 
 /// The gate name omk's own checks are recorded under.
 pub const HOST_GATE: &str = "omk";
@@ -133,6 +137,12 @@ pub fn run_wave(
             .filter(|t| t.status.commits_budget() && t.run_key != plan.run_key)
             .fold(0u64, |acc, t| acc.saturating_add(t.budget_secs)),
         accepted: Accepted::default(),
+        names: session
+            .graph
+            .tasks
+            .iter()
+            .map(|t| (worktree::collision_key(&t.id), t.id.clone()))
+            .collect(),
     };
     let mut accepted = Vec::new();
     let mut rejected = Vec::new();
@@ -155,6 +165,8 @@ pub fn run_wave(
                     .saturating_sub(wave.replanned_budget(session, p));
                 admit(session, p, &plan.run_key, now);
                 wave.accepted.push(p.as_accepted());
+                wave.names
+                    .insert(worktree::collision_key(&p.id), p.id.clone());
                 accepted.push(p.id.clone());
             }
             Decided::Rejected(r) => rejected.push(r),
@@ -175,7 +187,7 @@ pub fn run_wave(
         kinds::OMK,
         json!({"run_key": plan.run_key, "plan_sha256": plan_sha256, "evidence": evidence}),
     )?;
-    session.sync()?;
+    session.checkpoint()?;
     Ok(evidence)
 }
 
@@ -188,6 +200,9 @@ struct Wave<'a> {
     /// Seconds committed, including tasks accepted so far in the wave.
     committed: u64,
     accepted: Accepted,
+    /// The graph's tasks by [`worktree::collision_key`], with those
+    /// accepted so far in the wave.
+    names: HashMap<String, String>,
 }
 
 impl Wave<'_> {
@@ -230,7 +245,7 @@ impl Wave<'_> {
             kinds::OMK,
             json!({"index": index, "task_id": p.id, "run_key": plan.run_key, "proposal": p}),
         )?;
-        if let Some(r) = host_check(session, plan, p, first_time, &self.accepted) {
+        if let Some(r) = host_check(session, plan, p, first_time, &self.accepted, &self.names) {
             return Ok(Decided::Rejected(r));
         }
         let ctx = self.context(session, p);
@@ -443,6 +458,7 @@ fn host_check(
     p: &TaskProposal,
     first_time: bool,
     accepted_in_wave: &Accepted,
+    names: &HashMap<String, String>,
 ) -> Option<RejectedTask> {
     let reject = |code: &str, reason: String| {
         Some(RejectedTask {
@@ -467,6 +483,25 @@ fn host_check(
             format!(
                 "task id `{}` appears more than once in plan `{}`",
                 p.id, plan.run_key
+            ),
+        );
+    }
+    let key = worktree::collision_key(&p.id);
+    if worktree::RESERVED_NAMES.contains(&key.as_str()) {
+        return reject(
+            "omk.id-collision",
+            format!(
+                "task id `{}` would take the name `{key}`, which omk keeps for the goal's integration branch and worktree; give the proposal another id",
+                p.id
+            ),
+        );
+    }
+    if let Some(other) = names.get(&key).filter(|other| **other != p.id) {
+        return reject(
+            "omk.id-collision",
+            format!(
+                "task id `{}` would share the branch and worktree name `{key}` with task `{other}`; give the proposal an id that differs in more than case and punctuation",
+                p.id
             ),
         );
     }
@@ -811,6 +846,7 @@ mod tests {
         );
         assert_eq!(events(&s, kinds::WAVE_STARTED).len(), 1);
         assert_eq!(s.graph.tasks.len(), 2);
-        assert!(log::verify(s.dir()).unwrap().ok);
+        let v = log::verify(s.dir(), &log::VerifyOptions::default()).unwrap();
+        assert!(v.ok, "{v:?}");
     }
 }

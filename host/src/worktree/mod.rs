@@ -77,6 +77,33 @@ pub fn repo_root(dir: &Path) -> Option<PathBuf> {
         .map(|s| PathBuf::from(s.trim()))
 }
 
+/// The messages of the commits on goal `goal_id`'s branches that carry an
+/// `Omk-Log:` trailer: `(commit, message)`, newest first.
+pub fn trailer_commits(repo: &Path, goal_id: &str) -> Result<Vec<(String, String)>, GitError> {
+    let refs = git_ok(
+        repo,
+        &[
+            "for-each-ref",
+            "--format=%(refname)",
+            &format!("refs/heads/omk/{goal_id}/"),
+        ],
+    )?;
+    let refs: Vec<&str> = refs.lines().filter(|l| !l.is_empty()).collect();
+    if refs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut args = vec!["log", "--grep=^Omk-Log: ", "--format=%H%x1f%B%x1e"];
+    args.extend(refs);
+    let out = git_ok(repo, &args)?;
+    Ok(out
+        .split('\x1e')
+        .filter_map(|rec| {
+            let (commit, message) = rec.trim_start_matches('\n').split_once('\x1f')?;
+            Some((commit.to_owned(), message.to_owned()))
+        })
+        .collect())
+}
+
 /// The commit `HEAD` points at.
 pub fn head_commit(repo: &Path) -> Result<String, GitError> {
     Ok(git_ok(repo, &["rev-parse", "--verify", "HEAD^{commit}"])?
@@ -92,6 +119,17 @@ pub fn task_branch(goal_id: &str, task_id: &str) -> String {
 /// The integration branch name.
 pub fn integration_branch(goal_id: &str) -> String {
     format!("omk/{goal_id}/integration")
+}
+
+/// Names omk takes for itself in a goal's branches (`omk/<goal>/integration`)
+/// and worktrees (`worktrees/_integration`): no task may map to them.
+pub const RESERVED_NAMES: [&str; 2] = ["integration", "_integration"];
+
+/// What two task ids must not share: the name of their branch and worktree
+/// ([`branch_safe`]), compared without case (a case-insensitive file
+/// system, or git's loose refs on one, would merge them).
+pub fn collision_key(task_id: &str) -> String {
+    branch_safe(task_id).to_ascii_lowercase()
 }
 
 /// A task id as a branch and directory name component.

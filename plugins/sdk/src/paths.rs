@@ -21,8 +21,11 @@ pub const MAX_COMPONENT_BYTES: usize = 255;
 /// Why a path is not an acceptable project-relative path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Violation {
-    /// Empty, or only `.` and `/` characters that name nothing.
+    /// Empty, or only whitespace.
     Empty,
+    /// Has a component that is only whitespace (`src/  /x`), which names a
+    /// file no one can see in a listing.
+    Blank,
     /// Starts at a filesystem root (`/x`), a drive (`C:`), or a UNC share.
     Absolute,
     /// Has a `..` component.
@@ -46,6 +49,7 @@ impl Violation {
     pub fn rule(self) -> &'static str {
         match self {
             Violation::Empty => "empty",
+            Violation::Blank => "blank",
             Violation::Absolute => "absolute",
             Violation::ParentDir => "parent-dir",
             Violation::Home => "home",
@@ -60,6 +64,7 @@ impl Violation {
     pub fn describe(self) -> &'static str {
         match self {
             Violation::Empty => "the path is empty",
+            Violation::Blank => "a path component is only whitespace",
             Violation::Absolute => "absolute paths are not allowed",
             Violation::ParentDir => "`..` components are not allowed",
             Violation::Home => "paths starting with `~` are not allowed",
@@ -84,7 +89,7 @@ impl Violation {
 /// empty components removed, no trailing `/`. The project root itself (`.`)
 /// normalises to `"."`.
 pub fn check(path: &str) -> Result<String, Violation> {
-    if path.is_empty() {
+    if path.trim().is_empty() {
         return Err(Violation::Empty);
     }
     if path.len() > MAX_PATH_BYTES {
@@ -118,6 +123,9 @@ pub fn check(path: &str) -> Result<String, Violation> {
         }
         if part.len() > MAX_COMPONENT_BYTES {
             return Err(Violation::TooLong);
+        }
+        if part.trim().is_empty() {
+            return Err(Violation::Blank);
         }
         if is_git_name(part) {
             return Err(Violation::Git);
@@ -200,6 +208,11 @@ mod tests {
     fn refuses_each_rule() {
         let cases = [
             ("", Violation::Empty),
+            ("   ", Violation::Empty),
+            ("\u{a0}\u{3000}", Violation::Empty),
+            ("src/  /x", Violation::Blank),
+            (" /x", Violation::Blank),
+            ("src/\u{2003}", Violation::Blank),
             ("/etc/passwd", Violation::Absolute),
             ("//server/share", Violation::Absolute),
             ("\\\\server\\share", Violation::Absolute),

@@ -9,6 +9,10 @@
 //!   the signatures with its sha256 ([`statement_text`]).
 //! - `signatures/<key-id>.sig` ([`SignatureFile`], TOML) holds the signer's
 //!   public key, the statement and the signature.
+//! - [`PrivateKey::sign_message`] and [`PublicKey::verify_message`] sign
+//!   any other text omk vouches for (the event log's checkpoints); each
+//!   such text starts with a header naming what it is, so a signature over
+//!   one kind of text is never valid as another.
 
 use std::path::Path;
 
@@ -44,6 +48,19 @@ impl PublicKey {
     pub fn id(&self) -> String {
         sha256_hex(&self.0)[..16].to_owned()
     }
+
+    /// Whether `signature` (128 hex digits) is this key's over `message`.
+    pub fn verify_message(&self, message: &[u8], signature: &str) -> bool {
+        let Some(bytes) = hex::decode(signature)
+            .ok()
+            .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        else {
+            return false;
+        };
+        VerifyingKey::from_bytes(&self.0)
+            .and_then(|vk| vk.verify_strict(message, &Signature::from_bytes(&bytes)))
+            .is_ok()
+    }
 }
 
 impl std::fmt::Display for PublicKey {
@@ -72,25 +89,35 @@ impl PrivateKey {
         PublicKey(self.0.verifying_key().to_bytes())
     }
 
-    /// Reads a key file.
-    pub fn load(path: &Path) -> Result<PrivateKey, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read key `{}`: {e}", path.display()))?;
+    /// This key's signature over `message`, as 128 hex digits.
+    pub fn sign_message(&self, message: &[u8]) -> String {
+        hex::encode(self.0.sign(message).to_bytes())
+    }
+
+    /// The key file's text (what [`PrivateKey::save`] writes).
+    pub fn to_text(&self) -> String {
+        format!("{PRIVATE_HEADER}\n{}\n", hex::encode(self.0.to_bytes()))
+    }
+
+    /// A key from a key file's text; `origin` names it in errors.
+    pub fn from_text(text: &str, origin: &str) -> Result<PrivateKey, String> {
         let mut lines = text.lines();
         if lines.next().map(str::trim) != Some(PRIVATE_HEADER) {
-            return Err(format!("`{}` is not an omk private key", path.display()));
+            return Err(format!("`{origin}` is not an omk private key"));
         }
         let seed: [u8; 32] = lines
             .next()
             .and_then(|l| hex::decode(l.trim()).ok())
             .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| {
-                format!(
-                    "`{}` is damaged: its key is not 32 hex bytes",
-                    path.display()
-                )
-            })?;
+            .ok_or_else(|| format!("`{origin}` is damaged: its key is not 32 hex bytes"))?;
         Ok(PrivateKey(SigningKey::from_bytes(&seed)))
+    }
+
+    /// Reads a key file.
+    pub fn load(path: &Path) -> Result<PrivateKey, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read key `{}`: {e}", path.display()))?;
+        PrivateKey::from_text(&text, &path.display().to_string())
     }
 
     /// Writes the key to `path` (mode 0600, never over an existing file)
@@ -105,7 +132,7 @@ impl PrivateKey {
             opts.mode(0o600);
         }
         let mut f = opts.open(path)?;
-        writeln!(f, "{PRIVATE_HEADER}\n{}", hex::encode(self.0.to_bytes()))?;
+        f.write_all(self.to_text().as_bytes())?;
         f.sync_all()?;
         let mut pub_path = path.as_os_str().to_owned();
         pub_path.push(".pub");
@@ -196,5 +223,19 @@ mod tests {
         assert!(SignatureFile::check(&forged).is_err());
         // Deterministic: the same statement signs the same.
         assert_eq!(sign("b", files, &k).1, text);
+    }
+
+    #[test]
+    fn messages_and_key_text() {
+        let k = PrivateKey::generate().unwrap();
+        let sig = k.sign_message(b"omk-test\nhello");
+        assert!(k.public().verify_message(b"omk-test\nhello", &sig));
+        assert!(!k.public().verify_message(b"omk-test\nhellO", &sig));
+        assert!(!k.public().verify_message(b"omk-test\nhello", "zz"));
+        let other = PrivateKey::generate().unwrap();
+        assert!(!other.public().verify_message(b"omk-test\nhello", &sig));
+        let again = PrivateKey::from_text(&k.to_text(), "k").unwrap();
+        assert_eq!(again.public(), k.public());
+        assert!(PrivateKey::from_text("nope", "k").is_err());
     }
 }

@@ -9,6 +9,11 @@ pub mod components;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// What the harness's environment may hold that must not reach omk: its
+/// log level, and the rustc wrapper CI lints with, which the cargo that
+/// `omk gate build` runs would inherit.
+const HARNESS_ONLY: [&str; 3] = ["OMK_LOG", "RUSTC_WORKSPACE_WRAPPER", "CLIPPY_ARGS"];
+
 /// A temporary project and home for one test.
 pub struct Omk {
     root: tempfile::TempDir,
@@ -28,6 +33,11 @@ impl Omk {
         let root = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(root.path().join("project")).unwrap();
         Omk { root }
+    }
+
+    /// The test's temporary root: `$HOME` of every run, holding the project.
+    pub fn root(&self) -> &Path {
+        self.root.path()
     }
 
     /// The project directory (the working directory of every run).
@@ -58,16 +68,26 @@ impl Omk {
         self.run_env(args, &[])
     }
 
-    /// Runs `omk ARGS` in the project with `env` added.
-    pub fn run_env(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_omk"))
-            .args(args)
-            .envs(env.iter().copied())
-            .current_dir(self.project())
+    /// The real `omk` in the project, with the test's directories and none
+    /// of the harness's own settings.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_omk"));
+        c.current_dir(self.project())
             .env("XDG_CACHE_HOME", self.cache_home())
             .env("XDG_STATE_HOME", self.state_home())
-            .env("HOME", self.root.path())
-            .env_remove("OMK_LOG")
+            .env("HOME", self.root.path());
+        for v in HARNESS_ONLY {
+            c.env_remove(v);
+        }
+        c
+    }
+
+    /// Runs `omk ARGS` in the project with `env` added.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Run {
+        let out = self
+            .command()
+            .args(args)
+            .envs(env.iter().copied())
             .output()
             .expect("omk runs");
         Run {
@@ -243,12 +263,8 @@ impl Omk {
     /// Starts `omk ARGS` in the background with the test's environment
     /// plus `env`; stdout and stderr are piped.
     pub fn spawn(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
-        Command::new(env!("CARGO_BIN_EXE_omk"))
+        self.command()
             .args(args)
-            .current_dir(self.project())
-            .env("XDG_CACHE_HOME", self.cache_home())
-            .env("XDG_STATE_HOME", self.state_home())
-            .env("HOME", self.root.path())
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
