@@ -308,11 +308,101 @@ fn main() {
     println!("\n(peer engine skipped: run with `--features peers` to compare against regorus)");
 
     cold_start(tmp.path());
+    confined_start(tmp.path(), if quick { 20 } else { 100 });
     waves(
         tmp.path(),
         if quick { &[100, 500] } else { &[1_000, 10_000] },
     );
     languages(tmp.path(), if quick { 50 } else { 500 });
+}
+
+/// What confinement adds to starting a task's process: `sh -c true` run
+/// `n` times through omk's process runner, unconfined and confined to a
+/// task's profile (Landlock ruleset and seccomp filter prepared once, as
+/// for a task), medians compared.
+fn confined_start(tmp: &Path, n: usize) {
+    use omk::sandbox::{ClientState, Confinement, Profile, ProfileInputs, SandboxSettings};
+    let wt = tmp.join("confined-worktree");
+    std::fs::create_dir_all(&wt).expect("worktree");
+    let settings = SandboxSettings::new();
+    let profile = Profile::derive(&ProfileInputs {
+        settings: &settings,
+        worktree: Some(&wt),
+        read_only_tree: None,
+        git_dir: None,
+        task_dir: &tmp.join("confined-task"),
+        commands: vec!["sh -c true".into()],
+        client: ClientState::default(),
+        proxy: None,
+        private: vec![tmp.to_owned()],
+        env: std::env::vars().collect(),
+    })
+    .expect("profile");
+    let confined = match Confinement::prepare(&profile) {
+        Ok(c) => c,
+        Err(e) => {
+            println!(
+                "
+confined process start: not measured ({e})"
+            );
+            return;
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let time = |c: &Confinement| -> Duration {
+        let mut t: Vec<Duration> = (0..n)
+            .map(|_| {
+                let start = Instant::now();
+                let f = rt.block_on(omk::agents::process::run_shell(
+                    "true",
+                    &wt,
+                    &[],
+                    c,
+                    None,
+                    omk::agents::process::deadline_in(10),
+                    &|_| {},
+                    &mut |_| {},
+                ));
+                assert!(f.success(), "{f:?}");
+                start.elapsed()
+            })
+            .collect();
+        t.sort();
+        t[t.len() / 2]
+    };
+    let plain = time(&Confinement::none());
+    let sandboxed = time(&confined);
+    // The same start through fork + a no-op before exec, as any pre-exec
+    // step forces (std spawns with posix_spawn otherwise).
+    let forked = {
+        let mut t: Vec<Duration> = (0..n)
+            .map(|_| {
+                let start = Instant::now();
+                let mut cmd = tokio::process::Command::new("sh");
+                cmd.args(["-c", "true"]).current_dir(&wt);
+                // SAFETY: the closure does nothing.
+                unsafe {
+                    cmd.pre_exec(|| Ok(()));
+                }
+                let s = rt.block_on(async { cmd.status().await }).expect("sh");
+                assert!(s.success());
+                start.elapsed()
+            })
+            .collect();
+        t.sort();
+        t[t.len() / 2]
+    };
+    println!("(fork + exec with a no-op pre-exec step: {})", us(forked));
+    println!(
+        "
+| starting a task's process (`sh -c true`, median of {n}) | figure |\n|---|---|\n| unconfined | {} |\n| confined (Landlock + seccomp) | {} |\n| added by confinement | {} |",
+        us(plain),
+        us(sandboxed),
+        us(sandboxed.saturating_sub(plain))
+    );
 }
 
 /// The `change-control` example gate in each language: built with

@@ -49,6 +49,7 @@ use toml::Spanned;
 
 use crate::bundle::sign::{PublicKey, TrustPolicy};
 use crate::limits::{LimitSettings, Limits};
+use crate::sandbox::{Grant, RawSandbox, SandboxSettings, loopback_port, valid_host_pattern};
 use crate::std_bundle;
 
 /// Where installed bundles live, relative to the project root.
@@ -119,6 +120,8 @@ pub struct GatesConfig {
     pub trust: TrustPolicy,
     /// The bundles gates come from.
     pub bundles: Vec<BundleSpec>,
+    /// How task processes are confined (`[sandbox]`).
+    pub sandbox: SandboxSettings,
 }
 
 /// A configuration file that cannot be used.
@@ -148,6 +151,8 @@ struct RawConfig {
     trust: RawTrust,
     #[serde(default)]
     bundle: Vec<Spanned<RawBundle>>,
+    #[serde(default)]
+    sandbox: RawSandbox,
 }
 
 #[derive(Deserialize, Default)]
@@ -223,6 +228,7 @@ impl GatesConfig {
                     wasi_dir: None,
                 })
                 .collect(),
+            sandbox: SandboxSettings::new(),
         }
     }
 
@@ -317,11 +323,13 @@ impl GatesConfig {
                 trust: policy,
             });
         }
+        let sandbox = sandbox_settings(raw.sandbox, root, &err)?;
         if raw.gate.is_empty() {
             return Ok(GatesConfig {
                 file: Some(file.to_owned()),
                 trust,
                 bundles,
+                sandbox,
                 ..GatesConfig::std(defaults)
             });
         }
@@ -451,8 +459,91 @@ impl GatesConfig {
             gates,
             trust,
             bundles,
+            sandbox,
         })
     }
+}
+
+/// Makes the error at a span of the file.
+type ErrAt<'a> = dyn Fn(Option<std::ops::Range<usize>>, String, Option<&str>) -> ConfigError + 'a;
+
+/// `[sandbox]` checked: paths absolute, `~/…`, or inside the project; host
+/// patterns well formed.
+fn sandbox_settings(
+    raw: RawSandbox,
+    root: &Path,
+    err: &ErrAt<'_>,
+) -> Result<SandboxSettings, ConfigError> {
+    const PATH_HELP: &str =
+        "write an absolute path, `~/…` for one under your home, or a path inside the project";
+    let grant = |s: &Spanned<String>| -> Result<Grant, ConfigError> {
+        let v = s.get_ref().trim();
+        if v.is_empty() || v.chars().any(char::is_control) {
+            return Err(err(
+                Some(s.span()),
+                format!("[sandbox]: `{}` is not a path", s.get_ref().escape_debug()),
+                Some(PATH_HELP),
+            ));
+        }
+        if let Some(rest) = v.strip_prefix("~/") {
+            return Ok(Grant::Home(PathBuf::from(rest)));
+        }
+        let p = Path::new(v);
+        if p.is_absolute() {
+            if p.components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+            {
+                return Err(err(
+                    Some(s.span()),
+                    format!("[sandbox]: `{v}` climbs with `..`"),
+                    Some(PATH_HELP),
+                ));
+            }
+            return Ok(Grant::Path(p.to_owned()));
+        }
+        inside(root, v)
+            .map(Grant::Path)
+            .map_err(|m| err(Some(s.span()), format!("[sandbox]: {m}"), Some(PATH_HELP)))
+    };
+    let mut out = SandboxSettings::new();
+    out.mode = raw.mode;
+    out.network = raw.network.unwrap_or(true);
+    out.read = raw.read.iter().map(grant).collect::<Result<_, _>>()?;
+    out.write = raw.write.iter().map(grant).collect::<Result<_, _>>()?;
+    for h in &raw.hosts {
+        let v = h.get_ref().trim();
+        if !valid_host_pattern(v) {
+            return Err(err(
+                Some(h.span()),
+                format!(
+                    "[sandbox]: `{}` is not a host pattern",
+                    h.get_ref().escape_debug()
+                ),
+                Some(
+                    "write a host name or address, optionally `*.`-prefixed and with `:port` (`crates.io`, `*.npmjs.org:443`)",
+                ),
+            ));
+        }
+        out.hosts.push(v.to_owned());
+    }
+    for c in &raw.connect {
+        match loopback_port(c.get_ref()) {
+            Some(hp) => out.connect.push(hp),
+            None => {
+                return Err(err(
+                    Some(c.span()),
+                    format!(
+                        "[sandbox]: `{}` is not a loopback `host:port`",
+                        c.get_ref().escape_debug()
+                    ),
+                    Some(
+                        "`connect` takes local ports only (`127.0.0.1:8080`, `localhost:5432`): the kernel filters TCP by port, not address, so a remote one would open its port to every host; name remote hosts in `hosts`, reached through omk's egress proxy",
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 const INSIDE_HELP: &str = "paths in .omk/gates.toml are relative to the project and stay inside it; copy the file into the project";
@@ -605,5 +696,43 @@ limits = { fuel = 1000 }
 
         let e = parse("[[gate]]\npath = \"x.wasm\"\nsha256 = \"nothex\"\n").unwrap_err();
         assert_eq!(e.line, Some(3));
+    }
+
+    #[test]
+    fn sandbox_settings_are_checked_with_their_line() {
+        let c = parse(
+            "[sandbox]\nmode = \"off\"\nread = [\"/opt/sdk\", \"~/.m2\", \"data\"]\nhosts = [\"*.npmjs.org:443\"]\nconnect = [\"127.0.0.1:5432\"]\nnetwork = false\n",
+        )
+        .unwrap();
+        let s = &c.sandbox;
+        assert_eq!(s.mode, crate::sandbox::SandboxMode::Off);
+        assert_eq!(
+            s.read,
+            [
+                Grant::Path("/opt/sdk".into()),
+                Grant::Home(".m2".into()),
+                Grant::Path("/p/data".into())
+            ]
+        );
+        assert_eq!(s.connect, [("127.0.0.1".to_owned(), 5432)]);
+        assert!(!s.network);
+        assert!(
+            parse("").unwrap().sandbox.network,
+            "the proxy is on by default"
+        );
+        for (text, line, what) in [
+            (
+                "[sandbox]\nhosts = [\"ok.org\",\n  \"http://x\"]\n",
+                3,
+                "host pattern",
+            ),
+            ("[sandbox]\n\nconnect = [\"10.0.0.1:80\"]\n", 3, "loopback"),
+            ("[sandbox]\nwrite = [\"../up\"]\n", 2, "not a path inside"),
+            ("[sandbox]\nmode = \"lax\"\n", 2, "lax"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert_eq!(e.line, Some(line), "{e}");
+            assert!(e.to_string().contains(what), "{e}");
+        }
     }
 }

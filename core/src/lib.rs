@@ -9,6 +9,7 @@
 //! - [`log`]: the append-only, hash-chained event log (`events.jsonl`).
 //! - [`config`]: the project's gate configuration (`.omk/gates.toml`), with
 //!   the [`limits`] every gate call runs under.
+//! - [`sandbox`]: `[sandbox]`, how far a task's processes may reach.
 //! - [`bundle`]: signed gate bundles — the format, signatures and trust.
 //! - [`std_bundle`]: the standard gates, embedded.
 //!
@@ -22,6 +23,7 @@ pub mod graph;
 pub mod limits;
 pub mod log;
 pub mod plan;
+pub mod sandbox;
 pub mod std_bundle;
 
 use sha2::{Digest, Sha256};

@@ -9,6 +9,7 @@
 //! - [`wave`]: dispatch plans judged by omk's checks and the gates, and the
 //!   execution of admitted tasks.
 //! - [`agents`]: the agent backends that do the tasks' work.
+//! - [`sandbox`]: the kernel confinement of every process a task starts.
 //! - [`worktree`]: one git worktree per task.
 //! - [`gates`]: the wasmtime host that loads gate components, runs every
 //!   decision under limits, and fails closed.
@@ -31,6 +32,7 @@ pub mod gates;
 pub mod goal;
 pub mod keys;
 pub mod proof;
+pub mod sandbox;
 pub mod text;
 pub mod wave;
 pub mod worktree;

@@ -174,7 +174,7 @@ fn kimi_setup(omk: &Omk) -> (FakeModel, Vec<(&'static str, OsString)>) {
     kimi_setup_with(omk, &script(kimi_write, kimi_usage()))
 }
 
-fn kimi_setup_with(omk: &Omk, script: &Value) -> (FakeModel, Vec<(&'static str, OsString)>) {
+pub fn kimi_setup_with(omk: &Omk, script: &Value) -> (FakeModel, Vec<(&'static str, OsString)>) {
     let home = omk.project().parent().unwrap().to_path_buf();
     let fake = FakeModel::start("fake_openai_chat", &home, script, &[]);
     let env = vec![
@@ -197,6 +197,14 @@ fn any_acp_agent_is_gated_live() {
     let Some(kimi) = clients::kimi() else { return };
     let omk = Omk::new();
     let (fake, env) = kimi_setup(&omk);
+    // omk knows where Kimi Code keeps its state only as `--agent kimi`:
+    // as any ACP agent, its state folder is granted like any other path.
+    let home = omk.project().parent().unwrap().join("kimi-home");
+    std::fs::create_dir_all(&home).unwrap();
+    omk.sandbox_grant("write", &home);
+    // …and its model server, whose address Kimi reaches directly, not
+    // through omk's proxy (it bypasses proxies for loopback).
+    omk.sandbox_add("connect", &format!("127.0.0.1:{}", fake.port));
     let agent = format!("acp:{kimi} acp");
     let (id, run) = run_task(&omk, &["--agent", &agent], &env);
     assert_gated(&omk, &id, &run, "acp");
@@ -374,6 +382,31 @@ fn claude_code_is_gated_live_through_its_permission_channel() {
     );
 }
 
+/// Codex's home, with a config that makes the fake Responses server on
+/// `port` its model, and its environment.
+pub fn codex_env(home: &std::path::Path, port: u16) -> Vec<(&'static str, OsString)> {
+    let codex_home = home.join("codex-home");
+    std::fs::create_dir_all(&codex_home).unwrap();
+    let base = format!("http://127.0.0.1:{port}/v1");
+    std::fs::write(
+        codex_home.join("config.toml"),
+        format!(
+            "model = \"fake-model\"\nmodel_provider = \"fake\"\ncheck_for_update_on_startup = false\n\
+             [analytics]\nenabled = false\n[features]\nplugins = false\nremote_plugin = false\nshell_snapshot = false\n\
+             [model_providers.fake]\nname = \"fake\"\nbase_url = \"{base}\"\nenv_key = \"FAKE_API_KEY\"\n\
+             wire_api = \"responses\"\nrequest_max_retries = 0\nstream_max_retries = 0\nmodel_catalog_url = \"{base}/models\"\n"
+        ),
+    )
+    .unwrap();
+    let tmp = home.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    vec![
+        ("CODEX_HOME", os(&codex_home)),
+        ("FAKE_API_KEY", os("sk-fake")),
+        ("TMPDIR", os(&tmp)),
+    ]
+}
+
 #[test]
 fn codex_is_gated_live_through_app_server_approvals() {
     let Some(codex) = clients::codex() else {
@@ -391,26 +424,7 @@ fn codex_is_gated_live_through_app_server_approvals() {
         &script(patch, json!({"input_tokens": 100, "output_tokens": 20})),
         &[],
     );
-    let codex_home = home.join("codex-home");
-    std::fs::create_dir_all(&codex_home).unwrap();
-    let base = format!("http://127.0.0.1:{}/v1", fake.port);
-    std::fs::write(
-        codex_home.join("config.toml"),
-        format!(
-            "model = \"fake-model\"\nmodel_provider = \"fake\"\ncheck_for_update_on_startup = false\n\
-             [analytics]\nenabled = false\n[features]\nplugins = false\nremote_plugin = false\nshell_snapshot = false\n\
-             [model_providers.fake]\nname = \"fake\"\nbase_url = \"{base}\"\nenv_key = \"FAKE_API_KEY\"\n\
-             wire_api = \"responses\"\nrequest_max_retries = 0\nstream_max_retries = 0\nmodel_catalog_url = \"{base}/models\"\n"
-        ),
-    )
-    .unwrap();
-    let tmp = home.join("tmp");
-    std::fs::create_dir_all(&tmp).unwrap();
-    let env = [
-        ("CODEX_HOME", os(&codex_home)),
-        ("FAKE_API_KEY", os("sk-fake")),
-        ("TMPDIR", os(&tmp)),
-    ];
+    let env = codex_env(&home, fake.port);
     let (id, run) = run_task(&omk, &["--agent", "codex", "--command", &codex], &env);
     let events = assert_gated(&omk, &id, &run, "codex");
     // The thread's total: 3 responses × 120 tokens.

@@ -382,9 +382,13 @@ fn an_acp_agent_is_never_told_always() {
         "write": {"path": "notes/a.md", "content": "hello\n"},
         "options": ["allow_always", "reject_once"],
     });
-    let script_path = home.join("acp-script.json");
+    // The agent logs what it receives: into a folder granted to it.
+    let acp = home.join("acp");
+    std::fs::create_dir_all(&acp).unwrap();
+    omk.sandbox_grant("write", &acp);
+    let script_path = acp.join("acp-script.json");
     std::fs::write(&script_path, script.to_string()).unwrap();
-    let log = home.join("acp-log.jsonl");
+    let log = acp.join("acp-log.jsonl");
     let agent = format!(
         "acp:python3 {} --script {} --log {}",
         repo().join("tests/fixtures/fake_acp_agent.py").display(),

@@ -23,7 +23,7 @@
 //! its process group. Tokens come from the turn's usage (or the session's
 //! `usage_update`), USD from `usage_update.cost` when it is in USD.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use agent_client_protocol::schema::ProtocolVersion;
@@ -42,7 +42,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
-use super::{AgentError, Backend, BoxFuture, Brief, Hooks, Job, Report, files, prompt, stdio};
+use super::{
+    AgentError, Backend, BoxFuture, Brief, Hooks, Job, Place, Report, files, prompt, stdio,
+};
+use crate::sandbox::ClientState;
 
 /// How long an agent gets to stop after `session/cancel`.
 pub const CANCEL_GRACE: Duration = Duration::from_secs(5);
@@ -64,6 +67,10 @@ pub struct Launch {
     /// and how to read its answer (Kimi's `/usage`), for agents whose turn
     /// result carries no usage.
     pub usage_prompt: Option<UsagePrompt>,
+    /// The client's settings and endpoint, for a confined task.
+    pub state: ClientState,
+    /// The command line it runs, for the task's sandbox profile.
+    pub command: String,
 }
 
 /// A prompt asking for the session's token total, and its reader.
@@ -86,6 +93,8 @@ impl Launch {
             env: Vec::new(),
             shown: command.to_owned(),
             usage_prompt: None,
+            state: ClientState::default(),
+            command: command.to_owned(),
         })
     }
 }
@@ -103,6 +112,10 @@ impl Acp {
 }
 
 impl Backend for Acp {
+    fn client(&self) -> (ClientState, Option<String>) {
+        (self.launch.state, Some(self.launch.command.clone()))
+    }
+
     fn name(&self) -> &'static str {
         self.launch.name
     }
@@ -118,11 +131,9 @@ impl Backend for Acp {
     ) -> BoxFuture<'a, Result<Vec<TaskProposal>, String>> {
         Box::pin(async move {
             let deadline = super::process::deadline_in(PLAN_SECS);
-            let env = brief.env();
             let turn = turn(
                 &self.launch,
-                &brief.dir,
-                &env,
+                &brief.place(),
                 prompt::plan(brief),
                 deadline,
                 hooks,
@@ -144,8 +155,7 @@ impl Backend for Acp {
             }
             let turn = turn(
                 &self.launch,
-                &job.worktree,
-                &job.env(),
+                &job.place(),
                 prompt::task(job),
                 job.deadline,
                 hooks,
@@ -224,18 +234,23 @@ enum FromAgent {
 /// deadline, and stops the agent.
 pub async fn turn(
     launch: &Launch,
-    dir: &Path,
-    env: &[(String, String)],
+    place: &Place<'_>,
     text: String,
     deadline: Instant,
     hooks: &dyn Hooks,
     task: Option<&str>,
 ) -> Turn {
+    let (dir, env) = (place.dir, place.env.as_slice());
     let mut env = env.to_vec();
     env.extend(launch.env.iter().cloned());
-    let mut agent = match stdio::spawn(&launch.program, &launch.args, dir, &env, &|pgid| {
-        hooks.process_started(pgid)
-    }) {
+    let mut agent = match stdio::spawn(
+        &launch.program,
+        &launch.args,
+        dir,
+        &env,
+        place.confinement,
+        &|pgid| hooks.process_started(pgid),
+    ) {
         Ok(a) => a,
         Err(e) => {
             return Turn {

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::{
-    AgentError, Backend, BoxFuture, Brief, Hooks, Job, Report, launch_command, prompt, stdio,
+    AgentError, Backend, BoxFuture, Brief, Hooks, Job, Place, Report, launch_command, prompt, stdio,
 };
 
 /// How long planning may take.
@@ -48,17 +48,23 @@ impl Claude {
 
     async fn session(
         &self,
-        dir: &std::path::Path,
-        env: &[(String, String)],
+        place: &Place<'_>,
         text: String,
         deadline: Instant,
         hooks: &dyn Hooks,
         task: Option<&str>,
     ) -> Outcome {
+        let (dir, env) = (place.dir, place.env.as_slice());
+        let in_dir = place
+            .confinement
+            .handed_dir()
+            .map(std::path::Path::to_owned)
+            .unwrap_or_else(std::env::temp_dir);
         let settings = match tempfile::Builder::new()
             .prefix("omk-claude-settings")
             .suffix(".json")
-            .tempfile()
+            .permissions(crate::atomic::permissions(0o644))
+            .tempfile_in(in_dir)
             .and_then(|mut f| {
                 use std::io::Write;
                 f.write_all(SETTINGS.as_bytes())?;
@@ -97,9 +103,14 @@ impl Claude {
             ),
             ("DISABLE_AUTOUPDATER".to_owned(), "1".to_owned()),
         ]);
-        let mut agent = match stdio::spawn(&launch.program, &launch.args, dir, &env, &|pgid| {
-            hooks.process_started(pgid)
-        }) {
+        let mut agent = match stdio::spawn(
+            &launch.program,
+            &launch.args,
+            dir,
+            &env,
+            place.confinement,
+            &|pgid| hooks.process_started(pgid),
+        ) {
             Ok(a) => a,
             Err(e) => return Outcome::failed(e),
         };
@@ -310,6 +321,11 @@ fn clip_value(v: &Value) -> Value {
 }
 
 impl Backend for Claude {
+    fn client(&self) -> (crate::sandbox::ClientState, Option<String>) {
+        let c = &super::doctor::CLAUDE;
+        (c.state, Some(c.command(self.command.as_deref())))
+    }
+
     fn name(&self) -> &'static str {
         "claude"
     }
@@ -324,10 +340,9 @@ impl Backend for Claude {
         hooks: &'a dyn Hooks,
     ) -> BoxFuture<'a, Result<Vec<TaskProposal>, String>> {
         Box::pin(async move {
-            let env = brief.env();
             let deadline = super::process::deadline_in(PLAN_SECS);
             let out = self
-                .session(&brief.dir, &env, prompt::plan(brief), deadline, hooks, None)
+                .session(&brief.place(), prompt::plan(brief), deadline, hooks, None)
                 .await;
             match (&out.error, out.is_error, out.result.is_some()) {
                 (None, false, true) => Ok(prompt::read_plan(out.message(), hooks)),
@@ -344,8 +359,7 @@ impl Backend for Claude {
         Box::pin(async move {
             let out = self
                 .session(
-                    &job.worktree,
-                    &job.env(),
+                    &job.place(),
                     prompt::task(job),
                     job.deadline,
                     hooks,

@@ -28,7 +28,9 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::stdio::{self, Outcome};
-use super::{AgentError, Backend, BoxFuture, Brief, Hooks, Job, Report, launch_command, prompt};
+use super::{
+    AgentError, Backend, BoxFuture, Brief, Hooks, Job, Place, Report, launch_command, prompt,
+};
 
 /// How long planning may take.
 pub const PLAN_SECS: u64 = 600;
@@ -90,22 +92,27 @@ impl Conn {
 impl Codex {
     async fn session(
         &self,
-        dir: &std::path::Path,
-        env: &[(String, String)],
+        place: &Place<'_>,
         text: String,
         deadline: Instant,
         hooks: &dyn Hooks,
         task: Option<&str>,
     ) -> Outcome {
+        let (dir, env) = (place.dir, place.env.as_slice());
         let launch = launch_command(
             "codex",
             &super::doctor::CODEX,
             self.command.as_deref(),
             &["app-server"],
         );
-        let mut agent = match stdio::spawn(&launch.program, &launch.args, dir, env, &|pgid| {
-            hooks.process_started(pgid)
-        }) {
+        let mut agent = match stdio::spawn(
+            &launch.program,
+            &launch.args,
+            dir,
+            env,
+            place.confinement,
+            &|pgid| hooks.process_started(pgid),
+        ) {
             Ok(a) => a,
             Err(e) => {
                 return Outcome::failed(e);
@@ -342,6 +349,11 @@ fn inner_command(raw: &str) -> String {
 }
 
 impl Backend for Codex {
+    fn client(&self) -> (crate::sandbox::ClientState, Option<String>) {
+        let c = &super::doctor::CODEX;
+        (c.state, Some(c.command(self.command.as_deref())))
+    }
+
     fn name(&self) -> &'static str {
         "codex"
     }
@@ -356,10 +368,9 @@ impl Backend for Codex {
         hooks: &'a dyn Hooks,
     ) -> BoxFuture<'a, Result<Vec<TaskProposal>, String>> {
         Box::pin(async move {
-            let env = brief.env();
             let deadline = super::process::deadline_in(PLAN_SECS);
             let out = self
-                .session(&brief.dir, &env, prompt::plan(brief), deadline, hooks, None)
+                .session(&brief.place(), prompt::plan(brief), deadline, hooks, None)
                 .await;
             out.into_plan("completed", "Codex", hooks)
         })
@@ -369,8 +380,7 @@ impl Backend for Codex {
         Box::pin(async move {
             let out = self
                 .session(
-                    &job.worktree,
-                    &job.env(),
+                    &job.place(),
                     prompt::task(job),
                     job.deadline,
                     hooks,

@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{AgentError, AgentSpec, kimi};
+use crate::sandbox::ClientState;
 
 /// One client's state.
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +49,8 @@ pub struct Client {
     /// (another under the same name, or a stub), newest first, and what to
     /// say then.
     pub not_from: &'static [((u64, u64, u64), &'static str)],
+    /// Its settings, credentials and model endpoint, for a confined task.
+    pub state: ClientState,
 }
 
 pub const KIMI: Client = Client {
@@ -58,6 +61,14 @@ pub const KIMI: Client = Client {
     update: "npm install -g @moonshot-ai/kimi-code@latest",
     min_version: (2, 1, 0),
     not_from: &[],
+    state: ClientState {
+        dir_env: Some("KIMI_CODE_HOME"),
+        home_dir: ".kimi-code",
+        files: &["config.toml", "credentials"],
+        home_files: &[],
+        endpoint_env: &["KIMI_MODEL_BASE_URL"],
+        default_endpoints: &["https://api.moonshot.ai", "https://api.kimi.com"],
+    },
 };
 /// The legacy Kimi CLI (Python, 1.x), driven over its wire protocol. Kimi
 /// Code 2.x installs a `kimi` too, without wire mode.
@@ -68,6 +79,14 @@ pub const KIMI_WIRE: Client = Client {
     install: "install the legacy Kimi CLI (`uv tool install kimi-cli==1.51.0`, or `pip install kimi-cli==1.51.0` with Python ≥ 3.12)",
     update: "uv tool upgrade kimi-cli",
     min_version: (1, 25, 0),
+    state: ClientState {
+        dir_env: Some("KIMI_SHARE_DIR"),
+        home_dir: ".kimi",
+        files: &["config.toml", "credentials"],
+        home_files: &[],
+        endpoint_env: &["KIMI_BASE_URL"],
+        default_endpoints: &["https://api.moonshot.ai", "https://api.kimi.com"],
+    },
     not_from: &[
         (
             (2, 0, 0),
@@ -87,6 +106,14 @@ pub const CLAUDE: Client = Client {
     update: "npm install -g @anthropic-ai/claude-code@latest",
     min_version: (2, 1, 0),
     not_from: &[],
+    state: ClientState {
+        dir_env: None,
+        home_dir: ".claude",
+        files: &["settings.json", ".credentials.json"],
+        home_files: &[".claude.json"],
+        endpoint_env: &["ANTHROPIC_BASE_URL"],
+        default_endpoints: &["https://api.anthropic.com"],
+    },
 };
 pub const CODEX: Client = Client {
     agent: "codex",
@@ -96,6 +123,14 @@ pub const CODEX: Client = Client {
     update: "npm install -g @openai/codex@latest",
     min_version: (0, 169, 0),
     not_from: &[],
+    state: ClientState {
+        dir_env: Some("CODEX_HOME"),
+        home_dir: ".codex",
+        files: &["config.toml", "auth.json"],
+        home_files: &[],
+        endpoint_env: &["OPENAI_BASE_URL"],
+        default_endpoints: &["https://api.openai.com", "https://chatgpt.com"],
+    },
 };
 
 impl Client {

@@ -43,6 +43,13 @@ impl Exec {
 }
 
 impl Backend for Exec {
+    fn client(&self) -> (crate::sandbox::ClientState, Option<String>) {
+        (
+            crate::sandbox::ClientState::default(),
+            Some(self.command.clone()),
+        )
+    }
+
     fn name(&self) -> &'static str {
         "exec"
     }
@@ -64,6 +71,7 @@ impl Backend for Exec {
                 &self.command,
                 &brief.dir,
                 &env,
+                &brief.confinement,
                 Some(stdin),
                 super::process::deadline_in(PLAN_SECS),
                 &|pgid| hooks.process_started(pgid),
@@ -100,6 +108,7 @@ impl Backend for Exec {
                 &self.command,
                 &job.worktree,
                 &job.env(),
+                &job.confinement,
                 Some(stdin),
                 job.deadline,
                 &|pgid| hooks.process_started(pgid),

@@ -10,7 +10,9 @@ use omk_gate_sdk::TaskProposal;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::{Backend, BoxFuture, Brief, Hooks, Job, Report, kimi, launch_command, prompt, stdio};
+use super::{
+    Backend, BoxFuture, Brief, Hooks, Job, Place, Report, kimi, launch_command, prompt, stdio,
+};
 
 /// The print-mode backend.
 #[derive(Debug)]
@@ -27,13 +29,13 @@ impl KimiPrint {
 
     async fn session(
         &self,
-        dir: &std::path::Path,
-        env: &[(String, String)],
+        place: &Place<'_>,
         text: &str,
         deadline: Instant,
         hooks: &dyn Hooks,
         task: Option<&str>,
     ) -> (Report, String) {
+        let (dir, env) = (place.dir, place.env.as_slice());
         let launch = launch_command(
             "kimi-print",
             &super::doctor::KIMI,
@@ -43,9 +45,14 @@ impl KimiPrint {
         let mut env = env.to_vec();
         env.extend(kimi::quiet_env());
         let mut report = Report::default();
-        let mut agent = match stdio::spawn(&launch.program, &launch.args, dir, &env, &|pgid| {
-            hooks.process_started(pgid)
-        }) {
+        let mut agent = match stdio::spawn(
+            &launch.program,
+            &launch.args,
+            dir,
+            &env,
+            place.confinement,
+            &|pgid| hooks.process_started(pgid),
+        ) {
             Ok(a) => a,
             Err(e) => {
                 report.output_tail = e;
@@ -90,6 +97,11 @@ impl KimiPrint {
 }
 
 impl Backend for KimiPrint {
+    fn client(&self) -> (crate::sandbox::ClientState, Option<String>) {
+        let c = &super::doctor::KIMI;
+        (c.state, Some(c.command(self.command.as_deref())))
+    }
+
     fn name(&self) -> &'static str {
         "kimi-print"
     }
@@ -104,17 +116,9 @@ impl Backend for KimiPrint {
         hooks: &'a dyn Hooks,
     ) -> BoxFuture<'a, Result<Vec<TaskProposal>, String>> {
         Box::pin(async move {
-            let env = brief.env();
             let deadline = super::process::deadline_in(super::acp::PLAN_SECS);
             let (report, last) = self
-                .session(
-                    &brief.dir,
-                    &env,
-                    &prompt::plan(brief),
-                    deadline,
-                    hooks,
-                    None,
-                )
+                .session(&brief.place(), &prompt::plan(brief), deadline, hooks, None)
                 .await;
             if !report.succeeded() {
                 return Err(format!(
@@ -136,8 +140,7 @@ impl Backend for KimiPrint {
             }
             let (mut report, last) = self
                 .session(
-                    &job.worktree,
-                    &job.env(),
+                    &job.place(),
                     &prompt::task(job),
                     job.deadline,
                     hooks,

@@ -44,6 +44,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::sandbox::{ClientState, Confinement};
+
 /// A boxed future, for trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -134,6 +136,8 @@ pub fn launch_command(
         env: Vec::new(),
         shown: format!("{command} {}", args.join(" ")),
         usage_prompt: None,
+        state: client.state,
+        command,
     }
 }
 
@@ -163,9 +167,30 @@ pub struct Brief {
     /// A checkout of the goal's base commit to look at.
     pub dir: PathBuf,
     pub policy_roots: Vec<String>,
+    /// How the planning session's processes are confined.
+    #[serde(skip)]
+    pub confinement: Confinement,
+}
+
+/// Where an agent's processes run: their folder, their environment, and
+/// the confinement every process started there gets.
+#[derive(Debug)]
+pub struct Place<'a> {
+    pub dir: &'a Path,
+    pub env: Vec<(String, String)>,
+    pub confinement: &'a Confinement,
 }
 
 impl Brief {
+    /// Where the planning session runs.
+    pub fn place(&self) -> Place<'_> {
+        Place {
+            dir: &self.dir,
+            env: self.env(),
+            confinement: &self.confinement,
+        }
+    }
+
     /// The environment of an agent's planning session.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
@@ -192,9 +217,20 @@ pub struct Job {
     /// `KEY=VALUE` set in the agent's environment so a later omk can
     /// recognise its processes (see [`process::alive_with_marker`]).
     pub lease_marker: (String, String),
+    /// How every process of the task is confined.
+    pub confinement: Confinement,
 }
 
 impl Job {
+    /// Where the task's agent runs.
+    pub fn place(&self) -> Place<'_> {
+        Place {
+            dir: &self.worktree,
+            env: self.env(),
+            confinement: &self.confinement,
+        }
+    }
+
     /// The environment every agent process gets.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
@@ -266,6 +302,14 @@ pub trait Backend: Send + Sync {
 
     /// Runs one task in its worktree until it exits or its deadline.
     fn run<'a>(&'a self, job: &'a Job, hooks: &'a dyn Hooks) -> BoxFuture<'a, Report>;
+
+    /// The client it starts, for a confined task's profile: where it keeps
+    /// its settings and talks to its model, and its command line (the
+    /// programs and files it names are readable). Nothing for a backend
+    /// that starts no client of its own.
+    fn client(&self) -> (ClientState, Option<String>) {
+        (ClientState::default(), None)
+    }
 }
 
 /// Lines an agent prints to talk to omk.

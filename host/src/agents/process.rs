@@ -10,6 +10,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::time::Instant;
 
+use crate::sandbox::Confinement;
+
 /// How much of a command's output is kept for evidence.
 pub const TAIL_BYTES: usize = 16 * 1024;
 
@@ -66,14 +68,16 @@ impl Finished {
     }
 }
 
-/// Runs `sh -c command` in `dir` with `env`, feeding `stdin`, calling
-/// `on_line` with every stdout line, until it exits or `deadline` passes
-/// (then its whole process group is killed). `started` receives the
-/// process group id as soon as it exists.
+/// Runs `sh -c command` in `dir` with `env`, confined by `confinement`,
+/// feeding `stdin`, calling `on_line` with every stdout line, until it
+/// exits or `deadline` passes (then its whole process group is killed).
+/// `started` receives the process group id as soon as it exists.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_shell(
     command: &str,
     dir: &Path,
     env: &[(String, String)],
+    confinement: &Confinement,
     stdin: Option<Vec<u8>>,
     deadline: Instant,
     started: &(dyn Fn(u32) + Send + Sync),
@@ -93,6 +97,7 @@ pub async fn run_shell(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    confinement.apply(&mut cmd);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -222,6 +227,7 @@ mod tests {
             "read x; echo got $x; echo err >&2; exit 3",
             dir.path(),
             &[],
+            &Confinement::none(),
             Some(b"hello\n".to_vec()),
             deadline_in(10),
             &|_| {},
@@ -243,6 +249,7 @@ mod tests {
             &cmd,
             dir.path(),
             &[],
+            &Confinement::none(),
             None,
             Instant::now() + Duration::from_millis(300),
             &|_| {},

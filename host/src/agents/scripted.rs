@@ -210,6 +210,7 @@ async fn perform(job: &Job, hooks: &dyn Hooks, step: &Step) -> String {
                 run,
                 &job.worktree,
                 &env,
+                &job.confinement,
                 None,
                 job.deadline,
                 &|pgid| hooks.process_started(pgid),

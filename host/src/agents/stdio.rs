@@ -20,6 +20,7 @@ use omk_gate_sdk::TaskProposal;
 
 use super::process::{GroupGuard, Tail};
 use super::{Hooks, Report, prompt};
+use crate::sandbox::Confinement;
 
 /// The longest line omk reads from an agent (16 MiB).
 pub const MAX_LINE: usize = 16 << 20;
@@ -88,12 +89,14 @@ pub struct Agent {
     _guard: GroupGuard,
 }
 
-/// Starts `program args…` in `dir` with `env` added, its stdio piped.
+/// Starts `program args…` in `dir` with `env` added, confined by
+/// `confinement`, its stdio piped.
 pub fn spawn(
     program: &Path,
     args: &[String],
     dir: &Path,
     env: &[(String, String)],
+    confinement: &Confinement,
     started: &(dyn Fn(u32) + Send + Sync),
 ) -> Result<Agent, String> {
     let mut cmd = Command::new(program);
@@ -105,6 +108,7 @@ pub fn spawn(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    confinement.apply(&mut cmd);
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start `{}`: {e}", program.display()))?;
@@ -267,7 +271,15 @@ mod tests {
             MAX_LINE + 10
         );
         let dir = std::env::temp_dir();
-        let mut agent = spawn(Path::new("sh"), &["-c".into(), script], &dir, &[], &|_| {}).unwrap();
+        let mut agent = spawn(
+            Path::new("sh"),
+            &["-c".into(), script],
+            &dir,
+            &[],
+            &Confinement::none(),
+            &|_| {},
+        )
+        .unwrap();
         let mut lines = agent.lines().unwrap();
         let mut got = Vec::new();
         while let Some(l) = lines.next_line().await.unwrap() {

@@ -55,7 +55,9 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::stdio::{self, Outcome};
-use super::{Backend, BoxFuture, Brief, Hooks, Job, Report, launch_command, prompt, relative_to};
+use super::{
+    Backend, BoxFuture, Brief, Hooks, Job, Place, Report, launch_command, prompt, relative_to,
+};
 
 /// The wire protocol version omk speaks.
 pub const PROTOCOL_VERSION: &str = "1.10";
@@ -602,13 +604,13 @@ fn error_text(msg: &Value) -> Option<String> {
 impl KimiWire {
     async fn session(
         &self,
-        dir: &Path,
-        env: &[(String, String)],
+        place: &Place<'_>,
         text: String,
         deadline: Instant,
         hooks: &dyn Hooks,
         task: Option<&str>,
     ) -> Outcome {
+        let (dir, env) = (place.dir, place.env.as_slice());
         let launch = launch_command(
             "kimi-wire",
             &super::doctor::KIMI_WIRE,
@@ -617,9 +619,14 @@ impl KimiWire {
         );
         let mut env = env.to_vec();
         env.push(("KIMI_CLI_NO_AUTO_UPDATE".into(), "1".into()));
-        let mut agent = match stdio::spawn(&launch.program, &launch.args, dir, &env, &|pgid| {
-            hooks.process_started(pgid)
-        }) {
+        let mut agent = match stdio::spawn(
+            &launch.program,
+            &launch.args,
+            dir,
+            &env,
+            place.confinement,
+            &|pgid| hooks.process_started(pgid),
+        ) {
             Ok(a) => a,
             Err(e) => {
                 return Outcome::failed(e);
@@ -731,6 +738,11 @@ impl KimiWire {
 }
 
 impl Backend for KimiWire {
+    fn client(&self) -> (crate::sandbox::ClientState, Option<String>) {
+        let c = &super::doctor::KIMI_WIRE;
+        (c.state, Some(c.command(self.command.as_deref())))
+    }
+
     fn name(&self) -> &'static str {
         "kimi-wire"
     }
@@ -745,10 +757,9 @@ impl Backend for KimiWire {
         hooks: &'a dyn Hooks,
     ) -> BoxFuture<'a, Result<Vec<TaskProposal>, String>> {
         Box::pin(async move {
-            let env = brief.env();
             let deadline = super::process::deadline_in(super::acp::PLAN_SECS);
             let out = self
-                .session(&brief.dir, &env, prompt::plan(brief), deadline, hooks, None)
+                .session(&brief.place(), prompt::plan(brief), deadline, hooks, None)
                 .await;
             out.into_plan("finished", "Kimi", hooks)
         })
@@ -766,8 +777,7 @@ impl Backend for KimiWire {
             }
             let out = self
                 .session(
-                    &job.worktree,
-                    &job.env(),
+                    &job.place(),
                     prompt::task(job),
                     job.deadline,
                     hooks,

@@ -138,6 +138,8 @@ async fn integration_tests(
         demo::TEST_COMMAND,
         &dir,
         &[],
+        // The demo's own check of what it merged, not a task's.
+        &crate::sandbox::Confinement::none(),
         None,
         deadline_in(60),
         &|_| {},

@@ -69,12 +69,15 @@ pub fn run(a: DoctorArgs) -> Result<Outcome> {
                    "usable": problem.is_none(), "problem": problem})
     })
     .collect();
+    let (abi, rules) = crate::sandbox::kernel_rules();
+    let sandbox = json!({"landlock_abi": abi, "needs_abi": crate::sandbox::REQUIRED_ABI,
+                         "usable": rules.iter().all(|r| r.usable), "rules": rules});
     if a.json {
         outln!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "agents": agents, "acp": "any ACP agent: `--agent acp:CMD`",
-                "toolchains": toolchains, "dirs": dirs}))?
+                "toolchains": toolchains, "dirs": dirs, "sandbox": sandbox}))?
         );
         return Ok(Outcome::Ok);
     }
@@ -109,6 +112,24 @@ pub fn run(a: DoctorArgs) -> Result<Outcome> {
         if let Some(h) = t["help"].as_str() {
             outln!("           help: {h}");
         }
+    }
+    outln!(
+        "confinement of task processes (Landlock ABI {abi} here; omk needs {})",
+        crate::sandbox::REQUIRED_ABI
+    );
+    for r in &rules {
+        let mark = if r.usable { "ok " } else { "no " };
+        let needs = if r.needs_abi > 0 {
+            format!("Landlock ABI {}", r.needs_abi)
+        } else {
+            "seccomp".to_owned()
+        };
+        outln!("  {mark} {:<58}{needs}", r.rule);
+    }
+    if sandbox["usable"] != true {
+        outln!(
+            "           help: agents will not start confined; upgrade the kernel (Linux 6.12+), or set `[sandbox] mode = \"off\"` in .omk/gates.toml (the proof lists the gap)"
+        );
     }
     outln!("directories");
     for d in &dirs {

@@ -484,19 +484,18 @@ pub(super) fn executor(
     // A missing client, a wrong version or no credentials: say so before
     // any task starts.
     crate::agents::doctor::preflight(&spec)?;
-    let gates = GateSet::for_project(&session.goal.project_dir)?;
+    let project = session.goal.project_dir.clone();
+    let gates = GateSet::for_project(&project)?;
+    let mut opts = ExecOptions::from_env(keep_failed);
+    opts.sandbox = crate::gates::GatesConfig::for_project(&project)?.sandbox;
+    // Fail closed before any task: the kernel must enforce every rule.
+    crate::sandbox::check_kernel(&opts.sandbox)?;
     let observer: Box<dyn Observer> = if quiet {
         Box::new(Quiet)
     } else {
         Box::new(Printer::new())
     };
-    Ok(Executor::new(
-        session,
-        gates,
-        backend,
-        ExecOptions::from_env(keep_failed),
-        observer,
-    )?)
+    Ok(Executor::new(session, gates, backend, opts, observer)?)
 }
 
 fn execute(store: &GoalStore, a: ExecuteArgs) -> Result<Outcome> {

@@ -207,6 +207,7 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
     let mut gates: BTreeMap<(String, String), GateUse> = BTreeMap::new();
     let mut audit = BTreeSet::new();
     let mut no_live_gating = BTreeSet::new();
+    let mut unconfined = BTreeSet::new();
     // Actions an agent took without asking: agent -> how many.
     let mut unjudged: BTreeMap<String, usize> = BTreeMap::new();
     // The last outcome verdict of each task: gate -> accepted.
@@ -281,8 +282,14 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
                 }
             }
             kinds::TASK_REJECTED => rejected_proposals += 1,
-            kinds::TASK_STARTED if p.get("live_gating") == Some(&Value::Bool(false)) => {
-                no_live_gating.insert(s("agent"));
+            kinds::TASK_STARTED => {
+                if p.get("live_gating") == Some(&Value::Bool(false)) {
+                    no_live_gating.insert(s("agent"));
+                }
+                // Tasks from before confinement carry no profile.
+                if p["sandbox"]["mode"] != "enforce" {
+                    unconfined.insert(s("task_id"));
+                }
             }
             kinds::AGENT_NOTE if s("note") == "unjudged_action" => {
                 let agent = e.actor.strip_prefix("agent:").unwrap_or(&e.actor);
@@ -354,6 +361,12 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
     for (agent, n) in &unjudged {
         known_gaps.push(format!(
             "agent `{agent}` took {n} action(s) without asking omk (it approved itself): they were judged only through the outcome"
+        ));
+    }
+    if !unconfined.is_empty() {
+        known_gaps.push(format!(
+            "task(s) {} ran unconfined (`[sandbox] mode = \"off\"`, or an omk from before confinement): the kernel did not hold their processes to their profile",
+            unconfined.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
         ));
     }
     for g in &audit {

@@ -43,6 +43,8 @@ use crate::goal::{GoalError, GoalPhase, GoalStatus, MergePolicy, Request, Sessio
 use crate::graph::TaskStatus;
 use crate::proof::inputs::Subject;
 use crate::proof::kinds;
+use crate::sandbox::proxy::{Gatekeeper, Proxy};
+use crate::sandbox::{Confinement, Profile, ProfileInputs, SandboxError, SandboxSettings};
 use crate::worktree::{self, Merge};
 
 /// Settings of a run, from the environment.
@@ -54,6 +56,8 @@ pub struct ExecOptions {
     pub check_timeout_secs: u64,
     /// Keep the worktree of a task that failed for good.
     pub keep_failed: bool,
+    /// How task processes are confined (`[sandbox]`).
+    pub sandbox: SandboxSettings,
 }
 
 impl ExecOptions {
@@ -71,6 +75,7 @@ impl ExecOptions {
             lease_secs: num("OMK_GOAL_AGENT_LEASE_SECS", 30),
             check_timeout_secs: num("OMK_CHECK_TIMEOUT_SECS", 600),
             keep_failed,
+            sandbox: SandboxSettings::new(),
         }
     }
 }
@@ -187,6 +192,65 @@ impl Executor {
         }
     }
 
+    /// The sandbox of one run: the profile of task `task` (of planning,
+    /// with `None`), its private folders prepared, and the egress proxy it
+    /// reaches the network through, judging with `gate`. `tree` is the
+    /// task's worktree, or the checkout planning reads.
+    async fn sandbox(
+        &self,
+        task: Option<&TaskProposal>,
+        tree: &std::path::Path,
+        gate: Arc<dyn Gatekeeper>,
+    ) -> Result<(Profile, Option<Proxy>), SandboxError> {
+        let settings = &self.opts.sandbox;
+        if settings.mode == crate::sandbox::SandboxMode::Off {
+            return Ok((Profile::off(), None));
+        }
+        let proxy = if settings.network {
+            Some(Proxy::start(gate).await.map_err(|e| SandboxError {
+                message: format!("cannot start the egress proxy: {e}"),
+            })?)
+        } else {
+            None
+        };
+        let (client, command) = self.backend.client();
+        let mut commands: Vec<String> = command.into_iter().collect();
+        if let Some(t) = task {
+            commands.extend(
+                t.acceptance
+                    .iter()
+                    .filter_map(|c| c.trim().strip_prefix("run:"))
+                    .map(|c| c.trim().to_owned()),
+            );
+        }
+        let task_dir = self.session().dir().join("sandbox").join(match task {
+            Some(t) => worktree::branch_safe(&t.id),
+            None => "_plan".into(),
+        });
+        let private: Vec<PathBuf> = [
+            crate::dirs::state_dir(),
+            crate::dirs::cache_dir(),
+            crate::dirs::config_dir(),
+            Some(self.repo.clone()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let profile = Profile::derive(&ProfileInputs {
+            settings,
+            worktree: task.map(|_| tree),
+            read_only_tree: task.is_none().then_some(tree),
+            git_dir: self.git(|| worktree::git_common_dir(&self.repo)).ok(),
+            task_dir: &task_dir,
+            commands,
+            client,
+            proxy: proxy.as_ref().map(Proxy::addr),
+            private,
+            env: std::env::vars().collect(),
+        })?;
+        Ok((profile, proxy))
+    }
+
     fn worktree_path(&self, task_id: &str) -> PathBuf {
         self.session()
             .dir()
@@ -205,11 +269,20 @@ impl Executor {
                 goal: s.goal.normalized_goal.clone(),
                 dir,
                 policy_roots: s.goal.policy_roots.clone(),
+                confinement: Confinement::none(),
             };
             (brief, TaskHooks::planning(self.clone()))
         };
+        let mut brief = brief;
         self.git(|| worktree::create_detached(&self.repo, &brief.dir, &self.base))
             .map_err(|e| GoalError::state(e.to_string(), "check the project's git repository"))?;
+        let gate = Arc::new(PlanGate(std::sync::OnceLock::new()));
+        let (profile, _proxy) = self
+            .sandbox(None, &brief.dir, gate.clone())
+            .await
+            .map_err(sandbox_error)?;
+        let _ = gate.0.set(profile.hosts.clone());
+        brief.confinement = Confinement::prepare(&profile).map_err(sandbox_error)?;
         let planned = self.backend.plan(&brief, &hooks).await;
         let _ = self.git(|| worktree::remove(&self.repo, &brief.dir));
         let proposals = planned.map_err(|e| {
@@ -596,6 +669,18 @@ impl Executor {
         let wt = self.worktree_path(id);
         let branch = worktree::task_branch(&self.goal_id, id);
         let token = lease_token(id);
+        // The sandbox first, so that `task_started` records its profile.
+        let Some(planned) = self.session().graph.get(id).map(|t| t.as_proposal()) else {
+            return Ok(());
+        };
+        let gate = Arc::new(TaskGate(std::sync::OnceLock::new()));
+        let (profile, _proxy) = match self.sandbox(Some(&planned), &wt, gate.clone()).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail_or_retry(id, &e.to_string(), "omk.sandbox", false)?;
+                return Ok(());
+            }
+        };
         let (task, attempt, ctx) = {
             let mut s = self.session();
             let now = Utc::now();
@@ -616,7 +701,7 @@ impl Executor {
                 kinds::OMK,
                 json!({"task_id": id, "attempt": attempt, "branch": branch, "worktree": wt,
                        "lease_expires_at": lease, "agent": self.backend.name(),
-                       "live_gating": self.backend.live_gating()}),
+                       "live_gating": self.backend.live_gating(), "sandbox": profile}),
             )?;
             // Durable before any work starts.
             s.sync()?;
@@ -637,6 +722,14 @@ impl Executor {
             )?;
             return Ok(());
         }
+        // The rules open the paths they name: the worktree exists now.
+        let confinement = match Confinement::prepare(&profile) {
+            Ok(c) => c,
+            Err(e) => {
+                self.end_attempt(id, &wt, &e.to_string(), "omk.sandbox", false)?;
+                return Ok(());
+            }
+        };
         let started = std::time::Instant::now();
         let job = Job {
             goal_id: self.goal_id.clone(),
@@ -646,15 +739,21 @@ impl Executor {
             worktree: wt.clone(),
             deadline: tokio::time::Instant::now() + Duration::from_secs(task.budget_secs),
             lease_marker: ("OMK_LEASE".into(), token),
+            confinement,
         };
-        let hooks = TaskHooks {
+        let hooks = Arc::new(TaskHooks {
             exec: self.clone(),
             task: Some(task.clone()),
             ctx: ctx.clone(),
             worktree: wt.clone(),
-        };
+            hosts: std::sync::OnceLock::new(),
+        });
+        if profile.mode == crate::sandbox::SandboxMode::Enforce {
+            let _ = hooks.hosts.set(profile.hosts.clone());
+        }
+        let _ = gate.0.set(hooks.clone());
         let report = tokio::select! {
-            r = self.backend.run(&job, &hooks) => r,
+            r = self.backend.run(&job, &*hooks) => r,
             _ = self.renew_lease(id) => unreachable!("lease renewal never ends"),
         };
         self.record_spend(id, &report, started.elapsed())?;
@@ -682,7 +781,9 @@ impl Executor {
             return Ok(());
         }
 
-        let outcome = self.outcome(&task, &wt, &report).await?;
+        let outcome = self
+            .outcome(&task, &wt, &report, &hooks, &job.confinement)
+            .await?;
         let verdict = self.gates.judge_outcome(&ctx, &task, &outcome);
         self.record(
             &ctx,
@@ -715,7 +816,7 @@ impl Executor {
             task.id,
             self.goal_id
         );
-        let commit = match worktree::commit(&wt, &message) {
+        let commit = match worktree::commit(&self.repo, &wt, &message) {
             Ok(c) => c,
             Err(e) => {
                 self.end_attempt(
@@ -862,23 +963,40 @@ impl Executor {
     }
 
     /// Changed files, checks and evidence of a finished attempt.
+    /// What the task's attempt came to: every `run:` check judged as a
+    /// command by the gates, then run confined like the agent; then the
+    /// files changed, taken from git after the checks, so that whatever a
+    /// check wrote is judged with the rest.
     async fn outcome(
         &self,
         task: &TaskProposal,
         wt: &std::path::Path,
         report: &Report,
+        hooks: &TaskHooks,
+        confinement: &Confinement,
     ) -> Result<TaskOutcome, GoalError> {
-        let changed_files = worktree::changes(wt, &self.base)
-            .map_err(|e| GoalError::state(e.to_string(), "check the task's worktree"))?
-            .into_iter()
-            .map(|c| c.path)
-            .collect::<Vec<_>>();
         let mut checks = Vec::new();
         for criterion in &task.acceptance {
             let Some(command) = criterion.trim().strip_prefix("run:").map(str::trim) else {
                 continue;
             };
             if command.is_empty() {
+                continue;
+            }
+            let permit = hooks.action(AgentAction {
+                task_id: task.id.clone(),
+                kind: omk_gate_sdk::ActionKind::RunCommand,
+                target: command.to_owned(),
+                detail: format!("the acceptance check `{}`", criterion.trim()),
+            });
+            if !permit.allowed {
+                checks.push(CheckResult {
+                    name: criterion.trim().to_owned(),
+                    command: command.to_owned(),
+                    exit_code: None,
+                    passed: false,
+                    output_tail: format!("refused by omk: {}", permit.reason.unwrap_or_default()),
+                });
                 continue;
             }
             let f = run_shell(
@@ -888,6 +1006,7 @@ impl Executor {
                     ("OMK_TASK_ID".to_owned(), task.id.clone()),
                     ("OMK_PHASE".to_owned(), "check".to_owned()),
                 ],
+                confinement,
                 None,
                 crate::agents::process::deadline_in(self.opts.check_timeout_secs),
                 &|_| {},
@@ -909,6 +1028,11 @@ impl Executor {
                 output_tail: crate::text::clip(&tail, 4000),
             });
         }
+        let changed_files = worktree::changes(&self.repo, wt, &self.base)
+            .map_err(|e| GoalError::state(e.to_string(), "check the task's worktree"))?
+            .into_iter()
+            .map(|c| c.path)
+            .collect::<Vec<_>>();
         let outcome = TaskOutcome {
             task_id: task.id.clone(),
             changed_files,
@@ -962,6 +1086,12 @@ impl Executor {
     }
 }
 
+/// A sandbox that cannot be set up stops the run, with the fix.
+fn sandbox_error(e: SandboxError) -> GoalError {
+    let help = e.help().unwrap_or_default();
+    GoalError::state(e.to_string(), help)
+}
+
 /// Whether a goal budget is used up, so no task may start.
 fn budget_spent(s: &Session) -> bool {
     let (l, sp) = (&s.goal.limits, &s.goal.spent);
@@ -999,6 +1129,9 @@ struct TaskHooks {
     task: Option<TaskProposal>,
     ctx: GoalContext,
     worktree: PathBuf,
+    /// When confined: the hosts its profile lets through the egress proxy;
+    /// a fetch elsewhere is refused before the gates are asked.
+    hosts: std::sync::OnceLock<Vec<String>>,
 }
 
 impl TaskHooks {
@@ -1008,8 +1141,86 @@ impl TaskHooks {
             task: None,
             ctx: GoalContext::default(),
             worktree: PathBuf::new(),
+            hosts: std::sync::OnceLock::new(),
         }
     }
+
+    /// omk's own refusal of an action, before the gates: logged like a
+    /// gate's.
+    fn refuse(
+        &self,
+        task: &TaskProposal,
+        action: &AgentAction,
+        code: &str,
+        reason: String,
+    ) -> Permit {
+        self.exec.log(
+            kinds::AGENT_ACTION,
+            &format!("agent:{}", self.exec.backend.name()),
+            json!({"task_id": task.id, "action": action, "allowed": false, "gate": "omk",
+                   "code": code, "reason": reason}),
+        );
+        self.exec.observer.progress(&Progress::Refused {
+            task: task.id.clone(),
+            target: action.target.clone(),
+            reason: reason.clone(),
+        });
+        Permit {
+            allowed: false,
+            reason: Some(reason),
+        }
+    }
+}
+
+/// The egress proxy's judge for a task: the task's hooks (set once they
+/// exist), so a destination is checked against the profile's hosts, judged
+/// by the gates as a `fetch-url` action, and logged.
+struct TaskGate(std::sync::OnceLock<Arc<TaskHooks>>);
+
+impl Gatekeeper for TaskGate {
+    fn destination(&self, url: &str) -> Result<(), String> {
+        let Some(hooks) = self.0.get() else {
+            return Err("the task has not started".into());
+        };
+        let Some(task) = &hooks.task else {
+            return Err("no task".into());
+        };
+        let permit = hooks.action(AgentAction {
+            task_id: task.id.clone(),
+            kind: omk_gate_sdk::ActionKind::FetchUrl,
+            target: url.to_owned(),
+            detail: "a connection through omk's egress proxy".into(),
+        });
+        if permit.allowed {
+            Ok(())
+        } else {
+            Err(permit.reason.unwrap_or_else(|| "refused".into()))
+        }
+    }
+}
+
+/// The egress proxy's judge while planning: the client's model endpoint
+/// and `[sandbox] hosts` only, since no task exists for the gates to judge.
+struct PlanGate(std::sync::OnceLock<Vec<String>>);
+
+impl Gatekeeper for PlanGate {
+    fn destination(&self, url: &str) -> Result<(), String> {
+        match self.0.get() {
+            Some(hosts) if host_allowed(hosts, url) => Ok(()),
+            _ => Err(format!(
+                "`{url}` is not the agent's model endpoint; while planning nothing else is reached"
+            )),
+        }
+    }
+}
+
+/// Whether `url`'s host and port match one of `hosts`.
+fn host_allowed(hosts: &[String], url: &str) -> bool {
+    crate::sandbox::host_port(url).is_some_and(|(h, p)| {
+        hosts
+            .iter()
+            .any(|pat| omk_core::sandbox::host_matches(pat, &h, p))
+    })
 }
 
 impl Hooks for TaskHooks {
@@ -1021,6 +1232,16 @@ impl Hooks for TaskHooks {
                 reason: Some("actions are not allowed while planning".into()),
             };
         };
+        if action.kind == omk_gate_sdk::ActionKind::FetchUrl
+            && let Some(hosts) = self.hosts.get()
+            && !host_allowed(hosts, &action.target)
+        {
+            let reason = format!(
+                "`{}` is not a host this task may reach (its model endpoint, or `[sandbox] hosts` in .omk/gates.toml)",
+                action.target
+            );
+            return self.refuse(task, &action, "omk.sandbox-host", reason);
+        }
         if action.kind.is_file_change() {
             // The file that would change, symlinks followed: agents that
             // write themselves (Claude, Codex, the Kimi CLI) follow them.
@@ -1038,16 +1259,7 @@ impl Hooks for TaskHooks {
                     action.target = real;
                 }
                 Err(reason) => {
-                    self.exec.log(
-                        kinds::AGENT_ACTION,
-                        &format!("agent:{}", self.exec.backend.name()),
-                        json!({"task_id": task.id, "action": action, "allowed": false, "gate": "omk",
-                               "code": "omk.outside-worktree", "reason": reason}),
-                    );
-                    return Permit {
-                        allowed: false,
-                        reason: Some(reason),
-                    };
+                    return self.refuse(task, &action, "omk.outside-worktree", reason);
                 }
             }
         }

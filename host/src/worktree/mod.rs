@@ -38,6 +38,8 @@ fn git(dir: &Path, args: &[&str]) -> Result<Output, GitError> {
             "-c",
             "core.autocrlf=false",
             "-c",
+            "core.fsmonitor=false",
+            "-c",
             &format!("user.name={AUTHOR_NAME}"),
             "-c",
             &format!("user.email={AUTHOR_EMAIL}"),
@@ -102,6 +104,15 @@ pub fn trailer_commits(repo: &Path, goal_id: &str) -> Result<Vec<(String, String
             Some((commit.to_owned(), message.to_owned()))
         })
         .collect())
+}
+
+/// The repository's git folder (shared by its worktrees), absolute.
+pub fn git_common_dir(repo: &Path) -> Result<PathBuf, GitError> {
+    let out = git_ok(
+        repo,
+        &["rev-parse", "--path-format=absolute", "--git-common-dir"],
+    )?;
+    Ok(PathBuf::from(out.trim()))
 }
 
 /// The commit `HEAD` points at.
@@ -211,12 +222,49 @@ pub struct Change {
     pub status: char,
 }
 
-/// Every path that differs in the worktree from `base`: committed by the
-/// agent, staged, changed or untracked (ignored files excluded). Stages
-/// everything as a side effect.
-pub fn changes(worktree: &Path, base: &str) -> Result<Vec<Change>, GitError> {
-    git_ok(worktree, &["add", "--all"])?;
-    let out = git_ok(
+/// A task's worktree as omk's own git commands address it: with its admin
+/// folder found from the repository's side (`<git>/worktrees/*/gitdir`
+/// naming `<worktree>/.git`) and passed explicitly, so that a `.git` file
+/// the agent rewrote to point elsewhere (at a folder of its own, with a
+/// config that runs commands) is never followed.
+fn task_git<'a>(repo: &Path, worktree: &'a Path) -> Result<(PathBuf, &'a Path), GitError> {
+    let common = git_common_dir(repo)?;
+    let want = worktree.join(".git");
+    let err = |detail: String| GitError {
+        args: "worktree admin folder".into(),
+        dir: worktree.to_owned(),
+        detail,
+    };
+    let entries = std::fs::read_dir(common.join("worktrees"))
+        .map_err(|e| err(format!("cannot read the repository's worktrees: {e}")))?;
+    for e in entries.flatten() {
+        let named = std::fs::read_to_string(e.path().join("gitdir")).unwrap_or_default();
+        if Path::new(named.trim()) == want {
+            return Ok((e.path(), worktree));
+        }
+    }
+    Err(err("git does not know this worktree".into()))
+}
+
+/// `git ARGS` on the task worktree `worktree` of `repo` (see [`task_git`]).
+fn task_git_ok(repo: &Path, worktree: &Path, args: &[&str]) -> Result<String, GitError> {
+    let (admin, wt) = task_git(repo, worktree)?;
+    let mut all = vec![
+        format!("--git-dir={}", admin.display()),
+        format!("--work-tree={}", wt.display()),
+    ];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    git_ok(worktree, &all)
+}
+
+/// Every path that differs in the task worktree from `base`: committed by
+/// the agent, staged, changed or untracked (ignored files excluded).
+/// Stages everything as a side effect.
+pub fn changes(repo: &Path, worktree: &Path, base: &str) -> Result<Vec<Change>, GitError> {
+    task_git_ok(repo, worktree, &["add", "--all"])?;
+    let out = task_git_ok(
+        repo,
         worktree,
         &[
             "diff",
@@ -238,19 +286,24 @@ pub fn changes(worktree: &Path, base: &str) -> Result<Vec<Change>, GitError> {
     Ok(changes)
 }
 
-/// Commits everything staged in the worktree; returns the new commit, or
+/// Commits everything in the task worktree; returns the new commit, or
 /// `None` when there was nothing to commit.
-pub fn commit(worktree: &Path, message: &str) -> Result<Option<String>, GitError> {
-    git_ok(worktree, &["add", "--all"])?;
-    let staged = git(worktree, &["diff", "--cached", "--quiet"])?;
-    if staged.status.success() {
+pub fn commit(repo: &Path, worktree: &Path, message: &str) -> Result<Option<String>, GitError> {
+    task_git_ok(repo, worktree, &["add", "--all"])?;
+    let staged = task_git_ok(repo, worktree, &["diff", "--cached", "--name-only"])?;
+    if staged.trim().is_empty() {
         return Ok(None);
     }
-    git_ok(
+    task_git_ok(
+        repo,
         worktree,
         &["commit", "--no-verify", "--quiet", "-m", message],
     )?;
-    Ok(Some(head_commit(worktree)?))
+    Ok(Some(
+        task_git_ok(repo, worktree, &["rev-parse", "--verify", "HEAD^{commit}"])?
+            .trim()
+            .to_owned(),
+    ))
 }
 
 /// The result of merging a task branch.
@@ -358,7 +411,7 @@ mod tests {
         create(r.path(), &wt, "omk/g/t1", &base).unwrap();
         std::fs::write(wt.join("a.txt"), "two\n").unwrap();
         std::fs::write(wt.join("new.txt"), "x").unwrap();
-        let ch = changes(&wt, &base).unwrap();
+        let ch = changes(r.path(), &wt, &base).unwrap();
         assert_eq!(
             ch,
             [
@@ -372,12 +425,12 @@ mod tests {
                 }
             ]
         );
-        let c = commit(&wt, "t1").unwrap().unwrap();
+        let c = commit(r.path(), &wt, "t1").unwrap().unwrap();
         assert_eq!(
             branch_commit(r.path(), "omk/g/t1").as_deref(),
             Some(c.as_str())
         );
-        assert_eq!(commit(&wt, "nothing").unwrap(), None);
+        assert_eq!(commit(r.path(), &wt, "nothing").unwrap(), None);
 
         let integ = r.path().join(".wt/integration");
         ensure(r.path(), &integ, "omk/g/integration", &base).unwrap();
@@ -394,7 +447,7 @@ mod tests {
         let wt2 = r.path().join(".wt/t2");
         create(r.path(), &wt2, "omk/g/t2", &base).unwrap();
         std::fs::write(wt2.join("a.txt"), "three\n").unwrap();
-        let t2 = commit(&wt2, "t2").unwrap().unwrap();
+        let t2 = commit(r.path(), &wt2, "t2").unwrap().unwrap();
         let before = branch_commit(r.path(), "omk/g/integration").unwrap();
         assert_eq!(
             merge(&integ, "omk/g/t2", "merge t2").unwrap(),

@@ -12,9 +12,12 @@
 //! - **action**: a file write or delete outside the task's write set is
 //!   refused (`path.outside-write-set`).
 //! - **outcome**: every changed file must lie inside the write set.
+//! - at every stage, a write under `.omk/` — omk's own folder: the gates
+//!   and bundles that judge the task — is refused (`path.omk`), like
+//!   `.git`, unless the project allows it.
 //!
 //! Settings (all optional): `roots` (list of project-relative directories;
-//! replaces the goal's policy roots).
+//! replaces the goal's policy roots); `allow_omk_writes` (default false).
 
 use std::collections::{HashMap, HashSet};
 
@@ -40,6 +43,8 @@ pub struct Settings {
     /// Project-relative directories tasks may touch; replaces the goal's
     /// policy roots when set.
     pub roots: Option<Vec<String>>,
+    /// Whether tasks may write under `.omk/` (default false).
+    pub allow_omk_writes: bool,
 }
 
 impl Policy for PathGate {
@@ -63,6 +68,9 @@ impl Policy for PathGate {
             Ok(w) => w,
             Err(d) => return d,
         };
+        if let Some(d) = writes.iter().find_map(|w| omk_folder(w, "write", raw)) {
+            return d;
+        }
         let reads = match checked_set(&p.read_set, "read", &roots) {
             Ok(r) => r,
             Err(d) => return d,
@@ -88,7 +96,9 @@ impl Policy for PathGate {
         } else {
             "write"
         };
-        inside_write_set(task, &a.target, verb, &roots).unwrap_or(Decision::Accept)
+        inside_write_set(task, &a.target, verb, &roots)
+            .or_else(|| omk_folder(&a.target, verb, raw))
+            .unwrap_or(Decision::Accept)
     }
 
     fn check_outcome(
@@ -103,7 +113,9 @@ impl Policy for PathGate {
         };
         o.changed_files
             .iter()
-            .find_map(|f| inside_write_set(task, f, "change", &roots))
+            .find_map(|f| {
+                inside_write_set(task, f, "change", &roots).or_else(|| omk_folder(f, "change", raw))
+            })
             .unwrap_or(Decision::Accept)
     }
 }
@@ -131,6 +143,25 @@ fn roots(ctx: &GoalContext, raw: &str) -> Result<Vec<String>, Decision> {
             })
         })
         .collect()
+}
+
+/// The refusal of a write under `.omk/` (any case, as `.git` is judged),
+/// unless the settings allow it.
+fn omk_folder(path: &str, verb: &str, raw: &str) -> Option<Decision> {
+    let norm = paths::check(path).ok()?;
+    let first = norm.split('/').next()?.trim_end_matches(['.', ' ']);
+    if !first.eq_ignore_ascii_case(".omk") {
+        return None;
+    }
+    let allowed = config::parse::<Settings>(NAME, raw).is_ok_and(|s| s.allow_omk_writes);
+    (!allowed).then(|| {
+        Decision::reject(
+            "path.omk",
+            format!(
+                "may not {verb} `{norm}`: `.omk/` holds the gates and bundles that judge the task; a project that wants tasks to change it sets `allow_omk_writes = true` on the path gate"
+            ),
+        )
+    })
 }
 
 fn violation(kind: &str, path: &str, v: Violation) -> Decision {
@@ -433,5 +464,37 @@ mod tests {
         );
         let d = PathGate::check_outcome(&ctx, &task, &out(&["src/a.rs", "build.rs"]), "");
         assert_eq!(code(&d), "path.outside-write-set");
+    }
+
+    #[test]
+    fn the_omk_folder_is_not_the_tasks_unless_allowed() {
+        let ctx = GoalContext::default();
+        let p = proposal(json!({"id": "a", "write_set": [".omk/gates.toml"]}));
+        assert_eq!(code(&PathGate::check_proposal(&ctx, &p, "")), "path.omk");
+        let allow = r#"{"allow_omk_writes": true}"#;
+        assert!(PathGate::check_proposal(&ctx, &p, allow).is_accept());
+        let reads = proposal(json!({"id": "a", "read_set": [".omk/gates.toml"]}));
+        assert!(PathGate::check_proposal(&ctx, &reads, "").is_accept());
+        let task = proposal(json!({"id": "t", "write_set": ["."]}));
+        let act = AgentAction {
+            task_id: "t".into(),
+            kind: ActionKind::WriteFile,
+            target: "./.OMK./bundles/x".into(),
+            detail: String::new(),
+        };
+        assert_eq!(
+            code(&PathGate::check_action(&ctx, &task, &act, "")),
+            "path.omk"
+        );
+        let out = TaskOutcome {
+            task_id: "t".into(),
+            changed_files: vec!["src/a.rs".into(), ".omk/gates.toml".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            code(&PathGate::check_outcome(&ctx, &task, &out, "")),
+            "path.omk"
+        );
+        assert!(PathGate::check_outcome(&ctx, &task, &out, allow).is_accept());
     }
 }

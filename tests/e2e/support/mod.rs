@@ -230,9 +230,43 @@ impl Omk {
         format!("sh {}", path.display())
     }
 
-    /// A file outside the project for agents to leave traces in.
+    /// A file outside the project for agents to leave traces in. Its
+    /// folder is granted to tasks (`[sandbox] write` in the project's
+    /// `.omk/gates.toml`): confined, they could not write it otherwise.
     pub fn trace_file(&self) -> PathBuf {
-        self.root.path().join("trace.log")
+        let dir = self.root.path().join("traces");
+        std::fs::create_dir_all(&dir).unwrap();
+        self.sandbox_grant("write", &dir);
+        dir.join("trace.log")
+    }
+
+    /// Adds `path` to `[sandbox] KEY` (`read` or `write`) of the project's
+    /// `.omk/gates.toml`, once.
+    pub fn sandbox_grant(&self, key: &str, path: &Path) {
+        self.sandbox_add(key, &path.display().to_string());
+    }
+
+    /// Adds `value` to the list `[sandbox] KEY` (`read`, `write`, `hosts`)
+    /// of the project's `.omk/gates.toml`, once.
+    pub fn sandbox_add(&self, key: &str, value: &str) {
+        let config = self.project().join(".omk/gates.toml");
+        let text = std::fs::read_to_string(&config).unwrap_or_default();
+        let mut doc: toml::Table = toml::from_str(&text).expect("the test's gates.toml");
+        let sandbox = doc
+            .entry("sandbox")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .expect("[sandbox] is a table");
+        let list = sandbox
+            .entry(key)
+            .or_insert_with(|| toml::Value::Array(Vec::new()))
+            .as_array_mut()
+            .expect("a list");
+        let value = toml::Value::String(value.to_owned());
+        if !list.contains(&value) {
+            list.push(value);
+        }
+        self.write(".omk/gates.toml", toml::to_string(&doc).unwrap());
     }
 
     /// `git ARGS` in the project; stdout.
