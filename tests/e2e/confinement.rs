@@ -190,8 +190,18 @@ fn exec_agents_and_run_checks_cannot_leave_their_profile() {
             .contains("/worktrees/attack"),
         "{profile:#}"
     );
-    let gaps = omk.proof(&id)["known_gaps"].to_string();
+    let proof = omk.proof(&id);
+    let gaps = proof["known_gaps"].to_string();
     assert!(!gaps.contains("unconfined"), "{gaps}");
+    assert_eq!(proof["task_work"][0]["sandbox"]["mode"], "enforce");
+    let report = omk.root().join("report.html");
+    omk.run(&["goal", "report", &id, "--html", report.to_str().unwrap()])
+        .code(0);
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        html.contains("confined: writes"),
+        "the report shows no profile"
+    );
     // The check was judged as a command before it ran.
     assert!(
         events.iter().any(|e| e["kind"] == "agent_action"

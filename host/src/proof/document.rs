@@ -76,6 +76,46 @@ pub struct TaskProof {
     pub merged: bool,
     pub changed_files: Vec<String>,
     pub failure: Option<String>,
+    /// The profile its last attempt was confined to (`task_started`), or
+    /// `None` for a task that never started or an omk from before
+    /// confinement.
+    pub sandbox: Option<Value>,
+}
+
+impl TaskProof {
+    /// The profile in one line, for people.
+    pub fn sandbox_line(&self) -> String {
+        let Some(p) = &self.sandbox else {
+            return "-".into();
+        };
+        if p["mode"] != "enforce" {
+            return "unconfined".into();
+        }
+        let list = |k: &str| {
+            p[k].as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|v| v.to_string().trim_matches('"').to_owned())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        };
+        let hosts = list("hosts");
+        format!(
+            "confined: writes {} folder(s), reads {}; TCP {}; proxy hosts {}",
+            list("writable").len(),
+            list("readable").len(),
+            match list("tcp_connect").join(", ") {
+                s if s.is_empty() => "none".to_owned(),
+                s => format!("to port(s) {s}"),
+            },
+            if hosts.is_empty() {
+                "none".to_owned()
+            } else {
+                hosts.join(", ")
+            }
+        )
+    }
 }
 
 /// The event log's state.
@@ -175,10 +215,10 @@ impl Proof {
                 codes.join(", ")
             ));
         }
-        md.push_str("\n## Tasks\n\n| task | status | attempts | commit | merged | changed files |\n|---|---|---|---|---|---|\n");
+        md.push_str("\n## Tasks\n\n| task | status | attempts | commit | merged | changed files | sandbox |\n|---|---|---|---|---|---|---|\n");
         for t in &self.task_work {
             md.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} |\n",
                 t.id,
                 t.status.as_str(),
                 t.attempts,
@@ -186,7 +226,8 @@ impl Proof {
                     .as_deref()
                     .map_or("-".into(), |c| format!("`{}`", &c[..c.len().min(10)])),
                 if t.merged { "yes" } else { "no" },
-                t.changed_files.join(", ")
+                t.changed_files.join(", "),
+                t.sandbox_line()
             ));
         }
         if !self.known_gaps.is_empty() {
@@ -208,6 +249,7 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
     let mut audit = BTreeSet::new();
     let mut no_live_gating = BTreeSet::new();
     let mut unconfined = BTreeSet::new();
+    let mut sandboxes: HashMap<String, Value> = HashMap::new();
     // Actions an agent took without asking: agent -> how many.
     let mut unjudged: BTreeMap<String, usize> = BTreeMap::new();
     // The last outcome verdict of each task: gate -> accepted.
@@ -285,6 +327,9 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
             kinds::TASK_STARTED => {
                 if p.get("live_gating") == Some(&Value::Bool(false)) {
                     no_live_gating.insert(s("agent"));
+                }
+                if let Some(profile) = p.get("sandbox") {
+                    sandboxes.insert(s("task_id"), profile.clone());
                 }
                 // Tasks from before confinement carry no profile.
                 if p["sandbox"]["mode"] != "enforce" {
@@ -407,6 +452,7 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
                 merged: t.merged,
                 changed_files: t.changed_files.clone(),
                 failure: t.failure.clone(),
+                sandbox: sandboxes.get(&t.id).cloned(),
             })
             .collect(),
         log: LogProof {

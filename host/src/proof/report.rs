@@ -131,7 +131,7 @@ pub fn html(goal: &Goal, proof: &Proof, events: &[Event], timeline: &Timeline) -
         h.push_str("</table>");
     }
 
-    h.push_str("<h2 id=\"tasks\">Tasks</h2><table><tr><th>task</th><th>status</th><th>attempts</th><th>commit</th><th>merged</th><th>changed files</th><th>decisions</th></tr>");
+    h.push_str("<h2 id=\"tasks\">Tasks</h2><table><tr><th>task</th><th>status</th><th>attempts</th><th>commit</th><th>merged</th><th>changed files</th><th>sandbox</th><th>decisions</th></tr>");
     for task in &proof.task_work {
         let mut decisions = String::new();
         let decided = |e: &&Event| {
@@ -162,7 +162,7 @@ pub fn html(goal: &Goal, proof: &Proof, events: &[Event], timeline: &Timeline) -
         }
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{decisions}</td></tr>",
+            "<tr><td>{}</td><td>{}{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{decisions}</td></tr>",
             esc(&task.id),
             esc(task.status.as_str()),
             task.failure
@@ -175,7 +175,8 @@ pub fn html(goal: &Goal, proof: &Proof, events: &[Event], timeline: &Timeline) -
                 .as_deref()
                 .map_or("-", |c| &c[..c.len().min(10)])),
             if task.merged { "yes" } else { "no" },
-            esc(&task.changed_files.join(", "))
+            esc(&task.changed_files.join(", ")),
+            esc(&task.sandbox_line())
         );
     }
     h.push_str("</table>");
