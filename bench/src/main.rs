@@ -318,8 +318,7 @@ fn main() {
 
 /// What confinement adds to starting a task's process: `sh -c true` run
 /// `n` times through omk's process runner, unconfined and confined to a
-/// task's profile (Landlock ruleset and seccomp filter prepared once, as
-/// for a task), medians compared.
+/// task's profile (prepared once, as for a task attempt), medians compared.
 fn confined_start(tmp: &Path, n: usize) {
     use omk::sandbox::{ClientState, Confinement, Profile, ProfileInputs, SandboxSettings};
     let wt = tmp.join("confined-worktree");
@@ -338,20 +337,17 @@ fn confined_start(tmp: &Path, n: usize) {
         env: std::env::vars().collect(),
     })
     .expect("profile");
-    let confined = match Confinement::prepare(&profile) {
-        Ok(c) => c,
-        Err(e) => {
-            println!(
-                "
-confined process start: not measured ({e})"
-            );
-            return;
-        }
-    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
+    let confined = match rt.block_on(async { Confinement::prepare(&profile) }) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("\nconfined process start: not measured ({e})");
+            return;
+        }
+    };
     let time = |c: &Confinement| -> Duration {
         let mut t: Vec<Duration> = (0..n)
             .map(|_| {
@@ -375,27 +371,6 @@ confined process start: not measured ({e})"
     };
     let plain = time(&Confinement::none());
     let sandboxed = time(&confined);
-    // The same start through fork + a no-op before exec, as any pre-exec
-    // step forces (std spawns with posix_spawn otherwise).
-    let forked = {
-        let mut t: Vec<Duration> = (0..n)
-            .map(|_| {
-                let start = Instant::now();
-                let mut cmd = tokio::process::Command::new("sh");
-                cmd.args(["-c", "true"]).current_dir(&wt);
-                // SAFETY: the closure does nothing.
-                unsafe {
-                    cmd.pre_exec(|| Ok(()));
-                }
-                let s = rt.block_on(async { cmd.status().await }).expect("sh");
-                assert!(s.success());
-                start.elapsed()
-            })
-            .collect();
-        t.sort();
-        t[t.len() / 2]
-    };
-    println!("(fork + exec with a no-op pre-exec step: {})", us(forked));
     println!(
         "
 | starting a task's process (`sh -c true`, median of {n}) | figure |\n|---|---|\n| unconfined | {} |\n| confined (Landlock + seccomp) | {} |\n| added by confinement | {} |",

@@ -97,8 +97,7 @@ pub async fn run_shell(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    confinement.apply(&mut cmd);
-    let mut child = match cmd.spawn() {
+    let mut child = match confinement.spawn(&mut cmd) {
         Ok(c) => c,
         Err(e) => {
             return Finished {

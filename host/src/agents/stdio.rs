@@ -108,9 +108,8 @@ pub fn spawn(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    confinement.apply(&mut cmd);
-    let mut child = cmd
-        .spawn()
+    let mut child = confinement
+        .spawn(&mut cmd)
         .map_err(|e| format!("cannot start `{}`: {e}", program.display()))?;
     let pgid = child.id().unwrap_or(0);
     let guard = GroupGuard(pgid);

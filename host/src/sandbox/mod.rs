@@ -20,12 +20,14 @@
 //! The filesystem, TCP and scoping rules are Landlock's (the kernel's
 //! unprivileged access control; ABI 6, Linux 6.12, for all of them); the
 //! socket rules are a seccomp filter, since Landlock on this kernel does
-//! not cover UDP or UNIX sockets. Both are built once per task in omk
-//! ([`Confinement::prepare`]) and applied in the child between `fork` and
-//! `exec` with three system calls and nothing else ([`Confinement::apply`]),
-//! so omk's own threads are never restricted and a confined start costs a
-//! fraction of a millisecond more than an unconfined one (the benchmark
-//! prints the figure).
+//! not cover UDP or UNIX sockets. Both are built once per task attempt in
+//! omk ([`Confinement::prepare`]); one thread of omk restricts itself with
+//! them and starts every process of the task ([`Confinement::spawn`]),
+//! which inherits the restrictions. omk's other threads are never
+//! restricted, and a confined start costs about what an unconfined one
+//! does: nothing runs between `fork` and `exec`, so the standard library
+//! keeps starting processes with `posix_spawn` (the benchmark prints the
+//! figure).
 //!
 //! Fail closed: where the kernel cannot enforce a rule the profile needs,
 //! [`Confinement::prepare`] refuses, naming the rule and the ABI it needs,
