@@ -134,8 +134,8 @@ pub struct ConfigError {
     pub help: Option<String>,
 }
 
-impl ConfigError {
-    pub fn help(&self) -> Option<String> {
+impl crate::diagnose::Diagnose for ConfigError {
+    fn help(&self) -> Option<String> {
         self.help.clone()
     }
 }

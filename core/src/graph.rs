@@ -204,6 +204,15 @@ pub enum GraphError {
     Unreadable { path: String, detail: String },
 }
 
+impl crate::diagnose::Diagnose for GraphError {
+    fn kind(&self) -> crate::diagnose::Kind {
+        match self {
+            GraphError::Unreadable { .. } => crate::diagnose::Kind::Integrity,
+            _ => crate::diagnose::Kind::Usage,
+        }
+    }
+}
+
 impl TaskGraph {
     /// An empty graph for `goal_id`.
     pub fn new(goal_id: &str, now: DateTime<Utc>) -> TaskGraph {

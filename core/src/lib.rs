@@ -12,6 +12,7 @@
 //! - [`sandbox`]: `[sandbox]`, how far a task's processes may reach.
 //! - [`bundle`]: signed gate bundles — the format, signatures and trust.
 //! - [`std_bundle`]: the standard gates, embedded.
+//! - [`diagnose`]: the kinds of failure, their exit codes and `help:` lines.
 //!
 //! The `omk` crate re-exports each module where it has always been
 //! (`omk::graph`, `omk::proof::log`, `omk::gates::GatesConfig`, …).
@@ -19,6 +20,7 @@
 pub mod atomic;
 pub mod bundle;
 pub mod config;
+pub mod diagnose;
 pub mod graph;
 pub mod limits;
 pub mod log;

@@ -223,6 +223,12 @@ pub struct EventLog {
     anchored: u64,
 }
 
+impl crate::diagnose::Diagnose for LogError {
+    fn kind(&self) -> crate::diagnose::Kind {
+        crate::diagnose::Kind::System
+    }
+}
+
 impl EventLog {
     /// Opens (or creates) the log in `dir`; events appended are stamped with
     /// `run_id`.
@@ -238,7 +244,11 @@ impl EventLog {
             .append(true)
             .open(&path)
             .map_err(|e| err(format!("cannot open it: {e}")))?;
-        let len = file.metadata().map_err(|e| err(e.to_string()))?.len();
+        let meta = file.metadata().map_err(|e| err(e.to_string()))?;
+        if !meta.is_file() {
+            return Err(err(NOT_A_FILE.into()));
+        }
+        let len = meta.len();
         let (last, torn) = last_event(&mut file, len).map_err(|e| err(e.to_string()))?;
         let (last_hash, next_id) = match last {
             Some(e) => (e.hash, e.id + 1),
@@ -469,8 +479,18 @@ pub fn read(dir: &Path) -> Result<(Vec<Event>, Vec<usize>), LogError> {
     Ok((events, unreadable))
 }
 
+const NOT_A_FILE: &str =
+    "it is not a regular file (a device, a pipe or a directory in the log's place)";
+
 /// The bytes of `path`; a missing file reads as empty.
 pub fn read_file(path: &Path) -> Result<Vec<u8>, LogError> {
+    // A device or a pipe in the log's place would be read forever.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Err(LogError {
+            path: path.to_owned(),
+            detail: NOT_A_FILE.into(),
+        });
+    }
     match std::fs::read(path) {
         Ok(d) => Ok(d),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),

@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 
 use omk_signing::PrivateKey;
 
+use omk_core::diagnose::{Diagnose, Kind};
+
 /// The key that authenticates compiled components.
 pub const CACHE_KEY: &str = "cache.key";
 /// The key that signs event-log checkpoints.
@@ -34,8 +36,12 @@ pub struct KeyError {
     pub detail: String,
 }
 
-impl KeyError {
-    pub fn help(&self) -> Option<String> {
+impl Diagnose for KeyError {
+    fn kind(&self) -> Kind {
+        Kind::System
+    }
+
+    fn help(&self) -> Option<String> {
         Some(format!(
             "omk keeps its keys in `{}` (mode 0600); make it writable, or set XDG_CONFIG_HOME to a directory that is; a damaged key must be moved away by hand",
             self.path.parent().unwrap_or(Path::new(".")).display()

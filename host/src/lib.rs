@@ -1,7 +1,8 @@
 //! omk: proof-backed engineering runs by coding agents, where every decision
 //! that lets work happen is taken by sandboxed WebAssembly gates.
 //!
-//! The `omk` binary is a thin layer ([`cli`]) over this library. Data flows
+//! The `omk` binary (`src/main.rs`, `src/cli/`) is a thin layer over this
+//! library: it parses arguments and prints. Data flows
 //! one way: CLI → goal → wave → gates/agents → proof. Modules:
 //!
 //! - [`goal`]: goals, their budgets, and the store that keeps them.
@@ -16,18 +17,18 @@
 //! - [`proof`]: the hash-chained event log.
 //! - [`atomic`]: atomic file writes; [`dirs`]: where omk keeps its files;
 //!   [`keys`]: the machine's keys (cache MAC, log signing).
+//! - [`error`]: the kind of every failure, its exit code and its fix.
 //!
 //! The task graph, dispatch plans, the event log, `gates.toml` and the
 //! bundle format live in the `omk-core` crate, which parses everything
 //! untrusted without wasmtime; they are re-exported here where they have
 //! always been.
-//! - [`cli`]: argument parsing and printing; no logic of its own.
 
 pub mod agents;
 pub mod author;
-pub mod cli;
 pub mod demo;
 pub mod dirs;
+pub mod error;
 pub mod gates;
 pub mod goal;
 pub mod keys;

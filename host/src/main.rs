@@ -1,5 +1,8 @@
-//! The `omk` binary: see [`omk::cli`].
+//! The `omk` binary: argument parsing and printing ([`cli`]) over the `omk`
+//! library, which does the work.
+
+mod cli;
 
 fn main() -> std::process::ExitCode {
-    omk::cli::main()
+    cli::main()
 }

@@ -211,11 +211,12 @@ fn each_refusal_names_the_bundle_the_file_and_the_reason() {
         r.stdout
     );
 
-    // Nothing from a refused bundle runs: loading the project fails first.
+    // Nothing from a refused bundle runs: loading the project fails first,
+    // as an integrity failure (exit 3).
     omk.write(".omk/gates.toml", "[trust]\nkeys = [\"team.key.pub\"]\n\n[[bundle]]\nname = \"changed\"\npath = \"installed/changed\"\n\n[[gate]]\nbundle = \"changed\"\nname = \"strict-path\"\n");
     omk.write("p.json", r#"{"id":"a","budget_secs":1}"#);
     let r = omk.run(&["gate", "check", "--proposal", "p.json"]);
-    r.code(2);
+    r.code(3);
     assert!(
         r.stderr.contains("was changed after key") && r.stderr.contains("help:"),
         "{}",

@@ -385,8 +385,9 @@ fn a_locked_goal_is_refused_naming_the_holder() {
     file.lock().unwrap();
     std::fs::write(&lock_path, "4242\n").unwrap();
     let plan = omk.plan("w", json!([proposal("a", 60, &["a.md"])]));
+    // A lock held elsewhere is the machine's state, not bad input (exit 4).
     let run = omk.run(&["goal", "propose", &id, "--plan", &plan]);
-    run.code(2);
+    run.code(4);
     assert!(
         run.stderr
             .contains(&format!("goal `{id}` is locked by pid 4242")),
@@ -397,6 +398,42 @@ fn a_locked_goal_is_refused_naming_the_holder() {
     omk.run(&["goal", "status", &id]).code(0);
     drop(file);
     omk.run(&["goal", "propose", &id, "--plan", &plan]).code(0);
+}
+
+#[test]
+fn a_log_the_disk_refuses_is_a_system_failure_not_a_usage_error() {
+    use std::os::unix::process::CommandExt;
+    let omk = Omk::new();
+    let id = omk.new_goal("full disk", &[]);
+    let log = omk.goal_dir(&id).join("events.jsonl");
+    let cap = std::fs::metadata(&log).unwrap().len();
+    let plan = omk.plan("w", json!([proposal("a", 60, &["a.md"])]));
+    // No file may grow past the log's size (as on a full disk): the first
+    // append fails with EFBIG.
+    let mut cmd = omk.command();
+    cmd.args(["goal", "propose", &id, "--plan", &plan]);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                rlim_cur: cap,
+                rlim_max: cap,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("events.jsonl"), "{stderr}");
+    // With room again, the goal goes on from where it was.
+    omk.run(&["goal", "verify-log", &id]).code(0);
+    omk.run(&["goal", "propose", &id, "--plan", &plan]).code(0);
+    omk.run(&["goal", "verify-log", &id]).code(0);
 }
 
 #[test]
@@ -421,7 +458,7 @@ fn two_processes_proposing_at_once_keep_the_chain_valid() {
         let code = out.status.code().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            code == 0 || (code == 2 && stderr.contains("is locked by")),
+            code == 0 || (code == 4 && stderr.contains("is locked by")),
             "exit {code}: {stderr}"
         );
     }

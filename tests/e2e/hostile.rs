@@ -272,7 +272,7 @@ fn a_pinned_digest_refuses_a_changed_component() {
         ),
     );
     let run = omk.run(&["gate", "check", "--proposal", "p.json"]);
-    run.code(2);
+    run.code(3);
     assert!(
         run.stderr.contains("but the project pins"),
         "{}",

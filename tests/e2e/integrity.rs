@@ -312,7 +312,7 @@ fn an_older_signed_bundle_does_not_replace_a_newer_one() {
     );
     omk.run(&["bundle", "install", &v2]).code(0);
     let refused = omk.run(&["bundle", "install", &v1]);
-    refused.code(2);
+    refused.code(3);
     assert!(refused.stderr.contains("rollback"), "{}", refused.stderr);
     assert!(
         refused.stderr.contains("--allow-downgrade"),
@@ -349,7 +349,7 @@ fn an_older_signed_bundle_does_not_replace_a_newer_one() {
     )
     .unwrap();
     let run = check(&omk);
-    run.code(2);
+    run.code(3);
     assert!(run.stderr.contains("rollback"), "{}", run.stderr);
     // Asked for, the rollback is made and recorded.
     omk.run(&["bundle", "install", &v1, "--allow-downgrade"])
@@ -366,7 +366,7 @@ fn an_older_signed_bundle_does_not_replace_a_newer_one() {
         + "\n[[bundle]]\nname = \"team\"\nmin_version = \"2.0.0\"\n";
     omk.write(".omk/gates.toml", pinned);
     let run = check(&omk);
-    run.code(2);
+    run.code(3);
     assert!(run.stderr.contains("older than 2.0.0"), "{}", run.stderr);
 }
 

@@ -54,6 +54,7 @@ impl Installed {
                     format!("is damaged: {e}"),
                     Some("it records the bundles installed here; restore it from version control"),
                 )
+                .integrity()
             }),
         }
     }
@@ -90,7 +91,8 @@ impl Installed {
                 Some(
                     "install a release at least as new, or pass `--allow-downgrade` if the rollback is meant",
                 ),
-            )),
+            )
+            .integrity()),
             _ if version == prior.highest => Ok(()),
             _ => Err(BundleError::new(
                 name,
@@ -124,7 +126,8 @@ impl Installed {
                 Some(
                     "install the bundle with `omk bundle install` (with `--allow-downgrade` for an older release) instead of copying it into place",
                 ),
-            )),
+            )
+            .integrity()),
             _ => Ok(()),
         }
     }

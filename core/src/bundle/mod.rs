@@ -80,6 +80,9 @@ pub struct BundleError {
     pub bundle: String,
     pub message: String,
     pub help: Option<String>,
+    /// [`Kind::Usage`](crate::diagnose::Kind::Usage) unless a signature,
+    /// a digest or the installed record does not hold.
+    pub kind: crate::diagnose::Kind,
 }
 
 impl BundleError {
@@ -88,10 +91,24 @@ impl BundleError {
             bundle: bundle.to_owned(),
             message: message.into(),
             help: help.map(str::to_owned),
+            kind: crate::diagnose::Kind::Usage,
         }
     }
 
-    pub fn help(&self) -> Option<String> {
+    /// The same error, as an integrity failure (exit 3).
+    pub fn integrity(self) -> BundleError {
+        BundleError {
+            kind: crate::diagnose::Kind::Integrity,
+            ..self
+        }
+    }
+}
+
+impl crate::diagnose::Diagnose for BundleError {
+    fn kind(&self) -> crate::diagnose::Kind {
+        self.kind
+    }
+    fn help(&self) -> Option<String> {
         self.help.clone()
     }
 }

@@ -89,7 +89,7 @@ impl Verified {
 /// Verifies `bundle` against `policy`.
 pub fn verify(bundle: &Bundle, policy: &TrustPolicy) -> Result<Verified, BundleError> {
     let origin = &bundle.origin;
-    let refuse = |m: String, help: &str| BundleError::new(origin, m, Some(help));
+    let refuse = |m: String, help: &str| BundleError::new(origin, m, Some(help)).integrity();
     let actual = bundle.statement();
     let mut signers: Vec<SignerInfo> = Vec::new();
     for (name, data) in &bundle.signatures {

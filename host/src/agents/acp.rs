@@ -49,8 +49,6 @@ use crate::sandbox::ClientState;
 
 /// How long an agent gets to stop after `session/cancel`.
 pub const CANCEL_GRACE: Duration = Duration::from_secs(5);
-/// How long planning may take.
-pub const PLAN_SECS: u64 = 600;
 
 /// How to start an ACP agent.
 #[derive(Debug, Clone)]
@@ -130,7 +128,7 @@ impl Backend for Acp {
         hooks: &'a dyn Hooks,
     ) -> BoxFuture<'a, Result<Vec<TaskProposal>, String>> {
         Box::pin(async move {
-            let deadline = super::process::deadline_in(PLAN_SECS);
+            let deadline = super::process::deadline_in(super::PLAN_SECS);
             let turn = turn(
                 &self.launch,
                 &brief.place(),
@@ -550,7 +548,7 @@ impl State<'_> {
             target: target.to_owned(),
             detail: detail.to_owned(),
         });
-        (!permit.allowed).then(|| permit.reason.unwrap_or_else(|| "refused by omk".into()))
+        permit.refusal()
     }
 
     /// Judges a permission request: allow only when every action it names

@@ -26,9 +26,6 @@ use super::{
     AgentError, Backend, BoxFuture, Brief, Hooks, Job, Place, Report, launch_command, prompt, stdio,
 };
 
-/// How long planning may take.
-pub const PLAN_SECS: u64 = 600;
-
 /// Settings that make every shell command ask (Claude otherwise runs
 /// read-only commands without asking).
 const SETTINGS: &str = r#"{"permissions":{"ask":["Bash"]}}"#;
@@ -76,7 +73,7 @@ impl Claude {
         let settings_path = settings.path().display().to_string();
         let launch = launch_command(
             "claude",
-            &super::doctor::CLAUDE,
+            &super::clients::CLAUDE,
             self.command.as_deref(),
             &[
                 "-p",
@@ -283,11 +280,9 @@ fn decide(req: &Value, hooks: &dyn Hooks, task: Option<&str>) -> Value {
         target,
         detail: format!("can_use_tool: {tool}"),
     });
-    if permit.allowed {
-        json!({"behavior": "allow", "updatedInput": input})
-    } else {
-        json!({"behavior": "deny", "message": format!("refused by omk: {}",
-            permit.reason.unwrap_or_else(|| "no reason given".into()))})
+    match permit.refusal() {
+        None => json!({"behavior": "allow", "updatedInput": input}),
+        Some(reason) => json!({"behavior": "deny", "message": format!("refused by omk: {reason}")}),
     }
 }
 
@@ -322,7 +317,7 @@ fn clip_value(v: &Value) -> Value {
 
 impl Backend for Claude {
     fn client(&self) -> (crate::sandbox::ClientState, Option<String>) {
-        let c = &super::doctor::CLAUDE;
+        let c = &super::clients::CLAUDE;
         (c.state, Some(c.command(self.command.as_deref())))
     }
 
@@ -340,7 +335,7 @@ impl Backend for Claude {
         hooks: &'a dyn Hooks,
     ) -> BoxFuture<'a, Result<Vec<TaskProposal>, String>> {
         Box::pin(async move {
-            let deadline = super::process::deadline_in(PLAN_SECS);
+            let deadline = super::process::deadline_in(super::PLAN_SECS);
             let out = self
                 .session(&brief.place(), prompt::plan(brief), deadline, hooks, None)
                 .await;

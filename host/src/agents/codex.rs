@@ -32,8 +32,6 @@ use super::{
     AgentError, Backend, BoxFuture, Brief, Hooks, Job, Place, Report, launch_command, prompt,
 };
 
-/// How long planning may take.
-pub const PLAN_SECS: u64 = 600;
 /// How long the handshake may take.
 const START_SECS: u64 = 60;
 
@@ -101,7 +99,7 @@ impl Codex {
         let (dir, env) = (place.dir, place.env.as_slice());
         let launch = launch_command(
             "codex",
-            &super::doctor::CODEX,
+            &super::clients::CODEX,
             self.command.as_deref(),
             &["app-server"],
         );
@@ -311,7 +309,7 @@ fn judge_change(
             target,
             detail: "item/fileChange/requestApproval".into(),
         });
-        if !permit.allowed {
+        if !permit.allowed() {
             return "decline";
         }
     }
@@ -334,7 +332,11 @@ fn judge_command(
         target: inner_command(raw),
         detail: "item/commandExecution/requestApproval".into(),
     });
-    if permit.allowed { "accept" } else { "decline" }
+    if permit.allowed() {
+        "accept"
+    } else {
+        "decline"
+    }
 }
 
 /// The command inside Codex's `/bin/bash -lc '…'` wrapper.
@@ -350,7 +352,7 @@ fn inner_command(raw: &str) -> String {
 
 impl Backend for Codex {
     fn client(&self) -> (crate::sandbox::ClientState, Option<String>) {
-        let c = &super::doctor::CODEX;
+        let c = &super::clients::CODEX;
         (c.state, Some(c.command(self.command.as_deref())))
     }
 
@@ -368,7 +370,7 @@ impl Backend for Codex {
         hooks: &'a dyn Hooks,
     ) -> BoxFuture<'a, Result<Vec<TaskProposal>, String>> {
         Box::pin(async move {
-            let deadline = super::process::deadline_in(PLAN_SECS);
+            let deadline = super::process::deadline_in(super::PLAN_SECS);
             let out = self
                 .session(&brief.place(), prompt::plan(brief), deadline, hooks, None)
                 .await;

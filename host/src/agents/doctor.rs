@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::clients::{CLAUDE, CODEX, Client, KIMI, KIMI_WIRE};
 use super::{AgentError, AgentSpec, kimi};
-use crate::sandbox::ClientState;
 
 /// One client's state.
 #[derive(Debug, Clone, Serialize)]
@@ -29,122 +29,6 @@ pub struct Check {
     pub detail: String,
     /// How to fix it.
     pub help: Option<String>,
-}
-
-/// A client omk knows.
-#[derive(Debug, Clone, Copy)]
-pub struct Client {
-    pub agent: &'static str,
-    pub program: &'static str,
-    pub env: &'static str,
-    /// How to install it, as advice.
-    pub install: &'static str,
-    /// How to update it.
-    pub update: &'static str,
-    /// The oldest version omk supports: the one tested, or for the Kimi
-    /// CLI the first whose approvals carry feedback (wire 1.6), so the
-    /// model hears why omk refused (tested at 1.51.0).
-    pub min_version: (u64, u64, u64),
-    /// Versions from which on the program is not this client any more
-    /// (another under the same name, or a stub), newest first, and what to
-    /// say then.
-    pub not_from: &'static [((u64, u64, u64), &'static str)],
-    /// Its settings, credentials and model endpoint, for a confined task.
-    pub state: ClientState,
-}
-
-pub const KIMI: Client = Client {
-    agent: "kimi",
-    program: "kimi",
-    env: "OMK_KIMI",
-    install: "install it (`npm install -g @moonshot-ai/kimi-code`)",
-    update: "npm install -g @moonshot-ai/kimi-code@latest",
-    min_version: (2, 1, 0),
-    not_from: &[],
-    state: ClientState {
-        dir_env: Some("KIMI_CODE_HOME"),
-        home_dir: ".kimi-code",
-        files: &["config.toml", "credentials"],
-        home_files: &[],
-        endpoint_env: &["KIMI_MODEL_BASE_URL"],
-        default_endpoints: &["https://api.moonshot.ai", "https://api.kimi.com"],
-    },
-};
-/// The legacy Kimi CLI (Python, 1.x), driven over its wire protocol. Kimi
-/// Code 2.x installs a `kimi` too, without wire mode.
-pub const KIMI_WIRE: Client = Client {
-    agent: "kimi-wire",
-    program: "kimi",
-    env: "OMK_KIMI_WIRE",
-    install: "install the legacy Kimi CLI (`uv tool install kimi-cli==1.51.0`, or `pip install kimi-cli==1.51.0` with Python ≥ 3.12)",
-    update: "uv tool upgrade kimi-cli",
-    min_version: (1, 25, 0),
-    state: ClientState {
-        dir_env: Some("KIMI_SHARE_DIR"),
-        home_dir: ".kimi",
-        files: &["config.toml", "credentials"],
-        home_files: &[],
-        endpoint_env: &["KIMI_BASE_URL"],
-        default_endpoints: &["https://api.moonshot.ai", "https://api.kimi.com"],
-    },
-    not_from: &[
-        (
-            (2, 0, 0),
-            "this `kimi` is Kimi Code 2.x, which has no wire mode: use `--agent kimi` for it, or set OMK_KIMI_WIRE to the legacy Kimi CLI's command line",
-        ),
-        (
-            (1, 52, 0),
-            "kimi-cli 1.52.0, its final release, only prints a deprecation notice: install kimi-cli 1.51.0, the last that works, or move to Kimi Code (`--agent kimi`)",
-        ),
-    ],
-};
-pub const CLAUDE: Client = Client {
-    agent: "claude",
-    program: "claude",
-    env: "OMK_CLAUDE",
-    install: "install it (`npm install -g @anthropic-ai/claude-code`)",
-    update: "npm install -g @anthropic-ai/claude-code@latest",
-    min_version: (2, 1, 0),
-    not_from: &[],
-    state: ClientState {
-        dir_env: None,
-        home_dir: ".claude",
-        files: &["settings.json", ".credentials.json"],
-        home_files: &[".claude.json"],
-        endpoint_env: &["ANTHROPIC_BASE_URL"],
-        default_endpoints: &["https://api.anthropic.com"],
-    },
-};
-pub const CODEX: Client = Client {
-    agent: "codex",
-    program: "codex",
-    env: "OMK_CODEX",
-    install: "install it (`npm install -g @openai/codex`)",
-    update: "npm install -g @openai/codex@latest",
-    min_version: (0, 169, 0),
-    not_from: &[],
-    state: ClientState {
-        dir_env: Some("CODEX_HOME"),
-        home_dir: ".codex",
-        files: &["config.toml", "auth.json"],
-        home_files: &[],
-        endpoint_env: &["OPENAI_BASE_URL"],
-        default_endpoints: &["https://api.openai.com", "https://chatgpt.com"],
-    },
-};
-
-impl Client {
-    /// The command line to run: `explicit`, else `$OMK_…`, else the program.
-    pub fn command(&self, explicit: Option<&str>) -> String {
-        explicit
-            .map(str::to_owned)
-            .or_else(|| {
-                std::env::var(self.env)
-                    .ok()
-                    .filter(|s| !s.trim().is_empty())
-            })
-            .unwrap_or_else(|| self.program.to_owned())
-    }
 }
 
 /// Checks one client.

@@ -18,9 +18,6 @@ use serde_json::json;
 use super::process::run_shell;
 use super::{AgentError, Backend, BoxFuture, Brief, Hooks, Job, Report, read_protocol_line};
 
-/// How long planning may take.
-pub const PLAN_SECS: u64 = 600;
-
 /// The exec backend.
 #[derive(Debug)]
 pub struct Exec {
@@ -73,7 +70,7 @@ impl Backend for Exec {
                 &env,
                 &brief.confinement,
                 Some(stdin),
-                super::process::deadline_in(PLAN_SECS),
+                super::process::deadline_in(super::PLAN_SECS),
                 &|pgid| hooks.process_started(pgid),
                 &mut |line| {
                     if let Some(problem) = read_protocol_line(line, &mut report) {
@@ -85,7 +82,7 @@ impl Backend for Exec {
             if !f.success() {
                 return Err(match f.spawn_error {
                     Some(e) => e,
-                    None if f.timed_out => format!("planning ran past {PLAN_SECS}s"),
+                    None if f.timed_out => format!("planning ran past {}s", super::PLAN_SECS),
                     None => format!(
                         "planning exited with {:?}: {}",
                         f.exit_code,

@@ -39,18 +39,10 @@ impl Mode {
     }
 }
 
-/// Environment that keeps Kimi Code from phoning home.
-pub fn quiet_env() -> Vec<(String, String)> {
-    vec![
-        ("KIMI_DISABLE_TELEMETRY".into(), "1".into()),
-        ("KIMI_CODE_NO_AUTO_UPDATE".into(), "1".into()),
-    ]
-}
-
 /// The launch of `kimi acp`.
 pub fn acp_launch(command: Option<&str>) -> acp::Launch {
-    let mut l = launch_command("kimi", &super::doctor::KIMI, command, &["acp"]);
-    l.env = quiet_env();
+    let mut l = launch_command("kimi", &super::clients::KIMI, command, &["acp"]);
+    l.env = super::clients::kimi_quiet_env();
     l.usage_prompt = Some(("/usage", parse_usage));
     l
 }

@@ -10,9 +10,7 @@ use omk_gate_sdk::TaskProposal;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::{
-    Backend, BoxFuture, Brief, Hooks, Job, Place, Report, kimi, launch_command, prompt, stdio,
-};
+use super::{Backend, BoxFuture, Brief, Hooks, Job, Place, Report, launch_command, prompt, stdio};
 
 /// The print-mode backend.
 #[derive(Debug)]
@@ -38,12 +36,12 @@ impl KimiPrint {
         let (dir, env) = (place.dir, place.env.as_slice());
         let launch = launch_command(
             "kimi-print",
-            &super::doctor::KIMI,
+            &super::clients::KIMI,
             self.command.as_deref(),
             &["-p", text, "--output-format", "stream-json"],
         );
         let mut env = env.to_vec();
-        env.extend(kimi::quiet_env());
+        env.extend(super::clients::kimi_quiet_env());
         let mut report = Report::default();
         let mut agent = match stdio::spawn(
             &launch.program,
@@ -98,7 +96,7 @@ impl KimiPrint {
 
 impl Backend for KimiPrint {
     fn client(&self) -> (crate::sandbox::ClientState, Option<String>) {
-        let c = &super::doctor::KIMI;
+        let c = &super::clients::KIMI;
         (c.state, Some(c.command(self.command.as_deref())))
     }
 
@@ -116,7 +114,7 @@ impl Backend for KimiPrint {
         hooks: &'a dyn Hooks,
     ) -> BoxFuture<'a, Result<Vec<TaskProposal>, String>> {
         Box::pin(async move {
-            let deadline = super::process::deadline_in(super::acp::PLAN_SECS);
+            let deadline = super::process::deadline_in(super::PLAN_SECS);
             let (report, last) = self
                 .session(&brief.place(), &prompt::plan(brief), deadline, hooks, None)
                 .await;

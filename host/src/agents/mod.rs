@@ -23,6 +23,7 @@
 
 pub mod acp;
 pub mod claude;
+pub mod clients;
 pub mod codex;
 pub mod doctor;
 pub mod exec;
@@ -45,6 +46,9 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::sandbox::{ClientState, Confinement};
+
+/// How long an agent may take to plan a goal, in seconds.
+pub const PLAN_SECS: u64 = 600;
 
 /// A boxed future, for trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -79,6 +83,123 @@ pub enum AgentSpec {
 }
 
 impl AgentSpec {
+    /// The spec `omk goal run --agent NAME [--script FILE] [--command CMD]`
+    /// names; `None` without an agent. Checks what can be checked now: the
+    /// script parses, the command is not empty.
+    pub fn parse(
+        name: Option<&str>,
+        script: Option<&Path>,
+        command: Option<&str>,
+    ) -> Result<Option<AgentSpec>, AgentError> {
+        let err = |agent: &str, message: String, help: &str| AgentError {
+            agent: agent.to_owned(),
+            message,
+            help: Some(help.to_owned()),
+        };
+        let Some(name) = name else {
+            if script.is_some() || command.is_some() {
+                return Err(err(
+                    "(none)",
+                    "`--script` and `--command` need `--agent`".into(),
+                    "add `--agent scripted` or `--agent exec`",
+                ));
+            }
+            return Ok(None);
+        };
+        let no_script = || match script {
+            Some(_) => Err(err(
+                name,
+                format!("`--script` is for the scripted agent, not `{name}`"),
+                "drop `--script`",
+            )),
+            None => Ok(()),
+        };
+        let command = command.map(str::to_owned);
+        Ok(Some(match name {
+            "scripted" => {
+                let script = script.ok_or_else(|| {
+                    err(
+                        name,
+                        "the scripted agent needs a script".into(),
+                        "pass `--script FILE` (see `omk demo` for one)",
+                    )
+                })?;
+                let script = script.canonicalize().map_err(|e| {
+                    err(
+                        name,
+                        format!("script `{}`: {e}", script.display()),
+                        "pass an existing script file",
+                    )
+                })?;
+                // Fail now, not at the first task, on a script that does not parse.
+                scripted::Scripted::load(&script)?;
+                AgentSpec::Scripted { script }
+            }
+            "exec" => {
+                let command = command.ok_or_else(|| {
+                    err(
+                        name,
+                        "the exec agent needs a command".into(),
+                        "pass `--command \"CMD\"`, run with `sh -c` in each task's worktree",
+                    )
+                })?;
+                exec::Exec::new(&command)?;
+                AgentSpec::Exec { command }
+            }
+            "kimi" | "kimi-print" | "kimi-wire" => {
+                no_script()?;
+                let mode = match name {
+                    "kimi" => kimi::Mode::Acp,
+                    "kimi-print" => kimi::Mode::Print,
+                    _ => kimi::Mode::Wire,
+                };
+                AgentSpec::Kimi { mode, command }
+            }
+            "claude" => {
+                no_script()?;
+                AgentSpec::Claude { command }
+            }
+            "codex" => {
+                no_script()?;
+                AgentSpec::Codex { command }
+            }
+            acp if acp == "acp" || acp.starts_with("acp:") => {
+                no_script()?;
+                let inline = acp
+                    .strip_prefix("acp:")
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty());
+                let command = match (inline, command) {
+                    (Some(c), None) => c.to_owned(),
+                    (None, Some(c)) => c,
+                    (Some(_), Some(_)) => {
+                        return Err(err(
+                            "acp",
+                            "the ACP agent's command is given twice".into(),
+                            "use either `--agent acp:CMD` or `--agent acp --command CMD`",
+                        ));
+                    }
+                    (None, None) => {
+                        return Err(err(
+                            "acp",
+                            "the ACP agent needs a command".into(),
+                            "name it: `--agent \"acp:my-agent --stdio\"`",
+                        ));
+                    }
+                };
+                acp::Launch::shell(&command)?;
+                AgentSpec::Acp { command }
+            }
+            other => {
+                return Err(err(
+                    other,
+                    format!("there is no agent called `{other}`"),
+                    "the agents are `kimi`, `kimi-print`, `kimi-wire`, `claude`, `codex`, `acp:CMD`, `exec` and `scripted`",
+                ));
+            }
+        }))
+    }
+
     /// The backend's name.
     pub fn name(&self) -> &'static str {
         match self {
@@ -101,6 +222,12 @@ pub struct AgentError {
     pub help: Option<String>,
 }
 
+impl omk_core::diagnose::Diagnose for AgentError {
+    fn help(&self) -> Option<String> {
+        self.help.clone()
+    }
+}
+
 /// Builds the backend a spec names.
 pub fn backend(spec: &AgentSpec) -> Result<Box<dyn Backend>, AgentError> {
     Ok(match spec {
@@ -114,11 +241,11 @@ pub fn backend(spec: &AgentSpec) -> Result<Box<dyn Backend>, AgentError> {
 }
 
 /// How to start a real client: its command line (`--command`, else
-/// `$OMK_…`, else its program on `PATH`; see [`doctor::Client::command`])
+/// `$OMK_…`, else its program on `PATH`; see [`clients::Client::command`])
 /// with `args` appended.
 pub fn launch_command(
     name: &'static str,
-    client: &doctor::Client,
+    client: &clients::Client,
     explicit: Option<&str>,
     args: &[&str],
 ) -> acp::Launch {
@@ -150,11 +277,8 @@ pub fn refuse_start(hooks: &dyn Hooks, job: &Job, shown: &str, detail: &str) -> 
         target: shown.to_owned(),
         detail: detail.to_owned(),
     });
-    (!permit.allowed).then(|| Report {
-        output_tail: format!(
-            "refused to start the agent: {}",
-            permit.reason.unwrap_or_default()
-        ),
+    permit.refusal().map(|reason| Report {
+        output_tail: format!("refused to start the agent: {reason}"),
         ..Default::default()
     })
 }
@@ -244,12 +368,26 @@ impl Job {
     }
 }
 
-/// omk's answer to an action.
+/// omk's answer to an action: go ahead, or not and why (for the agent,
+/// which should tell its model, and for the log).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Permit {
-    pub allowed: bool,
-    /// Why not, for the agent and the log.
-    pub reason: Option<String>,
+pub enum Permit {
+    Allowed,
+    Refused(String),
+}
+
+impl Permit {
+    pub fn allowed(&self) -> bool {
+        matches!(self, Permit::Allowed)
+    }
+
+    /// Why not, when refused.
+    pub fn refusal(self) -> Option<String> {
+        match self {
+            Permit::Allowed => None,
+            Permit::Refused(reason) => Some(reason),
+        }
+    }
 }
 
 /// How a running agent talks to omk.

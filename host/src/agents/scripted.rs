@@ -189,11 +189,8 @@ async fn perform(job: &Job, hooks: &dyn Hooks, step: &Step) -> String {
         }
     };
     let permit = hooks.action(action(job, kind, target));
-    if !permit.allowed {
-        return format!(
-            "refused: {kind:?} `{target}`: {}",
-            permit.reason.unwrap_or_else(|| "no reason given".into())
-        );
+    if let Some(reason) = permit.refusal() {
+        return format!("refused: {kind:?} `{target}`: {reason}");
     }
     match step {
         Step::Write { write, content } => match files::write_file(&job.worktree, write, content) {

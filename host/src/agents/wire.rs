@@ -380,8 +380,8 @@ impl<'a> Session<'a> {
                 target,
                 detail: detail.to_owned(),
             });
-            if !permit.allowed {
-                return Some(permit.reason.unwrap_or_else(|| "refused by omk".into()));
+            if let Some(reason) = permit.refusal() {
+                return Some(reason);
             }
         }
         None
@@ -613,7 +613,7 @@ impl KimiWire {
         let (dir, env) = (place.dir, place.env.as_slice());
         let launch = launch_command(
             "kimi-wire",
-            &super::doctor::KIMI_WIRE,
+            &super::clients::KIMI_WIRE,
             self.command.as_deref(),
             &["--wire"],
         );
@@ -739,7 +739,7 @@ impl KimiWire {
 
 impl Backend for KimiWire {
     fn client(&self) -> (crate::sandbox::ClientState, Option<String>) {
-        let c = &super::doctor::KIMI_WIRE;
+        let c = &super::clients::KIMI_WIRE;
         (c.state, Some(c.command(self.command.as_deref())))
     }
 
@@ -757,7 +757,7 @@ impl Backend for KimiWire {
         hooks: &'a dyn Hooks,
     ) -> BoxFuture<'a, Result<Vec<TaskProposal>, String>> {
         Box::pin(async move {
-            let deadline = super::process::deadline_in(super::acp::PLAN_SECS);
+            let deadline = super::process::deadline_in(super::PLAN_SECS);
             let out = self
                 .session(&brief.place(), prompt::plan(brief), deadline, hooks, None)
                 .await;
@@ -769,7 +769,7 @@ impl Backend for KimiWire {
         Box::pin(async move {
             let shown = format!(
                 "{} --wire",
-                super::doctor::KIMI_WIRE.command(self.command.as_deref())
+                super::clients::KIMI_WIRE.command(self.command.as_deref())
             );
             let detail = "start the legacy Kimi CLI in wire mode";
             if let Some(refused) = super::refuse_start(hooks, job, &shown, detail) {

@@ -22,6 +22,7 @@ use std::process::Command;
 
 use super::{GateProject, Lang};
 use crate::atomic;
+use omk_core::diagnose::{Diagnose, Kind};
 
 /// What a build produced.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -53,9 +54,15 @@ pub enum BuildError {
     },
 }
 
-impl BuildError {
-    /// The fix, for people.
-    pub fn help(&self) -> Option<String> {
+impl Diagnose for BuildError {
+    fn kind(&self) -> Kind {
+        match self {
+            BuildError::Io { source, .. } => omk_core::diagnose::io_kind(source),
+            _ => Kind::Usage,
+        }
+    }
+
+    fn help(&self) -> Option<String> {
         match self {
             BuildError::Missing { install, .. } => Some(format!("install it: {install}")),
             BuildError::Failed { .. } => {
@@ -328,7 +335,7 @@ fn run(mut cmd: Command, shown: &str, tool: &str, install: &str) -> Result<(), B
 
 /// A tool: `$ENV_VAR`, else the first of `names` in the project's
 /// `node_modules/.bin`, else the first of `names` on `PATH`.
-pub(crate) fn find_tool(dir: &Path, names: &[&str], env_var: Option<&str>) -> Option<PathBuf> {
+pub fn find_tool(dir: &Path, names: &[&str], env_var: Option<&str>) -> Option<PathBuf> {
     if let Some(p) = env_var.and_then(std::env::var_os) {
         return Some(PathBuf::from(p));
     }

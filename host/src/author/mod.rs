@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use build::{BuildError, BuildReport, build};
+pub use build::{BuildError, BuildReport, build, find_tool};
 pub use templates::{TemplateError, create};
 
 /// The project file of a gate project.
@@ -21,7 +21,7 @@ pub const PROJECT_FILE: &str = "omk-gate.toml";
 pub const CASES_FILE: &str = "cases.toml";
 
 /// A language omk can build gates from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Lang {
     Rust,
@@ -57,6 +57,12 @@ pub struct ProjectError {
     pub path: String,
     pub message: String,
     pub help: Option<String>,
+}
+
+impl omk_core::diagnose::Diagnose for ProjectError {
+    fn help(&self) -> Option<String> {
+        self.help.clone()
+    }
 }
 
 impl GateProject {

@@ -61,6 +61,26 @@ pub enum TemplateError {
     },
 }
 
+impl omk_core::diagnose::Diagnose for TemplateError {
+    fn kind(&self) -> omk_core::diagnose::Kind {
+        match self {
+            TemplateError::Write { source, .. } => omk_core::diagnose::io_kind(source),
+            _ => omk_core::diagnose::Kind::Usage,
+        }
+    }
+
+    fn help(&self) -> Option<String> {
+        Some(
+            match self {
+                TemplateError::Exists(_) => "choose another name or `--dir`",
+                TemplateError::BadName(_) => "for example `no-secrets` or `migrations-need-review`",
+                TemplateError::Write { .. } => "check that the directory is writable",
+            }
+            .into(),
+        )
+    }
+}
+
 /// Writes a new gate project `name` in `lang` to `dir`; returns the files
 /// written, relative to `dir`.
 pub fn create(dir: &Path, name: &str, lang: Lang) -> Result<Vec<String>, TemplateError> {

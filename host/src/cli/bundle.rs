@@ -7,10 +7,10 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::{Outcome, Result, with_help};
-use crate::gates::bundle::installed::{INSTALLED_FILE, Installed};
-use crate::gates::bundle::sign::{self, PrivateKey, PublicKey, TrustPolicy};
-use crate::gates::bundle::{self, Bundle, oci};
-use crate::gates::{BUNDLES_DIR, GatesConfig, std_bundle};
+use omk::gates::bundle::installed::{INSTALLED_FILE, Installed};
+use omk::gates::bundle::sign::{self, PrivateKey, PublicKey, TrustPolicy};
+use omk::gates::bundle::{self, Bundle, oci};
+use omk::gates::{BUNDLES_DIR, GatesConfig, std_bundle};
 
 #[derive(Debug, Subcommand)]
 pub enum BundleCommand {
@@ -185,7 +185,7 @@ fn write_bundle(bundle: &Bundle, to: &Path) -> Result<()> {
     if to.is_dir() {
         bundle.write_dir(to)?;
     } else {
-        crate::atomic::write(to, &bundle.to_tar_gz())?;
+        omk::atomic::write(to, &bundle.to_tar_gz())?;
     }
     Ok(())
 }
@@ -207,7 +207,7 @@ fn pack(a: PackArgs) -> Result<Outcome> {
             "note: the manifest changed, so its old signatures were dropped; sign the archive again"
         );
     }
-    crate::atomic::write(&a.out, &b.to_tar_gz())?;
+    omk::atomic::write(&a.out, &b.to_tar_gz())?;
     outln!(
         "packed {} {} ({} gates, {} bytes) into {}{}",
         b.name(),
@@ -342,12 +342,12 @@ fn verify(a: VerifyArgs) -> Result<Outcome> {
                 outln!(
                     "{}",
                     serde_json::to_string_pretty(
-                        &json!({"ok": false, "error": e.to_string(), "help": e.help()})
+                        &json!({"ok": false, "error": e.to_string(), "help": e.help})
                     )?
                 );
             } else {
                 outln!("REFUSED  {e}");
-                if let Some(h) = e.help() {
+                if let Some(h) = e.help.clone() {
                     outln!("help: {h}");
                 }
             }
@@ -510,7 +510,7 @@ fn pull(a: PullArgs) -> Result<Outcome> {
     let b = open(&a.reference, a.plain_http)?;
     let p = policy(&a.trust)?;
     let v = sign::verify(&b, &p)?;
-    crate::atomic::write(&a.out, &b.to_tar_gz())?;
+    omk::atomic::write(&a.out, &b.to_tar_gz())?;
     outln!(
         "pulled {} {} (digest {}) into {}",
         v.bundle,

@@ -8,13 +8,13 @@ use clap::Args;
 
 use super::goal::{executor, runtime};
 use super::{Outcome, Result};
-use crate::agents::AgentSpec;
-use crate::agents::process::{deadline_in, run_shell};
-use crate::demo::{self, Account};
-use crate::goal::budget::format_time;
-use crate::goal::{GoalStatus, GoalStore, Limits, MergePolicy, NewGoal, Session};
-use crate::proof::log;
-use crate::worktree;
+use omk::agents::AgentSpec;
+use omk::agents::process::{deadline_in, run_shell};
+use omk::demo::{self, Account};
+use omk::goal::budget::format_time;
+use omk::goal::{GoalStatus, GoalStore, Limits, MergePolicy, NewGoal, Session};
+use omk::proof::log;
+use omk::worktree;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -139,7 +139,7 @@ async fn integration_tests(
         &dir,
         &[],
         // The demo's own check of what it merged, not a task's.
-        &crate::sandbox::Confinement::none(),
+        &omk::sandbox::Confinement::none(),
         None,
         deadline_in(60),
         &|_| {},

@@ -5,7 +5,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::{Outcome, Result};
-use crate::agents::doctor;
+use omk::agents::doctor;
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
@@ -49,15 +49,15 @@ pub fn run(a: DoctorArgs) -> Result<Outcome> {
     let toolchains: Vec<_> = TOOLCHAINS
         .iter()
         .map(|(lang, tool, var, install)| {
-            let found = crate::author::build::find_tool(&here, tool, *var);
+            let found = omk::author::find_tool(&here, tool, *var);
             json!({"language": lang, "tool": tool[0], "usable": found.is_some(),
                    "help": found.is_none().then_some(*install),
                    "path": found.map(|p| p.display().to_string())})
         })
         .collect();
     let dirs: Vec<_> = [
-        ("cache", crate::dirs::cache_dir()),
-        ("state", crate::dirs::state_dir()),
+        ("cache", omk::dirs::cache_dir()),
+        ("state", omk::dirs::state_dir()),
     ]
     .into_iter()
     .map(|(name, d)| {
@@ -69,8 +69,8 @@ pub fn run(a: DoctorArgs) -> Result<Outcome> {
                    "usable": problem.is_none(), "problem": problem})
     })
     .collect();
-    let (abi, rules) = crate::sandbox::kernel_rules();
-    let sandbox = json!({"landlock_abi": abi, "needs_abi": crate::sandbox::REQUIRED_ABI,
+    let (abi, rules) = omk::sandbox::kernel_rules();
+    let sandbox = json!({"landlock_abi": abi, "needs_abi": omk::sandbox::REQUIRED_ABI,
                          "usable": rules.iter().all(|r| r.usable), "rules": rules});
     if a.json {
         outln!(
@@ -115,7 +115,7 @@ pub fn run(a: DoctorArgs) -> Result<Outcome> {
     }
     outln!(
         "confinement of task processes (Landlock ABI {abi} here; omk needs {})",
-        crate::sandbox::REQUIRED_ABI
+        omk::sandbox::REQUIRED_ABI
     );
     for r in &rules {
         let mark = if r.usable { "ok " } else { "no " };

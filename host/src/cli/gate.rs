@@ -8,9 +8,28 @@ use omk_gate_sdk::{GoalContext, TaskProposal};
 use serde::Serialize;
 
 use super::{Outcome, Result, read_json, with_help};
-use crate::author::{self, Lang};
-use crate::gates::{GateDecision, GateEngine, GateSet, Limits, LoadedGate, cases, inspect};
-use crate::wave::relevant::Accepted;
+use omk::author::{self, Lang};
+
+/// The languages of `omk gate new --lang` (the library's [`Lang`]).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LangArg {
+    Rust,
+    Python,
+    Js,
+    C,
+}
+
+impl From<LangArg> for Lang {
+    fn from(l: LangArg) -> Lang {
+        match l {
+            LangArg::Rust => Lang::Rust,
+            LangArg::Python => Lang::Python,
+            LangArg::Js => Lang::Js,
+            LangArg::C => Lang::C,
+        }
+    }
+}
+use omk::gates::{Blocked, GateDecision, GateEngine, GateSet, Limits, LoadedGate, cases, inspect};
 
 #[derive(Debug, Subcommand)]
 pub enum GateCommand {
@@ -76,7 +95,7 @@ struct GateSummary<'a> {
     version: &'a str,
     sha256: &'a str,
     source: &'a str,
-    mode: crate::gates::Mode,
+    mode: omk::gates::Mode,
     stages: &'a [omk_gate_sdk::Stage],
 }
 
@@ -85,15 +104,8 @@ struct ProposalResult {
     id: String,
     accepted: bool,
     /// The decisive rejection, if rejected.
-    rejection: Option<Rejected>,
+    rejection: Option<Blocked>,
     decisions: Vec<GateDecision>,
-}
-
-#[derive(Serialize)]
-struct Rejected {
-    gate: String,
-    code: String,
-    reason: String,
 }
 
 #[derive(Serialize)]
@@ -123,39 +135,17 @@ fn check(args: CheckArgs) -> Result<Outcome> {
     }
     let gates = GateSet::for_project(&args.project)?;
 
-    let mut results = Vec::new();
-    // Tasks the context file says were accepted, then those accepted here;
-    // each proposal sees the ones it could conflict with, as in a wave.
-    let mut accepted = Accepted::default();
-    for t in std::mem::take(&mut ctx.accepted_in_wave) {
-        accepted.push(t);
-    }
-    for p in &proposals {
-        ctx.accepted_in_wave = accepted.relevant_to(p);
-        let verdict = gates.judge_proposal(&ctx, p);
-        if verdict.accepted {
-            accepted.push(p.as_accepted());
-            ctx.budget.time_committed_secs =
-                ctx.budget.time_committed_secs.saturating_add(p.budget_secs);
-        }
-        let rejection = verdict.blocking().map(|d| {
-            let r = d
-                .decision
-                .rejection()
-                .expect("a blocking decision is a rejection");
-            Rejected {
-                gate: d.gate.clone(),
-                code: r.code.clone(),
-                reason: r.reason.clone(),
-            }
-        });
-        results.push(ProposalResult {
+    let verdicts = omk::wave::judge_detached(&gates, ctx, &proposals);
+    let results: Vec<ProposalResult> = proposals
+        .iter()
+        .zip(verdicts)
+        .map(|(p, verdict)| ProposalResult {
             id: p.id.clone(),
             accepted: verdict.accepted,
-            rejection,
+            rejection: verdict.rejection(),
             decisions: verdict.decisions,
-        });
-    }
+        })
+        .collect();
     let accepted = results.iter().filter(|r| r.accepted).count();
     let summary = Summary {
         total: results.len(),
@@ -216,7 +206,7 @@ fn print_check(
                 (_, false) => "-".to_owned(),
                 (omk_gate_sdk::Decision::Accept, _) => "accept".to_owned(),
                 (omk_gate_sdk::Decision::Reject(rej), _) => {
-                    let audit = if d.mode == crate::gates::Mode::Audit {
+                    let audit = if d.mode == omk::gates::Mode::Audit {
                         " (audit: not enforced)"
                     } else {
                         ""
@@ -291,7 +281,7 @@ pub struct NewArgs {
     name: String,
     /// The language of the starter gate.
     #[arg(long, value_enum)]
-    lang: Lang,
+    lang: LangArg,
     /// Where to create the project (default: ./NAME).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
@@ -324,19 +314,11 @@ pub struct TestArgs {
 
 fn new_cmd(args: NewArgs) -> Result<Outcome> {
     let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
-    let files = author::create(&dir, &args.name, args.lang).map_err(|e| {
-        let help = match &e {
-            author::TemplateError::Exists(_) => "choose another name or `--dir`",
-            author::TemplateError::BadName(_) => {
-                "for example `no-secrets` or `migrations-need-review`"
-            }
-            author::TemplateError::Write { .. } => "check that the directory is writable",
-        };
-        with_help(e.to_string(), help)
-    })?;
+    let lang = Lang::from(args.lang);
+    let files = author::create(&dir, &args.name, lang)?;
     outln!(
         "created the {} gate `{}` in {}:",
-        args.lang.as_str(),
+        lang.as_str(),
         args.name,
         dir.display()
     );
@@ -351,17 +333,14 @@ fn new_cmd(args: NewArgs) -> Result<Outcome> {
 }
 
 fn build_cmd(args: BuildArgs) -> Result<Outcome> {
-    let project = author::GateProject::open(&args.dir).map_err(project_error)?;
+    let project = author::GateProject::open(&args.dir)?;
     let json = args.json;
     let mut progress = |step: &str| {
         if !json {
             eprintln!("running: {step}");
         }
     };
-    let report = author::build(&args.dir, &project, &mut progress).map_err(|e| match e.help() {
-        Some(h) => with_help(e.to_string(), &h),
-        None => anyhow::Error::new(e),
-    })?;
+    let report = author::build(&args.dir, &project, &mut progress)?;
     let bytes = std::fs::read(&report.component)
         .with_context(|| format!("cannot read `{}`", report.component.display()))?;
     let engine = GateEngine::shared()?;
@@ -373,7 +352,7 @@ fn build_cmd(args: BuildArgs) -> Result<Outcome> {
     } else {
         // A gate needing only sealed WASI loads once granted it.
         let needs_grant_only =
-            !i.imports.is_empty() && i.imports.iter().all(|x| crate::gates::wasi::provides(x));
+            !i.imports.is_empty() && i.imports.iter().all(|x| omk::gates::wasi::provides(x));
         let imports = if i.imports.is_empty() {
             "none".to_owned()
         } else if needs_grant_only {
@@ -396,16 +375,9 @@ fn build_cmd(args: BuildArgs) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-fn project_error(e: author::ProjectError) -> anyhow::Error {
-    match e.help.clone() {
-        Some(h) => with_help(e.to_string(), &h),
-        None => anyhow::Error::new(e),
-    }
-}
-
 fn test_cmd(args: TestArgs) -> Result<Outcome> {
     let (component, default_cases) = if args.target.is_dir() {
-        let project = author::GateProject::open(&args.target).map_err(project_error)?;
+        let project = author::GateProject::open(&args.target)?;
         (
             project.component(&args.target),
             args.target.join(author::CASES_FILE),
@@ -419,12 +391,7 @@ fn test_cmd(args: TestArgs) -> Result<Outcome> {
         (args.target.clone(), beside)
     };
     let cases_path = args.cases.unwrap_or(default_cases);
-    let cases = cases::read(&cases_path).map_err(|e| {
-        with_help(
-            e.to_string(),
-            "write `[[case]]` tables with name, stage, proposal, expect (and code); see `omk gate new` for an example",
-        )
-    })?;
+    let cases = cases::read(&cases_path)?;
     let bytes = std::fs::read(&component).map_err(|e| {
         with_help(
             format!("cannot read the gate `{}`: {e}", component.display()),
@@ -440,12 +407,8 @@ fn test_cmd(args: TestArgs) -> Result<Outcome> {
         &bytes,
         &shown,
         &limits,
-        &crate::gates::wasi::Grant::sealed(),
-    )
-    .map_err(|e| match e.help() {
-        Some(h) => with_help(e.to_string(), &h),
-        None => anyhow::Error::new(e),
-    })?;
+        &omk::gates::wasi::Grant::sealed(),
+    )?;
     let results = cases::run(&gate, &cases, &limits);
     let failed = results.iter().filter(|r| !r.passed).count();
     if args.json {

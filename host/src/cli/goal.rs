@@ -8,19 +8,19 @@ use serde_json::json;
 
 use anyhow::Context;
 
-use super::{Outcome, Result, read_json, with_help};
-use crate::agents::AgentSpec;
-use crate::gates::GateSet;
-use crate::goal::budget::{self, format_time, format_usd};
-use crate::goal::{
+use super::{Outcome, Result, load, read_json, with_help};
+use omk::agents::AgentSpec;
+use omk::gates::GateSet;
+use omk::goal::budget::{self, format_time, format_usd};
+use omk::goal::{
     Goal, GoalError, GoalStatus, GoalStore, Limits, MergePolicy, NewGoal, Request, Session,
     StoreError,
 };
-use crate::graph::{TaskGraph, TaskStatus};
-use crate::proof::anchors::{self, Trust};
-use crate::proof::{Event, log};
-use crate::wave::execute::{ExecOptions, Executor, Observer, Progress, Quiet};
-use crate::wave::{self, DispatchPlan};
+use omk::graph::{TaskGraph, TaskStatus};
+use omk::proof::anchors::{self, Trust};
+use omk::proof::{Event, log};
+use omk::wave::execute::{Executor, Observer, Progress, Quiet};
+use omk::wave::{self, DispatchPlan};
 use omk_gate_sdk::paths;
 use omk_signing::PublicKey;
 
@@ -125,14 +125,32 @@ pub struct RunArgs {
     #[arg(long)]
     until_ready: bool,
     /// What happens to accepted work.
-    #[arg(long = "merge", value_enum, default_value_t = MergePolicy::Integrate)]
-    merge_policy: MergePolicy,
+    #[arg(long = "merge", value_enum, default_value_t = MergeArg::Integrate)]
+    merge_policy: MergeArg,
     /// Keep the worktree of a task that failed for good, for inspection.
     #[arg(long)]
     keep_failed: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// `--merge` (the library's [`MergePolicy`]).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum MergeArg {
+    /// Committed on the task's branch only.
+    None,
+    /// Also merged into `omk/<goal-id>/integration`.
+    Integrate,
+}
+
+impl From<MergeArg> for MergePolicy {
+    fn from(m: MergeArg) -> MergePolicy {
+        match m {
+            MergeArg::None => MergePolicy::None,
+            MergeArg::Integrate => MergePolicy::Integrate,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -156,108 +174,12 @@ pub struct AgentArgs {
 }
 
 impl AgentArgs {
-    fn no_script(&self, name: &str) -> Result<()> {
-        if self.script.is_some() {
-            return Err(with_help(
-                format!("`--script` is for the scripted agent, not `{name}`"),
-                "drop `--script`",
-            ));
-        }
-        Ok(())
-    }
-
     fn spec(&self) -> Result<Option<AgentSpec>> {
-        let Some(name) = self.agent.as_deref() else {
-            if self.script.is_some() || self.command.is_some() {
-                return Err(with_help(
-                    "`--script` and `--command` need `--agent`",
-                    "add `--agent scripted` or `--agent exec`",
-                ));
-            }
-            return Ok(None);
-        };
-        match name {
-            "scripted" => {
-                let script = self.script.as_ref().ok_or_else(|| {
-                    with_help(
-                        "the scripted agent needs a script",
-                        "pass `--script FILE` (see `omk demo` for one)",
-                    )
-                })?;
-                let script = script.canonicalize().map_err(|e| {
-                    with_help(
-                        format!("script `{}`: {e}", script.display()),
-                        "pass an existing script file",
-                    )
-                })?;
-                // Fail now, not at the first task, on a script that does not parse.
-                crate::agents::scripted::Scripted::load(&script)?;
-                Ok(Some(AgentSpec::Scripted { script }))
-            }
-            "exec" => {
-                let command = self.command.clone().ok_or_else(|| {
-                    with_help(
-                        "the exec agent needs a command",
-                        "pass `--command \"CMD\"`, run with `sh -c` in each task's worktree",
-                    )
-                })?;
-                crate::agents::exec::Exec::new(&command)?;
-                Ok(Some(AgentSpec::Exec { command }))
-            }
-            "kimi" | "kimi-print" | "kimi-wire" => {
-                let mode = match name {
-                    "kimi" => crate::agents::kimi::Mode::Acp,
-                    "kimi-print" => crate::agents::kimi::Mode::Print,
-                    _ => crate::agents::kimi::Mode::Wire,
-                };
-                self.no_script(name)?;
-                Ok(Some(AgentSpec::Kimi {
-                    mode,
-                    command: self.command.clone(),
-                }))
-            }
-            "claude" => {
-                self.no_script(name)?;
-                Ok(Some(AgentSpec::Claude {
-                    command: self.command.clone(),
-                }))
-            }
-            "codex" => {
-                self.no_script(name)?;
-                Ok(Some(AgentSpec::Codex {
-                    command: self.command.clone(),
-                }))
-            }
-            acp if acp == "acp" || acp.starts_with("acp:") => {
-                self.no_script(name)?;
-                let inline = acp
-                    .strip_prefix("acp:")
-                    .map(str::trim)
-                    .filter(|c| !c.is_empty());
-                let command = match (inline, &self.command) {
-                    (Some(c), None) => c.to_owned(),
-                    (None, Some(c)) => c.clone(),
-                    (Some(_), Some(_)) => {
-                        return Err(with_help(
-                            "the ACP agent's command is given twice",
-                            "use either `--agent acp:CMD` or `--agent acp --command CMD`",
-                        ));
-                    }
-                    (None, None) => {
-                        return Err(with_help(
-                            "the ACP agent needs a command",
-                            "name it: `--agent \"acp:my-agent --stdio\"`",
-                        ));
-                    }
-                };
-                crate::agents::acp::Launch::shell(&command)?;
-                Ok(Some(AgentSpec::Acp { command }))
-            }
-            other => Err(with_help(
-                format!("there is no agent called `{other}`"),
-                "the agents are `kimi`, `kimi-print`, `kimi-wire`, `claude`, `codex`, `acp:CMD`, `exec` and `scripted`",
-            )),
-        }
+        Ok(AgentSpec::parse(
+            self.agent.as_deref(),
+            self.script.as_deref(),
+            self.command.as_deref(),
+        )?)
     }
 }
 
@@ -386,10 +308,10 @@ fn create(store: &GoalStore, a: RunArgs) -> Result<Outcome> {
         )
     })?;
     let agent = a.agent.spec()?;
-    let repo = crate::worktree::repo_root(&project_dir);
+    let repo = omk::worktree::repo_root(&project_dir);
     let (project_dir, base_commit) = match repo {
         Some(root) => {
-            let head = crate::worktree::head_commit(&root).ok();
+            let head = omk::worktree::head_commit(&root).ok();
             (root, head)
         }
         None => (project_dir, None),
@@ -424,7 +346,7 @@ fn create(store: &GoalStore, a: RunArgs) -> Result<Outcome> {
         policy_roots: roots,
         agent,
         base_commit,
-        merge_policy: a.merge_policy,
+        merge_policy: a.merge_policy.into(),
     };
     let session = Session::create(store, spec, Utc::now())?;
     let g = &session.goal;
@@ -474,28 +396,12 @@ pub(super) fn executor(
     keep_failed: bool,
     quiet: bool,
 ) -> Result<std::sync::Arc<Executor>> {
-    let spec = session.goal.agent.clone().ok_or_else(|| {
-        with_help(
-            format!("goal `{}` has no agent", session.goal.id),
-            "create the goal with `--agent scripted --script FILE` or `--agent exec --command CMD`",
-        )
-    })?;
-    let backend = crate::agents::backend(&spec)?;
-    // A missing client, a wrong version or no credentials: say so before
-    // any task starts.
-    crate::agents::doctor::preflight(&spec)?;
-    let project = session.goal.project_dir.clone();
-    let gates = GateSet::for_project(&project)?;
-    let mut opts = ExecOptions::from_env(keep_failed);
-    opts.sandbox = crate::gates::GatesConfig::for_project(&project)?.sandbox;
-    // Fail closed before any task: the kernel must enforce every rule.
-    crate::sandbox::check_kernel(&opts.sandbox)?;
     let observer: Box<dyn Observer> = if quiet {
         Box::new(Quiet)
     } else {
         Box::new(Printer::new())
     };
-    Ok(Executor::new(session, gates, backend, opts, observer)?)
+    Ok(Executor::for_goal(session, keep_failed, observer)?)
 }
 
 fn execute(store: &GoalStore, a: ExecuteArgs) -> Result<Outcome> {
@@ -531,7 +437,7 @@ fn finish_report(store: &GoalStore, id: &str, status: GoalStatus, json: bool) ->
         if g.merge_policy == MergePolicy::Integrate && graph.tasks.iter().any(|t| t.merged) {
             outln!(
                 "  merged work: branch {}",
-                crate::worktree::integration_branch(&g.id)
+                omk::worktree::integration_branch(&g.id)
             );
         }
         outln!("  state: {}", store.dir(&g.id).display());
@@ -678,13 +584,6 @@ fn propose(store: &GoalStore, a: ProposeArgs) -> Result<Outcome> {
     })
 }
 
-pub(super) fn load(store: &GoalStore, id: &str) -> Result<(Goal, TaskGraph)> {
-    let id = store.resolve(id)?;
-    let goal = store.load(&id)?;
-    let graph = TaskGraph::load(&store.dir(&id), &id)?;
-    Ok((goal, graph))
-}
-
 fn list(store: &GoalStore, json: bool) -> Result<Outcome> {
     let mut goals = Vec::new();
     for id in store.ids()? {
@@ -704,7 +603,7 @@ fn list(store: &GoalStore, json: bool) -> Result<Outcome> {
                 g.id,
                 g.status.as_str(),
                 g.phase.as_str(),
-                crate::text::clip(&g.normalized_goal, 60)
+                omk::text::clip(&g.normalized_goal, 60)
             );
         }
     }
@@ -835,7 +734,7 @@ fn events(store: &GoalStore, a: EventsArgs) -> Result<Outcome> {
                 e.id,
                 e.ts.format("%Y-%m-%d %H:%M:%S%.3f"),
                 e.kind,
-                crate::proof::timeline::summarize(e)
+                omk::proof::timeline::summarize(e)
             );
         }
     }

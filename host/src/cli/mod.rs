@@ -1,7 +1,8 @@
 //! The `omk` command line: parses arguments, calls the library, prints.
 //!
-//! Exit codes: 0 ok, 1 rejected or failed, 2 usage or load error. Errors
-//! print as `error: …`, their causes, and a `help:` line with the fix.
+//! Exit codes: 0 ok, 1 rejected, then one per kind of error (2 usage,
+//! 3 integrity, 4 system, 5 internal; see [`omk::error`]). Errors print as
+//! `error: …`, their causes, and a `help:` line with the fix.
 
 use std::process::ExitCode;
 
@@ -68,8 +69,8 @@ pub enum Outcome {
     Rejected,
 }
 
-/// An error at the CLI edge that is the user's to fix (exit 2), as opposed
-/// to a rejection (exit 1).
+/// A command's result: an error's exit code is its kind's
+/// ([`omk::error::diagnose`]); a rejection is an [`Outcome`], not an error.
 pub type Result<T> = anyhow::Result<T>;
 
 /// Runs the `omk` binary.
@@ -84,19 +85,24 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let result = match cli.command {
+    note_bugs();
+    let dispatch = || match cli.command {
         Command::Demo(a) => demo::run(a),
         Command::Goal(cmd) => goal::run(cmd),
         Command::Gate(cmd) => gate::run(cmd),
         Command::Bundle(cmd) => bundle::run(cmd),
         Command::Doctor(a) => doctor::run(a),
     };
+    // A panic is a bug: the hook has printed it; the exit code says so.
+    let Ok(result) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(dispatch)) else {
+        return ExitCode::from(omk::error::Kind::Internal.exit_code());
+    };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
-        Ok(Outcome::Rejected) => ExitCode::from(1),
+        Ok(Outcome::Rejected) => ExitCode::from(omk::error::REJECTED_EXIT),
         Err(e) => {
             report(&e);
-            ExitCode::from(2)
+            ExitCode::from(omk::error::diagnose(e.as_ref()).kind.exit_code())
         }
     }
 }
@@ -113,6 +119,21 @@ pub fn out(args: std::fmt::Arguments) {
         eprintln!("error: cannot write to stdout: {e}");
         std::process::exit(2);
     }
+}
+
+/// Adds to every panic's message that it is a bug in omk, and how to
+/// report it. State stays consistent: every write is atomic and the log is
+/// append-only, so the goal resumes.
+fn note_bugs() {
+    let print_panic = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        print_panic(info);
+        eprintln!(
+            "error: this is a bug in omk {} (exit 5); please report it with the command you ran. \
+             A goal's state is intact: every write omk makes is atomic",
+            env!("CARGO_PKG_VERSION")
+        );
+    }));
 }
 
 fn init_tracing() {
@@ -134,52 +155,29 @@ pub fn report(err: &anyhow::Error) {
     for cause in err.chain().skip(1) {
         eprintln!("  caused by: {cause}");
     }
-    if let Some(help) = help_of(err) {
+    if let Some(help) = omk::error::diagnose(err.as_ref()).help {
         eprintln!("help: {help}");
     }
 }
 
-fn help_of(err: &anyhow::Error) -> Option<String> {
-    use crate::gates::{ConfigError, GatesError, LoadError};
-    use crate::goal::{BudgetError, GoalError, StoreError};
-    err.chain().find_map(|cause| {
-        if let Some(e) = cause.downcast_ref::<GoalError>() {
-            e.help()
-        } else if let Some(e) = cause.downcast_ref::<StoreError>() {
-            e.help()
-        } else if let Some(e) = cause.downcast_ref::<crate::gates::bundle::BundleError>() {
-            e.help()
-        } else if let Some(e) = cause.downcast_ref::<crate::agents::AgentError>() {
-            e.help.clone()
-        } else if let Some(e) = cause.downcast_ref::<BudgetError>() {
-            Some(e.accepted.to_owned())
-        } else if let Some(e) = cause.downcast_ref::<GatesError>() {
-            e.help()
-        } else if let Some(e) = cause.downcast_ref::<LoadError>() {
-            e.help()
-        } else if let Some(e) = cause.downcast_ref::<ConfigError>() {
-            e.help()
-        } else {
-            cause.downcast_ref::<Help>().map(|h| h.help.clone())
-        }
-    })
-}
-
-/// An error message with its fix, for errors found at the CLI edge.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct Help {
-    pub message: String,
-    pub help: String,
-}
-
 /// Shorthand for an error with a `help:` line.
 pub fn with_help(message: impl Into<String>, help: impl Into<String>) -> anyhow::Error {
-    Help {
+    omk::error::Help {
         message: message.into(),
         help: help.into(),
     }
     .into()
+}
+
+/// A goal (`latest` resolved) and its task graph, for reading.
+pub fn load(
+    store: &omk::goal::GoalStore,
+    id: &str,
+) -> Result<(omk::goal::Goal, omk::graph::TaskGraph)> {
+    let id = store.resolve(id)?;
+    let goal = store.load(&id)?;
+    let graph = omk::graph::TaskGraph::load(&store.dir(&id), &id)?;
+    Ok((goal, graph))
 }
 
 /// Reads a JSON file; errors name the file, line and column.

@@ -4,14 +4,13 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::goal::load;
-use super::{Outcome, Result, with_help};
-use crate::gates::{GateEngine, GateSet, GatesConfig};
-use crate::goal::GoalStore;
-use crate::proof::document::Proof;
-use crate::proof::replay::{self, WhatIf};
-use crate::proof::timeline::Timeline;
-use crate::proof::{log, report as html};
+use super::{Outcome, Result, load, with_help};
+use omk::gates::{GateEngine, GateSet, GatesConfig};
+use omk::goal::GoalStore;
+use omk::proof::document::Proof;
+use omk::proof::replay::{self, WhatIf};
+use omk::proof::timeline::Timeline;
+use omk::proof::{log, report as html};
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
@@ -163,7 +162,7 @@ fn print_what_if(w: &WhatIf, gates: &str, md: bool) {
         outln!(
             "DAMAGED  {} line(s) of {} do not match their address (changed after they were written): line {}",
             lines.len(),
-            crate::proof::inputs::INPUTS_FILE,
+            omk::proof::inputs::INPUTS_FILE,
             lines.join(", ")
         );
     }
@@ -235,7 +234,7 @@ pub fn proof(store: &GoalStore, a: ProofArgs) -> Result<Outcome> {
     let id = store.resolve(&a.id)?;
     // The lock holder writes proof.json; a running goal's proof is built
     // without writing it.
-    let proof = match crate::goal::Session::open(store, &id) {
+    let proof = match omk::goal::Session::open(store, &id) {
         Ok(mut s) => s.write_proof()?,
         Err(_) => {
             let (goal, graph) = load(store, &id)?;
@@ -287,7 +286,7 @@ pub fn proof(store: &GoalStore, a: ProofArgs) -> Result<Outcome> {
             "  file: {}",
             store
                 .dir(&id)
-                .join(crate::proof::document::PROOF_FILE)
+                .join(omk::proof::document::PROOF_FILE)
                 .display()
         );
     }
@@ -305,7 +304,7 @@ pub fn report(store: &GoalStore, a: ReportArgs) -> Result<Outcome> {
     let (events, _) = log::read(&dir)?;
     let timeline = Timeline::read(&dir)?;
     let page = html::html(&goal, &proof, &events, &timeline);
-    crate::atomic::write(&a.html, page.as_bytes()).map_err(|e| {
+    omk::atomic::write(&a.html, page.as_bytes()).map_err(|e| {
         with_help(
             format!("cannot write `{}`: {e}", a.html.display()),
             "pass a writable path",

@@ -72,6 +72,15 @@ pub struct CasesError {
     pub message: String,
 }
 
+impl omk_core::diagnose::Diagnose for CasesError {
+    fn help(&self) -> Option<String> {
+        Some(
+            "write `[[case]]` tables with name, stage, proposal, expect (and code); see `omk gate new` for an example"
+                .into(),
+        )
+    }
+}
+
 /// Reads and checks the cases in `path` (`.toml` or `.json`).
 pub fn read(path: &Path) -> Result<Vec<Case>, CasesError> {
     let err = |message: String| CasesError {

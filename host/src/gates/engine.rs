@@ -58,6 +58,12 @@ pub struct GateEngine {
 #[error("cannot start the WebAssembly engine: {0}")]
 pub struct EngineError(String);
 
+impl omk_core::diagnose::Diagnose for EngineError {
+    fn kind(&self) -> omk_core::diagnose::Kind {
+        omk_core::diagnose::Kind::System
+    }
+}
+
 impl EngineError {
     pub(crate) fn panicked() -> Self {
         EngineError("a gate loading thread panicked".into())

@@ -27,6 +27,7 @@ use super::engine::{GateEngine, deadline_ticks};
 use super::fault::{Fault, FaultCause, clip, one_line};
 use super::limits::{GateLimiter, Limits};
 use super::wasi::{self, Sealed, SealedView};
+use omk_core::diagnose::{Diagnose, Kind};
 
 /// Per-store data: the limiter of this one decision, and the sealed WASI
 /// context of a gate granted it.
@@ -130,9 +131,16 @@ pub enum LoadError {
     },
 }
 
-impl LoadError {
-    /// The fix, for people.
-    pub fn help(&self) -> Option<String> {
+impl Diagnose for LoadError {
+    fn kind(&self) -> Kind {
+        match self {
+            LoadError::Read { source, .. } => omk_core::diagnose::io_kind(source),
+            LoadError::DigestMismatch { .. } => Kind::Integrity,
+            _ => Kind::Usage,
+        }
+    }
+
+    fn help(&self) -> Option<String> {
         Some(match self {
             LoadError::Read { .. } => {
                 "check the gate's `path` in `.omk/gates.toml`; it is relative to the project root"

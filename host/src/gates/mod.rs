@@ -51,4 +51,4 @@ pub(crate) use gate::valid_name;
 pub use gate::{Judged, LoadError, LoadedGate, Reused, sha256_hex};
 pub use limits::{LimitSettings, Limits};
 pub use omk_core::bundle::BundleRef;
-pub use set::{GateDecision, GateEntry, GateSet, GatesError, Verdict};
+pub use set::{Blocked, GateDecision, GateEntry, GateSet, GatesError, Verdict};

@@ -23,6 +23,7 @@ use super::fault::FaultCause;
 use super::gate::{LoadError, LoadedGate, sha256_hex, timed};
 use super::limits::Limits;
 use super::std_bundle;
+use omk_core::diagnose::{Diagnose, Kind};
 
 /// Why a project's gates could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -37,12 +38,21 @@ pub enum GatesError {
     Bundle(#[from] BundleError),
 }
 
-impl GatesError {
-    pub fn help(&self) -> Option<String> {
+impl Diagnose for GatesError {
+    fn kind(&self) -> Kind {
+        match self {
+            GatesError::Config(e) => e.kind(),
+            GatesError::Load(e) => e.kind(),
+            GatesError::Engine(e) => e.kind(),
+            GatesError::Bundle(e) => e.kind(),
+        }
+    }
+
+    fn help(&self) -> Option<String> {
         match self {
             GatesError::Config(e) => e.help(),
             GatesError::Load(e) => e.help(),
-            GatesError::Engine(_) => None,
+            GatesError::Engine(e) => e.help(),
             GatesError::Bundle(e) => e.help(),
         }
     }
@@ -116,6 +126,35 @@ impl Verdict {
     pub fn blocking(&self) -> Option<&GateDecision> {
         self.decisions.iter().find(|d| d.blocks())
     }
+
+    /// Who rejected the verdict and why — the gate, its code and reason —
+    /// if it was rejected: the one way omk words a rejection.
+    pub fn rejection(&self) -> Option<Blocked> {
+        self.blocking().map(|d| {
+            let (code, reason) = match d.decision.rejection() {
+                Some(r) => (r.code.clone(), r.reason.clone()),
+                // A blocking decision is a rejection; should that ever
+                // not hold, it still blocks, and says so.
+                None => (
+                    "gate.fault.malformed".to_owned(),
+                    "rejected without a reason".to_owned(),
+                ),
+            };
+            Blocked {
+                gate: d.gate.clone(),
+                code,
+                reason,
+            }
+        })
+    }
+}
+
+/// The gate that rejected a verdict, its code and reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blocked {
+    pub gate: String,
+    pub code: String,
+    pub reason: String,
 }
 
 impl GateSet {

@@ -18,6 +18,12 @@ pub struct BudgetError {
     pub accepted: &'static str,
 }
 
+impl omk_core::diagnose::Diagnose for BudgetError {
+    fn help(&self) -> Option<String> {
+        Some(self.accepted.to_owned())
+    }
+}
+
 const TIME_FORMS: &str =
     "write whole seconds (`90`) or a whole number with s, m, h or d (`30s`, `15m`, `8h`, `7d`)";
 const TOKEN_FORMS: &str = "write a whole number of tokens (`200000`)";

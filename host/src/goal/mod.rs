@@ -140,7 +140,7 @@ pub struct Goal {
 }
 
 /// What happens to a task's work once its outcome is accepted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MergePolicy {
     /// Committed on the task's branch only.

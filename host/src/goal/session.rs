@@ -9,6 +9,7 @@ use super::{Goal, GoalLock, GoalStatus, GoalStore, Limits, NewGoal, StoreError};
 use crate::graph::{GraphError, TaskGraph};
 use crate::proof::inputs::InputStore;
 use crate::proof::{EventLog, LogError, kinds};
+use omk_core::diagnose::{Diagnose, Kind};
 use omk_signing::PrivateKey;
 
 /// Why a goal could not be opened, changed or saved.
@@ -27,8 +28,20 @@ pub enum GoalError {
     State { message: String, help: String },
 }
 
-impl GoalError {
-    pub fn help(&self) -> Option<String> {
+impl Diagnose for GoalError {
+    fn kind(&self) -> Kind {
+        match self {
+            GoalError::Store(e) => e.kind(),
+            // A graph omk wrote is whole, acyclic and complete: one that is
+            // not was changed outside omk.
+            GoalError::Graph(_) => Kind::Integrity,
+            GoalError::Log(e) => e.kind(),
+            GoalError::Key(e) => e.kind(),
+            GoalError::State { .. } => Kind::Usage,
+        }
+    }
+
+    fn help(&self) -> Option<String> {
         match self {
             GoalError::Store(e) => e.help(),
             GoalError::Graph(_) => Some(
@@ -39,7 +52,9 @@ impl GoalError {
             GoalError::State { help, .. } => Some(help.clone()),
         }
     }
+}
 
+impl GoalError {
     pub(crate) fn state(message: impl Into<String>, help: impl Into<String>) -> GoalError {
         GoalError::State {
             message: message.into(),

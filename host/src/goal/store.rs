@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Goal, is_goal_id};
 use crate::atomic;
+use omk_core::diagnose::{Diagnose, Kind};
 
 /// The goal file in a goal's directory.
 pub const GOAL_FILE: &str = "goal.json";
@@ -55,8 +56,17 @@ pub enum StoreError {
     },
 }
 
-impl StoreError {
-    pub fn help(&self) -> Option<String> {
+impl Diagnose for StoreError {
+    fn kind(&self) -> Kind {
+        match self {
+            StoreError::Locked { .. } => Kind::System,
+            StoreError::Corrupt { .. } => Kind::Integrity,
+            StoreError::Io { source, .. } => omk_core::diagnose::io_kind(source),
+            _ => Kind::Usage,
+        }
+    }
+
+    fn help(&self) -> Option<String> {
         Some(match self {
             StoreError::NoStateDir => "set `XDG_STATE_HOME` to the directory omk should keep goals in".into(),
             StoreError::BadId { .. } | StoreError::NotFound { .. } => {
@@ -73,7 +83,9 @@ impl StoreError {
             StoreError::Io { .. } => return None,
         })
     }
+}
 
+impl StoreError {
     pub(crate) fn io(
         action: &'static str,
         path: &Path,

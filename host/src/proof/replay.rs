@@ -186,12 +186,7 @@ fn old_overall(g: &Group) -> Overall {
 }
 
 fn new_overall(v: &Verdict) -> Overall {
-    Overall::new(v.blocking().map(|d| {
-        (
-            d.gate.clone(),
-            d.decision.rejection().map(|r| r.code.clone()),
-        )
-    }))
+    Overall::new(v.rejection().map(|b| (b.gate, Some(b.code))))
 }
 
 /// Re-judges every recorded decision of the goal in `dir` with `gates`.

@@ -105,8 +105,12 @@ pub struct SandboxError {
     pub message: String,
 }
 
-impl SandboxError {
-    pub fn help(&self) -> Option<String> {
+impl omk_core::diagnose::Diagnose for SandboxError {
+    fn kind(&self) -> omk_core::diagnose::Kind {
+        omk_core::diagnose::Kind::System
+    }
+
+    fn help(&self) -> Option<String> {
         Some(
             "omk confines every process it starts for a task with Landlock (Linux 6.12 or newer, \
              Landlock enabled at boot) and seccomp; `omk doctor` shows what this kernel offers. \

@@ -46,6 +46,7 @@ use crate::proof::kinds;
 use crate::sandbox::proxy::{Gatekeeper, Proxy};
 use crate::sandbox::{Confinement, Profile, ProfileInputs, SandboxError, SandboxSettings};
 use crate::worktree::{self, Merge};
+use omk_core::diagnose::{Diagnose, Kind};
 
 /// Settings of a run, from the environment.
 #[derive(Debug, Clone)]
@@ -120,6 +121,43 @@ impl Observer for Quiet {
     fn progress(&self, _: &Progress) {}
 }
 
+/// Why a goal's run cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Goal(#[from] GoalError),
+    #[error(transparent)]
+    Agent(#[from] crate::agents::AgentError),
+    #[error(transparent)]
+    Gates(#[from] crate::gates::GatesError),
+    #[error(transparent)]
+    Config(#[from] crate::gates::ConfigError),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+}
+
+impl Diagnose for StartError {
+    fn kind(&self) -> Kind {
+        match self {
+            StartError::Goal(e) => e.kind(),
+            StartError::Agent(e) => e.kind(),
+            StartError::Gates(e) => e.kind(),
+            StartError::Config(e) => e.kind(),
+            StartError::Sandbox(e) => e.kind(),
+        }
+    }
+
+    fn help(&self) -> Option<String> {
+        match self {
+            StartError::Goal(e) => e.help(),
+            StartError::Agent(e) => e.help(),
+            StartError::Gates(e) => e.help(),
+            StartError::Config(e) => e.help(),
+            StartError::Sandbox(e) => e.help(),
+        }
+    }
+}
+
 /// Everything a run shares between its tasks.
 pub struct Executor {
     session: Mutex<Session>,
@@ -178,6 +216,32 @@ impl Executor {
             merging: tokio::sync::Mutex::new(()),
             repo_lock: Mutex::new(()),
         }))
+    }
+
+    /// The executor of the open goal `session`, as `omk goal execute`
+    /// builds it: its agent (checked before any task: a missing client, a
+    /// wrong version, no credentials), its project's gates and `[sandbox]`
+    /// (refused before any task where the kernel cannot confine), and
+    /// options from the environment.
+    pub fn for_goal(
+        session: Session,
+        keep_failed: bool,
+        observer: Box<dyn Observer>,
+    ) -> Result<Arc<Executor>, StartError> {
+        let spec = session.goal.agent.clone().ok_or_else(|| {
+            GoalError::state(
+                format!("goal `{}` has no agent", session.goal.id),
+                "create the goal with `--agent scripted --script FILE` or `--agent exec --command CMD`",
+            )
+        })?;
+        let backend = crate::agents::backend(&spec)?;
+        crate::agents::doctor::preflight(&spec)?;
+        let project = session.goal.project_dir.clone();
+        let gates = GateSet::for_project(&project)?;
+        let mut opts = ExecOptions::from_env(keep_failed);
+        opts.sandbox = crate::gates::GatesConfig::for_project(&project)?.sandbox;
+        crate::sandbox::check_kernel(&opts.sandbox)?;
+        Ok(Executor::new(session, gates, backend, opts, observer)?)
     }
 
     fn session(&self) -> MutexGuard<'_, Session> {
@@ -794,18 +858,9 @@ impl Executor {
             &verdict,
             json!({"task_id": id, "attempt": attempt}),
         )?;
-        if let Some(block) = verdict.blocking() {
-            let r =
-                block
-                    .decision
-                    .rejection()
-                    .cloned()
-                    .unwrap_or_else(|| omk_gate_sdk::Rejection {
-                        code: "gate.fault.malformed".into(),
-                        reason: "rejected".into(),
-                    });
-            let reason = format!("outcome rejected by `{}`: {}", block.gate, r.reason);
-            self.end_attempt(id, &wt, &reason, &r.code, true)?;
+        if let Some(b) = verdict.rejection() {
+            let reason = format!("outcome rejected by `{}`: {}", b.gate, b.reason);
+            self.end_attempt(id, &wt, &reason, &b.code, true)?;
             return Ok(());
         }
 
@@ -989,13 +1044,13 @@ impl Executor {
                 target: command.to_owned(),
                 detail: format!("the acceptance check `{}`", criterion.trim()),
             });
-            if !permit.allowed {
+            if let Some(reason) = permit.refusal() {
                 checks.push(CheckResult {
                     name: criterion.trim().to_owned(),
                     command: command.to_owned(),
                     exit_code: None,
                     passed: false,
-                    output_tail: format!("refused by omk: {}", permit.reason.unwrap_or_default()),
+                    output_tail: format!("refused by omk: {reason}"),
                 });
                 continue;
             }
@@ -1165,10 +1220,7 @@ impl TaskHooks {
             target: action.target.clone(),
             reason: reason.clone(),
         });
-        Permit {
-            allowed: false,
-            reason: Some(reason),
-        }
+        Permit::Refused(reason)
     }
 }
 
@@ -1191,10 +1243,9 @@ impl Gatekeeper for TaskGate {
             target: url.to_owned(),
             detail: "a connection through omk's egress proxy".into(),
         });
-        if permit.allowed {
-            Ok(())
-        } else {
-            Err(permit.reason.unwrap_or_else(|| "refused".into()))
+        match permit.refusal() {
+            None => Ok(()),
+            Some(reason) => Err(reason),
         }
     }
 }
@@ -1227,10 +1278,7 @@ impl Hooks for TaskHooks {
     fn action(&self, mut action: AgentAction) -> Permit {
         let Some(task) = &self.task else {
             // Planning takes no actions on the project.
-            return Permit {
-                allowed: false,
-                reason: Some("actions are not allowed while planning".into()),
-            };
+            return Permit::Refused("actions are not allowed while planning".into());
         };
         if action.kind == omk_gate_sdk::ActionKind::FetchUrl
             && let Some(hosts) = self.hosts.get()
@@ -1276,16 +1324,8 @@ impl Hooks for TaskHooks {
         if let Err(e) = recorded {
             tracing::error!("cannot record an action decision: {e}");
         }
-        let block = verdict.blocking();
-        let (code, reason, gate) = match block {
-            Some(d) => {
-                let r = d.decision.rejection();
-                (
-                    r.map(|r| r.code.clone()),
-                    r.map(|r| r.reason.clone()),
-                    Some(d.gate.clone()),
-                )
-            }
+        let (code, reason, gate) = match verdict.rejection() {
+            Some(b) => (Some(b.code), Some(b.reason), Some(b.gate)),
             None => (None, None, None),
         };
         self.exec.log(
@@ -1301,9 +1341,11 @@ impl Hooks for TaskHooks {
                 reason: reason.clone().unwrap_or_default(),
             });
         }
-        Permit {
-            allowed: verdict.accepted,
-            reason,
+        match (verdict.accepted, reason) {
+            (true, _) => Permit::Allowed,
+            (false, reason) => {
+                Permit::Refused(reason.unwrap_or_else(|| "refused by the gates".into()))
+            }
         }
     }
 

@@ -431,25 +431,44 @@ pub(crate) fn record_verdict(
 }
 
 fn decided(verdict: &Verdict, task_id: &str) -> Decided {
-    match verdict.blocking() {
+    match verdict.rejection() {
         None => Decided::Accepted,
-        Some(d) => {
-            let r = d
-                .decision
-                .rejection()
-                .cloned()
-                .unwrap_or_else(|| omk_gate_sdk::Rejection {
-                    code: "gate.fault.malformed".into(),
-                    reason: "rejected without a reason".into(),
-                });
-            Decided::Rejected(RejectedTask {
-                task_id: task_id.to_owned(),
-                gate: d.gate.clone(),
-                code: r.code,
-                reason: r.reason,
-            })
-        }
+        Some(b) => Decided::Rejected(RejectedTask {
+            task_id: task_id.to_owned(),
+            gate: b.gate,
+            code: b.code,
+            reason: b.reason,
+        }),
     }
+}
+
+/// Judges `proposals` in order as one wave outside any goal (`omk gate
+/// check`): each sees the tasks accepted before it that it could conflict
+/// with — first those `ctx.accepted_in_wave` lists — and the time they
+/// commit, as in a goal's wave. omk's own checks need a goal and are not
+/// made.
+pub fn judge_detached(
+    gates: &GateSet,
+    mut ctx: GoalContext,
+    proposals: &[TaskProposal],
+) -> Vec<Verdict> {
+    let mut accepted = Accepted::default();
+    for t in std::mem::take(&mut ctx.accepted_in_wave) {
+        accepted.push(t);
+    }
+    proposals
+        .iter()
+        .map(|p| {
+            ctx.accepted_in_wave = accepted.relevant_to(p);
+            let verdict = gates.judge_proposal(&ctx, p);
+            if verdict.accepted {
+                accepted.push(p.as_accepted());
+                ctx.budget.time_committed_secs =
+                    ctx.budget.time_committed_secs.saturating_add(p.budget_secs);
+            }
+            verdict
+        })
+        .collect()
 }
 
 fn host_check(

@@ -27,6 +27,12 @@ pub struct GitError {
     pub detail: String,
 }
 
+impl omk_core::diagnose::Diagnose for GitError {
+    fn kind(&self) -> omk_core::diagnose::Kind {
+        omk_core::diagnose::Kind::System
+    }
+}
+
 /// Runs `git ARGS` in `dir` with omk's fixed settings.
 fn git(dir: &Path, args: &[&str]) -> Result<Output, GitError> {
     let out = Command::new("git")
