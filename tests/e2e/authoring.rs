@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::support::{Omk, proposal, repo};
+use crate::support::{Omk, copy_dir, proposal, repo};
 
 /// The environment a toolchain needs although the test isolates `HOME`:
 /// the real cargo and rustup homes, and one shared target dir, so that
@@ -62,20 +62,6 @@ fn have(lang: &str) -> bool {
 fn on_path(tool: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-}
-
-/// Copies an example gate project to `to`.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 fn path_str(p: &Path) -> &str {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::support::{Omk, proposal, repo};
+use crate::support::{Omk, copy_dir, proposal, repo};
 
 /// `omk gate check --json` on the shipped examples, with the timings
 /// removed: what the gates decided, nothing else.
@@ -123,18 +123,6 @@ fn the_log_verifies_and_names_its_anchors() {
             key.to_str().unwrap(),
         ])
         .code(0);
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-            copy_dir(&e.path(), &dest);
-        } else if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
 }
 
 fn log_lines(omk: &Omk, id: &str) -> Vec<String> {

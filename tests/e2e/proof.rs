@@ -428,3 +428,68 @@ fn the_html_report_renders_in_headless_chromium_with_rejections_visible() {
         );
     }
 }
+
+/// Logs written by an earlier omk (`tests/fixtures/logs/`: the demo's run,
+/// and a goal that was budgeted, paused, resumed, refused three proposals,
+/// cancelled, and crashed mid-line once) still verify, replay and prove,
+/// with the same output as when they were written. `OMK_BLESS=1` rewrites
+/// the expected outputs, for a change that is meant.
+#[test]
+fn logs_from_an_earlier_omk_read_as_they_did() {
+    let fixtures = crate::support::repo().join("tests/fixtures/logs");
+    let key = fixtures.join("log.key.pub");
+    let key = key.to_str().unwrap();
+    // The demo's goal is ready; the cancelled one is not (exit 1).
+    for (name, proof_exit) in [("demo", 0), ("lifecycle", 1)] {
+        let omk = Omk::new();
+        let goals = omk.state_home().join("omk/goals");
+        std::fs::create_dir_all(&goals).unwrap();
+        let src = fixtures.join(name);
+        let id = std::fs::read_dir(&src)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .find(|n| n.starts_with("goal-"))
+            .unwrap();
+        crate::support::copy_dir(&src.join(&id), &goals.join(&id));
+        let state = omk.state_home().display().to_string();
+        let read = |args: &[&str], code: i32| -> Value {
+            let run = omk.run(args);
+            run.code(code);
+            serde_json::from_str(&run.stdout.replace(&state, "$STATE")).unwrap()
+        };
+        let verify = read(
+            &["goal", "verify-log", &id, "--trust-key", key, "--json"],
+            0,
+        );
+        let mut outputs = vec![
+            ("verify-log", verify),
+            ("replay", read(&["goal", "replay", &id, "--json"], 0)),
+            (
+                "replay-std",
+                read(&["goal", "replay", &id, "--gates", "std", "--json"], 0),
+            ),
+            ("status", read(&["goal", "status", &id, "--json"], 0)),
+            ("show", read(&["goal", "show", &id, "--json"], 0)),
+        ];
+        let mut proof = read(
+            &["goal", "proof", &id, "--trust-key", key, "--json"],
+            proof_exit,
+        );
+        proof.as_object_mut().unwrap().remove("generated_at");
+        outputs.push(("proof", proof));
+        for (what, got) in outputs {
+            let file = src.join("expected").join(format!("{what}.json"));
+            if std::env::var_os("OMK_BLESS").is_some() {
+                std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+                std::fs::write(&file, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
+                continue;
+            }
+            let want: Value =
+                serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+            assert_eq!(got, want, "`{what}` of the {name} fixture changed");
+        }
+        // And the goal goes on: a new event chains onto the old ones.
+        omk.run(&["goal", "verify-log", &id, "--trust-key", key])
+            .code(0);
+    }
+}

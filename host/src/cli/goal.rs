@@ -17,12 +17,11 @@ use omk::goal::{
     StoreError,
 };
 use omk::graph::{TaskGraph, TaskStatus};
-use omk::proof::anchors::{self, Trust};
+use omk::proof::anchors;
 use omk::proof::{Event, log};
 use omk::wave::execute::{Executor, Observer, Progress, Quiet};
 use omk::wave::{self, DispatchPlan};
 use omk_gate_sdk::paths;
-use omk_signing::PublicKey;
 
 #[derive(Debug, Subcommand)]
 pub enum GoalCommand {
@@ -81,15 +80,8 @@ pub struct IdArgs {
 pub struct VerifyLogArgs {
     /// The goal id, or `latest`.
     id: String,
-    /// Also trust checkpoints signed by this key (`ed25519:<hex>`, or a
-    /// `.pub` file): for a log made on another machine. This machine's own
-    /// log key is always trusted.
-    #[arg(long = "trust-key", value_name = "KEY")]
-    trust_key: Vec<String>,
-    /// Accept a log without any checkpoint (written by an omk from before
-    /// checkpoints); its chain is still checked.
-    #[arg(long)]
-    allow_unanchored: bool,
+    #[command(flatten)]
+    trust: super::proof::TrustArgs,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -751,25 +743,7 @@ fn events(store: &GoalStore, a: EventsArgs) -> Result<Outcome> {
 
 fn verify_log(store: &GoalStore, a: VerifyLogArgs) -> Result<Outcome> {
     let id = store.resolve(&a.id)?;
-    let mut trust = Trust {
-        keys: Vec::new(),
-        allow_unanchored: a.allow_unanchored,
-    };
-    for k in &a.trust_key {
-        let key = if k.trim().starts_with("ed25519:") {
-            PublicKey::parse(k)
-        } else {
-            std::fs::read_to_string(k)
-                .map_err(|e| format!("cannot read `{k}`: {e}"))
-                .and_then(|t| PublicKey::parse(t.lines().next().unwrap_or_default()))
-        };
-        trust.keys.push(key.map_err(|e| {
-            with_help(
-                format!("--trust-key: {e}"),
-                "give `ed25519:<64 hex digits>` or a `.pub` file (`~/.config/omk/keys/log.key.pub` on the machine that ran the goal)",
-            )
-        })?);
-    }
+    let trust = a.trust.trust()?;
     let goal = store.load(&id).ok();
     let v = anchors::verify_goal(&store.dir(&id), goal.as_ref(), &trust)?;
     if a.json {

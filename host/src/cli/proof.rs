@@ -7,10 +7,12 @@ use clap::Args;
 use super::{Outcome, Result, load, with_help};
 use omk::gates::{GateEngine, GateSet, GatesConfig};
 use omk::goal::GoalStore;
+use omk::proof::anchors::Trust;
 use omk::proof::document::Proof;
 use omk::proof::replay::{self, WhatIf};
 use omk::proof::timeline::Timeline;
 use omk::proof::{log, report as html};
+use omk_signing::PublicKey;
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
@@ -32,10 +34,51 @@ pub struct ReplayArgs {
     md: bool,
 }
 
+/// Which log signatures count beyond this machine's own key.
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// Also trust checkpoints signed by this key (`ed25519:<hex>`, or a
+    /// `.pub` file): for a log made on another machine. This machine's own
+    /// log key is always trusted.
+    #[arg(long = "trust-key", value_name = "KEY")]
+    trust_key: Vec<String>,
+    /// Accept a log without any checkpoint (written by an omk from before
+    /// checkpoints); its chain is still checked.
+    #[arg(long)]
+    allow_unanchored: bool,
+}
+
+impl TrustArgs {
+    pub fn trust(&self) -> Result<Trust> {
+        let mut trust = Trust {
+            keys: Vec::new(),
+            allow_unanchored: self.allow_unanchored,
+        };
+        for k in &self.trust_key {
+            let key = if k.trim().starts_with("ed25519:") {
+                PublicKey::parse(k)
+            } else {
+                std::fs::read_to_string(k)
+                    .map_err(|e| format!("cannot read `{k}`: {e}"))
+                    .and_then(|t| PublicKey::parse(t.lines().next().unwrap_or_default()))
+            };
+            trust.keys.push(key.map_err(|e| {
+                with_help(
+                    format!("--trust-key: {e}"),
+                    "give `ed25519:<64 hex digits>` or a `.pub` file (`~/.config/omk/keys/log.key.pub` on the machine that ran the goal)",
+                )
+            })?);
+        }
+        Ok(trust)
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ProofArgs {
     /// The goal id, or `latest`.
     id: String,
+    #[command(flatten)]
+    trust: TrustArgs,
     /// Print JSON.
     #[arg(long, conflicts_with = "md")]
     json: bool,
@@ -48,6 +91,8 @@ pub struct ProofArgs {
 pub struct ReportArgs {
     /// The goal id, or `latest`.
     id: String,
+    #[command(flatten)]
+    trust: TrustArgs,
     /// Where to write the page.
     #[arg(long, value_name = "FILE")]
     html: PathBuf,
@@ -234,11 +279,12 @@ pub fn proof(store: &GoalStore, a: ProofArgs) -> Result<Outcome> {
     let id = store.resolve(&a.id)?;
     // The lock holder writes proof.json; a running goal's proof is built
     // without writing it.
+    let trust = a.trust.trust()?;
     let proof = match omk::goal::Session::open(store, &id) {
-        Ok(mut s) => s.write_proof()?,
+        Ok(mut s) => s.write_proof(&trust)?,
         Err(_) => {
             let (goal, graph) = load(store, &id)?;
-            Proof::build(&store.dir(&id), &goal, &graph)?
+            Proof::build(&store.dir(&id), &goal, &graph, &trust)?
         }
     };
     if a.json {
@@ -300,7 +346,7 @@ pub fn proof(store: &GoalStore, a: ProofArgs) -> Result<Outcome> {
 pub fn report(store: &GoalStore, a: ReportArgs) -> Result<Outcome> {
     let (goal, graph) = load(store, &a.id)?;
     let dir = store.dir(&goal.id);
-    let proof = Proof::build(&dir, &goal, &graph)?;
+    let proof = Proof::build(&dir, &goal, &graph, &a.trust.trust()?)?;
     let (events, _) = log::read(&dir)?;
     let timeline = Timeline::read(&dir)?;
     let page = html::html(&goal, &proof, &events, &timeline);

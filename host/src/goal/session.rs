@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::{Goal, GoalLock, GoalStatus, GoalStore, Limits, NewGoal, StoreError};
 use crate::graph::{GraphError, TaskGraph};
+use crate::proof::anchors::Trust;
 use crate::proof::inputs::InputStore;
 use crate::proof::{EventLog, LogError, kinds};
 use omk_core::diagnose::{Diagnose, Kind};
@@ -243,15 +244,20 @@ impl Session {
             json!({"from": from, "to": to, "reason": reason}),
         )?;
         if to.is_terminal() {
-            self.write_proof()?;
+            self.write_proof(&Trust::default())?;
         }
         self.checkpoint()
     }
 
-    /// Writes `proof.json` and logs it.
-    pub fn write_proof(&mut self) -> Result<crate::proof::document::Proof, GoalError> {
+    /// Writes `proof.json` and logs it; the log's checkpoints are trusted
+    /// when signed by this machine or by a key in `trust`.
+    pub fn write_proof(
+        &mut self,
+        trust: &Trust,
+    ) -> Result<crate::proof::document::Proof, GoalError> {
         self.sync()?;
-        let proof = crate::proof::document::Proof::write(&self.dir, &self.goal, &self.graph)?;
+        let proof =
+            crate::proof::document::Proof::write(&self.dir, &self.goal, &self.graph, trust)?;
         self.log.append(
             kinds::PROOF_WRITTEN,
             kinds::OMK,

@@ -7,6 +7,7 @@
 //! otherwise the proof says why not. Known gaps — an agent without live
 //! gating, a damaged log, gates in audit mode — are listed, never hidden.
 
+use super::anchors::Trust;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
@@ -153,16 +154,27 @@ pub struct Proof {
 }
 
 impl Proof {
-    /// Builds the proof of the goal in `dir`.
-    pub fn build(dir: &Path, goal: &Goal, graph: &TaskGraph) -> Result<Proof, log::LogError> {
+    /// Builds the proof of the goal in `dir`, its log verified with
+    /// `trust` (see [`super::anchors::verify_goal`]).
+    pub fn build(
+        dir: &Path,
+        goal: &Goal,
+        graph: &TaskGraph,
+        trust: &Trust,
+    ) -> Result<Proof, log::LogError> {
         let (events, _) = log::read(dir)?;
-        let v = super::anchors::verify_goal(dir, Some(goal), &super::anchors::Trust::default())?;
+        let v = super::anchors::verify_goal(dir, Some(goal), trust)?;
         Ok(build(goal, graph, &events, &v))
     }
 
     /// Builds and writes `proof.json` in `dir`.
-    pub fn write(dir: &Path, goal: &Goal, graph: &TaskGraph) -> Result<Proof, log::LogError> {
-        let proof = Proof::build(dir, goal, graph)?;
+    pub fn write(
+        dir: &Path,
+        goal: &Goal,
+        graph: &TaskGraph,
+        trust: &Trust,
+    ) -> Result<Proof, log::LogError> {
+        let proof = Proof::build(dir, goal, graph, trust)?;
         let path = dir.join(PROOF_FILE);
         crate::atomic::write_json(&path, &proof).map_err(|e| log::LogError {
             path,
@@ -380,7 +392,14 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
         }
     }
     if !v.ok {
-        why.push("the event log's chain is broken".to_owned());
+        why.push(match (&v.first_bad, v.anchor_problems.first()) {
+            (Some(bad), _) => format!(
+                "the event log does not verify at line {}: {}",
+                bad.line, bad.problem
+            ),
+            (None, Some(p)) => format!("the event log is not anchored: {p}"),
+            (None, None) => "the event log does not verify".to_owned(),
+        });
     }
     let ready = why.is_empty();
     if ready {
