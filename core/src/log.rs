@@ -52,7 +52,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use omk_signing::{PrivateKey, PublicKey};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// The event log file in a goal's directory.
@@ -186,6 +186,38 @@ pub struct Event {
     pub hash: String,
 }
 
+/// The payload of one kind of event: one type per kind, written with
+/// [`EventLog::record`] and read back with [`Event::decode`]. The kinds
+/// omk's runs write are in `omk::proof::events`; the log's own are
+/// [`Checkpoint`] and [`Repaired`].
+pub trait Payload: Serialize + serde::de::DeserializeOwned {
+    /// The `kind` its events carry.
+    const KIND: &'static str;
+}
+
+impl Event {
+    /// The payload as `P`: `None` when the event is of another kind, an
+    /// error when it is of `P`'s kind but does not read as one.
+    pub fn decode<P: Payload>(&self) -> Option<Result<P, serde_json::Error>> {
+        (self.kind == P::KIND).then(|| P::deserialize(&self.payload))
+    }
+}
+
+/// `log_repaired`: the torn line a crash left just before this event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repaired {
+    pub torn_sha256: String,
+    pub torn_bytes: usize,
+}
+
+impl Payload for Repaired {
+    const KIND: &'static str = REPAIRED;
+}
+
+impl Payload for Checkpoint {
+    const KIND: &'static str = CHECKPOINT;
+}
+
 /// An event before it is hashed; serialises to the hashed bytes.
 #[derive(Serialize)]
 struct Body<'a> {
@@ -272,10 +304,12 @@ impl EventLog {
             log.file
                 .write_all(b"\n")
                 .map_err(|e| log.error(format!("cannot append: {e}")))?;
-            log.append(
-                REPAIRED,
+            log.record(
                 "omk",
-                json!({"torn_sha256": hex::encode(Sha256::digest(&bytes)), "torn_bytes": bytes.len()}),
+                &Repaired {
+                    torn_sha256: hex::encode(Sha256::digest(&bytes)),
+                    torn_bytes: bytes.len(),
+                },
             )?;
         }
         Ok(log)
@@ -305,11 +339,7 @@ impl EventLog {
             return Ok(());
         }
         let cp = Checkpoint::sign(goal_id, self.last_id(), &self.last_hash, key);
-        self.append(
-            CHECKPOINT,
-            "omk",
-            serde_json::to_value(&cp).unwrap_or_default(),
-        )?;
+        self.record("omk", &cp)?;
         self.sync()?;
         let head = Checkpoint::sign(goal_id, self.last_id(), &self.last_hash, key);
         let file = self.path.with_file_name(CHECKPOINT_FILE);
@@ -324,6 +354,12 @@ impl EventLog {
     /// The hash of the last event (the head of the chain).
     pub fn head(&self) -> &str {
         &self.last_hash
+    }
+
+    /// Appends one event of `P`'s kind.
+    pub fn record<P: Payload>(&mut self, actor: &str, payload: &P) -> Result<Event, LogError> {
+        let value = serde_json::to_value(payload).map_err(|e| self.error(e.to_string()))?;
+        self.append(P::KIND, actor, value)
     }
 
     /// Appends one event.
@@ -603,16 +639,16 @@ pub fn verify_data(
         if let Some((junk, sha)) = unexplained.take() {
             // Only a torn line a crash left, and the next omk recorded, may
             // sit between events.
-            let repaired = event.kind == REPAIRED
-                && event.payload.get("torn_sha256").and_then(Value::as_str) == Some(&sha);
+            let repaired =
+                matches!(event.decode::<Repaired>(), Some(Ok(r)) if r.torn_sha256 == sha);
             if !repaired {
                 v.torn.retain(|&t| t != junk);
                 fail(&mut v, junk, JUNK.into());
                 return v;
             }
         }
-        if event.kind == CHECKPOINT {
-            let cp = serde_json::from_value::<Checkpoint>(event.payload.clone())
+        if let Some(cp) = event.decode::<Checkpoint>() {
+            let cp = cp
                 .map_err(|e| format!("its payload is not a checkpoint: {e}"))
                 .and_then(|cp| {
                     let key = cp.check(trusted)?;

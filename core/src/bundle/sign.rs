@@ -53,7 +53,7 @@ pub struct Verified {
 }
 
 /// A verified bundle, as decisions record it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct BundleRef {
     pub name: String,
     pub version: String,

@@ -11,10 +11,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::proof::Event;
+use crate::proof::events::Body;
 use serde::Serialize;
-use serde_json::Value;
-
-use crate::proof::{Event, kinds};
 
 /// The scripted agent's script.
 pub const SCRIPT: &str = include_str!("script.json");
@@ -80,28 +79,21 @@ pub struct Account {
 
 impl Account {
     pub fn from_events(events: &[Event]) -> Account {
-        let s = |v: &Value, k: &str| {
-            v.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
         let mut a = Account::default();
         for e in events {
-            let p = &e.payload;
-            match e.kind.as_str() {
-                kinds::TASK_REJECTED => {
-                    a.rejected
-                        .push([s(p, "task_id"), s(p, "gate"), s(p, "code"), s(p, "reason")])
+            match Body::of(e) {
+                Body::TaskRejected(t) => {
+                    let t = *t;
+                    a.rejected.push([t.task_id, t.gate, t.code, t.reason])
                 }
-                kinds::AGENT_ACTION if p.get("allowed") == Some(&Value::Bool(false)) => a
-                    .refused
-                    .push([s(p, "task_id"), s(&p["action"], "target"), s(p, "reason")]),
-                kinds::TASK_FAILED if p.get("will_retry") == Some(&Value::Bool(true)) => {
-                    a.retried.push([s(p, "task_id"), s(p, "reason")])
+                Body::AgentAction(x) if !x.allowed => {
+                    let x = *x;
+                    a.refused
+                        .push([x.task_id, x.action.target, x.reason.unwrap_or_default()])
                 }
-                kinds::TASK_FAILED => a.failed.push([s(p, "task_id"), s(p, "reason")]),
-                kinds::TASK_MERGED => a.merged.push(s(p, "task_id")),
+                Body::TaskFailed(f) if f.will_retry => a.retried.push([f.task_id, f.reason]),
+                Body::TaskFailed(f) => a.failed.push([f.task_id, f.reason]),
+                Body::TaskMerged(m) => a.merged.push(m.task_id),
                 _ => {}
             }
         }

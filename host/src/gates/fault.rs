@@ -23,7 +23,7 @@ use super::limits::{LimitHit, Limits};
 pub(crate) use crate::text::clip;
 
 /// Why a gate failed to decide.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultCause {
     Trap,

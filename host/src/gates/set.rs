@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use omk_gate_sdk::{AgentAction, Decision, GoalContext, Stage, TaskOutcome, TaskProposal};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use std::collections::HashMap;
 
@@ -82,29 +82,39 @@ pub struct GateSet {
 }
 
 /// One gate's part in a verdict.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GateDecision {
     pub gate: String,
     pub version: String,
     pub sha256: String,
     pub stage: Stage,
+    #[serde(default)]
     pub mode: Mode,
     /// False when the gate does not judge this stage (then it accepts).
+    #[serde(default = "called")]
     pub called: bool,
     #[serde(flatten)]
     pub decision: Decision,
     /// Set when the rejection is a gate fault.
+    #[serde(default)]
     pub fault: Option<FaultCause>,
     /// The settings the gate was given (JSON).
+    #[serde(default)]
     pub config: String,
     /// The bundle the gate came from, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bundle: Option<BundleRef>,
     /// Time the call took, in microseconds.
+    #[serde(default)]
     pub micros: u64,
     /// What a gate with sealed WASI printed (stdout, then stderr; capped).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+}
+
+/// A decision recorded before `called` was: the gate was called.
+fn called() -> bool {
+    true
 }
 
 impl GateDecision {

@@ -3,13 +3,13 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
 use super::{Goal, GoalLock, GoalStatus, GoalStore, Limits, NewGoal, StoreError};
 use crate::graph::{GraphError, TaskGraph};
 use crate::proof::anchors::Trust;
+use crate::proof::events::{self, BudgetAdded, GoalCreated, GoalStatusChanged, ProofWritten};
 use crate::proof::inputs::InputStore;
-use crate::proof::{EventLog, LogError, kinds};
+use crate::proof::{EventLog, LogError};
 use omk_core::diagnose::{Diagnose, Kind};
 use omk_signing::PrivateKey;
 
@@ -127,11 +127,7 @@ impl Session {
         let mut graph = TaskGraph::new(&goal.id, now);
         graph.save(&dir, now)?;
         let mut log = EventLog::open(&dir, &run_id(now))?;
-        log.append(
-            kinds::GOAL_CREATED,
-            kinds::USER,
-            serde_json::to_value(&goal).unwrap_or_default(),
-        )?;
+        log.record(events::USER, &GoalCreated(goal.clone()))?;
         log.checkpoint(&goal.id, &log_key)?;
         Ok(Session {
             store: store.clone(),
@@ -238,10 +234,13 @@ impl Session {
             self.goal.completed_at = Some(now);
         }
         self.save_goal(now)?;
-        self.log.append(
-            kinds::GOAL_STATUS_CHANGED,
+        self.log.record(
             actor,
-            json!({"from": from, "to": to, "reason": reason}),
+            &GoalStatusChanged {
+                from,
+                to,
+                reason: reason.to_owned(),
+            },
         )?;
         if to.is_terminal() {
             self.write_proof(&Trust::default())?;
@@ -258,11 +257,13 @@ impl Session {
         self.sync()?;
         let proof =
             crate::proof::document::Proof::write(&self.dir, &self.goal, &self.graph, trust)?;
-        self.log.append(
-            kinds::PROOF_WRITTEN,
-            kinds::OMK,
-            json!({"path": self.dir.join(crate::proof::document::PROOF_FILE), "ready": proof.readiness.ready,
-                   "head_hash": proof.log.head_hash}),
+        self.log.record(
+            events::OMK,
+            &ProofWritten {
+                path: self.dir.join(crate::proof::document::PROOF_FILE),
+                ready: proof.readiness.ready,
+                head_hash: proof.log.head_hash.clone(),
+            },
         )?;
         self.sync()?;
         Ok(proof)
@@ -276,7 +277,7 @@ impl Session {
                 format!("resume it with `omk goal resume {}`", self.goal.id),
             )),
             s if s.is_terminal() => Err(self.finished(s)),
-            _ => self.set_status(GoalStatus::Paused, "paused by the user", kinds::USER),
+            _ => self.set_status(GoalStatus::Paused, "paused by the user", events::USER),
         }
     }
 
@@ -284,7 +285,7 @@ impl Session {
     pub fn resume(&mut self) -> Result<(), GoalError> {
         match self.goal.status {
             GoalStatus::Paused => {
-                self.set_status(GoalStatus::Running, "resumed by the user", kinds::USER)
+                self.set_status(GoalStatus::Running, "resumed by the user", events::USER)
             }
             s if s.is_terminal() => Err(self.finished(s)),
             s => Err(GoalError::state(
@@ -298,7 +299,7 @@ impl Session {
     pub fn cancel(&mut self) -> Result<(), GoalError> {
         match self.goal.status {
             s if s.is_terminal() => Err(self.finished(s)),
-            _ => self.set_status(GoalStatus::Cancelled, "cancelled by the user", kinds::USER),
+            _ => self.set_status(GoalStatus::Cancelled, "cancelled by the user", events::USER),
         }
     }
 
@@ -345,19 +346,18 @@ impl Session {
         }
         self.goal.limits = limits;
         self.save_goal(Utc::now())?;
-        self.log.append(
-            kinds::BUDGET_ADDED,
-            kinds::USER,
-            json!({
-                "time_secs": add.time_secs,
-                "tokens": add.tokens,
-                "usd_micros": add.usd_micros,
-                "limits": limits,
-            }),
+        self.log.record(
+            events::USER,
+            &BudgetAdded {
+                time_secs: add.time_secs,
+                tokens: add.tokens,
+                usd_micros: add.usd_micros,
+                limits,
+            },
         )?;
         self.log.sync()?;
         if self.goal.status == GoalStatus::NeedsMoreBudget {
-            self.set_status(GoalStatus::Running, "budget added", kinds::USER)?;
+            self.set_status(GoalStatus::Running, "budget added", events::USER)?;
         }
         Ok(())
     }

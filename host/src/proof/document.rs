@@ -7,19 +7,23 @@
 //! otherwise the proof says why not. Known gaps — an agent without live
 //! gating, a damaged log, gates in audit mode — are listed, never hidden.
 
-use super::anchors::Trust;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
 
+use super::Event;
+use super::anchors::Trust;
+use super::events::{self, Body};
 use super::log::{self, Verification};
-use super::{Event, kinds};
+use crate::gates::Mode;
 use crate::gates::{sha256_hex, std_bundle};
 use crate::goal::{Goal, GoalStatus};
 use crate::graph::{TaskGraph, TaskStatus};
+use crate::sandbox::Profile;
+use omk_core::sandbox::SandboxMode;
+use omk_gate_sdk::{Decision, Stage};
 
 /// The proof file in a goal's directory.
 pub const PROOF_FILE: &str = "proof.json";
@@ -80,7 +84,7 @@ pub struct TaskProof {
     /// The profile its last attempt was confined to (`task_started`), or
     /// `None` for a task that never started or an omk from before
     /// confinement.
-    pub sandbox: Option<Value>,
+    pub sandbox: Option<Profile>,
 }
 
 impl TaskProof {
@@ -89,31 +93,23 @@ impl TaskProof {
         let Some(p) = &self.sandbox else {
             return "-".into();
         };
-        if p["mode"] != "enforce" {
+        if p.mode != SandboxMode::Enforce {
             return "unconfined".into();
         }
-        let list = |k: &str| {
-            p[k].as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|v| v.to_string().trim_matches('"').to_owned())
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-        };
-        let hosts = list("hosts");
+        let ports: Vec<String> = p.tcp_connect.iter().map(u16::to_string).collect();
         format!(
             "confined: writes {} folder(s), reads {}; TCP {}; proxy hosts {}",
-            list("writable").len(),
-            list("readable").len(),
-            match list("tcp_connect").join(", ") {
-                s if s.is_empty() => "none".to_owned(),
-                s => format!("to port(s) {s}"),
-            },
-            if hosts.is_empty() {
+            p.writable.len(),
+            p.readable.len(),
+            if ports.is_empty() {
                 "none".to_owned()
             } else {
-                hosts.join(", ")
+                format!("to port(s) {}", ports.join(", "))
+            },
+            if p.hosts.is_empty() {
+                "none".to_owned()
+            } else {
+                p.hosts.join(", ")
             }
         )
     }
@@ -261,7 +257,7 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
     let mut audit = BTreeSet::new();
     let mut no_live_gating = BTreeSet::new();
     let mut unconfined = BTreeSet::new();
-    let mut sandboxes: HashMap<String, Value> = HashMap::new();
+    let mut sandboxes: HashMap<String, Profile> = HashMap::new();
     // Actions an agent took without asking: agent -> how many.
     let mut unjudged: BTreeMap<String, usize> = BTreeMap::new();
     // The last outcome verdict of each task: gate -> accepted.
@@ -269,86 +265,65 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
     let mut rejected_proposals = 0;
     let mut last_outcome_input: HashMap<String, String> = HashMap::new();
     for e in events {
-        let p = &e.payload;
-        let s = |k: &str| {
-            p.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        match e.kind.as_str() {
+        match Body::of(e) {
             // A gate that does not judge a stage is recorded as accepting
             // without being called; it took no decision.
-            kinds::GATE_DECISION if p.get("called") != Some(&Value::Bool(false)) => {
-                let (name, sha) = (s("gate"), s("sha256"));
-                let b = p.get("bundle");
-                let bs = |k: &str| {
-                    b.and_then(|b| b.get(k))
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                };
+            Body::GateDecision(g) if g.decision.called => {
+                let d = &g.decision;
                 let entry = gates
-                    .entry((name.clone(), sha.clone()))
+                    .entry((d.gate.clone(), d.sha256.clone()))
                     .or_insert_with(|| GateUse {
-                        bundle: bs("name").unwrap_or_else(|| {
-                            if std_digests.contains_key(&sha) {
-                                "std".into()
-                            } else {
-                                "project".into()
-                            }
-                        }),
-                        bundle_version: bs("version"),
-                        bundle_digest: bs("digest"),
-                        signer: b
-                            .and_then(|b| b.get("signers"))
-                            .and_then(Value::as_array)
-                            .map(|a| {
-                                a.iter()
-                                    .filter_map(Value::as_str)
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            }),
-                        name: name.clone(),
-                        version: s("version"),
-                        sha256: sha,
+                        bundle: match &d.bundle {
+                            Some(b) => b.name.clone(),
+                            None if std_digests.contains_key(&d.sha256) => "std".into(),
+                            None => "project".into(),
+                        },
+                        bundle_version: d.bundle.as_ref().map(|b| b.version.clone()),
+                        bundle_digest: d.bundle.as_ref().map(|b| b.digest.clone()),
+                        signer: d.bundle.as_ref().map(|b| b.signers.join(", ")),
+                        name: d.gate.clone(),
+                        version: d.version.clone(),
+                        sha256: d.sha256.clone(),
                         decisions: 0,
                         by_code: BTreeMap::new(),
                     });
                 entry.decisions += 1;
-                let code = if s("verdict") == "accept" {
-                    "accept".to_owned()
-                } else {
-                    s("code")
+                let code = match &d.decision {
+                    Decision::Accept => "accept".to_owned(),
+                    Decision::Reject(r) => r.code.clone(),
                 };
                 *entry.by_code.entry(code).or_default() += 1;
-                if s("mode") == "audit" {
-                    audit.insert(name.clone());
+                if d.mode == Mode::Audit {
+                    audit.insert(d.gate.clone());
                 }
-                if s("stage") == "outcome" {
-                    let task = s("task_id");
-                    let input = s("input_sha256");
+                if d.stage == Stage::Outcome {
+                    let task = g.about.task_id.clone();
+                    let input = g.input_sha256.clone().unwrap_or_default();
                     if last_outcome_input.get(&task) != Some(&input) {
                         last_outcome.insert(task.clone(), Vec::new());
                         last_outcome_input.insert(task.clone(), input);
                     }
-                    let accepted = s("verdict") == "accept" || s("mode") == "audit";
-                    last_outcome.entry(task).or_default().push((name, accepted));
+                    let accepted = d.decision.is_accept() || d.mode == Mode::Audit;
+                    last_outcome
+                        .entry(task)
+                        .or_default()
+                        .push((d.gate.clone(), accepted));
                 }
             }
-            kinds::TASK_REJECTED => rejected_proposals += 1,
-            kinds::TASK_STARTED => {
-                if p.get("live_gating") == Some(&Value::Bool(false)) {
-                    no_live_gating.insert(s("agent"));
-                }
-                if let Some(profile) = p.get("sandbox") {
-                    sandboxes.insert(s("task_id"), profile.clone());
+            Body::TaskRejected(_) => rejected_proposals += 1,
+            Body::TaskStarted(t) => {
+                if !t.live_gating {
+                    no_live_gating.insert(t.agent.clone());
                 }
                 // Tasks from before confinement carry no profile.
-                if p["sandbox"]["mode"] != "enforce" {
-                    unconfined.insert(s("task_id"));
+                if !t.confined() {
+                    unconfined.insert(t.task_id.clone());
+                }
+                if let Some(profile) = t.sandbox {
+                    sandboxes.insert(t.task_id, profile);
                 }
             }
-            kinds::AGENT_NOTE if s("note") == "unjudged_action" => {
+            Body::AgentNote(n) if n.note == events::UNJUDGED_ACTION => {
                 let agent = e.actor.strip_prefix("agent:").unwrap_or(&e.actor);
                 *unjudged.entry(agent.to_owned()).or_default() += 1;
             }

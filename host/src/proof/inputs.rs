@@ -29,8 +29,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::Event;
+use super::events::Body;
 use super::log::LogError;
-use super::{Event, kinds};
 
 /// The inputs file, relative to a goal's directory.
 pub const INPUTS_FILE: &str = "artifacts/inputs.jsonl";
@@ -257,23 +258,21 @@ impl Inputs {
                 None => damaged.push(i + 1),
             }
         }
-        let mut proposals: HashMap<(String, u64), TaskProposal> = HashMap::new();
-        let mut accepted_idx: HashMap<String, Vec<u64>> = HashMap::new();
+        let mut proposals: HashMap<(String, usize), TaskProposal> = HashMap::new();
+        let mut accepted_idx: HashMap<String, Vec<usize>> = HashMap::new();
         for e in events {
-            let p = &e.payload;
-            let key = p.get("run_key").and_then(Value::as_str).map(str::to_owned);
-            let index = p.get("index").and_then(Value::as_u64);
-            let (Some(key), Some(index)) = (key, index) else {
-                continue;
-            };
-            match e.kind.as_str() {
-                kinds::TASK_PROPOSED => {
-                    if let Ok(prop) = serde_json::from_value::<TaskProposal>(p["proposal"].clone())
-                    {
-                        proposals.insert((key, index), prop);
+            match Body::of(e) {
+                Body::TaskProposed(t) => {
+                    if let Some(index) = t.index {
+                        let t = *t;
+                        proposals.insert((t.run_key, index), t.proposal);
                     }
                 }
-                kinds::TASK_ACCEPTED => accepted_idx.entry(key).or_default().push(index),
+                Body::TaskAccepted(t) => {
+                    if let Some(index) = t.index {
+                        accepted_idx.entry(t.run_key).or_default().push(index);
+                    }
+                }
                 _ => {}
             }
         }

@@ -3,7 +3,7 @@
 //! - [`log`]: the append-only, hash-chained event log (`events.jsonl`),
 //!   anchored by signed checkpoints; [`anchors`] verifies a goal's log
 //!   against this machine's key and the goal's commits.
-//! - [`kinds`]: the event kinds omk writes, and who writes them.
+//! - [`events`]: the events omk writes, one type per kind.
 //! - [`inputs`]: every gate input, content-addressed, for exact replay.
 //! - [`timeline`]: the timeline rebuilt from the log alone.
 //! - [`replay`]: policy what-if, re-judging history with other gates.
@@ -11,8 +11,8 @@
 
 pub mod anchors;
 pub mod document;
+pub mod events;
 pub mod inputs;
-pub mod kinds;
 pub mod replay;
 pub mod report;
 pub mod timeline;

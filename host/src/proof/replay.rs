@@ -17,12 +17,12 @@ use std::path::Path;
 
 use omk_gate_sdk::Stage;
 use serde::Serialize;
-use serde_json::Value;
 
+use super::Event;
+use super::events::Body;
 use super::inputs::{Inputs, Subject};
 use super::log::LogError;
-use super::{Event, kinds};
-use crate::gates::{GateSet, Verdict};
+use crate::gates::{GateDecision, GateSet, Verdict};
 
 /// A verdict, reduced to what a policy change can alter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -94,66 +94,38 @@ impl WhatIf {
     }
 }
 
-/// One recorded gate decision.
-struct Recorded {
-    gate: String,
-    sha256: String,
-    config: String,
-    mode: String,
-    verdict: String,
-    code: Option<String>,
-    reason: Option<String>,
-}
-
 /// The decisions recorded for one input.
 struct Group {
     input: String,
     stage: Stage,
     task_id: String,
-    decisions: Vec<Recorded>,
+    decisions: Vec<GateDecision>,
 }
 
 fn groups(events: &[Event]) -> Vec<Group> {
     let mut out: Vec<Group> = Vec::new();
-    for e in events.iter().filter(|e| e.kind == kinds::GATE_DECISION) {
-        let p = &e.payload;
-        let s = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
-        let Some(stage) = p
-            .get("stage")
-            .cloned()
-            .and_then(|v| serde_json::from_value::<Stage>(v).ok())
-        else {
+    for e in events {
+        let Body::GateDecision(g) = Body::of(e) else {
             continue;
         };
-        let input = s("input_sha256").unwrap_or_default();
-        let rec = Recorded {
-            gate: s("gate").unwrap_or_default(),
-            sha256: s("sha256").unwrap_or_default(),
-            config: s("config").unwrap_or_default(),
-            mode: s("mode").unwrap_or_else(|| "enforce".into()),
-            verdict: s("verdict").unwrap_or_default(),
-            code: s("code"),
-            reason: s("reason"),
-        };
-        let task_id = s("task_id").unwrap_or_default();
-        let same = out.last().is_some_and(|g| {
+        let g = *g;
+        let input = g.input_sha256.unwrap_or_default();
+        let (stage, task_id, rec) = (g.decision.stage, g.about.task_id, g.decision);
+        let same = out.last().is_some_and(|last| {
             !input.is_empty()
-                && g.input == input
-                && g.stage == stage
-                && g.task_id == task_id
-                && !g.decisions.iter().any(|d| d.gate == rec.gate)
+                && last.input == input
+                && last.stage == stage
+                && last.task_id == task_id
+                && !last.decisions.iter().any(|d| d.gate == rec.gate)
         });
-        if same {
-            if let Some(g) = out.last_mut() {
-                g.decisions.push(rec);
-            }
-        } else {
-            out.push(Group {
+        match out.last_mut() {
+            Some(last) if same => last.decisions.push(rec),
+            _ => out.push(Group {
                 input,
                 stage,
                 task_id,
                 decisions: vec![rec],
-            });
+            }),
         }
     }
     out
@@ -177,12 +149,12 @@ impl Overall {
 }
 
 fn old_overall(g: &Group) -> Overall {
-    Overall::new(
-        g.decisions
-            .iter()
-            .find(|d| d.mode == "enforce" && d.verdict == "reject")
-            .map(|d| (d.gate.clone(), d.code.clone())),
-    )
+    Overall::new(g.decisions.iter().find(|d| d.blocks()).map(|d| {
+        (
+            d.gate.clone(),
+            d.decision.rejection().map(|r| r.code.clone()),
+        )
+    }))
 }
 
 fn new_overall(v: &Verdict) -> Overall {
@@ -218,18 +190,17 @@ pub fn what_if(dir: &Path, events: &[Event], gates: &GateSet) -> Result<WhatIf, 
             if old.sha256 != new.sha256 || old.config != new.config {
                 continue;
             }
-            let new_r = new.decision.rejection();
-            let same = (old.verdict == "accept") == new.decision.is_accept()
-                && old.code.as_deref() == new_r.map(|r| r.code.as_str())
-                && old.reason.as_deref() == new_r.map(|r| r.reason.as_str());
-            if !same {
+            if old.decision != new.decision {
                 w.nondeterministic.push(Nondeterminism {
                     gate: new.gate.clone(),
                     sha256: new.sha256.clone(),
                     task_id: g.task_id.clone(),
                     stage: g.stage,
-                    old: format!("{} {}", old.verdict, old.code.clone().unwrap_or_default()),
-                    new: match new_r {
+                    old: match old.decision.rejection() {
+                        None => "accept ".into(),
+                        Some(r) => format!("reject {}", r.code),
+                    },
+                    new: match new.decision.rejection() {
                         None => "accept".into(),
                         Some(r) => format!("reject {}", r.code),
                     },

@@ -5,12 +5,12 @@
 
 use std::fmt::Write;
 
-use serde_json::Value;
-
+use super::Event;
 use super::document::Proof;
+use super::events::{self, AgentAction, Body, TaskRejected};
 use super::timeline::Timeline;
-use super::{Event, kinds};
 use crate::goal::Goal;
+use omk_gate_sdk::Decision;
 
 /// HTML-escapes `s`.
 fn esc(s: &str) -> String {
@@ -76,56 +76,53 @@ pub fn html(goal: &Goal, proof: &Proof, events: &[Event], timeline: &Timeline) -
         esc(&proof.log.head_hash)
     );
 
-    let s = |v: &Value, k: &str| {
-        v.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let bodies: Vec<Body> = events.iter().map(Body::of).collect();
     h.push_str("<h2 id=\"rejected\">Rejected proposals</h2>");
-    let rejected: Vec<&Event> = events
+    let rejected: Vec<&TaskRejected> = bodies
         .iter()
-        .filter(|e| e.kind == kinds::TASK_REJECTED)
+        .filter_map(|b| match b {
+            Body::TaskRejected(t) => Some(&**t),
+            _ => None,
+        })
         .collect();
     if rejected.is_empty() {
         h.push_str("<p class=\"muted\">none</p>");
     } else {
         h.push_str("<table><tr><th>task</th><th>gate</th><th>code</th><th>reason</th></tr>");
-        for e in rejected {
-            let p = &e.payload;
+        for t in rejected {
             let _ = write!(
                 h,
                 "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
-                esc(&s(p, "task_id")),
-                esc(&s(p, "gate")),
-                esc(&s(p, "code")),
-                esc(&s(p, "reason"))
+                esc(&t.task_id),
+                esc(&t.gate),
+                esc(&t.code),
+                esc(&t.reason)
             );
         }
         h.push_str("</table>");
     }
 
     h.push_str("<h2 id=\"refused\">Actions refused while agents worked</h2>");
-    let refused: Vec<&Event> = events
+    let refused: Vec<&AgentAction> = bodies
         .iter()
-        .filter(|e| {
-            e.kind == kinds::AGENT_ACTION && e.payload.get("allowed") == Some(&Value::Bool(false))
+        .filter_map(|b| match b {
+            Body::AgentAction(a) if !a.allowed => Some(&**a),
+            _ => None,
         })
         .collect();
     if refused.is_empty() {
         h.push_str("<p class=\"muted\">none</p>");
     } else {
         h.push_str("<table><tr><th>task</th><th>action</th><th>gate</th><th>reason</th></tr>");
-        for e in refused {
-            let p = &e.payload;
+        for a in refused {
             let _ = write!(
                 h,
                 "<tr><td>{}</td><td>{} <code>{}</code></td><td>{}</td><td>{}</td></tr>",
-                esc(&s(p, "task_id")),
-                esc(&s(&p["action"], "kind")),
-                esc(&s(&p["action"], "target")),
-                esc(&s(p, "gate")),
-                esc(&s(p, "reason"))
+                esc(&a.task_id),
+                esc(&events::word(&a.action.kind)),
+                esc(&a.action.target),
+                esc(a.gate.as_deref().unwrap_or_default()),
+                esc(a.reason.as_deref().unwrap_or_default())
             );
         }
         h.push_str("</table>");
@@ -134,30 +131,26 @@ pub fn html(goal: &Goal, proof: &Proof, events: &[Event], timeline: &Timeline) -
     h.push_str("<h2 id=\"tasks\">Tasks</h2><table><tr><th>task</th><th>status</th><th>attempts</th><th>commit</th><th>merged</th><th>changed files</th><th>sandbox</th><th>decisions</th></tr>");
     for task in &proof.task_work {
         let mut decisions = String::new();
-        let decided = |e: &&Event| {
-            e.kind == kinds::GATE_DECISION
-                && s(&e.payload, "task_id") == task.id
-                && e.payload.get("called") != Some(&Value::Bool(false))
-        };
-        for e in events.iter().filter(decided) {
-            let p = &e.payload;
-            let verdict = s(p, "verdict");
-            let cls = if verdict == "accept" { "ok" } else { "no" };
+        let decided = bodies.iter().filter_map(|b| match b {
+            Body::GateDecision(g) if g.about.task_id == task.id && g.decision.called => {
+                Some(&g.decision)
+            }
+            _ => None,
+        });
+        for d in decided {
+            let (cls, verdict, why) = match &d.decision {
+                Decision::Accept => ("ok", "accept", String::new()),
+                Decision::Reject(r) => (
+                    "no",
+                    "reject",
+                    format!(" <code>{}</code> {}", esc(&r.code), esc(&r.reason)),
+                ),
+            };
             let _ = write!(
                 decisions,
-                "{} {}: <span class=\"{cls}\">{}</span>{}<br>",
-                esc(&s(p, "stage")),
-                esc(&s(p, "gate")),
-                esc(&verdict),
-                if verdict == "reject" {
-                    format!(
-                        " <code>{}</code> {}",
-                        esc(&s(p, "code")),
-                        esc(&s(p, "reason"))
-                    )
-                } else {
-                    String::new()
-                }
+                "{} {}: <span class=\"{cls}\">{verdict}</span>{why}<br>",
+                esc(&events::word(&d.stage)),
+                esc(&d.gate),
             );
         }
         let _ = write!(

@@ -9,10 +9,12 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
 
+use super::Event;
+use super::events::{Body, compact, word};
 use super::log::{EVENTS_FILE, LogError};
-use super::{Event, kinds};
+use crate::gates::Mode;
+use omk_gate_sdk::Decision;
 
 /// One line of the timeline.
 #[derive(Debug, Clone, Serialize)]
@@ -102,117 +104,97 @@ impl Timeline {
 
 /// One line about an event, for people.
 pub fn summarize(e: &Event) -> String {
-    let p = &e.payload;
-    let s = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("");
-    match e.kind.as_str() {
-        kinds::GOAL_CREATED => format!("\"{}\"", s("normalized_goal")),
-        kinds::GOAL_STATUS_CHANGED => format!("{} -> {} ({})", s("from"), s("to"), s("reason")),
-        kinds::BUDGET_ADDED => format!("limits now {}", p["limits"]),
-        kinds::WAVE_STARTED => format!("{} ({} proposals)", s("run_key"), p["proposals"]),
-        kinds::TASK_PROPOSED | kinds::TASK_RECLAIMED => s("task_id").to_owned(),
-        kinds::GATE_DECISION => {
-            let verdict = s("verdict");
-            let target = p["action"]["target"]
-                .as_str()
-                .map(|t| format!(" `{t}`"))
+    match Body::of(e) {
+        Body::GoalCreated(g) => format!("\"{}\"", g.0.normalized_goal),
+        Body::GoalStatusChanged(c) => {
+            format!("{} -> {} ({})", word(&c.from), word(&c.to), c.reason)
+        }
+        Body::BudgetAdded(b) => format!("limits now {}", compact(&b.limits)),
+        Body::WaveStarted(w) => format!("{} ({} proposals)", w.run_key, w.proposals),
+        Body::TaskProposed(t) => t.task_id,
+        Body::TaskReclaimed(t) => t.task_id,
+        Body::GateDecision(g) => {
+            let d = &g.decision;
+            let target = g
+                .about
+                .action
+                .as_ref()
+                .map(|a| format!(" `{}`", a.target))
                 .unwrap_or_default();
             let mut line = format!(
-                "{}{target}  {} {} {verdict}",
-                s("task_id"),
-                s("stage"),
-                s("gate")
+                "{}{target}  {} {} {}",
+                g.about.task_id,
+                word(&d.stage),
+                d.gate,
+                if d.decision.is_accept() {
+                    "accept"
+                } else {
+                    "reject"
+                }
             );
-            if verdict == "reject" {
-                line.push_str(&format!(" {}: {}", s("code"), s("reason")));
-                if s("mode") == "audit" {
+            if let Decision::Reject(r) = &d.decision {
+                line.push_str(&format!(" {}: {}", r.code, r.reason));
+                if d.mode == Mode::Audit {
                     line.push_str(" (audit: not enforced)");
                 }
             }
             line
         }
-        kinds::TASK_ACCEPTED => format!(
+        Body::TaskAccepted(t) => format!(
             "{}  budget {}s, {}s committed after",
-            s("task_id"),
-            p["budget_snapshot"]["task_budget_secs"],
-            p["budget_snapshot"]["committed_after_secs"]
+            t.task_id, t.budget_snapshot.task_budget_secs, t.budget_snapshot.committed_after_secs
         ),
-        kinds::TASK_REJECTED => format!(
-            "{}  by {}: {} [{}]",
-            s("task_id"),
-            s("gate"),
-            s("reason"),
-            s("code")
-        ),
-        kinds::WAVE_COMPLETED => format!(
+        Body::TaskRejected(t) => {
+            format!("{}  by {}: {} [{}]", t.task_id, t.gate, t.reason, t.code)
+        }
+        Body::WaveCompleted(w) => format!(
             "{}: {}",
-            s("run_key"),
-            p["evidence"]["worker_summary"].as_str().unwrap_or("")
+            w.run_key,
+            w.evidence.worker_summary.as_deref().unwrap_or("")
         ),
-        kinds::TASK_STARTED => format!(
-            "{} attempt {} on {}",
-            s("task_id"),
-            p["attempt"],
-            s("branch")
-        ),
-        kinds::AGENT_ACTION => {
-            let allowed = p["allowed"] == Value::Bool(true);
-            let a = &p["action"];
-            let what = format!(
-                "{} `{}`",
-                a["kind"].as_str().unwrap_or(""),
-                a["target"].as_str().unwrap_or("")
-            );
-            if allowed {
-                format!("{}  {what} allowed", s("task_id"))
+        Body::TaskStarted(t) => format!("{} attempt {} on {}", t.task_id, t.attempt, t.branch),
+        Body::AgentAction(a) => {
+            let what = format!("{} `{}`", word(&a.action.kind), a.action.target);
+            if a.allowed {
+                format!("{}  {what} allowed", a.task_id)
             } else {
                 format!(
                     "{}  {what} REFUSED by {}: {}",
-                    s("task_id"),
-                    s("gate"),
-                    s("reason")
+                    a.task_id,
+                    a.gate.as_deref().unwrap_or(""),
+                    a.reason.as_deref().unwrap_or("")
                 )
             }
         }
-        kinds::AGENT_FINISHED => format!(
+        Body::AgentFinished(f) => format!(
             "{}  exit {} after {}s{}",
-            s("task_id"),
-            p["exit_code"],
-            p["secs"],
-            if p["timed_out"] == Value::Bool(true) {
-                " (timed out)"
-            } else {
-                ""
-            }
+            f.task_id,
+            f.exit_code.map_or("null".to_owned(), |c| c.to_string()),
+            f.secs,
+            if f.timed_out { " (timed out)" } else { "" }
         ),
-        kinds::TASK_OUTCOME => {
-            let o = &p["outcome"];
-            let n = |k: &str| o[k].as_array().map_or(0, Vec::len);
-            format!(
-                "{}  {} files changed, {} checks",
-                s("task_id"),
-                n("changed_files"),
-                n("checks")
-            )
-        }
-        kinds::TASK_MERGED => format!("{} into {}", s("task_id"), s("into")),
-        kinds::TASK_COMPLETED => format!(
+        Body::TaskOutcome(o) => format!(
+            "{}  {} files changed, {} checks",
+            o.task_id,
+            o.outcome.changed_files.len(),
+            o.outcome.checks.len()
+        ),
+        Body::TaskMerged(m) => format!("{} into {}", m.task_id, m.into),
+        Body::TaskCompleted(c) => format!(
             "{}  commit {}",
-            s("task_id"),
-            p["commit"]
-                .as_str()
+            c.task_id,
+            c.commit
+                .as_deref()
                 .map_or("none", |c| &c[..c.len().min(10)])
         ),
-        kinds::TASK_FAILED => format!(
+        Body::TaskFailed(f) => format!(
             "{}  {} [{}]{}",
-            s("task_id"),
-            s("reason"),
-            s("code"),
-            if p["will_retry"] == Value::Bool(true) {
-                " — will retry"
-            } else {
-                ""
-            }
+            f.task_id,
+            f.reason,
+            f.code,
+            if f.will_retry { " — will retry" } else { "" }
         ),
-        _ => crate::text::clip(&p.to_string(), 100),
+        // The rest, and kinds from a newer omk, as they are.
+        _ => crate::text::clip(&e.payload.to_string(), 100),
     }
 }

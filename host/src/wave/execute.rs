@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use omk_gate_sdk::{AgentAction, CheckResult, Evidence, GoalContext, TaskOutcome, TaskProposal};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::task::JoinSet;
 
 use super::{DispatchPlan, WaveEvidence, WaveKind, goal_context, run_wave};
@@ -41,8 +41,8 @@ use crate::agents::{Backend, Brief, Hooks, Job, Permit, Report};
 use crate::gates::{GateSet, Verdict};
 use crate::goal::{GoalError, GoalPhase, GoalStatus, MergePolicy, Request, Session};
 use crate::graph::TaskStatus;
+use crate::proof::events::{self, About, Payload};
 use crate::proof::inputs::Subject;
-use crate::proof::kinds;
 use crate::sandbox::proxy::{Gatekeeper, Proxy};
 use crate::sandbox::{Confinement, Profile, ProfileInputs, SandboxError, SandboxSettings};
 use crate::worktree::{self, Merge};
@@ -250,10 +250,17 @@ impl Executor {
         self.session.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn log(&self, kind: &str, actor: &str, payload: Value) {
-        if let Err(e) = self.session().log.append(kind, actor, payload) {
+    /// Logs an event that must not stop the run when the log cannot take
+    /// it (the next write that must succeed will fail).
+    fn log<P: Payload>(&self, actor: &str, payload: &P) {
+        if let Err(e) = self.session().log.record(actor, payload) {
             tracing::error!("cannot append to the event log: {e}");
         }
+    }
+
+    /// The actor of what the agent did.
+    fn agent_actor(&self) -> String {
+        events::agent_actor(self.backend.name())
     }
 
     /// The sandbox of one run: the profile of task `task` (of planning,
@@ -361,7 +368,7 @@ impl Executor {
             s.set_status(
                 GoalStatus::NotReady,
                 "the agent proposed no tasks",
-                kinds::OMK,
+                events::OMK,
             )?;
             return Err(GoalError::state(
                 "the agent proposed no tasks",
@@ -391,7 +398,7 @@ impl Executor {
                 return Ok(s.goal.status);
             }
             if s.goal.status == GoalStatus::NeedsMoreBudget && !budget_spent(&s) {
-                s.set_status(GoalStatus::Running, "budget available again", kinds::OMK)?;
+                s.set_status(GoalStatus::Running, "budget available again", events::OMK)?;
             }
         }
         self.reclaim().await?;
@@ -462,10 +469,10 @@ impl Executor {
             match (r, s.goal.status) {
                 (_, st) if st.is_terminal() => {}
                 (Request::Cancel, _) => {
-                    s.set_status(GoalStatus::Cancelled, "cancelled by the user", kinds::USER)?
+                    s.set_status(GoalStatus::Cancelled, "cancelled by the user", events::USER)?
                 }
                 (Request::Pause, GoalStatus::Running) => {
-                    s.set_status(GoalStatus::Paused, "paused by the user", kinds::USER)?
+                    s.set_status(GoalStatus::Paused, "paused by the user", events::USER)?
                 }
                 (Request::Pause, _) => {}
             }
@@ -539,10 +546,15 @@ impl Executor {
                     t.failure = Some(reason.clone());
                     t.completed_at = Some(Utc::now());
                 }
-                s.log.append(
-                    kinds::TASK_FAILED,
-                    kinds::OMK,
-                    json!({"task_id": id, "reason": reason, "code": "omk.dependency-failed", "will_retry": false}),
+                s.log.record(
+                    events::OMK,
+                    &events::TaskFailed {
+                        task_id: id.clone(),
+                        attempt: None,
+                        reason: reason.clone(),
+                        code: "omk.dependency-failed".into(),
+                        will_retry: false,
+                    },
                 )?;
                 self.observer.progress(&Progress::Failed {
                     task: id,
@@ -591,9 +603,11 @@ impl Executor {
             }
             let _ = self.git(|| worktree::remove(&self.repo, &self.worktree_path(&id)));
             self.log(
-                kinds::TASK_RECLAIMED,
-                kinds::OMK,
-                json!({"task_id": id, "reason": "its lease expired: the omk running it stopped"}),
+                events::OMK,
+                &events::TaskReclaimed {
+                    task_id: id.clone(),
+                    reason: "its lease expired: the omk running it stopped".into(),
+                },
             );
             self.fail_or_retry(
                 &id,
@@ -633,7 +647,11 @@ impl Executor {
                 if pending && budget_spent(&s) {
                     s.goal.failure =
                         Some("a budget is spent; add budget with `omk goal budget-add`".into());
-                    s.set_status(GoalStatus::NeedsMoreBudget, "a budget is spent", kinds::OMK)?;
+                    s.set_status(
+                        GoalStatus::NeedsMoreBudget,
+                        "a budget is spent",
+                        events::OMK,
+                    )?;
                 } else if !pending {
                     let total = s.graph.tasks.len();
                     let done = s
@@ -648,7 +666,7 @@ impl Executor {
                         s.set_status(
                             GoalStatus::Ready,
                             "every task is done and accepted",
-                            kinds::OMK,
+                            events::OMK,
                         )?;
                     } else {
                         let why = if total == 0 {
@@ -657,7 +675,7 @@ impl Executor {
                             format!("{} of {total} tasks did not finish", total - done)
                         };
                         s.goal.failure = Some(why.clone());
-                        s.set_status(GoalStatus::NotReady, &why, kinds::OMK)?;
+                        s.set_status(GoalStatus::NotReady, &why, events::OMK)?;
                     }
                 }
             }
@@ -698,10 +716,15 @@ impl Executor {
         }
         let attempt = t.retry_count + u32::from(!retry);
         // The log first: the graph never says more than the log holds.
-        s.log.append(
-            kinds::TASK_FAILED,
-            kinds::OMK,
-            json!({"task_id": id, "attempt": attempt, "reason": reason, "code": code, "will_retry": retry}),
+        s.log.record(
+            events::OMK,
+            &events::TaskFailed {
+                task_id: id.to_owned(),
+                attempt: Some(attempt),
+                reason: reason.to_owned(),
+                code: code.to_owned(),
+                will_retry: retry,
+            },
         )?;
         s.checkpoint()?;
         s.save_graph(now)?;
@@ -760,12 +783,18 @@ impl Executor {
             let attempt = t.retry_count + 1;
             let task = t.as_proposal();
             s.save_graph(now)?;
-            s.log.append(
-                kinds::TASK_STARTED,
-                kinds::OMK,
-                json!({"task_id": id, "attempt": attempt, "branch": branch, "worktree": wt,
-                       "lease_expires_at": lease, "agent": self.backend.name(),
-                       "live_gating": self.backend.live_gating(), "sandbox": profile}),
+            s.log.record(
+                events::OMK,
+                &events::TaskStarted {
+                    task_id: id.to_owned(),
+                    attempt,
+                    branch: branch.clone(),
+                    worktree: wt.clone(),
+                    lease_expires_at: Some(lease),
+                    agent: self.backend.name().to_owned(),
+                    live_gating: self.backend.live_gating(),
+                    sandbox: Some(profile.clone()),
+                },
             )?;
             // Durable before any work starts.
             s.sync()?;
@@ -856,7 +885,11 @@ impl Executor {
                 outcome: outcome.clone(),
             },
             &verdict,
-            json!({"task_id": id, "attempt": attempt}),
+            About {
+                task_id: id.to_owned(),
+                attempt: Some(attempt),
+                ..About::default()
+            },
         )?;
         if let Some(b) = verdict.rejection() {
             let reason = format!("outcome rejected by `{}`: {}", b.gate, b.reason);
@@ -890,10 +923,13 @@ impl Executor {
                 Ok(Merge::Merged(head)) => {
                     merged = true;
                     self.log(
-                        kinds::TASK_MERGED,
-                        kinds::OMK,
-                        json!({"task_id": id, "branch": branch,
-                        "into": worktree::integration_branch(&self.goal_id), "commit": head}),
+                        events::OMK,
+                        &events::TaskMerged {
+                            task_id: id.to_owned(),
+                            branch: branch.clone(),
+                            into: worktree::integration_branch(&self.goal_id),
+                            commit: head.clone(),
+                        },
                     );
                 }
                 Ok(Merge::Conflict(files)) => {
@@ -946,11 +982,16 @@ impl Executor {
                 t.lease_token = None;
                 t.failure = None;
             }
-            s.log.append(
-                kinds::TASK_COMPLETED,
-                kinds::OMK,
-                json!({"task_id": id, "attempt": attempt, "commit": commit, "merged": merged,
-                       "changed_files": outcome.changed_files, "follow_ups": report.proposals.len()}),
+            s.log.record(
+                events::OMK,
+                &events::TaskCompleted {
+                    task_id: id.to_owned(),
+                    attempt,
+                    commit: commit.clone(),
+                    merged,
+                    changed_files: outcome.changed_files.clone(),
+                    follow_ups: report.proposals.len(),
+                },
             )?;
             s.checkpoint()?;
             s.save_graph(now)?;
@@ -1007,12 +1048,17 @@ impl Executor {
         spent.tokens = spent.tokens.saturating_add(report.tokens);
         spent.usd_micros = spent.usd_micros.saturating_add(report.usd_micros);
         s.save_goal(Utc::now())?;
-        s.log.append(
-            kinds::AGENT_FINISHED,
-            &format!("agent:{}", self.backend.name()),
-            json!({"task_id": id, "exit_code": report.exit_code, "timed_out": report.timed_out,
-                   "secs": secs, "tokens": report.tokens, "usd_micros": report.usd_micros,
-                   "output_tail": crate::text::clip(&report.output_tail, 2000)}),
+        s.log.record(
+            &events::agent_actor(self.backend.name()),
+            &events::AgentFinished {
+                task_id: id.to_owned(),
+                exit_code: report.exit_code,
+                timed_out: report.timed_out,
+                secs,
+                tokens: report.tokens,
+                usd_micros: report.usd_micros,
+                output_tail: crate::text::clip(&report.output_tail, 2000),
+            },
         )?;
         Ok(())
     }
@@ -1095,9 +1141,11 @@ impl Executor {
             checks,
         };
         self.log(
-            kinds::TASK_OUTCOME,
-            kinds::OMK,
-            json!({"task_id": task.id, "outcome": outcome}),
+            events::OMK,
+            &events::TaskOutcome {
+                task_id: task.id.clone(),
+                outcome: outcome.clone(),
+            },
         );
         Ok(outcome)
     }
@@ -1133,11 +1181,11 @@ impl Executor {
         ctx: &GoalContext,
         subject: Subject,
         verdict: &Verdict,
-        extra: Value,
+        about: About,
     ) -> Result<(), GoalError> {
         let mut s = self.session();
         let input = s.inputs.record(ctx, None, subject)?;
-        super::record_verdict(&mut s, verdict, &input, extra)
+        super::record_verdict(&mut s, verdict, &input, about)
     }
 }
 
@@ -1210,10 +1258,15 @@ impl TaskHooks {
         reason: String,
     ) -> Permit {
         self.exec.log(
-            kinds::AGENT_ACTION,
-            &format!("agent:{}", self.exec.backend.name()),
-            json!({"task_id": task.id, "action": action, "allowed": false, "gate": "omk",
-                   "code": code, "reason": reason}),
+            &self.exec.agent_actor(),
+            &events::AgentAction {
+                task_id: task.id.clone(),
+                action: action.clone(),
+                allowed: false,
+                gate: Some(super::HOST_GATE.into()),
+                code: Some(code.into()),
+                reason: Some(reason.clone()),
+            },
         );
         self.exec.observer.progress(&Progress::Refused {
             task: task.id.clone(),
@@ -1319,7 +1372,11 @@ impl Hooks for TaskHooks {
                 action: action.clone(),
             },
             &verdict,
-            json!({"task_id": task.id, "action": action}),
+            About {
+                task_id: task.id.clone(),
+                action: Some(action.clone()),
+                ..About::default()
+            },
         );
         if let Err(e) = recorded {
             tracing::error!("cannot record an action decision: {e}");
@@ -1329,10 +1386,15 @@ impl Hooks for TaskHooks {
             None => (None, None, None),
         };
         self.exec.log(
-            kinds::AGENT_ACTION,
-            &format!("agent:{}", self.exec.backend.name()),
-            json!({"task_id": task.id, "action": action, "allowed": verdict.accepted,
-                   "gate": gate, "code": code, "reason": reason}),
+            &self.exec.agent_actor(),
+            &events::AgentAction {
+                task_id: task.id.clone(),
+                action: action.clone(),
+                allowed: verdict.accepted,
+                gate,
+                code,
+                reason: reason.clone(),
+            },
         );
         if !verdict.accepted {
             self.exec.observer.progress(&Progress::Refused {
@@ -1351,9 +1413,11 @@ impl Hooks for TaskHooks {
 
     fn note(&self, kind: &str, payload: Value) {
         self.exec.log(
-            kinds::AGENT_NOTE,
-            &format!("agent:{}", self.exec.backend.name()),
-            json!({"note": kind, "detail": payload}),
+            &self.exec.agent_actor(),
+            &events::AgentNote {
+                note: kind.to_owned(),
+                detail: payload,
+            },
         );
     }
 

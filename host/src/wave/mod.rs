@@ -29,15 +29,16 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use omk_gate_sdk::{Budget, GoalContext, TaskProposal};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+
 use sha2::{Digest, Sha256};
 
 use self::relevant::Accepted;
 use crate::gates::{GateSet, Verdict};
 use crate::goal::{GoalError, GoalPhase, GoalStatus, Session};
 use crate::graph::{Task, TaskStatus};
+use crate::proof::events::{self, About, Body};
 use crate::proof::inputs::Subject;
-use crate::proof::{Event, kinds, log};
+use crate::proof::log;
 use crate::worktree;
 
 /// The gate name omk's own checks are recorded under.
@@ -103,16 +104,15 @@ pub fn run_wave(
         Some(ms) => ms,
         None => {
             let now_ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
-            session.log.append(
-                kinds::WAVE_STARTED,
-                kinds::OMK,
-                json!({
-                    "run_key": plan.run_key,
-                    "kind": plan.kind,
-                    "plan_sha256": plan_sha256,
-                    "now_ms": now_ms,
-                    "proposals": plan.proposals.len(),
-                }),
+            session.log.record(
+                events::OMK,
+                &events::WaveStarted {
+                    run_key: plan.run_key.clone(),
+                    kind: plan.kind,
+                    plan_sha256: Some(plan_sha256.clone()),
+                    now_ms,
+                    proposals: plan.proposals.len(),
+                },
             )?;
             now_ms
         }
@@ -182,10 +182,13 @@ pub fn run_wave(
     session.save_goal(now)?;
 
     let evidence = evidence(plan, accepted, rejected);
-    session.log.append(
-        kinds::WAVE_COMPLETED,
-        kinds::OMK,
-        json!({"run_key": plan.run_key, "plan_sha256": plan_sha256, "evidence": evidence}),
+    session.log.record(
+        events::OMK,
+        &events::WaveCompleted {
+            run_key: plan.run_key.clone(),
+            plan_sha256: Some(plan_sha256),
+            evidence: evidence.clone(),
+        },
     )?;
     session.checkpoint()?;
     Ok(evidence)
@@ -240,10 +243,14 @@ impl Wave<'_> {
         first_time: bool,
     ) -> Result<Decided, GoalError> {
         let plan = self.plan;
-        session.log.append(
-            kinds::TASK_PROPOSED,
-            kinds::OMK,
-            json!({"index": index, "task_id": p.id, "run_key": plan.run_key, "proposal": p}),
+        session.log.record(
+            events::OMK,
+            &events::TaskProposed {
+                index: Some(index),
+                task_id: p.id.clone(),
+                run_key: plan.run_key.clone(),
+                proposal: p.clone(),
+            },
         )?;
         if let Some(r) = host_check(session, plan, p, first_time, &self.accepted, &self.names) {
             return Ok(Decided::Rejected(r));
@@ -261,7 +268,12 @@ impl Wave<'_> {
             session,
             &verdict,
             &input,
-            json!({"task_id": p.id, "run_key": plan.run_key, "index": index}),
+            About {
+                task_id: p.id.clone(),
+                run_key: Some(plan.run_key.clone()),
+                index: Some(index),
+                ..About::default()
+            },
         )?;
         Ok(decided(&verdict, &p.id))
     }
@@ -281,28 +293,35 @@ impl Wave<'_> {
                     .committed
                     .saturating_sub(self.replanned_budget(session, p));
                 let after = before.saturating_add(p.budget_secs);
-                let snapshot = json!({
-                    "task_budget_secs": p.budget_secs,
-                    "goal_time_budget_secs": g.limits.time_secs,
-                    "time_spent_secs": g.spent.time_secs,
-                    "committed_before_secs": before,
-                    "committed_after_secs": after,
-                    "remaining_secs": g.remaining_time_secs(after),
-                });
-                session.log.append(
-                    kinds::TASK_ACCEPTED,
-                    kinds::OMK,
-                    json!({"index": index, "task_id": p.id, "run_key": run_key, "budget_snapshot": snapshot}),
+                let budget_snapshot = events::BudgetSnapshot {
+                    task_budget_secs: p.budget_secs,
+                    goal_time_budget_secs: g.limits.time_secs,
+                    time_spent_secs: g.spent.time_secs,
+                    committed_before_secs: before,
+                    committed_after_secs: after,
+                    remaining_secs: g.remaining_time_secs(after),
+                };
+                session.log.record(
+                    events::OMK,
+                    &events::TaskAccepted {
+                        index: Some(index),
+                        task_id: p.id.clone(),
+                        run_key: run_key.clone(),
+                        budget_snapshot,
+                    },
                 )?;
             }
             Decided::Rejected(r) => {
-                session.log.append(
-                    kinds::TASK_REJECTED,
-                    kinds::OMK,
-                    json!({
-                        "index": index, "task_id": p.id, "run_key": run_key,
-                        "reason": r.reason, "code": r.code, "gate": r.gate,
-                    }),
+                session.log.record(
+                    events::OMK,
+                    &events::TaskRejected {
+                        index: Some(index),
+                        task_id: p.id.clone(),
+                        run_key: run_key.clone(),
+                        reason: r.reason.clone(),
+                        code: r.code.clone(),
+                        gate: r.gate.clone(),
+                    },
                 )?;
             }
         }
@@ -329,45 +348,42 @@ impl Prior {
     fn read(session: &Session, run_key: &str, plan_sha256: &str) -> Result<Prior, GoalError> {
         let (events, _) = log::read(session.dir())?;
         let mut prior = Prior::default();
-        let ours = |e: &&Event| e.payload.get("run_key").and_then(Value::as_str) == Some(run_key);
-        for e in events.iter().filter(ours) {
-            match e.kind.as_str() {
-                kinds::WAVE_STARTED | kinds::WAVE_COMPLETED => {
-                    if e.payload.get("plan_sha256").and_then(Value::as_str) != Some(plan_sha256) {
-                        return Err(GoalError::state(
-                            format!("run key `{run_key}` was already used for a different plan"),
-                            "give this plan a new `run_key`; a run key names one plan for good",
-                        ));
-                    }
-                    if e.kind == kinds::WAVE_STARTED {
-                        prior.now_ms = e.payload.get("now_ms").and_then(Value::as_u64);
-                    } else {
-                        prior.completed =
-                            serde_json::from_value(e.payload["evidence"].clone()).ok();
+        let same_plan = |recorded: Option<&str>| {
+            if recorded == Some(plan_sha256) {
+                Ok(())
+            } else {
+                Err(GoalError::state(
+                    format!("run key `{run_key}` was already used for a different plan"),
+                    "give this plan a new `run_key`; a run key names one plan for good",
+                ))
+            }
+        };
+        for e in &events {
+            match Body::of(e) {
+                Body::WaveStarted(w) if w.run_key == run_key => {
+                    same_plan(w.plan_sha256.as_deref())?;
+                    prior.now_ms = Some(w.now_ms);
+                }
+                Body::WaveCompleted(w) if w.run_key == run_key => {
+                    same_plan(w.plan_sha256.as_deref())?;
+                    prior.completed = Some(w.evidence.clone());
+                }
+                Body::TaskAccepted(t) if t.run_key == run_key => {
+                    if let Some(index) = t.index {
+                        prior.decided.insert(index, Decided::Accepted);
                     }
                 }
-                kinds::TASK_ACCEPTED | kinds::TASK_REJECTED => {
-                    let Some(index) = e.payload.get("index").and_then(Value::as_u64) else {
-                        continue;
-                    };
-                    let decided = if e.kind == kinds::TASK_ACCEPTED {
-                        Decided::Accepted
-                    } else {
-                        let s = |k: &str| {
-                            e.payload
-                                .get(k)
-                                .and_then(Value::as_str)
-                                .unwrap_or_default()
-                                .to_owned()
+                Body::TaskRejected(t) if t.run_key == run_key => {
+                    if let Some(index) = t.index {
+                        let t = *t;
+                        let rejected = RejectedTask {
+                            task_id: t.task_id,
+                            gate: t.gate,
+                            code: t.code,
+                            reason: t.reason,
                         };
-                        Decided::Rejected(RejectedTask {
-                            task_id: s("task_id"),
-                            gate: s("gate"),
-                            code: s("code"),
-                            reason: s("reason"),
-                        })
-                    };
-                    prior.decided.insert(index as usize, decided);
+                        prior.decided.insert(index, Decided::Rejected(rejected));
+                    }
                 }
                 _ => {}
             }
@@ -408,24 +424,22 @@ fn check_plan(session: &Session, plan: &DispatchPlan) -> Result<(), GoalError> {
 }
 
 /// Logs one `gate_decision` per gate of `verdict`, with the sha256 of the
-/// recorded input and the fields of `extra`.
+/// recorded input and what it was about.
 pub(crate) fn record_verdict(
     session: &mut Session,
     verdict: &Verdict,
     input_sha256: &str,
-    extra: Value,
+    about: About,
 ) -> Result<(), GoalError> {
     for d in &verdict.decisions {
-        let mut payload = serde_json::to_value(d).unwrap_or_default();
-        if let (Some(obj), Value::Object(extra)) = (payload.as_object_mut(), &extra) {
-            obj.insert("input_sha256".into(), json!(input_sha256));
-            for (k, v) in extra {
-                obj.insert(k.clone(), v.clone());
-            }
-        }
-        session
-            .log
-            .append(kinds::GATE_DECISION, &kinds::gate_actor(&d.gate), payload)?;
+        session.log.record(
+            &events::gate_actor(&d.gate),
+            &events::GateDecision {
+                decision: d.clone(),
+                input_sha256: Some(input_sha256.to_owned()),
+                about: about.clone(),
+            },
+        )?;
     }
     Ok(())
 }
@@ -693,6 +707,8 @@ mod tests {
     use super::*;
     use crate::gates::{GateEngine, GatesConfig};
     use crate::goal::{GoalStore, Limits, NewGoal};
+    use crate::proof::events::{Payload, TaskAccepted, TaskProposed, TaskRejected, WaveStarted};
+    use serde_json::json;
 
     fn setup(time: Option<u64>) -> (tempfile::TempDir, Session, GateSet) {
         let tmp = tempfile::tempdir().unwrap();
@@ -731,12 +747,14 @@ mod tests {
         }
     }
 
-    fn events(session: &Session, kind: &str) -> Vec<Event> {
+    /// The session's events of `P`'s kind, read as `P`.
+    fn events<P: Payload>(session: &Session) -> Vec<P> {
         log::read(session.dir())
             .unwrap()
             .0
-            .into_iter()
-            .filter(|e| e.kind == kind)
+            .iter()
+            .filter_map(|e| e.decode::<P>())
+            .map(Result::unwrap)
             .collect()
     }
 
@@ -756,18 +774,10 @@ mod tests {
                 .unwrap()
                 .contains("rejected all proposed agent tasks")
         );
-        assert_eq!(
-            events(&s, kinds::TASK_PROPOSED)[0].payload["task_id"],
-            "task-a"
-        );
-        let rejected = &events(&s, kinds::TASK_REJECTED)[0].payload;
-        assert_eq!(rejected["task_id"], "task-a");
-        assert!(
-            rejected["reason"]
-                .as_str()
-                .unwrap()
-                .contains("would exceed goal time budget")
-        );
+        assert_eq!(events::<TaskProposed>(&s)[0].task_id, "task-a");
+        let rejected = &events::<TaskRejected>(&s)[0];
+        assert_eq!(rejected.task_id, "task-a");
+        assert!(rejected.reason.contains("would exceed goal time budget"));
     }
 
     #[test]
@@ -781,11 +791,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!((ev.accepted_task_count, ev.rejected_task_count), (0, 1));
-        let rejected = &events(&s, kinds::TASK_REJECTED)[0].payload;
+        let rejected = &events::<TaskRejected>(&s)[0];
         assert!(
-            rejected["reason"]
-                .as_str()
-                .unwrap()
+            rejected
+                .reason
                 .contains("outside the allowed goal policy roots")
         );
     }
@@ -801,9 +810,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!((ev.accepted_task_count, ev.rejected_task_count), (1, 0));
-        let accepted = &events(&s, kinds::TASK_ACCEPTED)[0].payload;
-        assert_eq!(accepted["task_id"], "task-c");
-        assert_eq!(accepted["budget_snapshot"]["task_budget_secs"], 120);
+        let accepted = &events::<TaskAccepted>(&s)[0];
+        assert_eq!(accepted.task_id, "task-c");
+        assert_eq!(accepted.budget_snapshot.task_budget_secs, 120);
         assert_eq!(s.graph.get("task-c").unwrap().status, TaskStatus::Pending);
     }
 
@@ -859,11 +868,11 @@ mod tests {
         let ev = run_wave(&mut s, &gates, &p, Utc::now()).unwrap();
         assert_eq!(ev.accepted, ["a", "b"]);
         assert_eq!(
-            events(&s, kinds::TASK_PROPOSED).len(),
+            events::<TaskProposed>(&s).len(),
             2,
             "`a` was not proposed again"
         );
-        assert_eq!(events(&s, kinds::WAVE_STARTED).len(), 1);
+        assert_eq!(events::<WaveStarted>(&s).len(), 1);
         assert_eq!(s.graph.tasks.len(), 2);
         let v = log::verify(s.dir(), &log::VerifyOptions::default()).unwrap();
         assert!(v.ok, "{v:?}");
