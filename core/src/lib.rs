@@ -4,7 +4,8 @@
 //! tested and fuzzed on its own in seconds.
 //!
 //! - [`atomic`]: atomic file writes.
-//! - [`graph`]: the task graph of a goal (`task-graph.json`).
+//! - [`graph`]: the task graph of a goal (`task-graph.json`), and
+//!   [`lifecycle`], the one place a task's status changes.
 //! - [`plan`]: dispatch plans, the waves of proposed tasks.
 //! - [`log`]: the append-only, hash-chained event log (`events.jsonl`).
 //! - [`config`]: the project's gate configuration (`.omk/gates.toml`), with
@@ -22,6 +23,7 @@ pub mod bundle;
 pub mod config;
 pub mod diagnose;
 pub mod graph;
+pub mod lifecycle;
 pub mod limits;
 pub mod log;
 pub mod plan;

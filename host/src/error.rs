@@ -68,6 +68,7 @@ find_diagnosable![
     crate::keys::KeyError,
     crate::worktree::GitError,
     crate::graph::GraphError,
+    omk_core::lifecycle::TransitionError,
     crate::proof::LogError,
 ];
 

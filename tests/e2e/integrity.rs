@@ -237,6 +237,7 @@ fn task_ids_that_would_share_a_branch_or_worktree_are_refused() {
             proposal("A/B", 60, &["src/three.md"]),
             proposal("_integration", 60, &["src/four.md"]),
             proposal("Integration", 60, &["src/five.md"]),
+            proposal("_Plan", 60, &["src/eight.md"]),
             proposal("fine", 60, &["src/six.md"]),
         ]),
     );

@@ -1,19 +1,10 @@
 //! Goals: what the user asked for, its budget, and where it stands.
 //!
-//! A goal lives in its own directory under the [`GoalStore`]
-//! (`$XDG_STATE_HOME/omk/goals/<goal-id>/`):
-//!
-//! | file | what |
-//! |---|---|
-//! | `goal.json` | the [`Goal`]: text, status, phase, budgets, spend |
-//! | `task-graph.json` | the [`TaskGraph`](crate::graph::TaskGraph) |
-//! | `events.jsonl` | the hash-chained [event log](crate::proof::EventLog) |
-//! | `artifacts/` | wave records and other evidence |
-//! | `lock` | held by the one process acting on the goal |
-//!
-//! Every file is written atomically ([`crate::atomic`]).
+//! A goal lives in its own folder under the [`GoalStore`], laid out as
+//! [`GoalDir`] describes.
 
 pub mod budget;
+mod dir;
 mod session;
 mod store;
 
@@ -23,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use budget::{BudgetError, Limits, Spent};
+pub use dir::GoalDir;
 pub use session::{GoalError, Session, run_id};
 pub use store::{GoalLock, GoalStore, Request, StoreError};
 

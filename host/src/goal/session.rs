@@ -1,10 +1,8 @@
 //! An open goal: locked for this process, with its graph and event log.
 
-use std::path::PathBuf;
-
 use chrono::{DateTime, Utc};
 
-use super::{Goal, GoalLock, GoalStatus, GoalStore, Limits, NewGoal, StoreError};
+use super::{Goal, GoalDir, GoalLock, GoalStatus, GoalStore, Limits, NewGoal, StoreError};
 use crate::graph::{GraphError, TaskGraph};
 use crate::proof::anchors::Trust;
 use crate::proof::events::{self, BudgetAdded, GoalCreated, GoalStatusChanged, ProofWritten};
@@ -24,6 +22,9 @@ pub enum GoalError {
     Log(#[from] LogError),
     #[error(transparent)]
     Key(#[from] crate::keys::KeyError),
+    /// A task moved in a way its lifecycle does not allow: a bug.
+    #[error(transparent)]
+    Transition(#[from] omk_core::lifecycle::TransitionError),
     /// The goal is in a state that does not allow the change.
     #[error("{message}")]
     State { message: String, help: String },
@@ -38,6 +39,7 @@ impl Diagnose for GoalError {
             GoalError::Graph(_) => Kind::Integrity,
             GoalError::Log(e) => e.kind(),
             GoalError::Key(e) => e.kind(),
+            GoalError::Transition(e) => e.kind(),
             GoalError::State { .. } => Kind::Usage,
         }
     }
@@ -50,6 +52,7 @@ impl Diagnose for GoalError {
             ),
             GoalError::Log(_) => None,
             GoalError::Key(e) => e.help(),
+            GoalError::Transition(_) => None,
             GoalError::State { help, .. } => Some(help.clone()),
         }
     }
@@ -70,7 +73,7 @@ impl GoalError {
 pub struct Session {
     store: GoalStore,
     lock: GoalLock,
-    dir: PathBuf,
+    dir: GoalDir,
     pub goal: Goal,
     pub graph: TaskGraph,
     pub log: EventLog,
@@ -203,7 +206,7 @@ impl Session {
     }
 
     /// The goal's directory.
-    pub fn dir(&self) -> &std::path::Path {
+    pub fn dir(&self) -> &GoalDir {
         &self.dir
     }
 
@@ -260,7 +263,7 @@ impl Session {
         self.log.record(
             events::OMK,
             &ProofWritten {
-                path: self.dir.join(crate::proof::document::PROOF_FILE),
+                path: self.dir.proof_file(),
                 ready: proof.readiness.ready,
                 head_hash: proof.log.head_hash.clone(),
             },

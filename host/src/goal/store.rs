@@ -138,9 +138,9 @@ impl GoalStore {
         &self.root
     }
 
-    /// A goal's directory.
-    pub fn dir(&self, id: &str) -> PathBuf {
-        self.root.join(id)
+    /// A goal's folder.
+    pub fn dir(&self, id: &str) -> super::GoalDir {
+        super::GoalDir::new(self.root.join(id))
     }
 
     /// Creates the directory of a new goal, locks it and writes `goal`.

@@ -44,7 +44,7 @@ pub use omk_core::log::{Checkpoint, Payload, Repaired};
 use super::Event;
 use crate::goal::{Goal, GoalStatus, Limits};
 use crate::sandbox::Profile;
-use crate::wave::{WaveEvidence, WaveKind};
+use omk_core::plan::{WaveEvidence, WaveKind};
 
 /// The actor of events omk itself writes.
 pub const OMK: &str = "omk";

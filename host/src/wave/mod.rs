@@ -28,7 +28,6 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use omk_gate_sdk::{Budget, GoalContext, TaskProposal};
-use serde::{Deserialize, Serialize};
 
 use sha2::{Digest, Sha256};
 
@@ -47,42 +46,7 @@ pub const HOST_GATE: &str = "omk";
 /// Longest `run_key` accepted.
 const MAX_RUN_KEY: usize = 200;
 
-pub use omk_core::plan::{DispatchPlan, WaveKind};
-
-/// A rejected proposal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RejectedTask {
-    pub task_id: String,
-    pub gate: String,
-    pub code: String,
-    pub reason: String,
-}
-
-/// Task counts of a wave. A rejected task counts as failed, never as
-/// completed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WaveSummary {
-    pub completed: usize,
-    pub failed: usize,
-    pub total: usize,
-}
-
-/// What a wave decided.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WaveEvidence {
-    pub run_key: String,
-    pub kind: WaveKind,
-    pub accepted_task_count: usize,
-    pub rejected_task_count: usize,
-    pub accepted: Vec<String>,
-    pub rejected: Vec<RejectedTask>,
-    /// One line for people.
-    pub worker_summary: Option<String>,
-    pub summary: WaveSummary,
-    /// True when the run key had been judged before and this is the record.
-    #[serde(default)]
-    pub replayed: bool,
-}
+pub use omk_core::plan::{DispatchPlan, RejectedTask, WaveEvidence, WaveKind, WaveSummary};
 
 /// Judges `plan` as a wave of the open goal, with `gates`, at `now`.
 pub fn run_wave(
@@ -524,7 +488,7 @@ fn host_check(
         return reject(
             "omk.id-collision",
             format!(
-                "task id `{}` would take the name `{key}`, which omk keeps for the goal's integration branch and worktree; give the proposal another id",
+                "task id `{}` would take the name `{key}`, which omk keeps for its own branches and checkouts; give the proposal another id",
                 p.id
             ),
         );
@@ -646,13 +610,7 @@ fn admit(session: &mut Session, p: &TaskProposal, run_key: &str, now: DateTime<U
     let task = Task::admitted(p, run_key, now);
     match session.graph.get_mut(&p.id) {
         Some(existing) if existing.run_key == run_key => {}
-        Some(existing) => {
-            let retries = existing.retry_count;
-            *existing = Task {
-                retry_count: retries,
-                ..task
-            };
-        }
+        Some(existing) => existing.replan(task),
         None => session.graph.push(task),
     }
 }

@@ -138,9 +138,10 @@ pub fn integration_branch(goal_id: &str) -> String {
     format!("omk/{goal_id}/integration")
 }
 
-/// Names omk takes for itself in a goal's branches (`omk/<goal>/integration`)
-/// and worktrees (`worktrees/_integration`): no task may map to them.
-pub const RESERVED_NAMES: [&str; 2] = ["integration", "_integration"];
+/// Names omk takes for itself in a goal's branches (`omk/<goal>/integration`),
+/// worktrees and sandbox folders (`_integration`, `_plan`; see
+/// [`crate::goal::GoalDir`]): no task may map to them.
+pub const RESERVED_NAMES: [&str; 3] = ["integration", "_integration", "_plan"];
 
 /// What two task ids must not share: the name of their branch and worktree
 /// ([`branch_safe`]), compared without case (a case-insensitive file

@@ -1,0 +1,325 @@
+//! What a running task's agent reaches omk through: every action it asks to
+//! take judged (omk's own refusals first, then the gates) and logged; its
+//! notes logged; and its sandbox — the profile, private folders and the
+//! egress proxy whose every destination is judged the same way.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::Utc;
+use omk_gate_sdk::{AgentAction, GoalContext, TaskProposal};
+use serde_json::Value;
+
+use super::{Executor, Progress};
+use crate::agents::{Hooks, Permit};
+use crate::proof::events::{self, About};
+use crate::proof::inputs::Subject;
+use crate::sandbox::proxy::{Gatekeeper, Proxy};
+use crate::sandbox::{Profile, ProfileInputs, SandboxError};
+use crate::worktree;
+
+impl Executor {
+    /// The sandbox of one run: the profile of task `task` (of planning,
+    /// with `None`), its private folders prepared, and the egress proxy it
+    /// reaches the network through, judging with `gate`. `tree` is the
+    /// task's worktree, or the checkout planning reads.
+    pub(super) async fn sandbox(
+        &self,
+        task: Option<&TaskProposal>,
+        tree: &std::path::Path,
+        gate: Arc<dyn Gatekeeper>,
+    ) -> Result<(Profile, Option<Proxy>), SandboxError> {
+        let settings = &self.opts.sandbox;
+        if settings.mode == crate::sandbox::SandboxMode::Off {
+            return Ok((Profile::off(), None));
+        }
+        let proxy = if settings.network {
+            Some(Proxy::start(gate).await.map_err(|e| SandboxError {
+                message: format!("cannot start the egress proxy: {e}"),
+            })?)
+        } else {
+            None
+        };
+        let (client, command) = self.backend.client();
+        let mut commands: Vec<String> = command.into_iter().collect();
+        if let Some(t) = task {
+            commands.extend(
+                t.acceptance
+                    .iter()
+                    .filter_map(|c| c.trim().strip_prefix("run:"))
+                    .map(|c| c.trim().to_owned()),
+            );
+        }
+        let task_dir = self.dir.sandbox(task.map(|t| t.id.as_str()));
+        let private: Vec<PathBuf> = [
+            crate::dirs::state_dir(),
+            crate::dirs::cache_dir(),
+            crate::dirs::config_dir(),
+            Some(self.repo.clone()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let profile = Profile::derive(&ProfileInputs {
+            settings,
+            worktree: task.map(|_| tree),
+            read_only_tree: task.is_none().then_some(tree),
+            git_dir: self.git(|| worktree::git_common_dir(&self.repo)).ok(),
+            task_dir: &task_dir,
+            commands,
+            client,
+            proxy: proxy.as_ref().map(Proxy::addr),
+            private,
+            env: std::env::vars().collect(),
+        })?;
+        Ok((profile, proxy))
+    }
+}
+
+/// The hooks of one running task (or of planning, with no task).
+pub(super) struct TaskHooks {
+    exec: Arc<Executor>,
+    task: Option<TaskProposal>,
+    ctx: GoalContext,
+    worktree: PathBuf,
+    /// When confined: the hosts its profile lets through the egress proxy;
+    /// a fetch elsewhere is refused before the gates are asked.
+    hosts: Option<Vec<String>>,
+}
+
+impl TaskHooks {
+    /// The hooks of `task` running in `worktree` under `profile`.
+    pub(super) fn for_task(
+        exec: Arc<Executor>,
+        task: TaskProposal,
+        ctx: GoalContext,
+        worktree: PathBuf,
+        profile: &Profile,
+    ) -> TaskHooks {
+        TaskHooks {
+            exec,
+            task: Some(task),
+            ctx,
+            worktree,
+            hosts: (profile.mode == crate::sandbox::SandboxMode::Enforce)
+                .then(|| profile.hosts.clone()),
+        }
+    }
+
+    pub(super) fn planning(exec: Arc<Executor>) -> TaskHooks {
+        TaskHooks {
+            exec,
+            task: None,
+            ctx: GoalContext::default(),
+            worktree: PathBuf::new(),
+            hosts: None,
+        }
+    }
+
+    /// omk's own refusal of an action, before the gates: logged like a
+    /// gate's.
+    fn refuse(
+        &self,
+        task: &TaskProposal,
+        action: &AgentAction,
+        code: &str,
+        reason: String,
+    ) -> Permit {
+        self.exec.log(
+            &self.exec.agent_actor(),
+            &events::AgentAction {
+                task_id: task.id.clone(),
+                action: action.clone(),
+                allowed: false,
+                gate: Some(crate::wave::HOST_GATE.into()),
+                code: Some(code.into()),
+                reason: Some(reason.clone()),
+            },
+        );
+        self.exec.observer.progress(&Progress::Refused {
+            task: task.id.clone(),
+            target: action.target.clone(),
+            reason: reason.clone(),
+        });
+        Permit::Refused(reason)
+    }
+}
+
+/// The egress proxy's judge for a task: the task's hooks (set once they
+/// exist), so a destination is checked against the profile's hosts, judged
+/// by the gates as a `fetch-url` action, and logged.
+pub(super) struct TaskGate(std::sync::OnceLock<Arc<TaskHooks>>);
+
+impl TaskGate {
+    pub(super) fn new() -> TaskGate {
+        TaskGate(std::sync::OnceLock::new())
+    }
+
+    /// Judges with `hooks` from now on (until then, every destination is
+    /// refused).
+    pub(super) fn attach(&self, hooks: Arc<TaskHooks>) {
+        let _ = self.0.set(hooks);
+    }
+}
+
+impl Gatekeeper for TaskGate {
+    fn destination(&self, url: &str) -> Result<(), String> {
+        let Some(hooks) = self.0.get() else {
+            return Err("the task has not started".into());
+        };
+        let Some(task) = &hooks.task else {
+            return Err("no task".into());
+        };
+        let permit = hooks.action(AgentAction {
+            task_id: task.id.clone(),
+            kind: omk_gate_sdk::ActionKind::FetchUrl,
+            target: url.to_owned(),
+            detail: "a connection through omk's egress proxy".into(),
+        });
+        match permit.refusal() {
+            None => Ok(()),
+            Some(reason) => Err(reason),
+        }
+    }
+}
+
+/// The egress proxy's judge while planning: the client's model endpoint
+/// and `[sandbox] hosts` only, since no task exists for the gates to judge.
+pub(super) struct PlanGate(std::sync::OnceLock<Vec<String>>);
+
+impl PlanGate {
+    pub(super) fn new() -> PlanGate {
+        PlanGate(std::sync::OnceLock::new())
+    }
+
+    /// Lets `hosts` through from now on.
+    pub(super) fn allow(&self, hosts: Vec<String>) {
+        let _ = self.0.set(hosts);
+    }
+}
+
+impl Gatekeeper for PlanGate {
+    fn destination(&self, url: &str) -> Result<(), String> {
+        match self.0.get() {
+            Some(hosts) if host_allowed(hosts, url) => Ok(()),
+            _ => Err(format!(
+                "`{url}` is not the agent's model endpoint; while planning nothing else is reached"
+            )),
+        }
+    }
+}
+
+/// Whether `url`'s host and port match one of `hosts`.
+fn host_allowed(hosts: &[String], url: &str) -> bool {
+    crate::sandbox::host_port(url).is_some_and(|(h, p)| {
+        hosts
+            .iter()
+            .any(|pat| omk_core::sandbox::host_matches(pat, &h, p))
+    })
+}
+
+impl Hooks for TaskHooks {
+    fn action(&self, mut action: AgentAction) -> Permit {
+        let Some(task) = &self.task else {
+            // Planning takes no actions on the project.
+            return Permit::Refused("actions are not allowed while planning".into());
+        };
+        if action.kind == omk_gate_sdk::ActionKind::FetchUrl
+            && let Some(hosts) = &self.hosts
+            && !host_allowed(hosts, &action.target)
+        {
+            let reason = format!(
+                "`{}` is not a host this task may reach (its model endpoint, or `[sandbox] hosts` in .omk/gates.toml)",
+                action.target
+            );
+            return self.refuse(task, &action, "omk.sandbox-host", reason);
+        }
+        if action.kind.is_file_change() {
+            // The file that would change, symlinks followed: agents that
+            // write themselves (Claude, Codex, the Kimi CLI) follow them.
+            let resolved = crate::agents::relative_to(&self.worktree, &action.target)
+                .ok_or_else(|| format!("`{}` is outside the task's worktree", action.target))
+                .and_then(|rel| {
+                    let real = crate::agents::files::resolve(&self.worktree, &rel)?;
+                    Ok((rel, real))
+                });
+            match resolved {
+                Ok((rel, real)) => {
+                    if Path::new(&real) != Path::new(rel.trim_start_matches("./")) {
+                        action.detail = format!("{} (`{rel}` through a symlink)", action.detail);
+                    }
+                    action.target = real;
+                }
+                Err(reason) => {
+                    return self.refuse(task, &action, "omk.outside-worktree", reason);
+                }
+            }
+        }
+        let verdict = super::blocking(|| self.exec.gates.judge_action(&self.ctx, task, &action));
+        let recorded = self.exec.record(
+            &self.ctx,
+            Subject::Action {
+                task: task.clone(),
+                action: action.clone(),
+            },
+            &verdict,
+            About {
+                task_id: task.id.clone(),
+                action: Some(action.clone()),
+                ..About::default()
+            },
+        );
+        if let Err(e) = recorded {
+            tracing::error!("cannot record an action decision: {e}");
+        }
+        let (code, reason, gate) = match verdict.rejection() {
+            Some(b) => (Some(b.code), Some(b.reason), Some(b.gate)),
+            None => (None, None, None),
+        };
+        self.exec.log(
+            &self.exec.agent_actor(),
+            &events::AgentAction {
+                task_id: task.id.clone(),
+                action: action.clone(),
+                allowed: verdict.accepted,
+                gate,
+                code,
+                reason: reason.clone(),
+            },
+        );
+        if !verdict.accepted {
+            self.exec.observer.progress(&Progress::Refused {
+                task: task.id.clone(),
+                target: action.target.clone(),
+                reason: reason.clone().unwrap_or_default(),
+            });
+        }
+        match (verdict.accepted, reason) {
+            (true, _) => Permit::Allowed,
+            (false, reason) => {
+                Permit::Refused(reason.unwrap_or_else(|| "refused by the gates".into()))
+            }
+        }
+    }
+
+    fn note(&self, kind: &str, payload: Value) {
+        self.exec.log(
+            &self.exec.agent_actor(),
+            &events::AgentNote {
+                note: kind.to_owned(),
+                detail: payload,
+            },
+        );
+    }
+
+    fn process_started(&self, pgid: u32) {
+        let Some(task) = &self.task else { return };
+        let mut s = self.exec.session();
+        if let Some(t) = s.graph.get_mut(&task.id) {
+            t.process_started(pgid);
+        }
+        if let Err(e) = s.save_graph(Utc::now()) {
+            tracing::warn!("cannot record the agent's process group: {e}");
+        }
+    }
+}
