@@ -117,8 +117,13 @@ pub fn corpus() -> Vec<String> {
     c.push("a".repeat(5000));
     c.push(format!("src/{}", "b".repeat(300)));
     c.push(vec!["d"; 3000].join("/"));
-    // Unicode look-alikes and non-NFC forms: distinct names on Linux; they
-    // may be accepted, but must stay inside.
+    c
+}
+
+/// Unicode look-alikes and non-NFC forms: distinct names on Linux, so they
+/// may be accepted, but must stay inside.
+pub fn look_alikes() -> Vec<String> {
+    let mut c: Vec<String> = Vec::new();
     for u in [
         "\u{ff0e}\u{ff0e}/etc",      // fullwidth dots
         "\u{2024}\u{2024}/etc",      // one dot leaders
@@ -164,8 +169,6 @@ fn no_attack_path_escapes_and_every_rejection_names_its_rule() {
         policy_roots: vec!["src".into(), "docs".into(), "a".into(), "d".into()],
         ..Default::default()
     };
-    let corpus = corpus();
-    assert!(corpus.len() >= 200, "{} paths", corpus.len());
     let rules = [
         "path.empty",
         "path.absolute",
@@ -176,55 +179,79 @@ fn no_attack_path_escapes_and_every_rejection_names_its_rule() {
         "path.git",
         "path.too-long",
         "path.outside-roots",
+        "path.outside-write-set",
     ];
-    let (mut refused, mut accepted) = (0, 0);
-    for path in &corpus {
-        for field in ["write_set", "read_set"] {
+    // The rule that refused `path` as `what`, or None when it was accepted
+    // (then it must stay inside the project).
+    let judge = |ctx: &GoalContext, path: &str, what: &str| -> Option<String> {
+        let verdict = if what == "live write" {
+            let task: TaskProposal =
+                serde_json::from_value(json!({"id": "t", "write_set": ["src"], "budget_secs": 1}))
+                    .unwrap();
+            let action = omk::sdk::AgentAction {
+                task_id: "t".into(),
+                kind: omk::sdk::ActionKind::WriteFile,
+                target: path.to_owned(),
+                detail: String::new(),
+            };
+            set.judge_action(&GoalContext::default(), &task, &action)
+        } else {
             let p: TaskProposal = serde_json::from_value(json!({
-                "id": "attack", field: [path], "acceptance": ["x"], "budget_secs": 1
+                "id": "attack", what: [path], "acceptance": ["x"], "budget_secs": 1
             }))
             .unwrap();
-            let v = set.judge_proposal(&ctx, &p);
-            match v.blocking() {
-                Some(d) => {
-                    let r = d.decision.rejection().unwrap();
-                    assert_eq!(d.gate, "path", "{path:?}");
-                    assert!(rules.contains(&r.code.as_str()), "{path:?}: {}", r.code);
-                    let rule = r.code.trim_start_matches("path.");
-                    assert!(!r.reason.is_empty() && !rule.is_empty());
-                    refused += 1;
-                }
-                None => {
-                    let norm = omk::sdk::paths::check(path).unwrap();
-                    assert!(
-                        stays_inside(&norm),
-                        "{path:?} was accepted and escapes as {norm:?}"
-                    );
-                    accepted += 1;
-                }
+            set.judge_proposal(ctx, &p)
+        };
+        match verdict.blocking() {
+            Some(d) => {
+                let r = d.decision.rejection().unwrap();
+                assert_eq!(d.gate, "path", "{path:?} as {what}");
+                assert!(
+                    rules.contains(&r.code.as_str()),
+                    "{path:?} as {what}: {}",
+                    r.code
+                );
+                assert!(!r.reason.is_empty(), "{path:?} as {what}");
+                Some(r.code.clone())
+            }
+            None => {
+                let norm = omk::sdk::paths::check(path).unwrap();
+                assert!(
+                    stays_inside(&norm),
+                    "{path:?} as {what} escapes as {norm:?}"
+                );
+                None
             }
         }
-        // The same path as a live write and as a changed file.
-        let task: TaskProposal =
-            serde_json::from_value(json!({"id": "t", "write_set": ["src"], "budget_secs": 1}))
-                .unwrap();
-        let action = omk::sdk::AgentAction {
-            task_id: "t".into(),
-            kind: omk::sdk::ActionKind::WriteFile,
-            target: path.clone(),
-            detail: String::new(),
-        };
-        let live = set.judge_action(&GoalContext::default(), &task, &action);
-        if live.accepted {
-            assert!(
-                stays_inside(&omk::sdk::paths::check(path).unwrap()),
-                "{path:?}"
-            );
+    };
+    let mut corpus = corpus();
+    corpus.extend(look_alikes());
+    assert!(corpus.len() >= 200, "{} paths", corpus.len());
+    let mut refused = 0;
+    for path in &corpus {
+        for what in ["write_set", "read_set", "live write"] {
+            let rule = judge(&ctx, path, what);
+            assert!(rule.is_some(), "{path:?} as {what} was accepted");
+            refused += 1;
         }
     }
+    assert_eq!(refused, corpus.len() * 3);
+    // With the whole project as the root, a look-alike is a legal name: it
+    // may be accepted, and then it stays inside.
+    let whole = GoalContext::default();
+    let mut inside = 0;
+    for path in look_alikes() {
+        if judge(&whole, &path, "write_set").is_none() {
+            inside += 1;
+        }
+    }
+    // The figures the README's Reliability table quotes.
+    assert_eq!((corpus.len(), refused, inside), (207, 621, 11));
     println!(
-        "path attacks: {} paths × 2 sets: {refused} refused by a named rule, {accepted} accepted and proven inside",
-        corpus.len()
+        "path attacks: {} paths as write sets, read sets and live writes: {refused} of {refused} refused by a named rule; \
+         with no roots, {inside} of {} Unicode look-alikes accepted, each proven inside the project",
+        corpus.len(),
+        look_alikes().len()
     );
 }
 
@@ -277,17 +304,7 @@ fn a_symlink_in_the_worktree_cannot_carry_a_write_outside() {
         "plan": [{"id": "t", "write_set": ["out"], "acceptance": ["run: true"], "budget_secs": 30}],
         "tasks": {"t": [{"steps": [{"write": "out/pwned.txt", "content": "escaped"}]}]}
     });
-    let path = omk.write("../script.json", script.to_string());
-    omk.run(&[
-        "goal",
-        "run",
-        "g",
-        "--agent",
-        "scripted",
-        "--script",
-        path.to_str().unwrap(),
-        "--until-ready",
-    ]);
+    omk.run_script(&script);
     assert!(
         !outside.join("pwned.txt").exists(),
         "a write went through the symlink"

@@ -205,6 +205,69 @@ fn the_deadline_kills_a_sleeping_agents_whole_process_group() {
 }
 
 #[test]
+fn an_agents_writes_through_dots_home_or_absolute_paths_are_refused_live() {
+    let omk = Omk::new();
+    omk.git_project(&[]);
+    let targets = [
+        "../outside.txt",
+        "src/../../up.txt",
+        "~/home.txt",
+        "~root/x.txt",
+        "/tmp/omk-absolute-write.txt",
+    ];
+    let mut steps: Vec<Value> = targets
+        .iter()
+        .map(|t| json!({"write": t, "content": "escaped"}))
+        .collect();
+    steps.push(json!({"write": "src/a.txt", "content": "a"}));
+    let script = json!({
+        "plan": [task("t", &["src"], &["run: test -f src/a.txt"], 30)],
+        "tasks": {"t": [{"steps": steps}]}
+    });
+    let run = omk.run_script(&script);
+    run.code(0);
+    let id = omk.latest_goal();
+    let events = omk.events(&id);
+    let refused: Vec<(String, String)> = of_kind(&events, "agent_action")
+        .into_iter()
+        .filter(|e| e["payload"]["allowed"] == false)
+        .map(|e| {
+            (
+                e["payload"]["action"]["target"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                e["payload"]["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(refused.len(), targets.len(), "{refused:?}");
+    for (target, code) in &refused {
+        assert!(
+            [
+                "omk.outside-worktree",
+                "path.parent-dir",
+                "path.home",
+                "path.absolute"
+            ]
+            .contains(&code.as_str()),
+            "{target}: {code}"
+        );
+    }
+    // Nothing reached the disk outside the worktree.
+    let home = omk.root();
+    for escaped in [
+        omk.project().parent().unwrap().join("outside.txt"),
+        omk.goal_dir(&id).join("worktrees/up.txt"),
+        home.join("home.txt"),
+        std::path::PathBuf::from("/tmp/omk-absolute-write.txt"),
+    ] {
+        assert!(!escaped.exists(), "{} was written", escaped.display());
+    }
+    assert_eq!(task_json(&omk, &id, "t")["status"], "done");
+}
+
+#[test]
 fn writes_outside_the_write_set_are_refused_live_and_rejected_at_outcome() {
     // Scripted: asks first, and is refused.
     let omk = Omk::new();
@@ -213,17 +276,7 @@ fn writes_outside_the_write_set_are_refused_live_and_rejected_at_outcome() {
         "plan": [task("t", &["src/a.txt"], &["run: test -f src/a.txt"], 30)],
         "tasks": {"t": [{"steps": [{"write": "src/a.txt", "content": "a"}, {"write": "README.md", "content": "changed"}]}]}
     });
-    let path = omk.write("../script.json", script.to_string());
-    let run = omk.run(&[
-        "goal",
-        "run",
-        "g",
-        "--agent",
-        "scripted",
-        "--script",
-        path.to_str().unwrap(),
-        "--until-ready",
-    ]);
+    let run = omk.run_script(&script);
     run.code(0);
     assert!(
         run.stdout.contains("REFUSED  t: `README.md`"),
@@ -485,6 +538,41 @@ fn pause_and_cancel_reach_a_running_goal_between_tasks() {
     omk.run(&["goal", "resume", &id]).code(0);
     omk.run(&["goal", "execute", &id]).code(0);
     assert_eq!(task_json(&omk, &id, "later")["status"], "done");
+
+    // Cancelled while its first task runs: that task ends, nothing else
+    // starts, and the goal is cancelled for good.
+    std::fs::write(omk.trace_file(), "").unwrap();
+    let id = omk.new_goal("cancellable", &["--agent", "exec", "--command", &cmd]);
+    let child = omk.spawn(&["goal", "execute", &id], &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while trace(&omk).is_empty() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let cancel = omk.run(&["goal", "cancel", &id]);
+    cancel.code(0);
+    assert!(
+        cancel.stdout.contains("cancel requested"),
+        "{}",
+        cancel.stdout
+    );
+    // A cancelled goal did not reach its end: exit 1, as a goal not ready.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("is cancelled"),
+        "{out:?}"
+    );
+    assert_eq!(task_json(&omk, &id, "slow")["status"], "done");
+    assert_eq!(task_json(&omk, &id, "later")["status"], "cancelled");
+    assert_eq!(trace(&omk), ["started"], "nothing started after the cancel");
+    assert_eq!(
+        omk.run(&["goal", "status", &id, "--json"]).json()["status"],
+        "cancelled"
+    );
+    omk.run(&["goal", "execute", &id]).code(1);
+    assert_eq!(task_json(&omk, &id, "later")["status"], "cancelled");
+    omk.run(&["goal", "verify-log", &id]).code(0);
 }
 
 #[test]

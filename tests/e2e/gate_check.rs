@@ -144,6 +144,8 @@ fn usage_and_input_errors_exit_two_with_help() {
     let bad = omk.run(&["gate", "check", "--proposal", "bad.json"]);
     bad.code(2);
     assert!(bad.stderr.contains("bad.json`:2:"), "{}", bad.stderr);
+    // The position once, not again at the end.
+    assert!(!bad.stderr.contains("at line"), "{}", bad.stderr);
 
     omk.write("typo.json", r#"[{"id":"a","writeset":["x"]}]"#);
     let typo = omk.run(&["gate", "check", "--proposal", "typo.json"]);
@@ -318,4 +320,60 @@ fn inspect_reports_what_a_non_gate_is() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn proposals_come_from_several_files_and_from_stdin() {
+    use std::io::Write;
+    let omk = Omk::new();
+    omk.write(
+        "one.json",
+        r#"{"id":"a","write_set":["src/a.rs"],"acceptance":["run: true"],"budget_secs":60}"#,
+    );
+    omk.write(
+        "two.json",
+        r#"[{"id":"b","write_set":["/etc/passwd"],"acceptance":["run: true"],"budget_secs":60}]"#,
+    );
+    let both = omk.run(&[
+        "gate",
+        "check",
+        "--proposal",
+        "one.json",
+        "--proposal",
+        "two.json",
+        "--json",
+    ]);
+    both.code(1);
+    let v = both.json();
+    let ids: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a", "b"], "{v:#}");
+    assert_eq!(v["summary"]["accepted"], 1);
+
+    let mut child = omk
+        .command()
+        .args(["gate", "check", "--proposal", "-", "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"id":"piped","write_set":["src/p.rs"],"acceptance":["run: true"],"budget_secs":60}"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["results"][0]["id"], "piped");
+
+    let twice = omk.run(&["gate", "check", "--proposal", "-", "--context", "-"]);
+    twice.code(2);
+    assert!(twice.stderr.contains("more than once"), "{}", twice.stderr);
 }

@@ -493,7 +493,7 @@ fn copy_std_bundle(to: &Path) {
 fn a_closed_pipe_ends_omk_quietly() {
     let omk = Omk::new();
     let id = omk.new_goal("pipe", &[]);
-    let many: Vec<Value> = (0..300)
+    let many: Vec<Value> = (0..600)
         .map(|i| proposal(&format!("t{i}"), 1, &[&format!("src/f{i}.md")]))
         .collect();
     let plan = omk.plan("many", json!(many));
@@ -501,6 +501,11 @@ fn a_closed_pipe_ends_omk_quietly() {
     // Far more than a pipe holds, so omk is still writing when `head` goes.
     let all = omk.run(&["goal", "events", &id, "--json"]);
     assert!(all.stdout.len() > 1 << 20, "{}", all.stdout.len());
+    // JSON lines: every line an event.
+    for line in all.stdout.lines() {
+        let e: Value = serde_json::from_str(line).unwrap();
+        assert!(e["hash"].is_string(), "{line}");
+    }
     let mut omk_events = omk.command();
     omk_events
         .args(["goal", "events", &id, "--json"])

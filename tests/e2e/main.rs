@@ -7,6 +7,7 @@ mod agents;
 mod attacks;
 mod authoring;
 mod bundles;
+mod cli;
 mod confinement;
 mod execute;
 mod gate_check;

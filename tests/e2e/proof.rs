@@ -342,13 +342,7 @@ fn chromium() -> Option<&'static str> {
 #[test]
 fn the_html_report_renders_in_headless_chromium_with_rejections_visible() {
     let Some(browser) = chromium() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must install chromium (see .ci/run)"
-        );
-        eprintln!(
-            "skipped: no chromium on this machine (`apt-get install chromium poppler-utils`)"
-        );
+        crate::support::skip("no chromium here (`apt-get install chromium poppler-utils`)");
         return;
     };
     let omk = Omk::new();
@@ -492,4 +486,34 @@ fn logs_from_an_earlier_omk_read_as_they_did() {
         omk.run(&["goal", "verify-log", &id, "--trust-key", key])
             .code(0);
     }
+}
+
+#[test]
+fn a_gate_in_audit_mode_is_a_gap_the_proof_names() {
+    let omk = Omk::new();
+    omk.write(
+        ".omk/gates.toml",
+        "[[gate]]\nname = \"budget\"\n\n[[gate]]\nname = \"path\"\nmode = \"audit\"\n\n[[gate]]\nname = \"acceptance\"\n",
+    );
+    let id = omk.new_goal("audited", &["--root", "src"]);
+    let mut p = crate::support::proposal("outside", 60, &["secrets/prod.env"]);
+    p["acceptance"] = json!(["run: true"]);
+    let plan = omk.plan("w", json!([p]));
+    let ev = omk
+        .run(&["goal", "propose", &id, "--plan", &plan, "--json"])
+        .code(0)
+        .json();
+    assert_eq!(ev["accepted"], json!(["outside"]), "audit does not enforce");
+    let proof = omk.run(&["goal", "proof", &id, "--json"]).json();
+    let gaps: Vec<&str> = proof["known_gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g.as_str().unwrap())
+        .collect();
+    assert!(
+        gaps.iter()
+            .any(|g| g.contains("gate `path` ran in audit mode")),
+        "{gaps:?}"
+    );
 }

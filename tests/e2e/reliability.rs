@@ -378,7 +378,7 @@ fn killed_executions_resume_and_no_task_runs_twice() {
     let iterations = 10 * scale();
     let trace = omk.trace_file();
     let agent = omk.agent(&format!(
-        "TRACE={}\ncase \"$OMK_PHASE\" in\n  plan) for i in 1 2 3; do echo \"OMK_TASK_PROPOSAL: {{\\\"id\\\":\\\"t$i\\\",\\\"write_set\\\":[\\\"f$i\\\"],\\\"acceptance\\\":[\\\"run: test -f f$i\\\"],\\\"budget_secs\\\":30}}\"; done ;;\n  execute) echo \"start $OMK_TASK_ID\" >> $TRACE; sleep 0.3; echo x > f${{OMK_TASK_ID#t}}; echo \"end $OMK_TASK_ID\" >> $TRACE ;;\nesac\n",
+        "TRACE={}\ncase \"$OMK_PHASE\" in\n  plan) for i in 1 2 3; do echo \"OMK_TASK_PROPOSAL: {{\\\"id\\\":\\\"t$i\\\",\\\"write_set\\\":[\\\"f$i\\\"],\\\"acceptance\\\":[\\\"run: test -f f$i\\\"],\\\"budget_secs\\\":30}}\"; done ;;\n  execute) echo \"start $OMK_TASK_ID $OMK_TASK_ATTEMPT\" >> $TRACE; sleep 0.3; echo x > f${{OMK_TASK_ID#t}}; echo \"end $OMK_TASK_ID $OMK_TASK_ATTEMPT\" >> $TRACE ;;\nesac\n",
         trace.display()
     ));
     let mut killed = 0;
@@ -416,8 +416,34 @@ fn killed_executions_resume_and_no_task_runs_twice() {
         std::thread::sleep(Duration::from_millis(400));
         let lines = std::fs::read_to_string(&trace).unwrap_or_default();
         for t in ["t1", "t2", "t3"] {
-            let ends = lines.lines().filter(|l| *l == format!("end {t}")).count();
+            let ends = lines
+                .lines()
+                .filter(|l| l.starts_with(&format!("end {t} ")))
+                .count();
             assert!(ends >= 1, "{t} never finished: {lines}");
+            // Never two attempts at once: no attempt ends after a later one
+            // started (a killed run's agent was stopped before the retry).
+            let mut latest_start = 0;
+            for l in lines.lines() {
+                let f: Vec<&str> = l.split(' ').collect();
+                let (Some(&what), Some(&task), Some(attempt)) = (
+                    f.first(),
+                    f.get(1),
+                    f.get(2).and_then(|a| a.parse::<u32>().ok()),
+                ) else {
+                    continue;
+                };
+                if task != t {
+                    continue;
+                }
+                match what {
+                    "start" => latest_start = latest_start.max(attempt),
+                    _ => assert!(
+                        attempt >= latest_start,
+                        "{t}: attempt {attempt} was still running when attempt {latest_start} started:\n{lines}"
+                    ),
+                }
+            }
             let done = of_kind(&omk.events(&id), "task_completed")
                 .iter()
                 .filter(|e| e["payload"]["task_id"] == t)
@@ -430,8 +456,12 @@ fn killed_executions_resume_and_no_task_runs_twice() {
             "ready"
         );
     }
+    assert!(
+        killed > 0,
+        "no run was killed mid-way: the test proved nothing"
+    );
     println!(
-        "kill/resume (execution): {iterations} iterations, {killed} killed mid-run, all resumed, no task completed twice"
+        "kill/resume (execution): {iterations} iterations, {killed} killed mid-run, all resumed, no task completed twice or ran twice at once"
     );
 }
 
@@ -475,7 +505,7 @@ impl Drop for Tmpfs {
 fn a_full_disk_is_a_clear_error_and_keeps_the_last_good_state() {
     let omk = Omk::new();
     let Some(disk) = Tmpfs::mount(&omk.state_home(), "160k") else {
-        println!("disk full: skipped, this process cannot mount a tmpfs (run as root)");
+        crate::support::skip("this process cannot mount a tmpfs (run as root)");
         return;
     };
     let id = omk.new_goal("disk full", &[]);

@@ -139,6 +139,20 @@ fn proposals_decide_the_same_natively_and_as_components() {
     assert!(compared > 100);
 }
 
+/// Each gate's name, whether the host called it, and its decision.
+fn called(v: omk::gates::Verdict) -> Vec<(&'static str, bool, Decision)> {
+    v.decisions
+        .into_iter()
+        .map(|d| {
+            let name = ["budget", "path", "acceptance"]
+                .into_iter()
+                .find(|n| *n == d.gate)
+                .expect("a std gate");
+            (name, d.called, d.decision)
+        })
+        .collect()
+}
+
 #[test]
 fn actions_and_outcomes_decide_the_same_natively_and_as_components() {
     let set = host();
@@ -159,18 +173,17 @@ fn actions_and_outcomes_decide_the_same_natively_and_as_components() {
             target: target.into(),
             detail: String::new(),
         };
+        // Only the path gate judges actions; the others are not called.
         let native = [
-            Decision::Accept,
-            PathGate::check_action(&ctx, &task, &a, "{}"),
-            Decision::Accept,
+            ("budget", false, Decision::Accept),
+            ("path", true, PathGate::check_action(&ctx, &task, &a, "{}")),
+            ("acceptance", false, Decision::Accept),
         ];
-        let hosted: Vec<Decision> = set
-            .judge_action(&ctx, &task, &a)
-            .decisions
-            .into_iter()
-            .map(|d| d.decision)
-            .collect();
-        assert_eq!(hosted, native, "{kind:?} {target}");
+        assert_eq!(
+            called(set.judge_action(&ctx, &task, &a)),
+            native,
+            "{kind:?} {target}"
+        );
     }
     let passing = CheckResult {
         name: "run: cargo test".into(),
@@ -209,18 +222,17 @@ fn actions_and_outcomes_decide_the_same_natively_and_as_components() {
         },
     ];
     for o in &outcomes {
+        // The budget gate does not judge outcomes.
         let native = [
-            Decision::Accept,
-            PathGate::check_outcome(&ctx, &task, o, "{}"),
-            AcceptanceGate::check_outcome(&ctx, &task, o, "{}"),
+            ("budget", false, Decision::Accept),
+            ("path", true, PathGate::check_outcome(&ctx, &task, o, "{}")),
+            (
+                "acceptance",
+                true,
+                AcceptanceGate::check_outcome(&ctx, &task, o, "{}"),
+            ),
         ];
-        let hosted: Vec<Decision> = set
-            .judge_outcome(&ctx, &task, o)
-            .decisions
-            .into_iter()
-            .map(|d| d.decision)
-            .collect();
-        assert_eq!(hosted, native, "{o:?}");
+        assert_eq!(called(set.judge_outcome(&ctx, &task, o)), native, "{o:?}");
     }
     assert!(set.judge_outcome(&ctx, &task, &outcomes[0]).accepted);
     assert!(!set.judge_outcome(&ctx, &task, &outcomes[1]).accepted);

@@ -1,5 +1,13 @@
 //! Repository chores.
 //!
+//! `cargo xtask test [NEXTEST ARGS…]` runs the whole suite the way the
+//! README and CI do: `cargo nextest run --workspace` (with the arguments
+//! given), then the doc examples (`cargo test --workspace --doc`), then one
+//! line per test that skipped part of what it checks, and why (a missing
+//! toolchain, client or service). Tests record skips in `OMK_SKIP_DIR`,
+//! which this sets; with `OMK_REQUIRE_TOOLCHAINS` set (CI), a skip fails its
+//! test instead.
+//!
 //! `cargo xtask std-gates [--check]` rebuilds the std gates (`budget`,
 //! `path`, `acceptance`) from `plugins/` as components that import nothing,
 //! writes them and their manifest to `plugins/std-bundle/`, and with
@@ -54,7 +62,8 @@ fn run() -> Result<()> {
     {
         ["std-gates"] => std_gates(false),
         ["std-gates", "--check"] => std_gates(true),
-        _ => bail!("usage: cargo xtask std-gates [--check]"),
+        ["test", rest @ ..] => test(rest),
+        _ => bail!("usage: cargo xtask std-gates [--check] | cargo xtask test [NEXTEST ARGS…]"),
     }
 }
 
@@ -63,6 +72,55 @@ fn root() -> PathBuf {
         .parent()
         .expect("xtask lives one level below the workspace root")
         .to_owned()
+}
+
+/// The file tests append their skips to, one `test<TAB>reason` a line.
+const SKIPS_FILE: &str = "skips.tsv";
+
+fn test(nextest_args: &[&str]) -> Result<()> {
+    let root = root();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let skips = target.join("omk-skips");
+    let _ = std::fs::remove_dir_all(&skips);
+    std::fs::create_dir_all(&skips)
+        .with_context(|| format!("cannot create {}", skips.display()))?;
+    let run = |args: &[&str]| -> Result<bool> {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(args)
+            .current_dir(&root)
+            .env("OMK_SKIP_DIR", &skips)
+            .status()
+            .with_context(|| format!("cannot run cargo {}", args.join(" ")))?;
+        Ok(status.success())
+    };
+    let mut nextest = vec!["nextest", "run", "--workspace"];
+    nextest.extend_from_slice(nextest_args);
+    let tests_passed = run(&nextest)?;
+    // The doc examples with the whole suite only; a filtered run skips them.
+    let docs_passed = !nextest_args.is_empty() || run(&["test", "--workspace", "--doc"])?;
+    let recorded = std::fs::read_to_string(skips.join(SKIPS_FILE)).unwrap_or_default();
+    let mut lines: Vec<&str> = recorded.lines().filter(|l| !l.is_empty()).collect();
+    lines.sort_unstable();
+    lines.dedup();
+    if lines.is_empty() {
+        eprintln!("skips: none, every test checked all it checks");
+    } else {
+        eprintln!(
+            "skips: {} (OMK_REQUIRE_TOOLCHAINS=1 fails them, as CI does):",
+            lines.len()
+        );
+        for l in &lines {
+            let (test, why) = l.split_once('\t').unwrap_or((l, ""));
+            eprintln!("  SKIP {test}: {why}");
+        }
+    }
+    match (tests_passed, docs_passed) {
+        (true, true) => Ok(()),
+        (false, _) => bail!("tests failed (above)"),
+        (_, false) => bail!("doc examples failed (above)"),
+    }
 }
 
 fn std_gates(check: bool) -> Result<()> {

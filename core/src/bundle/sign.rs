@@ -195,10 +195,20 @@ pub fn verify(bundle: &Bundle, policy: &TrustPolicy) -> Result<Verified, BundleE
             } else {
                 format!("has {trusted} trusted signer(s), and this project requires {needed}")
             };
-            return Err(refuse(
+            let keys: Vec<String> = signers
+                .iter()
+                .filter(|s| !s.trusted)
+                .map(|s| format!("\"{}\"", s.key))
+                .collect();
+            return Err(BundleError::new(
+                origin,
                 what,
-                "add the publisher's public key to `[trust] keys` in .omk/gates.toml, if you trust it",
-            ));
+                Some(&format!(
+                    "if you trust its publisher, add its key to .omk/gates.toml: `[trust] keys = [{}]`",
+                    keys.join(", ")
+                )),
+            )
+            .integrity());
         }
     }
     Ok(Verified {

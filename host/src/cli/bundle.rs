@@ -478,6 +478,30 @@ fn install(a: InstallArgs) -> Result<Outcome> {
         dest.display(),
         v.digest
     );
+    // Trusted for the install by `--trust`, but not by the project: its
+    // gates would not load. Say exactly what to add.
+    if !a.trust.trust.is_empty() {
+        let project = GatesConfig::for_project(&a.trust.project)?.trust;
+        let untrusted: Vec<&str> = v
+            .signers
+            .iter()
+            .filter(|s| s.trusted)
+            .filter(|s| !project.keys.iter().any(|k| k.to_string() == s.key))
+            .map(|s| s.key.as_str())
+            .collect();
+        if !untrusted.is_empty() {
+            outln!(
+                "the project does not trust its signer yet; its gates load once .omk/gates.toml has{}:",
+                if project.keys.is_empty() {
+                    ""
+                } else {
+                    " (beside the keys it lists)"
+                }
+            );
+            let keys: Vec<String> = untrusted.iter().map(|k| format!("\"{k}\"")).collect();
+            outln!("  [trust]\n  keys = [{}]", keys.join(", "));
+        }
+    }
     outln!("use its gates in .omk/gates.toml:");
     for g in &b.manifest.gates {
         outln!(

@@ -55,11 +55,14 @@ pub enum GateCommand {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// A JSON file with one proposal or an array of proposals.
-    #[arg(long, value_name = "FILE")]
-    proposal: PathBuf,
+    /// A JSON file with one proposal or an array of proposals (`-`:
+    /// stdin). Given more than once, the files' proposals are judged as one
+    /// wave, in order.
+    #[arg(long, value_name = "FILE", required = true)]
+    proposal: Vec<PathBuf>,
     /// A JSON file with the goal context (budget, policy roots, tasks
-    /// already accepted); defaults to an empty goal with no limits.
+    /// already accepted; `-`: stdin); defaults to an empty goal with no
+    /// limits.
     #[arg(long, value_name = "FILE")]
     context: Option<PathBuf>,
     /// The project whose `.omk/gates.toml` chooses the gates.
@@ -116,7 +119,21 @@ struct Summary {
 }
 
 fn check(args: CheckArgs) -> Result<Outcome> {
-    let proposals = read_proposals(&args.proposal)?;
+    let stdin = args
+        .proposal
+        .iter()
+        .chain(&args.context)
+        .filter(|p| p.as_os_str() == "-");
+    if stdin.count() > 1 {
+        return Err(with_help(
+            "stdin (`-`) is given more than once",
+            "pipe one file in; give the others by path",
+        ));
+    }
+    let mut proposals = Vec::new();
+    for path in &args.proposal {
+        proposals.extend(read_proposals(path)?);
+    }
     let mut ctx = match &args.context {
         Some(path) => read_json::<GoalContext>(path, "goal context")?,
         None => GoalContext::default(),

@@ -712,13 +712,24 @@ fn show(store: &GoalStore, id: &str, json: bool) -> Result<Outcome> {
 
 fn events(store: &GoalStore, a: EventsArgs) -> Result<Outcome> {
     let id = store.resolve(&a.id)?;
+    if let Some(kind) = a.kind.as_deref()
+        && !omk::proof::events::KINDS.contains(&kind)
+    {
+        return Err(with_help(
+            format!("`{kind}` is not a kind of event"),
+            format!("the kinds are {}", omk::proof::events::KINDS.join(", ")),
+        ));
+    }
     let (all, unreadable) = log::read(&store.dir(&id))?;
     let shown: Vec<&Event> = all
         .iter()
         .filter(|e| a.kind.as_deref().is_none_or(|k| e.kind == k))
         .collect();
     if a.json {
-        outln!("{}", serde_json::to_string_pretty(&shown)?);
+        // JSON lines: one event a line, as the log holds them.
+        for e in &shown {
+            outln!("{}", serde_json::to_string(e)?);
+        }
     } else {
         for e in &shown {
             outln!(

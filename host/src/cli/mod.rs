@@ -31,6 +31,7 @@ mod doctor;
 mod gate;
 mod goal;
 mod proof;
+mod shell;
 
 /// Proof-backed engineering runs by coding agents, every decision taken by
 /// sandboxed WebAssembly gates.
@@ -58,6 +59,11 @@ enum Command {
     /// Which agents, gate toolchains and directories are usable here, and
     /// why not.
     Doctor(doctor::DoctorArgs),
+    /// Print the shell completion script (`omk completions bash >
+    /// ~/.local/share/bash-completion/completions/omk`).
+    Completions(shell::CompletionsArgs),
+    /// Print the man page, or write every page into a folder (`--out`).
+    Man(shell::ManArgs),
 }
 
 /// What a command concluded, as an exit code.
@@ -92,6 +98,8 @@ pub fn main() -> ExitCode {
         Command::Gate(cmd) => gate::run(cmd),
         Command::Bundle(cmd) => bundle::run(cmd),
         Command::Doctor(a) => doctor::run(a),
+        Command::Completions(a) => shell::completions(a),
+        Command::Man(a) => shell::man(a),
     };
     // A panic is a bug: the hook has printed it; the exit code says so.
     let Ok(result) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(dispatch)) else {
@@ -182,16 +190,41 @@ pub fn load(
 
 /// Reads a JSON file; errors name the file, line and column.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path, what: &str) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = read_input(path, what)?;
+    let shown = if path == std::path::Path::new("-") {
+        "<stdin>".to_owned()
+    } else {
+        path.display().to_string()
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        // serde_json ends its message with the position, given first here.
+        let message = e.to_string();
+        let message = message
+            .rsplit_once(" at line ")
+            .map_or(message.as_str(), |(m, _)| m);
+        with_help(
+            format!("`{shown}`:{}:{}: {message}", e.line(), e.column()),
+            format!("the {what} file must be JSON; see the examples/ folder"),
+        )
+    })
+}
+
+/// The text of the `what` file at `path`, or of stdin for `-`.
+pub fn read_input(path: &std::path::Path, what: &str) -> Result<String> {
+    if path == std::path::Path::new("-") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| {
+            with_help(
+                format!("cannot read the {what} from stdin: {e}"),
+                "pipe the file in, or give its path instead of `-`",
+            )
+        })?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(path).map_err(|e| {
         with_help(
             format!("cannot read {what} file `{}`: {e}", path.display()),
-            "check the path",
-        )
-    })?;
-    serde_json::from_str(&text).map_err(|e| {
-        with_help(
-            format!("`{}`:{}:{}: {e}", path.display(), e.line(), e.column()),
-            format!("the {what} file must be JSON; see the examples/ folder"),
+            "check the path; `-` reads stdin",
         )
     })
 }

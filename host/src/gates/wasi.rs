@@ -279,7 +279,28 @@ mod tests {
 
     #[test]
     fn output_is_captured_and_empty_is_none() {
+        use tokio::io::AsyncWriteExt;
         let s = Sealed::new(5, 1);
         assert_eq!(s.output(), None);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (mut out, mut err) = (s.stdout.clone(), s.stderr.clone());
+            out.write_all(b"judged 3 paths").await.unwrap();
+            err.write_all(b"warning: slow").await.unwrap();
+            // Past the cap, nothing more is kept.
+            let flood = vec![b'x'; OUTPUT_CAP + 10];
+            let kept = out.write(&flood).await.unwrap();
+            assert_eq!(kept, OUTPUT_CAP - "judged 3 paths".len());
+        });
+        let text = s.output().unwrap();
+        assert!(text.starts_with("judged 3 paths"), "{text:.40}");
+        assert!(
+            text.ends_with("\nwarning: slow"),
+            "{}",
+            &text[text.len() - 20..]
+        );
+        assert_eq!(text.len(), OUTPUT_CAP + 1 + "warning: slow".len());
     }
 }

@@ -1,7 +1,7 @@
 //! Goal budgets: how they are written, and what is left of them.
 //!
-//! - time: `30s`, `15m`, `8h`, `7d` or bare seconds (`90`), case-insensitive;
-//!   whole numbers only. Time is agent-seconds: the sum of the tasks' time
+//! - time: `30s`, `15m`, `8h`, `7d`, parts of them largest first (`1h30m`,
+//!   `1d12h`) or bare seconds (`90`), case-insensitive; whole numbers only. Time is agent-seconds: the sum of the tasks' time
 //!   budgets, not wall-clock time.
 //! - tokens: a whole number.
 //! - USD: a decimal amount (`2.50`), kept as micro-USD so arithmetic is exact.
@@ -24,8 +24,7 @@ impl omk_core::diagnose::Diagnose for BudgetError {
     }
 }
 
-const TIME_FORMS: &str =
-    "write whole seconds (`90`) or a whole number with s, m, h or d (`30s`, `15m`, `8h`, `7d`)";
+const TIME_FORMS: &str = "write whole seconds (`90`) or whole numbers with s, m, h or d, largest first (`30s`, `15m`, `8h`, `7d`, `1h30m`)";
 const TOKEN_FORMS: &str = "write a whole number of tokens (`200000`)";
 const USD_FORMS: &str = "write an amount in dollars with at most 6 decimals (`2.50`)";
 
@@ -44,28 +43,49 @@ pub fn parse_time(input: &str) -> Result<u64, BudgetError> {
     if s.starts_with('-') {
         return Err(err("it is negative"));
     }
-    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        None => (s.as_str(), 1),
-        Some(i) => {
-            let unit = match &s[i..] {
-                "s" => 1,
-                "m" => 60,
-                "h" => 3600,
-                "d" => 86_400,
-                rest if rest.starts_with('.') || rest.starts_with(',') => {
-                    return Err(err("fractions are not accepted"));
-                }
-                _ => return Err(err("the unit is unknown")),
-            };
-            (&s[..i], unit)
-        }
-    };
-    if digits.is_empty() {
-        return Err(err("it has no number"));
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().map_err(|_| err("the number is too large"));
     }
-    let n: u64 = digits.parse().map_err(|_| err("the number is too large"))?;
-    n.checked_mul(unit)
-        .ok_or_else(|| err("the number is too large"))
+    // Parts of a number and a unit, largest unit first, each once: `1h30m`.
+    let mut total: u64 = 0;
+    let mut last_unit = u64::MAX;
+    let mut rest = s.as_str();
+    while !rest.is_empty() {
+        let digits_end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (digits, tail) = rest.split_at(digits_end);
+        let unit_end = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_end);
+        let unit = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            u if u.starts_with('.') || u.starts_with(',') => {
+                return Err(err("fractions are not accepted"));
+            }
+            _ => return Err(err("the unit is unknown")),
+        };
+        if digits.is_empty() {
+            return Err(err("it has no number"));
+        }
+        if unit >= last_unit {
+            return Err(err(
+                "its parts must go from days down to seconds, each unit once",
+            ));
+        }
+        last_unit = unit;
+        let n: u64 = digits.parse().map_err(|_| err("the number is too large"))?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|part| total.checked_add(part))
+            .ok_or_else(|| err("the number is too large"))?;
+        rest = next;
+    }
+    Ok(total)
 }
 
 /// Parses a token budget.
@@ -183,6 +203,9 @@ mod tests {
             ("1H", 3600),
             (" 2M ", 120),
             ("0", 0),
+            ("1h30m", 5400),
+            ("1d12h", 129_600),
+            ("2h0m5s", 7205),
         ] {
             assert_eq!(parse_time(input), Ok(secs), "{input}");
         }
@@ -198,6 +221,15 @@ mod tests {
             ("h", "it has no number"),
             ("5 m", "the unit is unknown"),
             ("99999999999999999999d", "the number is too large"),
+            (
+                "30m1h",
+                "its parts must go from days down to seconds, each unit once",
+            ),
+            (
+                "1h1h",
+                "its parts must go from days down to seconds, each unit once",
+            ),
+            ("1h30", "the unit is unknown"),
             ("999999999999999999d", "the number is too large"),
         ] {
             let e = parse_time(input).unwrap_err();

@@ -343,6 +343,9 @@ macro_rules! kinds {
             Malformed(String),
         }
 
+        /// Every kind omk writes, the log's own included.
+        pub const KINDS: &[&str] = &[$($kind,)* $(<$log_ty as Payload>::KIND,)*];
+
         impl Body {
             /// Reads `e`'s payload as the type of its kind.
             pub fn of(e: &Event) -> Body {

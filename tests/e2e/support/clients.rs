@@ -78,11 +78,7 @@ pub fn installed(name: &str) -> Option<PathBuf> {
             Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
             Err(e) => e.to_string(),
         };
-        assert!(
-            std::env::var_os("OMK_REQUIRE_TOOLCHAINS").is_none(),
-            "cannot install {package}: {why}"
-        );
-        eprintln!("skipped: cannot install {package}: {why}");
+        super::skip(&format!("cannot install {package}: {why}"));
         return None;
     }
     std::fs::write(&stamp, package).unwrap();
@@ -115,10 +111,7 @@ pub fn kimi_cli() -> Option<String> {
     if kimi.exists() {
         return Some(kimi.display().to_string());
     }
-    assert!(
-        std::env::var_os("OMK_REQUIRE_TOOLCHAINS").is_none(),
-        "the legacy Kimi CLI is not installed: run .ci/install-kimi-cli"
-    );
+    super::skip("the legacy Kimi CLI is not installed: run .ci/install-kimi-cli");
     None
 }
 

@@ -45,6 +45,10 @@ pub enum Body {
     HostCode,
     /// Traps when the proposal's id starts with `b`, accepts otherwise.
     TrapOnB,
+    /// Counts its calls in a global and in memory, and rejects from the
+    /// second call of the same instance on: it accepts every time only
+    /// where each decision gets a fresh instance.
+    Counter,
 }
 
 /// The WIT of the gate contract.
@@ -84,6 +88,15 @@ fn body(b: Body) -> String {
         Body::BadUtf8 => reject(512, 10, 600, 4),
         Body::OutOfBounds => reject(512, 10, 0x7fff_0000, 16),
         Body::HostCode => reject(608, 15, 544, 28),
+        Body::Counter => format!(
+            "(global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+             (i32.store8 (i32.const 700) (i32.add (i32.load8_u (i32.const 700)) (i32.const 1)))
+             (if (result i32) (i32.or (i32.gt_u (global.get $calls) (i32.const 1))
+                                      (i32.gt_u (i32.load8_u (i32.const 700)) (i32.const 1)))
+               (then {reject_state})
+               (else {accept}))",
+            reject_state = reject(512, 10, 544, 28)
+        ),
         Body::TrapOnB => format!(
             "(if (i32.eq (i32.load8_u (i32.load offset={PROPOSAL_ID} (local.get 0))) (i32.const 98))
                (then (unreachable)))
@@ -121,6 +134,7 @@ fn module(check: Body, describe_trap: bool) -> String {
   (memory (export "memory") 20)
   (table $t 1 funcref)
   (global $heap (mut i32) (i32.const 1114112))
+  (global $calls (mut i32) (i32.const 0))
   (data (i32.const 16) "hostile")
   (data (i32.const 32) "0.1.0")
   (data (i32.const 48) "\00")

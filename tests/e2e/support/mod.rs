@@ -142,6 +142,21 @@ impl Omk {
         run.json()["id"].as_str().expect("goal id").to_owned()
     }
 
+    /// Runs a goal to its end with the scripted agent and `script`.
+    pub fn run_script(&self, script: &serde_json::Value) -> Run {
+        let path = self.write("../script.json", script.to_string());
+        self.run(&[
+            "goal",
+            "run",
+            "g",
+            "--agent",
+            "scripted",
+            "--script",
+            path.to_str().unwrap(),
+            "--until-ready",
+        ])
+    }
+
     /// Writes a dispatch plan with `run_key` and `proposals`; returns its path.
     pub fn plan(&self, run_key: &str, proposals: serde_json::Value) -> String {
         let plan =
@@ -317,6 +332,36 @@ pub fn copy_dir(from: &Path, to: &Path) {
             copy_dir(&e.path(), &target);
         } else {
             std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// Records that the running test skips part of what it checks, and why (a
+/// toolchain, client or service missing here): on stderr, and as a line in
+/// `$OMK_SKIP_DIR` that `cargo xtask test` lists at the end of the run.
+/// Where `OMK_REQUIRE_TOOLCHAINS` is set, as in CI, a skip fails the test.
+#[track_caller]
+pub fn skip(reason: &str) {
+    assert!(
+        std::env::var_os("OMK_REQUIRE_TOOLCHAINS").is_none(),
+        "this run allows no skips (OMK_REQUIRE_TOOLCHAINS), but: {reason}"
+    );
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    eprintln!("skipped: {reason}");
+    if let Some(dir) = std::env::var_os("OMK_SKIP_DIR") {
+        use std::io::Write;
+        let line = format!("{test}\t{}\n", reason.replace(['\t', '\n'], " "));
+        // One append per line: tests running at once do not interleave.
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(Path::new(&dir).join("skips.tsv"))
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = written {
+            eprintln!(
+                "cannot record the skip in {}: {e}",
+                Path::new(&dir).display()
+            );
         }
     }
 }

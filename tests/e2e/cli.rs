@@ -1,0 +1,117 @@
+//! The command line itself: completions, man pages, durations, filters
+//! that name what they accept.
+
+use crate::support::Omk;
+
+#[test]
+fn completions_and_man_pages_come_from_the_same_definitions() {
+    let omk = Omk::new();
+    let bash = omk.run(&["completions", "bash"]);
+    bash.code(0);
+    for word in ["goal", "gate", "bundle", "verify-log", "--budget-time"] {
+        assert!(bash.stdout.contains(word), "bash completion lacks {word}");
+    }
+    omk.run(&["completions", "fish"]).code(0);
+    omk.run(&["completions", "tcsh"]).code(2);
+
+    let page = omk.run(&["man"]);
+    page.code(0);
+    assert!(
+        page.stdout.starts_with(".ie") || page.stdout.contains(".TH omk"),
+        "{:.200}",
+        page.stdout
+    );
+    let dir = omk.root().join("man");
+    omk.run(&["man", "--out", dir.to_str().unwrap()]).code(0);
+    for page in ["omk.1", "omk-goal.1", "omk-goal-run.1", "omk-gate-check.1"] {
+        let text = std::fs::read_to_string(dir.join(page)).unwrap();
+        assert!(text.contains(".SH"), "{page}");
+    }
+}
+
+#[test]
+fn a_time_budget_may_combine_units_and_a_wrong_one_says_what_is_accepted() {
+    let omk = Omk::new();
+    let run = omk.run(&[
+        "goal",
+        "run",
+        "combined",
+        "--budget-time",
+        "1h30m",
+        "--json",
+    ]);
+    run.code(0);
+    let id = run.json()["id"].as_str().unwrap().to_owned();
+    let status = omk.run(&["goal", "status", &id, "--json"]).json();
+    assert_eq!(status["limits"]["time_secs"], 5400);
+    let bad = omk.run(&["goal", "run", "x", "--budget-time", "30m1h"]);
+    bad.code(2);
+    assert!(bad.stderr.contains("largest first"), "{}", bad.stderr);
+}
+
+#[test]
+fn events_are_json_lines_and_an_unknown_kind_is_refused_with_the_known_ones() {
+    let omk = Omk::new();
+    let id = omk.new_goal("kinds", &[]);
+    let all = omk.run(&["goal", "events", &id, "--json"]);
+    all.code(0);
+    let kinds: Vec<String> = all
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].to_string())
+        .collect();
+    assert!(kinds.contains(&"\"goal_created\"".to_owned()), "{kinds:?}");
+    let typo = omk.run(&["goal", "events", &id, "--kind", "task_rejectd"]);
+    typo.code(2);
+    assert!(
+        typo.stderr
+            .contains("`task_rejectd` is not a kind of event")
+            && typo.stderr.contains("task_rejected"),
+        "{}",
+        typo.stderr
+    );
+    omk.run(&["goal", "events", &id, "--kind", "task_rejected"])
+        .code(0);
+}
+
+#[test]
+fn the_readme_names_the_client_versions_the_tests_pin() {
+    let repo = crate::support::repo();
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
+    let start = readme
+        .find("The versions the tests run, pinned in")
+        .expect("the README's sentence on tested versions");
+    let sentence = &readme[start..start + readme[start..].find("\n\n").unwrap_or(400)];
+    let sentence = sentence.replace('\n', " ");
+    let pins = std::fs::read_to_string(repo.join("tests/agent-clients.txt")).unwrap();
+    for (name, shown) in [
+        ("kimi", "Kimi Code"),
+        ("claude", "Claude Code"),
+        ("codex", "Codex"),
+    ] {
+        let line = pins
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap();
+        let version = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .rsplit('@')
+            .next()
+            .unwrap();
+        assert!(
+            sentence.contains(&format!("{shown} {version}")),
+            "the README says otherwise than the pin {version} of {shown}: {sentence}"
+        );
+    }
+    let installer = std::fs::read_to_string(repo.join(".ci/install-kimi-cli")).unwrap();
+    let version = installer
+        .lines()
+        .find_map(|l| l.strip_prefix("version="))
+        .unwrap();
+    assert!(
+        sentence.contains(&format!("Kimi CLI {version}")),
+        "{sentence}"
+    );
+}
