@@ -36,12 +36,13 @@ use agent_client_protocol::v1::schema::{
 };
 use agent_client_protocol::v1::{ConnectionTo, Responder};
 use agent_client_protocol::{Agent, ByteStreams, Client, Error as AcpError, ErrorCode};
-use omk_gate_sdk::{ActionKind, AgentAction, TaskProposal};
+use omk_gate_sdk::{ActionKind, TaskProposal};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
+use super::judge::Judge;
 use super::{
     AgentError, Backend, BoxFuture, Brief, Hooks, Job, Place, Report, files, prompt, stdio,
 };
@@ -344,7 +345,7 @@ struct State<'a> {
     active: bool,
 }
 
-impl State<'_> {
+impl<'a> State<'a> {
     async fn drive(
         &mut self,
         cx: ConnectionTo<Agent>,
@@ -539,16 +540,11 @@ impl State<'_> {
 
     /// Judges an action; `Some(reason)` when refused.
     fn act(&self, kind: ActionKind, target: &str, detail: &str) -> Option<String> {
-        let Some(task) = self.task else {
-            return Some("nothing may change while planning".into());
-        };
-        let permit = self.hooks.action(AgentAction {
-            task_id: task.to_owned(),
-            kind,
-            target: target.to_owned(),
-            detail: detail.to_owned(),
-        });
-        permit.refusal()
+        self.judge().one(kind, target, detail).refusal()
+    }
+
+    fn judge(&self) -> Judge<'a> {
+        Judge::new(self.hooks, self.task)
     }
 
     /// Judges a permission request: allow only when every action it names
@@ -561,25 +557,19 @@ impl State<'_> {
             return (RequestPermissionOutcome::Cancelled, None);
         }
         let call = self.complete(serde_json::to_value(&req.tool_call).unwrap_or(Value::Null));
-        let mut refusal = None;
-        match actions_of(&call) {
+        let mut refusal = match actions_of(&call) {
             Ok(actions) => {
-                for (kind, target) in actions {
-                    let detail = format!("session/request_permission: {}", title_of(&call));
-                    if let Some(reason) = self.act(kind, &target, &detail) {
-                        refusal = Some(reason);
-                        break;
-                    }
-                }
+                let detail = format!("session/request_permission: {}", title_of(&call));
+                self.judge().all(actions, &detail).refusal()
             }
             Err(reason) => {
                 self.hooks.note(
                     "permission_unreadable",
                     json!({"task_id": self.task, "tool_call": call, "reason": reason}),
                 );
-                refusal = Some(reason);
+                Some(reason)
             }
-        }
+        };
         // Allowed: once, never "always" — an agent told "always" stops
         // asking, and every later action would go unjudged. An agent that
         // offers no "once" is refused, and the proof says why.

@@ -18,10 +18,11 @@
 
 use std::time::Duration;
 
-use omk_gate_sdk::{ActionKind, AgentAction, TaskProposal};
+use omk_gate_sdk::{ActionKind, TaskProposal};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::judge::Judge;
 use super::{
     AgentError, Backend, BoxFuture, Brief, Hooks, Job, Place, Report, launch_command, prompt, stdio,
 };
@@ -271,15 +272,7 @@ fn decide(req: &Value, hooks: &dyn Hooks, task: Option<&str>) -> Value {
     let tool = req["tool_name"].as_str().unwrap_or("?");
     let input = &req["input"];
     let (kind, target) = action_of(tool, input);
-    let Some(task) = task else {
-        return json!({"behavior": "deny", "message": "refused by omk: nothing may change while planning"});
-    };
-    let permit = hooks.action(AgentAction {
-        task_id: task.to_owned(),
-        kind,
-        target,
-        detail: format!("can_use_tool: {tool}"),
-    });
+    let permit = Judge::new(hooks, task).one(kind, target, &format!("can_use_tool: {tool}"));
     match permit.refusal() {
         None => json!({"behavior": "allow", "updatedInput": input}),
         Some(reason) => json!({"behavior": "deny", "message": format!("refused by omk: {reason}")}),

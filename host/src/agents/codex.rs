@@ -23,10 +23,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use omk_gate_sdk::{ActionKind, AgentAction, TaskProposal};
+use omk_gate_sdk::{ActionKind, TaskProposal};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::judge::Judge;
 use super::stdio::{self, Outcome};
 use super::{
     AgentError, Backend, BoxFuture, Brief, Hooks, Job, Place, Report, launch_command, prompt,
@@ -295,25 +296,22 @@ fn judge_change(
     task: Option<&str>,
     stopping: bool,
 ) -> &'static str {
-    let (Some(item), Some(task), false) = (item, task, stopping) else {
+    let (Some(item), false) = (item, stopping) else {
         return "decline";
     };
     let actions = paths_of(item);
     if actions.is_empty() {
         return "decline";
     }
-    for (kind, target) in actions {
-        let permit = hooks.action(AgentAction {
-            task_id: task.to_owned(),
-            kind,
-            target,
-            detail: "item/fileChange/requestApproval".into(),
-        });
-        if !permit.allowed() {
-            return "decline";
-        }
+    let judge = Judge::new(hooks, task);
+    if judge
+        .all(actions, "item/fileChange/requestApproval")
+        .allowed()
+    {
+        "accept"
+    } else {
+        "decline"
     }
-    "accept"
 }
 
 fn judge_command(
@@ -322,16 +320,15 @@ fn judge_command(
     task: Option<&str>,
     stopping: bool,
 ) -> &'static str {
-    let (Some(task), false) = (task, stopping) else {
+    if stopping {
         return "decline";
-    };
+    }
     let raw = params["command"].as_str().unwrap_or_default();
-    let permit = hooks.action(AgentAction {
-        task_id: task.to_owned(),
-        kind: ActionKind::RunCommand,
-        target: inner_command(raw),
-        detail: "item/commandExecution/requestApproval".into(),
-    });
+    let permit = Judge::new(hooks, task).one(
+        ActionKind::RunCommand,
+        inner_command(raw),
+        "item/commandExecution/requestApproval",
+    );
     if permit.allowed() {
         "accept"
     } else {

@@ -28,6 +28,7 @@ pub mod codex;
 pub mod doctor;
 pub mod exec;
 pub mod files;
+pub mod judge;
 pub mod kimi;
 pub mod kimi_print;
 pub mod process;
@@ -271,12 +272,11 @@ pub fn launch_command(
 /// Judges starting the agent of `job` as the command `shown`; the report
 /// of a refused start, which fails the attempt, or `None` to go on.
 pub fn refuse_start(hooks: &dyn Hooks, job: &Job, shown: &str, detail: &str) -> Option<Report> {
-    let permit = hooks.action(AgentAction {
-        task_id: job.task.id.clone(),
-        kind: omk_gate_sdk::ActionKind::RunCommand,
-        target: shown.to_owned(),
-        detail: detail.to_owned(),
-    });
+    let permit = judge::Judge::new(hooks, Some(&job.task.id)).one(
+        omk_gate_sdk::ActionKind::RunCommand,
+        shown,
+        detail,
+    );
     permit.refusal().map(|reason| Report {
         output_tail: format!("refused to start the agent: {reason}"),
         ..Default::default()

@@ -28,11 +28,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use omk_gate_sdk::{ActionKind, AgentAction, Evidence, TaskProposal};
+use omk_gate_sdk::{ActionKind, Evidence, TaskProposal};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::files;
+use super::judge::Judge;
 use super::process::run_shell;
 use super::{AgentError, Backend, BoxFuture, Brief, Hooks, Job, Report};
 
@@ -167,15 +168,6 @@ impl Backend for Scripted {
     }
 }
 
-fn action(job: &Job, kind: ActionKind, target: &str) -> AgentAction {
-    AgentAction {
-        task_id: job.task.id.clone(),
-        kind,
-        target: target.to_owned(),
-        detail: "scripted step".into(),
-    }
-}
-
 /// Performs one step if omk allows it; returns a line for the output.
 async fn perform(job: &Job, hooks: &dyn Hooks, step: &Step) -> String {
     let (kind, target) = match step {
@@ -188,7 +180,7 @@ async fn perform(job: &Job, hooks: &dyn Hooks, step: &Step) -> String {
             return format!("slept {sleep_ms} ms");
         }
     };
-    let permit = hooks.action(action(job, kind, target));
+    let permit = Judge::new(hooks, Some(&job.task.id)).one(kind, target, "scripted step");
     if let Some(reason) = permit.refusal() {
         return format!("refused: {kind:?} `{target}`: {reason}");
     }

@@ -50,10 +50,11 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use omk_gate_sdk::{ActionKind, AgentAction, TaskProposal};
+use omk_gate_sdk::{ActionKind, TaskProposal};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::judge::Judge;
 use super::stdio::{self, Outcome};
 use super::{
     Backend, BoxFuture, Brief, Hooks, Job, Place, Report, launch_command, prompt, relative_to,
@@ -358,10 +359,7 @@ impl<'a> Session<'a> {
     /// afresh: a verdict given to a hook is not reused for the approval
     /// that follows, since a concurrent call may have changed the worktree.
     fn judge(&mut self, actions: Vec<(ActionKind, String)>, detail: &str) -> Option<String> {
-        let Some(task) = self.task else {
-            return Some("nothing may change while planning".into());
-        };
-        let mut seen = Vec::new();
+        let mut unique: Vec<(ActionKind, String)> = Vec::new();
         for (kind, target) in actions {
             let target = if kind.is_file_change() {
                 relative_to(self.dir, &target).unwrap_or(target)
@@ -370,21 +368,13 @@ impl<'a> Session<'a> {
             };
             // One file named several ways (a diff's absolute path, the
             // call's relative one) is judged once.
-            if seen.contains(&(kind, target.clone())) {
-                continue;
-            }
-            seen.push((kind, target.clone()));
-            let permit = self.hooks.action(AgentAction {
-                task_id: task.to_owned(),
-                kind,
-                target,
-                detail: detail.to_owned(),
-            });
-            if let Some(reason) = permit.refusal() {
-                return Some(reason);
+            if !unique.contains(&(kind, target.clone())) {
+                unique.push((kind, target));
             }
         }
-        None
+        Judge::new(self.hooks, self.task)
+            .all(unique, detail)
+            .refusal()
     }
 }
 
