@@ -43,13 +43,11 @@ use tokio::time::Instant;
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
 use super::judge::Judge;
+use super::turn::TurnClock;
 use super::{
     AgentError, Backend, BoxFuture, Brief, Hooks, Job, Place, Report, files, prompt, stdio,
 };
 use crate::sandbox::ClientState;
-
-/// How long an agent gets to stop after `session/cancel`.
-pub const CANCEL_GRACE: Duration = Duration::from_secs(5);
 
 /// How to start an ACP agent.
 #[derive(Debug, Clone)]
@@ -408,7 +406,7 @@ impl<'a> State<'a> {
             ))
             .block_task();
         tokio::pin!(prompt);
-        let mut give_up = None::<Instant>;
+        let mut clock = TurnClock::new(deadline);
         loop {
             tokio::select! {
                 r = &mut prompt => {
@@ -424,13 +422,13 @@ impl<'a> State<'a> {
                     break;
                 }
                 Some(msg) = rx.recv() => self.handle(msg),
-                _ = tokio::time::sleep_until(deadline), if !self.cancelled => {
+                _ = clock.deadline() => {
                     self.cancelled = true;
                     self.turn.timed_out = true;
                     let _ = cx.send_notification(CancelNotification::new(session.clone()));
-                    give_up = Some(Instant::now() + CANCEL_GRACE);
+                    clock.cancelled();
                 }
-                _ = super::process::sleep_until_opt(give_up) => break,
+                _ = clock.grace_over() => break,
             }
         }
         // Agents send the turn's last updates (Kimi its `usage_update`)

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::judge::Judge;
+use super::turn::TurnClock;
 use super::{
     AgentError, Backend, BoxFuture, Brief, Hooks, Job, Place, Report, launch_command, prompt, stdio,
 };
@@ -132,7 +133,7 @@ impl Claude {
         if let Err(e) = sent {
             out.error = Some(format!("cannot talk to Claude: {e}"));
         }
-        let mut give_up = None::<Instant>;
+        let mut clock = TurnClock::new(deadline);
         while out.error.is_none() {
             tokio::select! {
                 line = lines.next_line() => {
@@ -173,14 +174,14 @@ impl Claude {
                         _ => {}
                     }
                 }
-                _ = tokio::time::sleep_until(deadline), if give_up.is_none() => {
+                _ = clock.deadline() => {
                     out.timed_out = true;
                     let _ = agent.send(&json!({"type": "control_request", "request_id": "omk-deadline",
                                                "request": {"subtype": "interrupt"}})).await;
                     drop(agent.stdin.take());
-                    give_up = Some(Instant::now() + super::acp::CANCEL_GRACE);
+                    clock.cancelled();
                 }
-                _ = super::process::sleep_until_opt(give_up) => break,
+                _ = clock.grace_over() => break,
             }
         }
         out.exit_code = agent.finish(Duration::from_secs(3)).await;

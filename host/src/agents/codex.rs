@@ -29,12 +29,10 @@ use tokio::time::Instant;
 
 use super::judge::Judge;
 use super::stdio::{self, Outcome};
+use super::turn::TurnClock;
 use super::{
     AgentError, Backend, BoxFuture, Brief, Hooks, Job, Place, Report, launch_command, prompt,
 };
-
-/// How long the handshake may take.
-const START_SECS: u64 = 60;
 
 /// The Codex backend.
 #[derive(Debug)]
@@ -126,7 +124,8 @@ impl Codex {
             next_id: 0,
         };
         let mut out = Outcome::default();
-        let start_until = (Instant::now() + Duration::from_secs(START_SECS)).min(deadline);
+        let mut clock = TurnClock::new(deadline);
+        let start_until = clock.start_until();
         let started = async {
             conn.call(
                 "initialize",
@@ -161,7 +160,7 @@ impl Codex {
             Ok(ids) => ids,
             Err(e) => {
                 out.error = Some(e);
-                out.timed_out = Instant::now() >= deadline;
+                out.timed_out = clock.passed();
                 let _ = conn.agent.finish(Duration::from_secs(1)).await;
                 out.stderr_tail = conn.agent.stderr_tail();
                 return out;
@@ -169,7 +168,6 @@ impl Codex {
         };
         // What item/started said of each file change, by item id.
         let mut changes: HashMap<String, Value> = HashMap::new();
-        let mut give_up = None::<Instant>;
         loop {
             tokio::select! {
                 line = conn.lines.next_line() => {
@@ -181,10 +179,10 @@ impl Codex {
                         let answer = match method {
                             "item/fileChange/requestApproval" => {
                                 let item = params["itemId"].as_str().and_then(|id| changes.get(id));
-                                json!({"decision": judge_change(item, hooks, task, give_up.is_some())})
+                                json!({"decision": judge_change(item, hooks, task, clock.stopping())})
                             }
                             "item/commandExecution/requestApproval" => {
-                                json!({"decision": judge_command(params, hooks, task, give_up.is_some())})
+                                json!({"decision": judge_command(params, hooks, task, clock.stopping())})
                             }
                             _ => {
                                 hooks.note("request_declined", json!({"task_id": task, "method": method}));
@@ -252,14 +250,14 @@ impl Codex {
                         _ => {}
                     }
                 }
-                _ = tokio::time::sleep_until(deadline), if give_up.is_none() => {
+                _ = clock.deadline() => {
                     out.timed_out = true;
                     conn.next_id += 1;
                     let _ = conn.agent.send(&json!({"method": "turn/interrupt", "id": conn.next_id,
                         "params": {"threadId": thread_id, "turnId": turn_id}})).await;
-                    give_up = Some(Instant::now() + super::acp::CANCEL_GRACE);
+                    clock.cancelled();
                 }
-                _ = super::process::sleep_until_opt(give_up) => break,
+                _ = clock.grace_over() => break,
             }
         }
         let _ = conn.agent.finish(Duration::from_secs(2)).await;

@@ -35,6 +35,7 @@ pub mod process;
 pub mod prompt;
 pub mod scripted;
 pub mod stdio;
+pub mod turn;
 pub mod wire;
 
 use std::future::Future;

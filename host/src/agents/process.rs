@@ -201,14 +201,6 @@ impl Tail {
     }
 }
 
-/// Sleeps until `at`, or forever when there is no `at` (for `select!`).
-pub async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// A deadline `secs` from now.
 pub fn deadline_in(secs: u64) -> Instant {
     Instant::now() + Duration::from_secs(secs)

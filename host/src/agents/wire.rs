@@ -56,14 +56,13 @@ use tokio::time::Instant;
 
 use super::judge::Judge;
 use super::stdio::{self, Outcome};
+use super::turn::TurnClock;
 use super::{
     Backend, BoxFuture, Brief, Hooks, Job, Place, Report, launch_command, prompt, relative_to,
 };
 
 /// The wire protocol version omk speaks.
 pub const PROTOCOL_VERSION: &str = "1.10";
-/// How long the handshake may take.
-const START_SECS: u64 = 60;
 /// JSON-RPC "method not found": a server from before `initialize`.
 const METHOD_NOT_FOUND: i64 = -32601;
 /// Tools that change files or run commands: one that runs without omk
@@ -633,7 +632,8 @@ impl KimiWire {
         };
         let mut session = Session::new(dir, hooks, task);
         let mut out = Outcome::default();
-        let start_until = (Instant::now() + Duration::from_secs(START_SECS)).min(deadline);
+        let mut clock = TurnClock::new(deadline);
+        let start_until = clock.start_until();
         // Kimi lets a tool run when a hook is not answered in time: give
         // omk until the deadline, whatever the gates' own limits.
         let hook_secs = deadline
@@ -678,7 +678,7 @@ impl KimiWire {
             Err(e) => out.error = Some(e),
         }
         if out.error.is_some() {
-            out.timed_out = Instant::now() >= deadline;
+            out.timed_out = clock.passed();
             let _ = conn.agent.finish(Duration::from_secs(1)).await;
             out.stderr_tail = conn.agent.stderr_tail();
             return out;
@@ -692,7 +692,6 @@ impl KimiWire {
                 return out;
             }
         };
-        let mut give_up = None::<Instant>;
         loop {
             tokio::select! {
                 line = conn.lines.next_line() => {
@@ -710,13 +709,13 @@ impl KimiWire {
                         break;
                     }
                 }
-                _ = tokio::time::sleep_until(deadline), if give_up.is_none() => {
+                _ = clock.deadline() => {
                     out.timed_out = true;
                     session.stopping = true;
                     let _ = conn.ask("cancel", json!({})).await;
-                    give_up = Some(Instant::now() + super::acp::CANCEL_GRACE);
+                    clock.cancelled();
                 }
-                _ = super::process::sleep_until_opt(give_up) => break,
+                _ = clock.grace_over() => break,
             }
         }
         out.message = std::mem::take(&mut session.message);
