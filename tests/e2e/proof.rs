@@ -445,11 +445,24 @@ fn logs_from_an_earlier_omk_read_as_they_did() {
             .find(|n| n.starts_with("goal-"))
             .unwrap();
         crate::support::copy_dir(&src.join(&id), &goals.join(&id));
+        // The goal's project is not here (as on any other machine): its
+        // commits' `Omk-Log` trailers cannot be read, whatever this
+        // machine's /tmp holds.
+        let goal_file = goals.join(&id).join("goal.json");
+        let mut goal: Value =
+            serde_json::from_str(&std::fs::read_to_string(&goal_file).unwrap()).unwrap();
+        let gone = omk.root().join("project-not-here").display().to_string();
+        goal["project_dir"] = json!(gone);
+        std::fs::write(&goal_file, serde_json::to_string_pretty(&goal).unwrap()).unwrap();
         let state = omk.state_home().display().to_string();
         let read = |args: &[&str], code: i32| -> Value {
             let run = omk.run(args);
             run.code(code);
-            serde_json::from_str(&run.stdout.replace(&state, "$STATE")).unwrap()
+            let out = run
+                .stdout
+                .replace(&state, "$STATE")
+                .replace(&gone, "$PROJECT");
+            serde_json::from_str(&out).unwrap()
         };
         let verify = read(
             &["goal", "verify-log", &id, "--trust-key", key, "--json"],

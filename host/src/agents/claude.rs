@@ -18,15 +18,13 @@
 
 use std::time::Duration;
 
-use omk_gate_sdk::{ActionKind, TaskProposal};
+use omk_gate_sdk::ActionKind;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::judge::Judge;
-use super::turn::TurnClock;
-use super::{
-    AgentError, Backend, BoxFuture, Brief, Hooks, Job, Place, Report, launch_command, prompt, stdio,
-};
+use super::turn::{LiveClient, TurnClock, TurnEnd};
+use super::{AgentError, BoxFuture, Hooks, Place, launch_command, prompt};
 
 /// Settings that make every shell command ask (Claude otherwise runs
 /// read-only commands without asking).
@@ -52,8 +50,7 @@ impl Claude {
         deadline: Instant,
         hooks: &dyn Hooks,
         task: Option<&str>,
-    ) -> Outcome {
-        let (dir, env) = (place.dir, place.env.as_slice());
+    ) -> TurnEnd {
         let in_dir = place
             .confinement
             .handed_dir()
@@ -70,7 +67,7 @@ impl Claude {
                 Ok(f)
             }) {
             Ok(f) => f,
-            Err(e) => return Outcome::failed(format!("cannot write Claude's settings file: {e}")),
+            Err(e) => return TurnEnd::failed(format!("cannot write Claude's settings file: {e}")),
         };
         let settings_path = settings.path().display().to_string();
         let launch = launch_command(
@@ -94,29 +91,24 @@ impl Claude {
                 &settings_path,
             ],
         );
-        let mut env = env.to_vec();
-        env.extend([
+        let mut launch = launch;
+        launch.env.extend([
             (
                 "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".to_owned(),
                 "1".to_owned(),
             ),
             ("DISABLE_AUTOUPDATER".to_owned(), "1".to_owned()),
         ]);
-        let mut agent = match stdio::spawn(
-            &launch.program,
-            &launch.args,
-            dir,
-            &env,
-            place.confinement,
-            &|pgid| hooks.process_started(pgid),
-        ) {
+        let mut agent = match launch.spawn(place, hooks) {
             Ok(a) => a,
-            Err(e) => return Outcome::failed(e),
+            Err(e) => return TurnEnd::failed(e),
         };
         let Some(mut lines) = agent.lines() else {
-            return Outcome::failed("Claude's stdout is not piped".into());
+            return TurnEnd::failed("Claude's stdout is not piped".into());
         };
-        let mut out = Outcome::default();
+        let mut out = TurnEnd::default();
+        // The text of the last assistant message, if no result comes.
+        let mut last_text = String::new();
         let sent = async {
             agent
                 .send(&json!({"type": "control_request", "request_id": "omk-init",
@@ -130,11 +122,11 @@ impl Claude {
                 .await
         }
         .await;
-        if let Err(e) = sent {
+        if let Err(e) = &sent {
             out.error = Some(format!("cannot talk to Claude: {e}"));
         }
         let mut clock = TurnClock::new(deadline);
-        while out.error.is_none() {
+        while sent.is_ok() {
             tokio::select! {
                 line = lines.next_line() => {
                     let Ok(Some(line)) = line else { break };
@@ -156,7 +148,7 @@ impl Claude {
                                 } else if block["type"] == "text"
                                     && let Some(t) = block["text"].as_str()
                                 {
-                                    out.last_text = t.to_owned();
+                                    last_text = t.to_owned();
                                 }
                             }
                         }
@@ -165,7 +157,7 @@ impl Claude {
                                 "status": msg["error_status"], "error": msg["error"]}));
                         }
                         Some("result") => {
-                            out.read_result(&msg);
+                            read_result(&mut out, &msg);
                             hooks.note("usage", json!({"task_id": task, "usage": msg["usage"],
                                 "total_cost_usd": msg["total_cost_usd"]}));
                             // One turn: closing the input ends the session.
@@ -184,87 +176,30 @@ impl Claude {
                 _ = clock.grace_over() => break,
             }
         }
+        if out.message.is_empty() {
+            out.message = last_text;
+        }
         out.exit_code = agent.finish(Duration::from_secs(3)).await;
         out.stderr_tail = agent.stderr_tail();
         out
     }
 }
 
-/// What a Claude session came to.
-#[derive(Debug, Default)]
-struct Outcome {
-    error: Option<String>,
-    timed_out: bool,
-    result: Option<String>,
-    is_error: bool,
-    last_text: String,
-    tokens: u64,
-    usd_micros: u64,
-    exit_code: Option<i32>,
-    stderr_tail: String,
-}
-
-impl Outcome {
-    fn failed(e: String) -> Outcome {
-        Outcome {
-            error: Some(e),
-            ..Default::default()
-        }
-    }
-
-    fn read_result(&mut self, msg: &Value) {
-        let u = &msg["usage"];
-        let n = |k: &str| u[k].as_u64().unwrap_or(0);
-        self.tokens = n("input_tokens")
-            .saturating_add(n("output_tokens"))
-            .saturating_add(n("cache_creation_input_tokens"))
-            .saturating_add(n("cache_read_input_tokens"));
-        self.usd_micros = prompt::usd_micros(msg["total_cost_usd"].as_f64().unwrap_or(0.0));
-        self.is_error = msg["is_error"].as_bool().unwrap_or(false);
-        self.result = msg["result"].as_str().map(str::to_owned);
-    }
-
-    fn message(&self) -> &str {
-        self.result.as_deref().unwrap_or(&self.last_text)
-    }
-
-    fn into_report(self, hooks: &dyn Hooks, task: &str) -> Report {
-        let ok = self.error.is_none() && self.result.is_some() && !self.is_error && !self.timed_out;
-        let stopped = if let Some(e) = &self.error {
-            e.clone()
-        } else if self.timed_out {
-            "interrupted at the deadline".into()
-        } else if self.result.is_none() {
-            format!("exited with {:?} before its result", self.exit_code)
-        } else if self.is_error {
-            "an error".into()
-        } else {
-            "end_turn".into()
-        };
-        let mut report = Report {
-            exit_code: if self.timed_out {
-                None
-            } else if ok {
-                Some(0)
-            } else {
-                Some(self.exit_code.filter(|c| *c != 0).unwrap_or(1))
-            },
-            timed_out: self.timed_out,
-            tokens: self.tokens,
-            usd_micros: self.usd_micros,
-            ..Default::default()
-        };
-        prompt::read_final(self.message(), &stopped, &mut report, hooks, task);
-        if !ok {
-            // The reason last: it is the line a failed task is reported with.
-            report.output_tail = format!(
-                "{}\n{}\n{stopped}: {}",
-                self.stderr_tail,
-                crate::text::clip(self.message(), 2000),
-                crate::text::clip(self.message().lines().next().unwrap_or(""), 300)
-            );
-        }
-        report
+/// Reads Claude's `result` line: usage, cost, and how the turn ended.
+fn read_result(out: &mut TurnEnd, msg: &Value) {
+    let u = &msg["usage"];
+    let n = |k: &str| u[k].as_u64().unwrap_or(0);
+    out.tokens = n("input_tokens")
+        .saturating_add(n("output_tokens"))
+        .saturating_add(n("cache_creation_input_tokens"))
+        .saturating_add(n("cache_read_input_tokens"));
+    out.usd_micros = prompt::usd_micros(msg["total_cost_usd"].as_f64().unwrap_or(0.0));
+    out.message = msg["result"].as_str().unwrap_or_default().to_owned();
+    if msg["is_error"] == true {
+        let first = out.message.lines().next().unwrap_or("no reason given");
+        out.error = Some(format!("Claude: {}", crate::text::clip(first, 300)));
+    } else if msg["result"].is_string() {
+        out.status = Some("end_turn".into());
     }
 }
 
@@ -309,54 +244,41 @@ fn clip_value(v: &Value) -> Value {
     }
 }
 
-impl Backend for Claude {
+impl LiveClient for Claude {
+    fn name(&self) -> &'static str {
+        "claude"
+    }
+
+    fn who(&self) -> &str {
+        "Claude"
+    }
+
+    fn done(&self) -> &'static str {
+        "end_turn"
+    }
+
+    fn start(&self) -> (String, String) {
+        let shown = format!(
+            "{} -p …",
+            super::clients::CLAUDE.command(self.command.as_deref())
+        );
+        (shown, "start Claude Code in stream-json print mode".into())
+    }
+
     fn client(&self) -> (crate::sandbox::ClientState, Option<String>) {
         let c = &super::clients::CLAUDE;
         (c.state, Some(c.command(self.command.as_deref())))
     }
 
-    fn name(&self) -> &'static str {
-        "claude"
-    }
-
-    fn live_gating(&self) -> bool {
-        true
-    }
-
-    fn plan<'a>(
+    fn turn<'a>(
         &'a self,
-        brief: &'a Brief,
+        place: Place<'a>,
+        text: String,
+        deadline: Instant,
         hooks: &'a dyn Hooks,
-    ) -> BoxFuture<'a, Result<Vec<TaskProposal>, String>> {
-        Box::pin(async move {
-            let deadline = super::process::deadline_in(super::PLAN_SECS);
-            let out = self
-                .session(&brief.place(), prompt::plan(brief), deadline, hooks, None)
-                .await;
-            match (&out.error, out.is_error, out.result.is_some()) {
-                (None, false, true) => Ok(prompt::read_plan(out.message(), hooks)),
-                (Some(e), _, _) => Err(e.clone()),
-                _ => Err(format!(
-                    "Claude did not plan: {}",
-                    crate::text::clip(&format!("{}\n{}", out.message(), out.stderr_tail), 500)
-                )),
-            }
-        })
-    }
-
-    fn run<'a>(&'a self, job: &'a Job, hooks: &'a dyn Hooks) -> BoxFuture<'a, Report> {
-        Box::pin(async move {
-            let out = self
-                .session(
-                    &job.place(),
-                    prompt::task(job),
-                    job.deadline,
-                    hooks,
-                    Some(&job.task.id),
-                )
-                .await;
-            out.into_report(hooks, &job.task.id)
-        })
+        task: Option<&'a str>,
+    ) -> BoxFuture<'a, TurnEnd> {
+        Box::pin(async move { self.session(&place, text, deadline, hooks, task).await })
     }
 }
 
@@ -382,11 +304,22 @@ mod tests {
 
     #[test]
     fn the_result_line_gives_usage_and_cost() {
-        let mut o = Outcome::default();
-        o.read_result(
+        let mut o = TurnEnd::default();
+        read_result(
+            &mut o,
             &json!({"type": "result", "is_error": false, "result": "Done.",
             "total_cost_usd": 0.0018, "usage": {"input_tokens": 300, "output_tokens": 60}}),
         );
-        assert_eq!((o.tokens, o.usd_micros, o.message()), (360, 1800, "Done."));
+        assert_eq!((o.tokens, o.usd_micros), (360, 1800));
+        assert_eq!(
+            (o.message.as_str(), o.status.as_deref()),
+            ("Done.", Some("end_turn"))
+        );
+        let mut o = TurnEnd::default();
+        read_result(
+            &mut o,
+            &json!({"type": "result", "is_error": true, "result": "API Error: 500\nmore"}),
+        );
+        assert_eq!(o.error.as_deref(), Some("Claude: API Error: 500"));
     }
 }

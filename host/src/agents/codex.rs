@@ -23,16 +23,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use omk_gate_sdk::{ActionKind, TaskProposal};
+use omk_gate_sdk::ActionKind;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::judge::Judge;
-use super::stdio::{self, Outcome};
-use super::turn::TurnClock;
-use super::{
-    AgentError, Backend, BoxFuture, Brief, Hooks, Job, Place, Report, launch_command, prompt,
-};
+use super::rpc::{CallError, Dialect, Ignore, Peer, Rpc};
+use super::turn::{LiveClient, TurnClock, TurnEnd};
+use super::{AgentError, BoxFuture, Hooks, Place, launch_command};
 
 /// The Codex backend.
 #[derive(Debug)]
@@ -48,41 +46,122 @@ impl Codex {
     }
 }
 
-struct Conn {
-    agent: stdio::Agent,
-    lines: stdio::LineReader,
-    next_id: u64,
+/// Codex's JSON-RPC: no `jsonrpc` field, numbered ids.
+const DIALECT: Dialect = Dialect {
+    who: "Codex",
+    jsonrpc: false,
+    id_prefix: None,
+};
+
+/// One turn as Codex tells it: its approvals judged, its items read.
+struct Turn<'a> {
+    hooks: &'a dyn Hooks,
+    task: Option<&'a str>,
+    /// What item/started said of each file change, by item id.
+    changes: HashMap<String, Value>,
+    out: TurnEnd,
+    ended: bool,
+    stopping: bool,
 }
 
-impl Conn {
-    /// Sends a request and waits for its response, skipping notifications.
-    async fn call(&mut self, method: &str, params: Value, until: Instant) -> Result<Value, String> {
-        self.next_id += 1;
-        let id = self.next_id;
-        self.agent
-            .send(&json!({"method": method, "id": id, "params": params}))
-            .await
-            .map_err(|e| format!("cannot send `{method}` to Codex: {e}"))?;
-        loop {
-            let line = tokio::time::timeout_at(until, self.lines.next_line())
-                .await
-                .map_err(|_| format!("Codex did not answer `{method}` in time"))?;
-            let Ok(Some(line)) = line else {
-                return Err(format!("Codex exited before answering `{method}`"));
-            };
-            let Ok(msg) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if msg["id"] == id && msg.get("method").is_none() {
-                if let Some(e) = msg.get("error") {
-                    return Err(format!(
-                        "`{method}` failed: {}",
-                        e["message"].as_str().unwrap_or("unknown error")
-                    ));
-                }
-                return Ok(msg["result"].clone());
+impl Peer for Turn<'_> {
+    fn request(&mut self, method: &str, params: &Value) -> Option<Result<Value, (i64, String)>> {
+        let (hooks, task) = (self.hooks, self.task);
+        let decision = match method {
+            "item/fileChange/requestApproval" => {
+                let item = params["itemId"]
+                    .as_str()
+                    .and_then(|id| self.changes.get(id));
+                judge_change(item, hooks, task, self.stopping)
             }
+            "item/commandExecution/requestApproval" => {
+                judge_command(params, hooks, task, self.stopping)
+            }
+            _ => {
+                hooks.note(
+                    "request_declined",
+                    json!({"task_id": task, "method": method}),
+                );
+                "decline"
+            }
+        };
+        Some(Ok(json!({ "decision": decision })))
+    }
+
+    fn notification(&mut self, method: &str, params: &Value) {
+        let (hooks, task, out) = (self.hooks, self.task, &mut self.out);
+        match method {
+            "item/started" => {
+                let item = &params["item"];
+                match item["type"].as_str() {
+                    Some("fileChange") => {
+                        if let Some(id) = item["id"].as_str() {
+                            self.changes.insert(id.to_owned(), item.clone());
+                        }
+                        hooks.note(
+                            "tool_call",
+                            json!({"task_id": task, "id": item["id"],
+                                   "title": "file change", "changes": paths_of(item)}),
+                        );
+                    }
+                    Some("commandExecution") => {
+                        hooks.note(
+                            "tool_call",
+                            json!({"task_id": task, "id": item["id"],
+                                   "title": "command", "command": item["command"]}),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            "item/completed" => {
+                let item = &params["item"];
+                match item["type"].as_str() {
+                    Some("agentMessage") => {
+                        if let Some(t) = item["text"].as_str() {
+                            out.message = t.to_owned();
+                        }
+                    }
+                    Some("fileChange" | "commandExecution") => {
+                        hooks.note(
+                            "tool_call_update",
+                            json!({"task_id": task, "id": item["id"], "status": item["status"]}),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            "thread/tokenUsage/updated" => {
+                let total = &params["tokenUsage"]["total"];
+                out.tokens = total["totalTokens"].as_u64().unwrap_or(out.tokens);
+                hooks.note("usage", json!({"task_id": task, "usage": total}));
+            }
+            "error" => {
+                let message = &params["error"]["message"];
+                if params["willRetry"] != true {
+                    out.error = Some(format!("Codex: {}", message.as_str().unwrap_or("an error")));
+                } else {
+                    hooks.note("model_retry", json!({"task_id": task, "error": message}));
+                }
+            }
+            "turn/completed" => {
+                let turn = &params["turn"];
+                out.status = turn["status"].as_str().map(str::to_owned);
+                if let Some(m) = turn["error"]["message"].as_str() {
+                    out.error.get_or_insert_with(|| format!("Codex: {m}"));
+                }
+                self.ended = true;
+            }
+            _ => {}
         }
+    }
+
+    fn ended(&self) -> bool {
+        self.ended
+    }
+
+    fn stopping(&mut self) {
+        self.stopping = true;
     }
 }
 
@@ -94,174 +173,81 @@ impl Codex {
         deadline: Instant,
         hooks: &dyn Hooks,
         task: Option<&str>,
-    ) -> Outcome {
-        let (dir, env) = (place.dir, place.env.as_slice());
+    ) -> TurnEnd {
+        let dir = place.dir;
         let launch = launch_command(
             "codex",
             &super::clients::CODEX,
             self.command.as_deref(),
             &["app-server"],
         );
-        let mut agent = match stdio::spawn(
-            &launch.program,
-            &launch.args,
-            dir,
-            env,
-            place.confinement,
-            &|pgid| hooks.process_started(pgid),
-        ) {
-            Ok(a) => a,
-            Err(e) => {
-                return Outcome::failed(e);
-            }
+        let started = launch.spawn(place, hooks);
+        let mut rpc = match started.and_then(|agent| Rpc::new(agent, DIALECT)) {
+            Ok(rpc) => rpc,
+            Err(e) => return TurnEnd::failed(e),
         };
-        let Some(lines) = agent.lines() else {
-            return Outcome::failed("Codex's stdout is not piped".into());
-        };
-        let mut conn = Conn {
-            agent,
-            lines,
-            next_id: 0,
-        };
-        let mut out = Outcome::default();
         let mut clock = TurnClock::new(deadline);
-        let start_until = clock.start_until();
-        let started = async {
-            conn.call(
+        let until = clock.start_until();
+        let setup = async {
+            let client =
+                json!({"name": "omk", "title": "omk", "version": env!("CARGO_PKG_VERSION")});
+            let call = |m: &'static str| move |e: CallError| e.describe(m);
+            rpc.call(
                 "initialize",
-                json!({"clientInfo": {"name": "omk", "title": "omk", "version": env!("CARGO_PKG_VERSION")}}),
-                start_until,
+                json!({ "clientInfo": client }),
+                until,
+                &mut Ignore,
             )
-            .await?;
-            conn.agent
-                .send(&json!({"method": "initialized"}))
+            .await
+            .map_err(call("initialize"))?;
+            rpc.notify("initialized", None)
                 .await
-                .map_err(|e| format!("cannot talk to Codex: {e}"))?;
-            let thread = conn
-                .call(
-                    "thread/start",
-                    json!({"cwd": dir, "approvalPolicy": "untrusted", "sandbox": "workspace-write"}),
-                    start_until,
-                )
-                .await?;
-            let thread_id = thread["thread"]["id"].as_str().unwrap_or_default().to_owned();
-            let turn = conn
-                .call(
-                    "turn/start",
-                    json!({"threadId": thread_id, "input": [{"type": "text", "text": text}]}),
-                    start_until,
-                )
-                .await?;
+                .map_err(call("initialized"))?;
+            let params =
+                json!({"cwd": dir, "approvalPolicy": "untrusted", "sandbox": "workspace-write"});
+            let thread = rpc
+                .call("thread/start", params, until, &mut Ignore)
+                .await
+                .map_err(call("thread/start"))?;
+            let thread_id = thread["thread"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let input = json!([{"type": "text", "text": text}]);
+            let params = json!({"threadId": thread_id, "input": input});
+            let turn = rpc
+                .call("turn/start", params, until, &mut Ignore)
+                .await
+                .map_err(call("turn/start"))?;
             let turn_id = turn["turn"]["id"].as_str().unwrap_or_default().to_owned();
             Ok::<_, String>((thread_id, turn_id))
         }
         .await;
-        let (thread_id, turn_id) = match started {
+        let (thread_id, turn_id) = match setup {
             Ok(ids) => ids,
             Err(e) => {
-                out.error = Some(e);
+                let mut out = TurnEnd::failed(e);
                 out.timed_out = clock.passed();
-                let _ = conn.agent.finish(Duration::from_secs(1)).await;
-                out.stderr_tail = conn.agent.stderr_tail();
+                let _ = rpc.agent.finish(Duration::from_secs(1)).await;
+                out.stderr_tail = rpc.agent.stderr_tail();
                 return out;
             }
         };
-        // What item/started said of each file change, by item id.
-        let mut changes: HashMap<String, Value> = HashMap::new();
-        loop {
-            tokio::select! {
-                line = conn.lines.next_line() => {
-                    let Ok(Some(line)) = line else { break };
-                    let Ok(msg) = serde_json::from_str::<Value>(&line) else { continue };
-                    let method = msg["method"].as_str().unwrap_or("");
-                    let params = &msg["params"];
-                    if msg.get("id").is_some() && !method.is_empty() {
-                        let answer = match method {
-                            "item/fileChange/requestApproval" => {
-                                let item = params["itemId"].as_str().and_then(|id| changes.get(id));
-                                json!({"decision": judge_change(item, hooks, task, clock.stopping())})
-                            }
-                            "item/commandExecution/requestApproval" => {
-                                json!({"decision": judge_command(params, hooks, task, clock.stopping())})
-                            }
-                            _ => {
-                                hooks.note("request_declined", json!({"task_id": task, "method": method}));
-                                json!({"decision": "decline"})
-                            }
-                        };
-                        let _ = conn.agent.send(&json!({"id": msg["id"], "result": answer})).await;
-                        continue;
-                    }
-                    match method {
-                        "item/started" => {
-                            let item = &params["item"];
-                            match item["type"].as_str() {
-                                Some("fileChange") => {
-                                    if let Some(id) = item["id"].as_str() {
-                                        changes.insert(id.to_owned(), item.clone());
-                                    }
-                                    hooks.note("tool_call", json!({"task_id": task, "id": item["id"],
-                                        "title": "file change", "changes": paths_of(item)}));
-                                }
-                                Some("commandExecution") => {
-                                    hooks.note("tool_call", json!({"task_id": task, "id": item["id"],
-                                        "title": "command", "command": item["command"]}));
-                                }
-                                _ => {}
-                            }
-                        }
-                        "item/completed" => {
-                            let item = &params["item"];
-                            match item["type"].as_str() {
-                                Some("agentMessage") => {
-                                    if let Some(t) = item["text"].as_str() {
-                                        out.message = t.to_owned();
-                                    }
-                                }
-                                Some("fileChange" | "commandExecution") => {
-                                    hooks.note("tool_call_update", json!({"task_id": task, "id": item["id"],
-                                        "status": item["status"]}));
-                                }
-                                _ => {}
-                            }
-                        }
-                        "thread/tokenUsage/updated" => {
-                            let total = &params["tokenUsage"]["total"];
-                            out.tokens = total["totalTokens"].as_u64().unwrap_or(out.tokens);
-                            hooks.note("usage", json!({"task_id": task, "usage": total}));
-                        }
-                        "error" => {
-                            if params["willRetry"] != true {
-                                out.error = Some(format!("Codex: {}",
-                                    params["error"]["message"].as_str().unwrap_or("an error")));
-                            } else {
-                                hooks.note("model_retry", json!({"task_id": task,
-                                    "error": params["error"]["message"]}));
-                            }
-                        }
-                        "turn/completed" => {
-                            let turn = &params["turn"];
-                            out.status = turn["status"].as_str().map(str::to_owned);
-                            if let Some(m) = turn["error"]["message"].as_str() {
-                                out.error.get_or_insert_with(|| format!("Codex: {m}"));
-                            }
-                            break;
-                        }
-                        _ => {}
-                    }
-                }
-                _ = clock.deadline() => {
-                    out.timed_out = true;
-                    conn.next_id += 1;
-                    let _ = conn.agent.send(&json!({"method": "turn/interrupt", "id": conn.next_id,
-                        "params": {"threadId": thread_id, "turnId": turn_id}})).await;
-                    clock.cancelled();
-                }
-                _ = clock.grace_over() => break,
-            }
-        }
-        let _ = conn.agent.finish(Duration::from_secs(2)).await;
-        out.stderr_tail = conn.agent.stderr_tail();
+        let mut turn = Turn {
+            hooks,
+            task,
+            changes: HashMap::new(),
+            out: TurnEnd::default(),
+            ended: false,
+            stopping: false,
+        };
+        let interrupt = json!({"threadId": thread_id, "turnId": turn_id});
+        rpc.turn(&mut turn, &mut clock, ("turn/interrupt", interrupt))
+            .await;
+        let mut out = turn.out;
+        out.timed_out = clock.stopping();
+        out.exit_code = rpc.agent.finish(Duration::from_secs(2)).await;
+        out.stderr_tail = rpc.agent.stderr_tail();
         out
     }
 }
@@ -345,47 +331,41 @@ fn inner_command(raw: &str) -> String {
     }
 }
 
-impl Backend for Codex {
+impl LiveClient for Codex {
+    fn name(&self) -> &'static str {
+        "codex"
+    }
+
+    fn who(&self) -> &str {
+        "Codex"
+    }
+
+    fn done(&self) -> &'static str {
+        "completed"
+    }
+
+    fn start(&self) -> (String, String) {
+        let shown = format!(
+            "{} app-server",
+            super::clients::CODEX.command(self.command.as_deref())
+        );
+        (shown, "start Codex's app server".into())
+    }
+
     fn client(&self) -> (crate::sandbox::ClientState, Option<String>) {
         let c = &super::clients::CODEX;
         (c.state, Some(c.command(self.command.as_deref())))
     }
 
-    fn name(&self) -> &'static str {
-        "codex"
-    }
-
-    fn live_gating(&self) -> bool {
-        true
-    }
-
-    fn plan<'a>(
+    fn turn<'a>(
         &'a self,
-        brief: &'a Brief,
+        place: Place<'a>,
+        text: String,
+        deadline: Instant,
         hooks: &'a dyn Hooks,
-    ) -> BoxFuture<'a, Result<Vec<TaskProposal>, String>> {
-        Box::pin(async move {
-            let deadline = super::process::deadline_in(super::PLAN_SECS);
-            let out = self
-                .session(&brief.place(), prompt::plan(brief), deadline, hooks, None)
-                .await;
-            out.into_plan("completed", "Codex", hooks)
-        })
-    }
-
-    fn run<'a>(&'a self, job: &'a Job, hooks: &'a dyn Hooks) -> BoxFuture<'a, Report> {
-        Box::pin(async move {
-            let out = self
-                .session(
-                    &job.place(),
-                    prompt::task(job),
-                    job.deadline,
-                    hooks,
-                    Some(&job.task.id),
-                )
-                .await;
-            out.into_report("completed", "Codex", hooks, &job.task.id)
-        })
+        task: Option<&'a str>,
+    ) -> BoxFuture<'a, TurnEnd> {
+        Box::pin(async move { self.session(&place, text, deadline, hooks, task).await })
     }
 }
 

@@ -70,7 +70,7 @@ impl Backend for Exec {
                 &env,
                 &brief.confinement,
                 Some(stdin),
-                super::process::deadline_in(super::PLAN_SECS),
+                super::plan_deadline(),
                 &|pgid| hooks.process_started(pgid),
                 &mut |line| {
                     if let Some(problem) = read_protocol_line(line, &mut report) {

@@ -10,7 +10,7 @@ use omk_gate_sdk::TaskProposal;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::{Backend, BoxFuture, Brief, Hooks, Job, Place, Report, launch_command, prompt, stdio};
+use super::{Backend, BoxFuture, Brief, Hooks, Job, Place, Report, launch_command, prompt};
 
 /// The print-mode backend.
 #[derive(Debug)]
@@ -33,24 +33,16 @@ impl KimiPrint {
         hooks: &dyn Hooks,
         task: Option<&str>,
     ) -> (Report, String) {
-        let (dir, env) = (place.dir, place.env.as_slice());
         let launch = launch_command(
             "kimi-print",
             &super::clients::KIMI,
             self.command.as_deref(),
             &["-p", text, "--output-format", "stream-json"],
         );
-        let mut env = env.to_vec();
-        env.extend(super::clients::kimi_quiet_env());
+        let mut launch = launch;
+        launch.env.extend(super::clients::kimi_quiet_env());
         let mut report = Report::default();
-        let mut agent = match stdio::spawn(
-            &launch.program,
-            &launch.args,
-            dir,
-            &env,
-            place.confinement,
-            &|pgid| hooks.process_started(pgid),
-        ) {
+        let mut agent = match launch.spawn(place, hooks) {
             Ok(a) => a,
             Err(e) => {
                 report.output_tail = e;
@@ -114,7 +106,7 @@ impl Backend for KimiPrint {
         hooks: &'a dyn Hooks,
     ) -> BoxFuture<'a, Result<Vec<TaskProposal>, String>> {
         Box::pin(async move {
-            let deadline = super::process::deadline_in(super::PLAN_SECS);
+            let deadline = super::plan_deadline();
             let (report, last) = self
                 .session(&brief.place(), &prompt::plan(brief), deadline, hooks, None)
                 .await;

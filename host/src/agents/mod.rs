@@ -18,8 +18,13 @@
 //! - [`wire`]: the legacy Kimi CLI through its wire protocol's approvals
 //!   and `PreToolUse` hooks.
 //!
-//! [`doctor`] says which of them can run here. Real agents get the prompt
-//! of [`prompt`] and work on files through [`files`].
+//! What they share: [`judge`] asks the gates about an agent's request (the
+//! first refusal wins, nothing may change while planning); [`turn`] is the
+//! clock of a live turn (setup limit, deadline, cancel, grace) and how it
+//! ended; [`stdio`] runs a client process and reads its lines; [`rpc`] is
+//! the JSON-RPC both Codex and the Kimi CLI's wire speak. [`doctor`] says
+//! which backends can run here. Real agents get the prompt of [`prompt`]
+//! and work on files through [`files`].
 
 pub mod acp;
 pub mod claude;
@@ -33,6 +38,7 @@ pub mod kimi;
 pub mod kimi_print;
 pub mod process;
 pub mod prompt;
+pub mod rpc;
 pub mod scripted;
 pub mod stdio;
 pub mod turn;
@@ -51,6 +57,11 @@ use crate::sandbox::{ClientState, Confinement};
 
 /// How long an agent may take to plan a goal, in seconds.
 pub const PLAN_SECS: u64 = 600;
+
+/// When a planning turn starting now must end.
+pub fn plan_deadline() -> tokio::time::Instant {
+    process::deadline_in(PLAN_SECS)
+}
 
 /// A boxed future, for trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -7,7 +7,7 @@
 //! is read a line at a time up to [`MAX_LINE`] (a longer line is dropped,
 //! not buffered), and a write to its stdin gives up after [`SEND_TIMEOUT`],
 //! so an agent that floods omk or stops reading cannot hold it. A turn of
-//! such an agent ends in an [`Outcome`].
+//! such an agent ends in a [`TurnEnd`](super::turn::TurnEnd).
 
 use std::path::Path;
 use std::process::Stdio;
@@ -16,10 +16,7 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use omk_gate_sdk::TaskProposal;
-
 use super::process::{GroupGuard, Tail};
-use super::{Hooks, Report, prompt};
 use crate::sandbox::Confinement;
 
 /// The longest line omk reads from an agent (16 MiB).
@@ -187,74 +184,6 @@ impl Agent {
                 let _ = self.child.wait().await;
                 None
             }
-        }
-    }
-}
-
-/// What one turn of an agent came to, for agents that name how a turn
-/// ended in a word (Codex `completed`, the Kimi CLI `finished`).
-#[derive(Debug, Default)]
-pub struct Outcome {
-    /// Why the turn could not run or ended badly.
-    pub error: Option<String>,
-    pub timed_out: bool,
-    /// The agent's word for how the turn ended.
-    pub status: Option<String>,
-    /// The final message.
-    pub message: String,
-    pub tokens: u64,
-    pub stderr_tail: String,
-}
-
-impl Outcome {
-    pub fn failed(error: String) -> Outcome {
-        Outcome {
-            error: Some(error),
-            ..Default::default()
-        }
-    }
-
-    /// A task's report; `done` is the status of a turn that finished, `who`
-    /// names the agent in reasons.
-    pub fn into_report(self, done: &str, who: &str, hooks: &dyn Hooks, task: &str) -> Report {
-        let ok = self.error.is_none() && self.status.as_deref() == Some(done) && !self.timed_out;
-        let stopped = match (&self.error, &self.status) {
-            (Some(e), _) => e.clone(),
-            (None, Some(s)) => s.clone(),
-            (None, None) if self.timed_out => "stopped at the deadline".into(),
-            (None, None) => format!("{who} exited before the turn ended"),
-        };
-        let mut report = Report {
-            exit_code: if self.timed_out {
-                None
-            } else if ok {
-                Some(0)
-            } else {
-                Some(1)
-            },
-            timed_out: self.timed_out,
-            tokens: self.tokens,
-            ..Default::default()
-        };
-        prompt::read_final(&self.message, &stopped, &mut report, hooks, task);
-        if !ok {
-            // The reason last: it is the line a failed task is reported with.
-            report.output_tail = format!("{}\n{stopped}", self.stderr_tail);
-        }
-        report
-    }
-
-    /// The proposals of a planning turn.
-    pub fn into_plan(
-        self,
-        done: &str,
-        who: &str,
-        hooks: &dyn Hooks,
-    ) -> Result<Vec<TaskProposal>, String> {
-        match (self.error, self.status.as_deref()) {
-            (None, Some(s)) if s == done => Ok(prompt::read_plan(&self.message, hooks)),
-            (Some(e), _) => Err(e),
-            (None, s) => Err(format!("{who} did not plan (turn {s:?})")),
         }
     }
 }

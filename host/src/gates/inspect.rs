@@ -8,8 +8,9 @@ use serde::Serialize;
 use wasmtime::component::types::ComponentItem;
 
 use super::engine::GateEngine;
-use super::gate::{LoadError, LoadedGate, compile};
+use super::gate::LoadedGate;
 use super::limits::Limits;
+use super::load::{LoadError, compile};
 use omk_gate_sdk::GateInfo;
 
 /// A component's description.

@@ -34,6 +34,7 @@ mod fault;
 mod gate;
 pub mod inspect;
 mod limits;
+mod load;
 mod set;
 pub mod wasi;
 
@@ -47,8 +48,9 @@ pub use config::{
 };
 pub use engine::{EngineError, EngineStats, GateEngine};
 pub use fault::{Fault, FaultCause};
-pub(crate) use gate::valid_name;
-pub use gate::{Judged, LoadError, LoadedGate, Reused, sha256_hex};
+pub use gate::{Judged, LoadedGate, Reused, sha256_hex};
 pub use limits::{LimitSettings, Limits};
+pub use load::LoadError;
+pub(crate) use load::valid_name;
 pub use omk_core::bundle::BundleRef;
 pub use set::{Blocked, GateDecision, GateEntry, GateSet, GatesError, Verdict};

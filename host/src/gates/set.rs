@@ -20,8 +20,9 @@ use super::bundle::{Bundle, BundleError, BundleRef};
 use super::config::{ConfigError, GateSource, GatesConfig, Mode};
 use super::engine::{EngineError, GateEngine};
 use super::fault::FaultCause;
-use super::gate::{LoadError, LoadedGate, sha256_hex, timed};
+use super::gate::{LoadedGate, sha256_hex, timed};
 use super::limits::Limits;
+use super::load::LoadError;
 use super::std_bundle;
 use omk_core::diagnose::{Diagnose, Kind};
 

@@ -1,27 +1,7 @@
-//! The ACP backend: omk as the client of any Agent Client Protocol agent.
-//!
-//! omk starts the agent in the task's worktree, `initialize`s it (offering
-//! the client file-system methods), opens a session in the agent's `default`
-//! mode — the one that asks before it acts — and sends the task prompt
-//! ([`super::prompt`]). While the turn runs:
-//!
-//! - `session/request_permission` becomes actions the gates judge live
-//!   (`edit`/`delete`/`move` tool calls → file changes on every path the
-//!   call names, `execute` → a command, `fetch` → a URL); the agent gets the
-//!   allow-once option only if every action is allowed, a reject option
-//!   otherwise, with the gate's reason in `_meta.omk`.
-//! - `fs/write_text_file` is judged again as a write and, if allowed,
-//!   performed through the worktree's capability handle; a refusal is a
-//!   JSON-RPC error whose message carries the gate's reason, so the model
-//!   sees why. `fs/read_text_file` reads through the same handle (no
-//!   escape by `..` or symlinks).
-//! - `session/update` tool calls, plans and usage become event-log notes;
-//!   message chunks build the final message.
-//!
-//! At the deadline omk sends `session/cancel`, answers pending permission
-//! requests `cancelled`, gives the agent a few seconds to stop, then kills
-//! its process group. Tokens come from the turn's usage (or the session's
-//! `usage_update`), USD from `usage_update.cost` when it is in USD.
+//! One ACP prompt turn as omk drives it: the session's setup, the agent's
+//! permission requests and file-system calls judged by the gates, its
+//! updates read into notes, usage and the final message, and the cancel at
+//! the deadline.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -35,176 +15,18 @@ use agent_client_protocol::v1::schema::{
     SetSessionModeRequest, StopReason, TextContent, WriteTextFileRequest, WriteTextFileResponse,
 };
 use agent_client_protocol::v1::{ConnectionTo, Responder};
-use agent_client_protocol::{Agent, ByteStreams, Client, Error as AcpError, ErrorCode};
-use omk_gate_sdk::{ActionKind, TaskProposal};
+use agent_client_protocol::{Agent, Error as AcpError, ErrorCode};
+use omk_gate_sdk::ActionKind;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
-use super::judge::Judge;
-use super::turn::TurnClock;
-use super::{
-    AgentError, Backend, BoxFuture, Brief, Hooks, Job, Place, Report, files, prompt, stdio,
-};
-use crate::sandbox::ClientState;
+use super::UsagePrompt;
+use crate::agents::judge::Judge;
+use crate::agents::turn::{TurnClock, TurnEnd};
+use crate::agents::{Hooks, files, prompt};
 
-/// How to start an ACP agent.
-#[derive(Debug, Clone)]
-pub struct Launch {
-    /// The backend's name in logs (`acp`, `kimi`).
-    pub name: &'static str,
-    pub program: PathBuf,
-    pub args: Vec<String>,
-    /// Added to the agent's environment.
-    pub env: Vec<(String, String)>,
-    /// The command line, for logs and the start-the-agent action.
-    pub shown: String,
-    /// A prompt that makes the agent report the session's token total,
-    /// and how to read its answer (Kimi's `/usage`), for agents whose turn
-    /// result carries no usage.
-    pub usage_prompt: Option<UsagePrompt>,
-    /// The client's settings and endpoint, for a confined task.
-    pub state: ClientState,
-    /// The command line it runs, for the task's sandbox profile.
-    pub command: String,
-}
-
-/// A prompt asking for the session's token total, and its reader.
-pub type UsagePrompt = (&'static str, fn(&str) -> Option<u64>);
-
-impl Launch {
-    /// `sh -c COMMAND`.
-    pub fn shell(command: &str) -> Result<Launch, AgentError> {
-        if command.trim().is_empty() {
-            return Err(AgentError {
-                agent: "acp".into(),
-                message: "the command is empty".into(),
-                help: Some("name the agent's command: `--agent \"acp:my-agent --acp\"`".into()),
-            });
-        }
-        Ok(Launch {
-            name: "acp",
-            program: PathBuf::from("sh"),
-            args: vec!["-c".into(), command.to_owned()],
-            env: Vec::new(),
-            shown: command.to_owned(),
-            usage_prompt: None,
-            state: ClientState::default(),
-            command: command.to_owned(),
-        })
-    }
-}
-
-/// The ACP backend.
-#[derive(Debug)]
-pub struct Acp {
-    launch: Launch,
-}
-
-impl Acp {
-    pub fn new(launch: Launch) -> Acp {
-        Acp { launch }
-    }
-}
-
-impl Backend for Acp {
-    fn client(&self) -> (ClientState, Option<String>) {
-        (self.launch.state, Some(self.launch.command.clone()))
-    }
-
-    fn name(&self) -> &'static str {
-        self.launch.name
-    }
-
-    fn live_gating(&self) -> bool {
-        true
-    }
-
-    fn plan<'a>(
-        &'a self,
-        brief: &'a Brief,
-        hooks: &'a dyn Hooks,
-    ) -> BoxFuture<'a, Result<Vec<TaskProposal>, String>> {
-        Box::pin(async move {
-            let deadline = super::process::deadline_in(super::PLAN_SECS);
-            let turn = turn(
-                &self.launch,
-                &brief.place(),
-                prompt::plan(brief),
-                deadline,
-                hooks,
-                None,
-            )
-            .await;
-            if let Some(e) = turn.error {
-                return Err(e);
-            }
-            Ok(prompt::read_plan(&turn.final_message, hooks))
-        })
-    }
-
-    fn run<'a>(&'a self, job: &'a Job, hooks: &'a dyn Hooks) -> BoxFuture<'a, Report> {
-        Box::pin(async move {
-            let detail = format!("start the {} agent", self.launch.name);
-            if let Some(refused) = super::refuse_start(hooks, job, &self.launch.shown, &detail) {
-                return refused;
-            }
-            let turn = turn(
-                &self.launch,
-                &job.place(),
-                prompt::task(job),
-                job.deadline,
-                hooks,
-                Some(&job.task.id),
-            )
-            .await;
-            turn.into_report(hooks, &job.task.id)
-        })
-    }
-}
-
-/// What one prompt turn came to.
-#[derive(Debug, Default)]
-pub struct Turn {
-    pub stop_reason: Option<StopReason>,
-    /// Why the turn could not run or finished badly.
-    pub error: Option<String>,
-    pub timed_out: bool,
-    pub final_message: String,
-    pub tokens: u64,
-    pub usd_micros: u64,
-    pub stderr_tail: String,
-}
-
-impl Turn {
-    fn into_report(self, hooks: &dyn Hooks, task: &str) -> Report {
-        let stopped = match (&self.error, self.stop_reason) {
-            (Some(e), _) => e.clone(),
-            (None, Some(r)) => stop_name(r).to_owned(),
-            (None, None) => "no answer".to_owned(),
-        };
-        let mut report = Report {
-            exit_code: match (&self.error, self.stop_reason) {
-                (None, Some(StopReason::EndTurn)) => Some(0),
-                _ if self.timed_out => None,
-                _ => Some(1),
-            },
-            timed_out: self.timed_out,
-            tokens: self.tokens,
-            usd_micros: self.usd_micros,
-            ..Default::default()
-        };
-        prompt::read_final(&self.final_message, &stopped, &mut report, hooks, task);
-        if let Some(e) = &self.error {
-            // The reason last: it is the line a failed task is reported with.
-            report.output_tail = format!("{}\n{e}", self.stderr_tail);
-        }
-        report
-    }
-}
-
-fn stop_name(r: StopReason) -> &'static str {
+pub(super) fn stop_name(r: StopReason) -> &'static str {
     match r {
         StopReason::EndTurn => "end_turn",
         StopReason::MaxTokens => "max_tokens",
@@ -217,7 +39,7 @@ fn stop_name(r: StopReason) -> &'static str {
 
 /// A message from the agent, handed from the connection's handlers to the
 /// turn's loop (which holds the hooks).
-enum FromAgent {
+pub(super) enum FromAgent {
     Permission(
         Box<RequestPermissionRequest>,
         Responder<RequestPermissionResponse>,
@@ -227,124 +49,24 @@ enum FromAgent {
     Update(Box<SessionNotification>),
 }
 
-/// Starts the agent in `dir`, runs one prompt turn to its end or the
-/// deadline, and stops the agent.
-pub async fn turn(
-    launch: &Launch,
-    place: &Place<'_>,
-    text: String,
-    deadline: Instant,
-    hooks: &dyn Hooks,
-    task: Option<&str>,
-) -> Turn {
-    let (dir, env) = (place.dir, place.env.as_slice());
-    let mut env = env.to_vec();
-    env.extend(launch.env.iter().cloned());
-    let mut agent = match stdio::spawn(
-        &launch.program,
-        &launch.args,
-        dir,
-        &env,
-        place.confinement,
-        &|pgid| hooks.process_started(pgid),
-    ) {
-        Ok(a) => a,
-        Err(e) => {
-            return Turn {
-                error: Some(e),
-                ..Default::default()
-            };
-        }
-    };
-    let (Some(stdin), Some(stdout)) = (agent.stdin.take(), agent.stdout.take()) else {
-        return Turn {
-            error: Some("the agent's stdio is not piped".into()),
-            ..Default::default()
-        };
-    };
-    let transport = ByteStreams::new(stdin.compat_write(), stdout.compat());
-    let (tx, rx) = mpsc::unbounded_channel::<FromAgent>();
-    let (tp, tw, tr, tu) = (tx.clone(), tx.clone(), tx.clone(), tx);
-    let mut state = State {
-        dir: dir.to_path_buf(),
-        hooks,
-        task,
-        turn: Turn::default(),
-        message: String::new(),
-        cancelled: false,
-        calls: Default::default(),
-        active: false,
-    };
-    let result = Client
-        .v1()
-        .name("omk")
-        .on_receive_request(
-            async move |req: RequestPermissionRequest, responder, _cx| {
-                let _ = tp.send(FromAgent::Permission(Box::new(req), responder));
-                Ok(())
-            },
-            agent_client_protocol::on_receive_request!(),
-        )
-        .on_receive_request(
-            async move |req: WriteTextFileRequest, responder, _cx| {
-                let _ = tw.send(FromAgent::Write(Box::new(req), responder));
-                Ok(())
-            },
-            agent_client_protocol::on_receive_request!(),
-        )
-        .on_receive_request(
-            async move |req: ReadTextFileRequest, responder, _cx| {
-                let _ = tr.send(FromAgent::Read(Box::new(req), responder));
-                Ok(())
-            },
-            agent_client_protocol::on_receive_request!(),
-        )
-        .on_receive_notification(
-            async move |n: SessionNotification, _cx| {
-                let _ = tu.send(FromAgent::Update(Box::new(n)));
-                Ok(())
-            },
-            agent_client_protocol::on_receive_notification!(),
-        )
-        .connect_with(transport, async |cx: ConnectionTo<Agent>| {
-            state
-                .drive(cx, rx, text, deadline, launch.usage_prompt)
-                .await;
-            Ok(())
-        })
-        .await;
-    if let Err(e) = result
-        && state.turn.error.is_none()
-        && state.turn.stop_reason.is_none()
-    {
-        state.turn.error = Some(format!("the ACP connection failed: {e}"));
-    }
-    let mut turn = std::mem::take(&mut state.turn);
-    if turn.final_message.is_empty() {
-        turn.final_message = std::mem::take(&mut state.message);
-    }
-    let _ = agent.finish(Duration::from_secs(2)).await;
-    turn.stderr_tail = agent.stderr_tail();
-    turn
-}
-
-struct State<'a> {
-    dir: PathBuf,
-    hooks: &'a dyn Hooks,
-    task: Option<&'a str>,
-    turn: Turn,
+/// One turn as omk keeps it, fed by the connection's handlers.
+pub(super) struct State<'a> {
+    pub dir: PathBuf,
+    pub hooks: &'a dyn Hooks,
+    pub task: Option<&'a str>,
+    pub turn: TurnEnd,
     /// The agent's message since its last tool call.
-    message: String,
-    cancelled: bool,
+    pub message: String,
+    pub cancelled: bool,
     /// What `session/update` said of each tool call so far, by id: a
     /// permission request may carry less (Kimi sends only a title).
-    calls: std::collections::HashMap<String, Value>,
+    pub calls: std::collections::HashMap<String, Value>,
     /// Whether the agent did anything visible: a message or a tool call.
-    active: bool,
+    pub active: bool,
 }
 
 impl<'a> State<'a> {
-    async fn drive(
+    pub async fn drive(
         &mut self,
         cx: ConnectionTo<Agent>,
         mut rx: mpsc::UnboundedReceiver<FromAgent>,
@@ -412,7 +134,7 @@ impl<'a> State<'a> {
                 r = &mut prompt => {
                     match r {
                         Ok(resp) => {
-                            self.turn.stop_reason = Some(resp.stop_reason);
+                            self.turn.status = Some(stop_name(resp.stop_reason).to_owned());
                             if let Some(u) = &resp.usage {
                                 self.turn.tokens = self.turn.tokens.max(u.total_tokens);
                             }
@@ -442,15 +164,15 @@ impl<'a> State<'a> {
         {
             self.handle(msg);
         }
-        self.turn.final_message = std::mem::take(&mut self.message);
-        if self.turn.stop_reason == Some(StopReason::EndTurn) && !self.active {
+        self.turn.message = std::mem::take(&mut self.message);
+        if self.turn.status.as_deref() == Some("end_turn") && !self.active {
             // Kimi ends a turn this way when the model server keeps failing.
             self.turn.error = Some(
                 "the agent ended its turn without a message or a tool call (did its model fail?)"
                     .into(),
             );
         }
-        if self.turn.stop_reason.is_some()
+        if self.turn.status.is_some()
             && !self.cancelled
             && let Some((ask, read)) = usage_prompt
         {
