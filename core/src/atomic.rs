@@ -47,7 +47,13 @@ fn write_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     let mut tmp = tempfile::Builder::new()
         .prefix(TMP_PREFIX)
         .permissions(permissions(mode))
-        .tempfile_in(dir)?;
+        .tempfile_in(dir)
+        // The error names the temporary file, which never existed: say
+        // only what went wrong (the caller names `path`).
+        .map_err(|e| match e.raw_os_error() {
+            Some(code) => std::io::Error::from_raw_os_error(code),
+            None => std::io::Error::new(e.kind(), e.kind().to_string()),
+        })?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -129,5 +135,13 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names, ["state.json"]);
+    }
+
+    #[test]
+    fn a_missing_folder_is_named_without_the_temporary_files_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = write(&dir.path().join("no/such/report.html"), b"x").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+        assert!(!e.to_string().contains(TMP_PREFIX), "{e}");
     }
 }

@@ -334,6 +334,8 @@ impl GatesConfig {
             });
         }
         let mut gates = Vec::new();
+        // Each gate's source, config and mode, and where it began.
+        let mut seen: Vec<(GateSource, String, Mode, usize)> = Vec::new();
         for spanned in raw.gate {
             let span = spanned.span();
             let g = spanned.into_inner();
@@ -443,6 +445,22 @@ impl GatesConfig {
                         None,
                     )
                 })?;
+            if let Some((.., first)) = seen
+                .iter()
+                .find(|(s, c, m, _)| *s == source && *c == config_json && *m == g.mode)
+            {
+                return Err(err(
+                    Some(span.clone()),
+                    format!(
+                        "this `[[gate]]` repeats the one on line {}: the same gate, mode and config would judge everything twice",
+                        line_of(text, *first)
+                    ),
+                    Some(
+                        "remove one of the two; to run one gate with two configurations, give them different `config`",
+                    ),
+                ));
+            }
+            seen.push((source.clone(), config_json.clone(), g.mode, span.start));
             gates.push(GateSpec {
                 label,
                 source,
@@ -696,6 +714,25 @@ limits = { fuel = 1000 }
 
         let e = parse("[[gate]]\npath = \"x.wasm\"\nsha256 = \"nothex\"\n").unwrap_err();
         assert_eq!(e.line, Some(3));
+    }
+
+    #[test]
+    fn a_gate_listed_twice_is_refused_unless_its_config_differs() {
+        let twice = "[[gate]]\nname = \"path\"\n\n[[gate]]\nname = \"budget\"\n\n[[gate]]\nname = \"path\"\n";
+        let e = parse(twice).unwrap_err();
+        assert_eq!(e.line, Some(7), "{e}");
+        assert!(e.message.contains("repeats the one on line 1"), "{e}");
+        let bundled =
+            "[[gate]]\nname = \"budget\"\n\n[[gate]]\nbundle = \"std\"\nname = \"budget\"\n";
+        assert!(
+            parse(bundled).is_err(),
+            "std by name and by bundle are one gate"
+        );
+        let two_configs = "[[gate]]\nname = \"path\"\nconfig = { deny = [\"a\"] }\n\n[[gate]]\nname = \"path\"\nconfig = { deny = [\"b\"] }\n";
+        assert!(parse(two_configs).is_ok());
+        let audit_and_enforce =
+            "[[gate]]\nname = \"path\"\n\n[[gate]]\nname = \"path\"\nmode = \"audit\"\n";
+        assert!(parse(audit_and_enforce).is_ok());
     }
 
     #[test]

@@ -234,6 +234,56 @@ code = "path.nothing"
         (json!(2), json!(1))
     );
     assert_eq!(v["results"][2]["got"]["verdict"], "accept");
+    // The path gate judges all three stages; only proposals saw both an
+    // accept and a reject, and two codes were seen.
+    assert_eq!(
+        (
+            v["coverage"]["covered"].clone(),
+            v["coverage"]["judged"].clone()
+        ),
+        (json!(1), json!(3))
+    );
+    assert_eq!(
+        v["coverage"]["codes"],
+        json!(["path.outside-roots", "path.outside-write-set"])
+    );
+
+    // `--run` picks cases by name; the rest are not run.
+    let only = |extra: &[&str]| {
+        let mut args = vec![
+            "gate",
+            "test",
+            path_str(&std_gate),
+            "--cases",
+            path_str(&cases),
+        ];
+        args.extend_from_slice(extra);
+        omk.run(&args)
+    };
+    let picked = only(&["--run", "outside", "--json"]);
+    picked.code(0);
+    assert_eq!(picked.json()["passed"], 2);
+    let none = only(&["--run", "no such case"]);
+    none.code(2);
+    assert!(none.stderr.contains("no case in"), "{}", none.stderr);
+
+    // JUnit for CI: one test case per case, the wrong one failed.
+    let junit = only(&["--format", "junit"]);
+    junit.code(1);
+    assert!(
+        junit.stdout.contains("tests=\"3\" failures=\"1\""),
+        "{}",
+        junit.stdout
+    );
+    assert!(
+        junit
+            .stdout
+            .contains("expected reject path.nothing, got accept"),
+        "{}",
+        junit.stdout
+    );
+    let text = only(&[]);
+    assert!(text.stdout.contains("coverage: 1 of 3"), "{}", text.stdout);
 }
 
 /// `omk gate new NAME --lang LANG --dir DIR`.

@@ -277,6 +277,37 @@ struct Registry {
 
 impl Registry {
     fn start(dir: &Path) -> Option<Registry> {
+        Registry::start_with(dir, "")
+    }
+
+    /// A registry that needs the login `user`/`password` (htpasswd, bcrypt).
+    fn with_login(dir: &Path, user: &str, password: &str) -> Option<Registry> {
+        let hash = std::process::Command::new("python3")
+            .args([
+                "-W",
+                "ignore",
+                "-c",
+                "import crypt, sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+                password,
+            ])
+            .output()
+            .unwrap();
+        assert!(hash.status.success(), "bcrypt through python3's crypt");
+        let file = dir.join("htpasswd");
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(
+            &file,
+            format!("{user}:{}", String::from_utf8_lossy(&hash.stdout).trim()),
+        )
+        .unwrap();
+        let auth = format!(
+            "auth:\n  htpasswd:\n    realm: omk-test\n    path: {}\n",
+            file.display()
+        );
+        Registry::start_with(dir, &auth)
+    }
+
+    fn start_with(dir: &Path, extra: &str) -> Option<Registry> {
         let bin = Path::new("/usr/bin/docker-registry");
         if !bin.exists() {
             crate::support::skip("no docker-registry here (`apt-get install docker-registry`)");
@@ -292,7 +323,7 @@ impl Registry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}",
                 storage.display()
             ),
         )
@@ -449,4 +480,128 @@ fn an_install_trusted_by_flag_says_what_the_project_must_trust() {
     let trusted: String = lines.lines().map(|l| format!("{}\n", l.trim())).collect();
     omk.write(".omk/gates.toml", format!("{trusted}\n{gate}"));
     omk.run(&["gate", "check", "--proposal", "p.json"]).code(0);
+}
+
+#[test]
+fn registry_logins_come_from_the_docker_config_and_errors_keep_their_cause() {
+    let omk = Omk::new();
+    let Some(reg) = Registry::with_login(&omk.root().join("reg"), "omk", "s3cret") else {
+        return;
+    };
+    let (key, public) = keygen(&omk, "team");
+    let archive = packed(&omk, &bundle_dir(&omk, "team", "0.1.0"), &[&key]);
+    let host = format!("127.0.0.1:{}", reg.port);
+    let tag = format!("oci://{host}/policies/team:1.0.0");
+    let docker = omk.root().join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    fn with(config: &Path) -> [(&'static str, &std::ffi::OsStr); 1] {
+        [("DOCKER_CONFIG", config.as_os_str())]
+    }
+
+    // No login anywhere: the registry says no, and the help says where
+    // omk looks.
+    let empty = omk.root().join("no-docker");
+    let r = omk.run_env(&["bundle", "push", &archive, &tag], &with(&empty));
+    r.code(2);
+    assert!(r.stderr.contains("docker login"), "{}", r.stderr);
+
+    // `docker login`'s own file: `auths` with the user and password.
+    let login = "b21rOnMzY3JldA=="; // base64 of omk:s3cret
+    std::fs::write(
+        docker.join("config.json"),
+        json!({"auths": {&host: {"auth": login}}}).to_string(),
+    )
+    .unwrap();
+    omk.run_env(&["bundle", "push", &archive, &tag], &with(&docker))
+        .code(0);
+
+    // A credential helper, as `credHelpers` names it.
+    let bin = omk.root().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-omktest");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\nread server\nprintf '{\"ServerURL\":\"%s\",\"Username\":\"omk\",\"Secret\":\"s3cret\"}' \"$server\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let helped = omk.root().join("helped");
+    std::fs::create_dir_all(&helped).unwrap();
+    std::fs::write(
+        helped.join("config.json"),
+        json!({"credHelpers": {&host: "omktest"}}).to_string(),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let pulled = omk.root().join("pulled.tar.gz");
+    omk.run_env(
+        &[
+            "bundle",
+            "pull",
+            &tag,
+            "-o",
+            pulled.to_str().unwrap(),
+            "--trust",
+            &public,
+        ],
+        &[
+            ("DOCKER_CONFIG", helped.as_os_str()),
+            ("PATH", std::ffi::OsStr::new(&path)),
+        ],
+    )
+    .code(0);
+    assert_eq!(
+        std::fs::read(&pulled).unwrap(),
+        std::fs::read(&archive).unwrap()
+    );
+
+    // The registry gone: the error says the connection was refused.
+    drop(reg);
+    let r = omk.run_env(
+        &["bundle", "pull", &tag, "-o", pulled.to_str().unwrap()],
+        &with(&docker),
+    );
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.to_lowercase().contains("connection refused"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn every_bundle_command_answers_in_json_when_asked() {
+    let omk = Omk::new();
+    let key = omk.project().join("ci.key");
+    let made = omk.run(&["bundle", "keygen", "--out", key.to_str().unwrap(), "--json"]);
+    made.code(0);
+    let made = made.json();
+    assert!(made["public"].as_str().unwrap().starts_with("ed25519:"));
+    let public = made["public_file"].as_str().unwrap().to_owned();
+
+    let dir = bundle_dir(&omk, "team", "0.1.0");
+    let out = omk.project().join("team.tar.gz");
+    let (dir, out) = (dir.to_str().unwrap(), out.to_str().unwrap());
+    let pack = omk.run(&["bundle", "pack", dir, "-o", out, "--json"]);
+    pack.code(0);
+    assert_eq!(pack.json()["gates"], 1);
+    assert!(pack.json()["digest"].as_str().is_some());
+
+    let key = key.to_str().unwrap();
+    let sign = omk.run(&["bundle", "sign", out, "--key", key, "--json"]);
+    sign.code(0);
+    assert_eq!(sign.json()["signatures"], 1);
+    assert_eq!(sign.json()["key_id"], made["key_id"]);
+
+    // Trusted for this install only: the JSON names the key the project
+    // still has to trust.
+    let install = omk.run(&["bundle", "install", out, "--trust", &public, "--json"]);
+    install.code(0);
+    let v = install.json();
+    assert_eq!(v["gates"], json!(["strict-path"]));
+    assert_eq!(v["trust_keys_to_add"], json!([made["public"]]));
 }

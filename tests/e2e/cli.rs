@@ -115,3 +115,102 @@ fn the_readme_names_the_client_versions_the_tests_pin() {
         "{sentence}"
     );
 }
+
+#[test]
+fn messages_name_what_is_wrong_and_nothing_else() {
+    let omk = Omk::new();
+    // A gate test of a folder that is not there says so, not "cases.toml".
+    let none = omk.run(&["gate", "test", "nosuchdir"]);
+    none.code(2);
+    assert!(
+        none.stderr.contains("`nosuchdir`") && none.stderr.contains("nothing is there"),
+        "{}",
+        none.stderr
+    );
+    assert!(!none.stderr.contains("cases.toml"), "{}", none.stderr);
+
+    // A goal outside a git repository: proposals can be judged, and the
+    // user is told that no task can run.
+    let run = omk.run(&["goal", "run", "judge only"]);
+    run.code(0);
+    assert!(
+        run.stderr.contains("not a git repository") && run.stderr.contains("no task can run"),
+        "{}",
+        run.stderr
+    );
+    let id = omk.latest_goal();
+
+    // A report into a folder that does not exist names the file asked
+    // for, not omk's temporary one.
+    let missing = omk.root().join("no/such/report.html");
+    let report = omk.run(&["goal", "report", &id, "--html", missing.to_str().unwrap()]);
+    report.code(2);
+    assert!(
+        report.stderr.contains("no/such/report.html"),
+        "{}",
+        report.stderr
+    );
+    assert!(!report.stderr.contains(".omk-tmp"), "{}", report.stderr);
+
+    // The same commands, for scripts.
+    let page = omk.root().join("report.html");
+    let written = omk.run(&[
+        "goal",
+        "report",
+        &id,
+        "--html",
+        page.to_str().unwrap(),
+        "--json",
+    ]);
+    written.code(0);
+    assert_eq!(written.json()["goal"], id.as_str());
+    assert!(written.json()["bytes"].as_u64().unwrap() > 0);
+    let dir = omk.root().join("gate-src");
+    let created = omk.run(&[
+        "gate",
+        "new",
+        "probe",
+        "--lang",
+        "rust",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--json",
+    ]);
+    created.code(0);
+    let files = created.json()["files"].clone();
+    assert!(files.as_array().is_some_and(|f| !f.is_empty()), "{files}");
+    assert!(dir.join("omk-gate.toml").exists());
+}
+
+#[test]
+fn under_json_an_error_is_json_on_stderr() {
+    let omk = Omk::new();
+    for args in [
+        &["goal", "status", "nonsense", "--json"][..],
+        &[
+            "gate",
+            "check",
+            "--proposal",
+            "nope.json",
+            "--format",
+            "json",
+        ],
+    ] {
+        let run = omk.run(args);
+        run.code(2);
+        let err: serde_json::Value = serde_json::from_str(run.stderr.trim())
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", run.stderr));
+        assert_eq!(err["kind"], "usage", "{err}");
+        assert_eq!(err["exit"], 2, "{err}");
+        assert!(
+            err["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{err}"
+        );
+        assert!(err["help"].is_string(), "{args:?}: {err}");
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+    }
+    // Without JSON, the same error is text.
+    let text = omk.run(&["goal", "status", "nonsense"]);
+    text.code(2);
+    assert!(text.stderr.starts_with("error: "), "{}", text.stderr);
+}

@@ -600,7 +600,12 @@ fn a_spent_budget_stops_the_goal_cleanly() {
     assert_eq!(task_json(&omk, &id, "second")["status"], "pending");
     omk.run(&["goal", "budget-add", &id, "--tokens", "1000"])
         .code(0);
-    omk.run(&["goal", "execute", &id]).code(0);
+    assert!(run.stdout.contains("start    first"), "{}", run.stdout);
+    // `--quiet`: no line per event, only the result.
+    let quiet = omk.run(&["goal", "execute", &id, "--quiet"]);
+    quiet.code(0);
+    assert!(!quiet.stdout.contains("start "), "{}", quiet.stdout);
+    assert!(quiet.stdout.contains(&id), "{}", quiet.stdout);
     assert_eq!(task_json(&omk, &id, "second")["status"], "done");
 }
 

@@ -377,3 +377,79 @@ fn proposals_come_from_several_files_and_from_stdin() {
     twice.code(2);
     assert!(twice.stderr.contains("more than once"), "{}", twice.stderr);
 }
+
+#[test]
+fn ci_formats_carry_every_proposal_and_each_rejections_code() {
+    let omk = Omk::new();
+    let junit = check_examples(&omk, &["--format", "junit"]);
+    junit.code(1);
+    // Well-formed XML with one test case per proposal, four failed.
+    let parsed = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.etree.ElementTree as E\n\
+             r = E.fromstring(sys.stdin.read())\n\
+             cases = r.findall('.//testcase')\n\
+             print(len(cases), sum(1 for c in cases if c.find('failure') is not None), \
+                   ' '.join(sorted(f.get('type') for f in r.iter('failure'))))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(junit.stdout.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(parsed.status.success(), "{}", junit.stdout);
+    assert_eq!(
+        String::from_utf8_lossy(&parsed.stdout).trim(),
+        "6 4 acceptance.missing budget.time-exceeded path.absolute path.conflict"
+    );
+
+    let github = check_examples(&omk, &["--format", "github"]);
+    github.code(1);
+    let errors: Vec<&str> = github
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("::error file="))
+        .collect();
+    assert_eq!(errors.len(), 4, "{}", github.stdout);
+    assert!(
+        errors
+            .iter()
+            .any(|l| l.contains("patch-hosts (path.absolute)")),
+        "{}",
+        github.stdout
+    );
+
+    let sarif = check_examples(&omk, &["--format", "sarif"]);
+    sarif.code(1);
+    let doc = sarif.json();
+    assert_eq!(doc["version"], "2.1.0");
+    let results = doc["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    assert!(results.iter().any(|r| r["ruleId"] == "path.conflict"));
+
+    // Where every proposal is accepted, CI sees a passing suite.
+    let ok = omk.write("ok.json", r#"{"id": "fine", "write_set": ["src/a.rs"], "budget_secs": 60, "acceptance": ["run: true"]}"#);
+    let run = omk.run(&[
+        "gate",
+        "check",
+        "--proposal",
+        ok.to_str().unwrap(),
+        "--format",
+        "junit",
+    ]);
+    run.code(0);
+    assert!(
+        run.stdout.contains("tests=\"1\" failures=\"0\""),
+        "{}",
+        run.stdout
+    );
+}

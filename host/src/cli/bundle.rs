@@ -40,6 +40,9 @@ pub struct KeygenArgs {
     /// Where to write the private key.
     #[arg(long, value_name = "KEYFILE")]
     out: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -49,6 +52,9 @@ pub struct PackArgs {
     /// The archive to write.
     #[arg(short = 'o', long, value_name = "FILE")]
     out: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -58,6 +64,9 @@ pub struct SignArgs {
     /// The private key file.
     #[arg(long, value_name = "KEYFILE")]
     key: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +125,9 @@ pub struct InstallArgs {
     /// Use plain HTTP for the registry.
     #[arg(long)]
     plain_http: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +139,9 @@ pub struct PushArgs {
     /// Use plain HTTP (automatic for localhost and 127.0.0.1).
     #[arg(long)]
     plain_http: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +156,9 @@ pub struct PullArgs {
     /// Use plain HTTP.
     #[arg(long)]
     plain_http: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(cmd: BundleCommand) -> Result<Outcome> {
@@ -171,6 +189,12 @@ fn keygen(a: KeygenArgs) -> Result<Outcome> {
             "check the directory",
         )
     })?;
+    if a.json {
+        let out = json!({"public": key.public().to_string(), "key_id": key.public().id(),
+                         "private_file": a.out, "public_file": pub_path});
+        outln!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(Outcome::Ok);
+    }
     outln!("{}", key.public());
     eprintln!(
         "wrote {} (private, mode 0600) and {} (public, id {})",
@@ -208,6 +232,13 @@ fn pack(a: PackArgs) -> Result<Outcome> {
         );
     }
     omk::atomic::write(&a.out, &b.to_tar_gz())?;
+    if a.json {
+        let out = json!({"bundle": b.name(), "version": b.manifest.version,
+                         "gates": b.manifest.gates.len(), "size": b.size(), "digest": b.digest(),
+                         "file": a.out, "filled_sha256": filled});
+        outln!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(Outcome::Ok);
+    }
     outln!(
         "packed {} {} ({} gates, {} bytes) into {}{}",
         b.name(),
@@ -231,6 +262,12 @@ fn sign_cmd(a: SignArgs) -> Result<Outcome> {
     b.check_files()?;
     let id = sign::sign(&mut b, &key);
     write_bundle(&b, &a.bundle)?;
+    if a.json {
+        let out = json!({"bundle": b.name(), "version": b.manifest.version,
+                         "key_id": id.to_string(), "signatures": b.signatures.len()});
+        outln!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(Outcome::Ok);
+    }
     outln!(
         "signed {} {} with key {id} ({} signatures now)",
         b.name(),
@@ -471,6 +508,26 @@ fn install(a: InstallArgs) -> Result<Outcome> {
             "check the project directory",
         )
     })?;
+    // Trusted for the install by `--trust`, but not by the project: its
+    // gates would not load. Say exactly what to add.
+    let mut untrusted: Vec<String> = Vec::new();
+    if !a.trust.trust.is_empty() {
+        let project = GatesConfig::for_project(&a.trust.project)?.trust;
+        untrusted = v
+            .signers
+            .iter()
+            .filter(|s| s.trusted)
+            .filter(|s| !project.keys.iter().any(|k| k.to_string() == s.key))
+            .map(|s| s.key.clone())
+            .collect();
+    }
+    if a.json {
+        let gates: Vec<&str> = b.manifest.gates.iter().map(|g| g.name.as_str()).collect();
+        let out = json!({"bundle": v.bundle, "version": v.version, "digest": v.digest,
+                         "dir": dest, "gates": gates, "trust_keys_to_add": untrusted});
+        outln!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(Outcome::Ok);
+    }
     outln!(
         "installed {} {} into {} (digest {})",
         v.bundle,
@@ -478,29 +535,12 @@ fn install(a: InstallArgs) -> Result<Outcome> {
         dest.display(),
         v.digest
     );
-    // Trusted for the install by `--trust`, but not by the project: its
-    // gates would not load. Say exactly what to add.
-    if !a.trust.trust.is_empty() {
-        let project = GatesConfig::for_project(&a.trust.project)?.trust;
-        let untrusted: Vec<&str> = v
-            .signers
-            .iter()
-            .filter(|s| s.trusted)
-            .filter(|s| !project.keys.iter().any(|k| k.to_string() == s.key))
-            .map(|s| s.key.as_str())
-            .collect();
-        if !untrusted.is_empty() {
-            outln!(
-                "the project does not trust its signer yet; its gates load once .omk/gates.toml has{}:",
-                if project.keys.is_empty() {
-                    ""
-                } else {
-                    " (beside the keys it lists)"
-                }
-            );
-            let keys: Vec<String> = untrusted.iter().map(|k| format!("\"{k}\"")).collect();
-            outln!("  [trust]\n  keys = [{}]", keys.join(", "));
-        }
+    if !untrusted.is_empty() {
+        outln!(
+            "the project does not trust its signer yet; its gates load once .omk/gates.toml has (beside any keys it lists):"
+        );
+        let keys: Vec<String> = untrusted.iter().map(|k| format!("\"{k}\"")).collect();
+        outln!("  [trust]\n  keys = [{}]", keys.join(", "));
     }
     outln!("use its gates in .omk/gates.toml:");
     for g in &b.manifest.gates {
@@ -520,6 +560,12 @@ fn push(a: PushArgs) -> Result<Outcome> {
         .map_err(|e| with_help(e, "write `oci://HOST/REPO:TAG`"))?;
     let rt = super::goal::runtime()?;
     let at = rt.block_on(oci::push(&b, &r))?;
+    if a.json {
+        let out = json!({"bundle": b.name(), "version": b.manifest.version,
+                         "reference": a.reference, "digest_reference": at});
+        outln!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(Outcome::Ok);
+    }
     outln!(
         "pushed {} {} to {}",
         b.name(),
@@ -535,6 +581,12 @@ fn pull(a: PullArgs) -> Result<Outcome> {
     let p = policy(&a.trust)?;
     let v = sign::verify(&b, &p)?;
     omk::atomic::write(&a.out, &b.to_tar_gz())?;
+    if a.json {
+        let out = json!({"bundle": v.bundle, "version": v.version, "digest": v.digest,
+                         "file": a.out});
+        outln!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(Outcome::Ok);
+    }
     outln!(
         "pulled {} {} (digest {}) into {}",
         v.bundle,

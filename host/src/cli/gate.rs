@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use omk_gate_sdk::{GoalContext, TaskProposal};
 use serde::Serialize;
 
+use super::format::{self, Check, Format};
 use super::{Outcome, Result, read_json, with_help};
 use omk::author::{self, Lang};
 
@@ -68,7 +69,11 @@ pub struct CheckArgs {
     /// The project whose `.omk/gates.toml` chooses the gates.
     #[arg(long, value_name = "DIR", default_value = ".")]
     project: PathBuf,
-    /// Print JSON instead of text.
+    /// How to print the results: text, json, junit (a test case per
+    /// proposal), github (an annotation per rejection) or sarif.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Print JSON instead of text (`--format json`).
     #[arg(long)]
     json: bool,
 }
@@ -131,8 +136,11 @@ fn check(args: CheckArgs) -> Result<Outcome> {
         ));
     }
     let mut proposals = Vec::new();
+    let mut files = Vec::new();
     for path in &args.proposal {
-        proposals.extend(read_proposals(path)?);
+        let read = read_proposals(path)?;
+        files.extend(std::iter::repeat_n(path.display().to_string(), read.len()));
+        proposals.extend(read);
     }
     let mut ctx = match &args.context {
         Some(path) => read_json::<GoalContext>(path, "goal context")?,
@@ -182,16 +190,34 @@ fn check(args: CheckArgs) -> Result<Outcome> {
         })
         .collect();
 
-    if args.json {
-        let out = serde_json::json!({
-            "config": gates.config_file().map(|p| p.display().to_string()),
-            "gates": gate_list,
-            "results": results,
-            "summary": summary,
-        });
-        outln!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        print_check(&results, &gate_list, gates.config_file(), &summary);
+    match Format::pick(args.format, args.json) {
+        Format::Json => {
+            let out = serde_json::json!({
+                "config": gates.config_file().map(|p| p.display().to_string()),
+                "gates": gate_list,
+                "results": results,
+                "summary": summary,
+            });
+            outln!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Format::Text => print_check(&results, &gate_list, gates.config_file(), &summary),
+        other => {
+            let checks: Vec<Check> = results
+                .iter()
+                .zip(files)
+                .map(|(r, file)| Check {
+                    name: r.id.clone(),
+                    file: Some(file),
+                    failure: r.rejection.as_ref().map(|rej| {
+                        (
+                            rej.code.clone(),
+                            format!("rejected by `{}`: {}", rej.gate, rej.reason),
+                        )
+                    }),
+                })
+                .collect();
+            out!("{}", format::render(other, "omk gate check", &checks));
+        }
     }
     Ok(if summary.rejected == 0 {
         Outcome::Ok
@@ -302,6 +328,9 @@ pub struct NewArgs {
     /// Where to create the project (default: ./NAME).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -324,7 +353,14 @@ pub struct TestArgs {
     /// The test cases (TOML or JSON).
     #[arg(long, value_name = "FILE")]
     cases: Option<PathBuf>,
-    /// Print JSON instead of text.
+    /// Run only the cases whose name contains this text.
+    #[arg(long, value_name = "PATTERN")]
+    run: Option<String>,
+    /// How to print the results: text, json, junit (a test case per
+    /// case), github (an annotation per failure) or sarif.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Print JSON instead of text (`--format json`).
     #[arg(long)]
     json: bool,
 }
@@ -333,6 +369,12 @@ fn new_cmd(args: NewArgs) -> Result<Outcome> {
     let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
     let lang = Lang::from(args.lang);
     let files = author::create(&dir, &args.name, lang)?;
+    if args.json {
+        let out = serde_json::json!({"name": args.name, "lang": lang.as_str(), "dir": dir,
+                                     "files": files});
+        outln!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(Outcome::Ok);
+    }
     outln!(
         "created the {} gate `{}` in {}:",
         lang.as_str(),
@@ -393,6 +435,15 @@ fn build_cmd(args: BuildArgs) -> Result<Outcome> {
 }
 
 fn test_cmd(args: TestArgs) -> Result<Outcome> {
+    if !args.target.exists() {
+        return Err(with_help(
+            format!(
+                "`{}` is neither a gate project nor a component: nothing is there",
+                args.target.display()
+            ),
+            "name a gate project's folder (the one `omk gate new` made) or a built `.wasm` component",
+        ));
+    }
     let (component, default_cases) = if args.target.is_dir() {
         let project = author::GateProject::open(&args.target)?;
         (
@@ -408,7 +459,19 @@ fn test_cmd(args: TestArgs) -> Result<Outcome> {
         (args.target.clone(), beside)
     };
     let cases_path = args.cases.unwrap_or(default_cases);
-    let cases = cases::read(&cases_path)?;
+    let mut cases = cases::read(&cases_path)?;
+    if let Some(pattern) = &args.run {
+        cases.retain(|c| c.name.contains(pattern.as_str()));
+        if cases.is_empty() {
+            return Err(with_help(
+                format!(
+                    "no case in `{}` has a name containing `{pattern}`",
+                    cases_path.display()
+                ),
+                "`omk gate test` without `--run` lists every case",
+            ));
+        }
+    }
     let bytes = std::fs::read(&component).map_err(|e| {
         with_help(
             format!("cannot read the gate `{}`: {e}", component.display()),
@@ -428,43 +491,72 @@ fn test_cmd(args: TestArgs) -> Result<Outcome> {
     )?;
     let results = cases::run(&gate, &cases, &limits);
     let failed = results.iter().filter(|r| !r.passed).count();
-    if args.json {
-        let out = serde_json::json!({
-            "gate": {"file": shown, "name": gate.info().name, "sha256": gate.sha256()},
-            "cases": cases_path.display().to_string(),
-            "passed": results.len() - failed,
-            "failed": failed,
-            "results": results,
-        });
-        outln!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        for r in &results {
-            if r.passed {
-                outln!("ok    {}", r.name);
-                continue;
-            }
-            let want = match (&r.expect, &r.expect_code) {
-                (cases::Expect::Accept, _) => "accept".to_owned(),
-                (cases::Expect::Reject, Some(c)) => format!("reject {c}"),
-                (cases::Expect::Reject, None) => "reject".to_owned(),
-            };
-            let got = match r.got.rejection() {
-                None => "accept".to_owned(),
-                Some(rej) => format!("reject {} — {}", rej.code, rej.reason),
-            };
-            outln!(
-                "FAIL  {} ({} stage)\n      expected {want}\n      got      {got}",
-                r.name,
-                r.stage.as_str()
-            );
+    let coverage = cases::coverage(&gate.info().stages, &results);
+    let want_got = |r: &cases::CaseResult| {
+        let want = match (&r.expect, &r.expect_code) {
+            (cases::Expect::Accept, _) => "accept".to_owned(),
+            (cases::Expect::Reject, Some(c)) => format!("reject {c}"),
+            (cases::Expect::Reject, None) => "reject".to_owned(),
+        };
+        let got = match r.got.rejection() {
+            None => "accept".to_owned(),
+            Some(rej) => format!("reject {} — {}", rej.code, rej.reason),
+        };
+        (want, got)
+    };
+    match Format::pick(args.format, args.json) {
+        Format::Json => {
+            let out = serde_json::json!({
+                "gate": {"file": shown, "name": gate.info().name, "sha256": gate.sha256()},
+                "cases": cases_path.display().to_string(),
+                "passed": results.len() - failed,
+                "failed": failed,
+                "coverage": coverage,
+                "results": results,
+            });
+            outln!("{}", serde_json::to_string_pretty(&out)?);
         }
-        outln!(
-            "{} cases: {} passed, {failed} failed ({} on {})",
-            results.len(),
-            results.len() - failed,
-            cases_path.display(),
-            shown
-        );
+        Format::Text => {
+            for r in &results {
+                if r.passed {
+                    outln!("ok    {}", r.name);
+                    continue;
+                }
+                let (want, got) = want_got(r);
+                outln!(
+                    "FAIL  {} ({} stage)\n      expected {want}\n      got      {got}",
+                    r.name,
+                    r.stage.as_str()
+                );
+            }
+            outln!(
+                "{} cases: {} passed, {failed} failed ({} on {})",
+                results.len(),
+                results.len() - failed,
+                cases_path.display(),
+                shown
+            );
+            outln!("{}", coverage.line());
+        }
+        other => {
+            let file = cases_path.display().to_string();
+            let checks: Vec<Check> = results
+                .iter()
+                .map(|r| Check {
+                    name: r.name.clone(),
+                    file: Some(file.clone()),
+                    failure: (!r.passed).then(|| {
+                        let (want, got) = want_got(r);
+                        let code = r
+                            .got
+                            .rejection()
+                            .map_or("accept".to_owned(), |x| x.code.clone());
+                        (code, format!("expected {want}, got {got}"))
+                    }),
+                })
+                .collect();
+            out!("{}", format::render(other, "omk gate test", &checks));
+        }
     }
     Ok(if failed == 0 {
         Outcome::Ok

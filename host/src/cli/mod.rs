@@ -28,6 +28,7 @@ macro_rules! out {
 mod bundle;
 mod demo;
 mod doctor;
+mod format;
 mod gate;
 mod goal;
 mod proof;
@@ -109,7 +110,7 @@ pub fn main() -> ExitCode {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Rejected) => ExitCode::from(omk::error::REJECTED_EXIT),
         Err(e) => {
-            report(&e);
+            report(&e, wants_json());
             ExitCode::from(omk::error::diagnose(e.as_ref()).kind.exit_code())
         }
     }
@@ -157,13 +158,39 @@ fn init_tracing() {
         .try_init();
 }
 
-/// Prints an error, its causes and the first `help:` any of them offers.
-pub fn report(err: &anyhow::Error) {
+/// Whether the command line asked for JSON (`--json`, `--format json`):
+/// then an error is JSON too.
+fn wants_json() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    args.iter().enumerate().any(|(i, a)| {
+        a == "--json"
+            || a == "--format=json"
+            || (a == "--format" && args.get(i + 1).is_some_and(|v| v == "json"))
+    })
+}
+
+/// Prints an error, its causes and the first `help:` any of them offers;
+/// under `--json`, as one JSON object on stderr:
+/// `{"error": …, "causes": […], "help": …, "kind": "usage", "exit": 2}`.
+pub fn report(err: &anyhow::Error, json: bool) {
+    let d = omk::error::diagnose(err.as_ref());
+    if json {
+        let causes: Vec<String> = err.chain().skip(1).map(|c| c.to_string()).collect();
+        let value = serde_json::json!({
+            "error": err.to_string(),
+            "causes": causes,
+            "help": d.help,
+            "kind": d.kind.as_str(),
+            "exit": d.kind.exit_code(),
+        });
+        eprintln!("{value}");
+        return;
+    }
     eprintln!("error: {err}");
     for cause in err.chain().skip(1) {
         eprintln!("  caused by: {cause}");
     }
-    if let Some(help) = omk::error::diagnose(err.as_ref()).help {
+    if let Some(help) = d.help {
         eprintln!("help: {help}");
     }
 }

@@ -96,6 +96,9 @@ pub struct ReportArgs {
     /// Where to write the page.
     #[arg(long, value_name = "FILE")]
     html: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// The gate set a `--gates` value names.
@@ -356,6 +359,11 @@ pub fn report(store: &GoalStore, a: ReportArgs) -> Result<Outcome> {
             "pass a writable path",
         )
     })?;
+    if a.json {
+        let out = serde_json::json!({"goal": goal.id, "html": a.html, "bytes": page.len()});
+        outln!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(Outcome::Ok);
+    }
     outln!("wrote {} ({} bytes)", a.html.display(), page.len());
     Ok(Outcome::Ok)
 }

@@ -140,6 +140,102 @@ pub fn run(gate: &LoadedGate, cases: &[Case], limits: &Limits) -> Vec<CaseResult
     cases.iter().map(|c| run_one(gate, c, limits)).collect()
 }
 
+/// What a set of cases exercised of a gate: per stage, how many cases
+/// and which verdicts; the rejection codes seen. Gates of `omk:gate@0.1.0`
+/// do not declare their codes, so the figure is the stages the gate judges
+/// that have both an accepted and a rejected case.
+#[derive(Debug, Clone, Serialize)]
+pub struct Coverage {
+    pub stages: Vec<StageCoverage>,
+    /// Distinct rejection codes the gate gave, sorted.
+    pub codes: Vec<String>,
+    /// Stages judged with both verdicts seen.
+    pub covered: usize,
+    /// Stages the gate judges.
+    pub judged: usize,
+}
+
+/// One stage's share of [`Coverage`].
+#[derive(Debug, Clone, Serialize)]
+pub struct StageCoverage {
+    pub stage: Stage,
+    /// Whether the gate says it judges this stage.
+    pub judged: bool,
+    pub cases: usize,
+    pub accepted: usize,
+    pub rejected: usize,
+}
+
+/// The coverage of `results` for a gate judging `judged` stages.
+pub fn coverage(judged: &[Stage], results: &[CaseResult]) -> Coverage {
+    let stages: Vec<StageCoverage> = Stage::ALL
+        .iter()
+        .map(|&stage| {
+            let of: Vec<&CaseResult> = results.iter().filter(|r| r.stage == stage).collect();
+            let rejected = of.iter().filter(|r| r.got.rejection().is_some()).count();
+            StageCoverage {
+                stage,
+                judged: judged.contains(&stage),
+                cases: of.len(),
+                accepted: of.len() - rejected,
+                rejected,
+            }
+        })
+        .collect();
+    let mut codes: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.got.rejection().map(|x| x.code.clone()))
+        .collect();
+    codes.sort();
+    codes.dedup();
+    Coverage {
+        covered: stages
+            .iter()
+            .filter(|s| s.judged && s.accepted > 0 && s.rejected > 0)
+            .count(),
+        judged: stages.iter().filter(|s| s.judged).count(),
+        stages,
+        codes,
+    }
+}
+
+impl Coverage {
+    /// One line for people.
+    pub fn line(&self) -> String {
+        let stages: Vec<String> = self
+            .stages
+            .iter()
+            .filter(|s| s.judged || s.cases > 0)
+            .map(|s| {
+                let mark = if !s.judged {
+                    " (not judged by this gate)"
+                } else if s.accepted == 0 || s.rejected == 0 {
+                    " (missing an accept or a reject)"
+                } else {
+                    ""
+                };
+                format!(
+                    "{} {} accepted, {} rejected{mark}",
+                    s.stage.as_str(),
+                    s.accepted,
+                    s.rejected
+                )
+            })
+            .collect();
+        let codes = if self.codes.is_empty() {
+            "none".to_owned()
+        } else {
+            self.codes.join(", ")
+        };
+        format!(
+            "coverage: {} of {} judged stages with both verdicts ({}); codes seen: {codes}",
+            self.covered,
+            self.judged,
+            stages.join("; ")
+        )
+    }
+}
+
 fn run_one(gate: &LoadedGate, c: &Case, limits: &Limits) -> CaseResult {
     let config = c
         .config

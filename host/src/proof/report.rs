@@ -3,6 +3,7 @@
 //! in any browser without omk and without the network (no scripts, no
 //! external assets).
 
+use std::collections::HashMap;
 use std::fmt::Write;
 
 use super::Event;
@@ -129,14 +130,21 @@ pub fn html(goal: &Goal, proof: &Proof, events: &[Event], timeline: &Timeline) -
     }
 
     h.push_str("<h2 id=\"tasks\">Tasks</h2><table><tr><th>task</th><th>status</th><th>attempts</th><th>commit</th><th>merged</th><th>changed files</th><th>sandbox</th><th>decisions</th></tr>");
+    // Each task's decisions, in one pass over the log (not one per task).
+    let mut by_task: HashMap<&str, Vec<&crate::gates::GateDecision>> = HashMap::new();
+    for b in &bodies {
+        if let Body::GateDecision(g) = b
+            && g.decision.called
+        {
+            by_task
+                .entry(g.about.task_id.as_str())
+                .or_default()
+                .push(&g.decision);
+        }
+    }
     for task in &proof.task_work {
         let mut decisions = String::new();
-        let decided = bodies.iter().filter_map(|b| match b {
-            Body::GateDecision(g) if g.about.task_id == task.id && g.decision.called => {
-                Some(&g.decision)
-            }
-            _ => None,
-        });
+        let decided = by_task.remove(task.id.as_str()).unwrap_or_default();
         for d in decided {
             let (cls, verdict, why) = match &d.decision {
                 Decision::Accept => ("ok", "accept", String::new()),

@@ -68,16 +68,64 @@ fn client(r: &OciRef) -> Client {
     })
 }
 
-/// Credentials from `OMK_REGISTRY_USER` / `OMK_REGISTRY_PASSWORD`, else
-/// anonymous.
-fn auth() -> RegistryAuth {
-    match (
+/// The login for `registry`, found the way container tools find it:
+/// `OMK_REGISTRY_USER` and `OMK_REGISTRY_PASSWORD`; else the Docker config
+/// (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`: its `auths`,
+/// `credsStore` or `credHelpers`); else Podman's `auth.json`; else none.
+fn auth(registry: &str) -> Result<RegistryAuth, String> {
+    if let (Ok(u), Ok(p)) = (
         std::env::var("OMK_REGISTRY_USER"),
         std::env::var("OMK_REGISTRY_PASSWORD"),
     ) {
-        (Ok(u), Ok(p)) => RegistryAuth::Basic(u, p),
-        _ => RegistryAuth::Anonymous,
+        return Ok(RegistryAuth::Basic(u, p));
     }
+    use docker_credential::{CredentialRetrievalError as E, DockerCredential};
+    type Lookup = fn(&str) -> Result<DockerCredential, E>;
+    let lookups: [Lookup; 2] = [
+        docker_credential::get_credential,
+        docker_credential::get_podman_credential,
+    ];
+    let mut servers = vec![registry.to_owned(), format!("https://{registry}")];
+    if matches!(registry, "docker.io" | "index.docker.io") {
+        // Docker Hub's key in `docker login`'s config.
+        servers.push("https://index.docker.io/v1/".into());
+    }
+    for lookup in lookups {
+        for server in &servers {
+            match lookup(server) {
+                Ok(DockerCredential::UsernamePassword(u, p)) => {
+                    return Ok(RegistryAuth::Basic(u, p));
+                }
+                Ok(DockerCredential::IdentityToken(t)) => return Ok(RegistryAuth::Bearer(t)),
+                // No file (the crate cannot tell a missing file from an
+                // unreadable one), or nothing for this registry in it.
+                Err(E::NoCredentialConfigured | E::ConfigNotFound | E::ConfigReadError) => {}
+                Err(e) => {
+                    return Err(format!(
+                        "cannot read the login for `{registry}`: {}",
+                        e.to_string().trim()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(RegistryAuth::Anonymous)
+}
+
+/// An error and every cause under it, once each: "error sending request"
+/// alone does not say that the connection was refused.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
 }
 
 /// Pushes `bundle`; returns the manifest's digest reference.
@@ -86,7 +134,9 @@ pub async fn push(bundle: &Bundle, to: &OciRef) -> Result<String, BundleError> {
         BundleError::new(
             &bundle.origin,
             m,
-            Some("check the registry address and that it is running"),
+            Some(
+                "check the registry address and that it is running; a registry that needs a login reads it from `docker login` or OMK_REGISTRY_USER/OMK_REGISTRY_PASSWORD",
+            ),
         )
     };
     let config = serde_json::json!({
@@ -108,13 +158,19 @@ pub async fn push(bundle: &Bundle, to: &OciRef) -> Result<String, BundleError> {
     let layers = [layer];
     let manifest = OciImageManifest::build(&layers, &config, None);
     let c = client(to);
-    c.push(&to.reference, &layers, config, &auth(), Some(manifest))
+    let login = auth(to.reference.registry()).map_err(err)?;
+    c.push(&to.reference, &layers, config, &login, Some(manifest))
         .await
-        .map_err(|e| err(format!("cannot push to `{}`: {e}", to.reference)))?;
+        .map_err(|e| err(format!("cannot push to `{}`: {}", to.reference, causes(&e))))?;
     let digest = c
-        .fetch_manifest_digest(&to.reference, &auth())
+        .fetch_manifest_digest(&to.reference, &login)
         .await
-        .map_err(|e| err(format!("pushed, but cannot read back the digest: {e}")))?;
+        .map_err(|e| {
+            err(format!(
+                "pushed, but cannot read back the digest: {}",
+                causes(&e)
+            ))
+        })?;
     Ok(format!(
         "oci://{}/{}@{digest}",
         to.reference.registry(),
@@ -129,13 +185,16 @@ pub async fn pull(from: &OciRef) -> Result<Bundle, BundleError> {
         BundleError::new(
             &origin,
             m,
-            Some("check the reference and that the registry is running"),
+            Some(
+                "check the reference and that the registry is running; a registry that needs a login reads it from `docker login` or OMK_REGISTRY_USER/OMK_REGISTRY_PASSWORD",
+            ),
         )
     };
+    let login = auth(from.reference.registry()).map_err(err)?;
     let image = client(from)
-        .pull(&from.reference, &auth(), vec![LAYER_MEDIA_TYPE])
+        .pull(&from.reference, &login, vec![LAYER_MEDIA_TYPE])
         .await
-        .map_err(|e| err(format!("cannot pull: {e}")))?;
+        .map_err(|e| err(format!("cannot pull: {}", causes(&e))))?;
     let [layer] = image.layers.as_slice() else {
         return Err(err(format!(
             "holds {} layers; an omk bundle has one",

@@ -8,20 +8,21 @@ use serde_json::json;
 
 use anyhow::Context;
 
+mod printer;
+mod view;
+
 use super::{Outcome, Result, load, read_json, with_help};
 use omk::agents::AgentSpec;
 use omk::gates::GateSet;
-use omk::goal::budget::{self, format_time, format_usd};
+use omk::goal::budget::{self};
 use omk::goal::{
-    Goal, GoalError, GoalStatus, GoalStore, Limits, MergePolicy, NewGoal, Request, Session,
-    StoreError,
+    GoalError, GoalStatus, GoalStore, Limits, MergePolicy, NewGoal, Request, Session, StoreError,
 };
-use omk::graph::{TaskGraph, TaskStatus};
-use omk::proof::anchors;
-use omk::proof::{Event, log};
-use omk::wave::execute::{Executor, Observer, Progress, Quiet};
+use omk::wave::execute::{Executor, Observer, Quiet};
 use omk::wave::{self, DispatchPlan};
 use omk_gate_sdk::paths;
+use printer::Printer;
+use view::{budget_line, counts_json, events, list, show, status, verify_log};
 
 #[derive(Debug, Subcommand)]
 pub enum GoalCommand {
@@ -122,6 +123,9 @@ pub struct RunArgs {
     /// Keep the worktree of a task that failed for good, for inspection.
     #[arg(long)]
     keep_failed: bool,
+    /// Print nothing while agents plan and work, only the result.
+    #[arg(long, short)]
+    quiet: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -182,6 +186,9 @@ pub struct ExecuteArgs {
     /// Keep the worktree of a task that failed for good, for inspection.
     #[arg(long)]
     keep_failed: bool,
+    /// Print nothing while it runs, only the summary at the end.
+    #[arg(long, short)]
+    quiet: bool,
     /// Print the goal as JSON at the end instead of a summary.
     #[arg(long)]
     json: bool,
@@ -349,6 +356,13 @@ fn create(store: &GoalStore, a: RunArgs) -> Result<Outcome> {
         outln!("  project: {}", g.project_dir.display());
         outln!("  state:   {}", session.dir().display());
     }
+    if g.base_commit.is_none() {
+        // Proposals can still be judged; no task can run.
+        eprintln!(
+            "warning: `{}` is not a git repository with a commit: this goal's proposals can be judged, but no task can run until it is one (`git init && git add -A && git commit -m init`)",
+            g.project_dir.display()
+        );
+    }
     if g.agent.is_none() {
         if a.json {
             outln!("{}", serde_json::to_string_pretty(g)?);
@@ -359,7 +373,7 @@ fn create(store: &GoalStore, a: RunArgs) -> Result<Outcome> {
     }
     let id = g.id.clone();
     let runtime = runtime()?;
-    let exec = executor(session, a.keep_failed, a.json)?;
+    let exec = executor(session, a.keep_failed, a.json || a.quiet)?;
     runtime.block_on(exec.plan())?;
     if !a.until_ready {
         if a.json {
@@ -400,7 +414,7 @@ fn execute(store: &GoalStore, a: ExecuteArgs) -> Result<Outcome> {
     let id = store.resolve(&a.id)?;
     let session = Session::open(store, &id)?;
     let runtime = runtime()?;
-    let exec = executor(session, a.keep_failed, a.json)?;
+    let exec = executor(session, a.keep_failed, a.json || a.quiet)?;
     let status = runtime.block_on(exec.run())?;
     drop(exec);
     finish_report(store, &id, status, a.json)
@@ -438,100 +452,6 @@ fn finish_report(store: &GoalStore, id: &str, status: GoalStatus, json: bool) ->
         GoalStatus::Ready | GoalStatus::Paused => Outcome::Ok,
         _ => Outcome::Rejected,
     })
-}
-
-/// Prints what happens as it happens; a spinner with counts on a terminal.
-struct Printer {
-    bar: indicatif::ProgressBar,
-    counts: std::sync::Mutex<[usize; 4]>,
-}
-
-impl Printer {
-    fn new() -> Printer {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.enable_steady_tick(std::time::Duration::from_millis(120));
-        Printer {
-            bar,
-            counts: std::sync::Mutex::new([0; 4]),
-        }
-    }
-
-    fn line(&self, s: String) {
-        self.bar.suspend(|| outln!("{s}"));
-    }
-}
-
-impl Observer for Printer {
-    fn progress(&self, p: &Progress) {
-        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        // running, done, failed, rejected
-        match p {
-            Progress::Wave(ev) => {
-                c[3] += ev.rejected_task_count;
-                self.line(format!(
-                    "wave `{}`: {}",
-                    ev.run_key,
-                    ev.worker_summary.as_deref().unwrap_or("")
-                ));
-                for r in &ev.rejected {
-                    self.line(format!(
-                        "  REJECT  {}  by `{}`: {} [{}]",
-                        r.task_id, r.gate, r.reason, r.code
-                    ));
-                }
-                for id in &ev.accepted {
-                    self.line(format!("  ACCEPT  {id}"));
-                }
-            }
-            Progress::Started { task, attempt } => {
-                c[0] += 1;
-                let again = if *attempt > 1 {
-                    format!(" (attempt {attempt})")
-                } else {
-                    String::new()
-                };
-                self.line(format!("start    {task}{again}"));
-            }
-            Progress::Refused {
-                task,
-                target,
-                reason,
-            } => {
-                self.line(format!("REFUSED  {task}: `{target}`: {reason}"));
-            }
-            Progress::Done {
-                task,
-                commit,
-                merged,
-            } => {
-                c[0] = c[0].saturating_sub(1);
-                c[1] += 1;
-                let commit = commit
-                    .as_deref()
-                    .map(|h| &h[..h.len().min(10)])
-                    .unwrap_or("no changes");
-                let merged = if *merged { ", merged" } else { "" };
-                self.line(format!("done     {task}  ({commit}{merged})"));
-            }
-            Progress::Failed {
-                task,
-                reason,
-                retry,
-            } => {
-                c[0] = c[0].saturating_sub(1);
-                if !retry {
-                    c[2] += 1;
-                }
-                let then = if *retry { " — will retry" } else { "" };
-                self.line(format!("FAILED   {task}: {reason}{then}"));
-            }
-            Progress::Stopped { .. } => self.bar.finish_and_clear(),
-        }
-        self.bar.set_message(format!(
-            "running {} · done {} · failed {} · rejected {}",
-            c[0], c[1], c[2], c[3]
-        ));
-    }
 }
 
 fn propose(store: &GoalStore, a: ProposeArgs) -> Result<Outcome> {
@@ -574,234 +494,6 @@ fn propose(store: &GoalStore, a: ProposeArgs) -> Result<Outcome> {
     } else {
         Outcome::Rejected
     })
-}
-
-fn list(store: &GoalStore, json: bool) -> Result<Outcome> {
-    let mut goals = Vec::new();
-    for id in store.ids()? {
-        match store.load(&id) {
-            Ok(g) => goals.push(g),
-            Err(e) => eprintln!("warning: skipping goal `{id}`: {e}"),
-        }
-    }
-    if json {
-        outln!("{}", serde_json::to_string_pretty(&goals)?);
-    } else if goals.is_empty() {
-        outln!("no goals yet; create one with `omk goal run \"GOAL\"`");
-    } else {
-        for g in &goals {
-            outln!(
-                "{}  {:<17}  {:<10}  {}",
-                g.id,
-                g.status.as_str(),
-                g.phase.as_str(),
-                omk::text::clip(&g.normalized_goal, 60)
-            );
-        }
-    }
-    Ok(Outcome::Ok)
-}
-
-fn counts_json(graph: &TaskGraph) -> serde_json::Value {
-    let c = graph.counts();
-    let n = |s| c.get(&s).copied().unwrap_or(0);
-    json!({
-        "total": graph.tasks.len(),
-        "pending": n(TaskStatus::Pending),
-        "running": n(TaskStatus::Running),
-        "done": n(TaskStatus::Done),
-        "failed": n(TaskStatus::Failed),
-        "cancelled": n(TaskStatus::Cancelled),
-    })
-}
-
-fn budget_line(g: &Goal, graph: &TaskGraph) -> String {
-    let committed = graph.committed_secs();
-    let time = match g.limits.time_secs {
-        Some(l) => format!(
-            "time {} spent + {} committed of {}",
-            format_time(g.spent.time_secs),
-            format_time(committed),
-            format_time(l)
-        ),
-        None => format!("time {} spent, unlimited", format_time(g.spent.time_secs)),
-    };
-    let tokens = match g.limits.tokens {
-        Some(l) => format!("tokens {} of {l}", g.spent.tokens),
-        None => "tokens unlimited".into(),
-    };
-    let usd = match g.limits.usd_micros {
-        Some(l) => format!(
-            "USD {} of {}",
-            format_usd(g.spent.usd_micros),
-            format_usd(l)
-        ),
-        None => "USD unlimited".into(),
-    };
-    format!("{time}; {tokens}; {usd}")
-}
-
-fn status(store: &GoalStore, id: &str, json: bool) -> Result<Outcome> {
-    let (g, graph) = load(store, id)?;
-    let committed = graph.committed_secs();
-    if json {
-        let remaining = g.remaining_time_secs(committed);
-        let out = json!({
-            "id": g.id,
-            "goal": g.normalized_goal,
-            "status": g.status,
-            "phase": g.phase,
-            "limits": g.limits,
-            "spent": g.spent,
-            "committed_time_secs": committed,
-            "remaining_time_secs": remaining,
-            "tasks": counts_json(&graph),
-            "state_dir": store.dir(&g.id),
-        });
-        outln!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(Outcome::Ok);
-    }
-    let c = counts_json(&graph);
-    outln!("{}  {}  ({})", g.id, g.status, g.phase.as_str());
-    outln!("  goal:   {}", g.normalized_goal);
-    outln!("  budget: {}", budget_line(&g, &graph));
-    outln!(
-        "  tasks:  {} total: {} pending, {} running, {} done, {} failed",
-        c["total"],
-        c["pending"],
-        c["running"],
-        c["done"],
-        c["failed"]
-    );
-    if let Some(f) = &g.failure {
-        outln!("  failure: {f}");
-    }
-    Ok(Outcome::Ok)
-}
-
-fn show(store: &GoalStore, id: &str, json: bool) -> Result<Outcome> {
-    let (g, graph) = load(store, id)?;
-    if json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"goal": g, "graph": graph}))?
-        );
-        return Ok(Outcome::Ok);
-    }
-    status(store, &g.id, false)?;
-    outln!("  state:  {}", store.dir(&g.id).display());
-    if graph.tasks.is_empty() {
-        outln!("  no tasks yet");
-    }
-    for t in &graph.tasks {
-        let deps = if t.dependencies.is_empty() {
-            String::new()
-        } else {
-            format!("  after {}", t.dependencies.join(", "))
-        };
-        outln!(
-            "  - {:<9} {}  {}  writes [{}]{deps}",
-            t.status.as_str(),
-            t.id,
-            format_time(t.budget_secs),
-            t.write_set.join(", ")
-        );
-    }
-    Ok(Outcome::Ok)
-}
-
-fn events(store: &GoalStore, a: EventsArgs) -> Result<Outcome> {
-    let id = store.resolve(&a.id)?;
-    if let Some(kind) = a.kind.as_deref()
-        && !omk::proof::events::KINDS.contains(&kind)
-    {
-        return Err(with_help(
-            format!("`{kind}` is not a kind of event"),
-            format!("the kinds are {}", omk::proof::events::KINDS.join(", ")),
-        ));
-    }
-    let (all, unreadable) = log::read(&store.dir(&id))?;
-    let shown: Vec<&Event> = all
-        .iter()
-        .filter(|e| a.kind.as_deref().is_none_or(|k| e.kind == k))
-        .collect();
-    if a.json {
-        // JSON lines: one event a line, as the log holds them.
-        for e in &shown {
-            outln!("{}", serde_json::to_string(e)?);
-        }
-    } else {
-        for e in &shown {
-            outln!(
-                "#{:<5} {}  {:<19} {}",
-                e.id,
-                e.ts.format("%Y-%m-%d %H:%M:%S%.3f"),
-                e.kind,
-                omk::proof::timeline::summarize(e)
-            );
-        }
-    }
-    if !unreadable.is_empty() {
-        eprintln!(
-            "warning: {} line(s) of the log could not be read (torn by a crash, or damaged): {:?}; \
-             `omk goal verify-log {id}` tells which",
-            unreadable.len(),
-            unreadable
-        );
-    }
-    Ok(Outcome::Ok)
-}
-
-fn verify_log(store: &GoalStore, a: VerifyLogArgs) -> Result<Outcome> {
-    let id = store.resolve(&a.id)?;
-    let trust = a.trust.trust()?;
-    let goal = store.load(&id).ok();
-    let v = anchors::verify_goal(&store.dir(&id), goal.as_ref(), &trust)?;
-    if a.json {
-        outln!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(if v.ok { Outcome::Ok } else { Outcome::Rejected });
-    }
-    if let Some(bad) = &v.first_bad {
-        outln!("BROKEN  {}:{}: {}", v.path.display(), bad.line, bad.problem);
-        outln!("{} events verified before it", v.events);
-    }
-    for p in &v.anchor_problems {
-        outln!("BROKEN  {p}");
-    }
-    if v.ok {
-        outln!("OK  {} events, chain intact, head {}", v.events, v.head);
-        for t in &v.torn {
-            outln!(
-                "note: line {t} is a torn write left by a crash, recorded when omk resumed; the chain continues past it"
-            );
-        }
-    }
-    if v.first_bad.is_none() {
-        outln!(
-            "anchors: {} signed checkpoint(s) by {}; events 1–{} vouched for{}{}",
-            v.checkpoints,
-            if v.signers.is_empty() {
-                "nobody".to_owned()
-            } else {
-                v.signers.join(", ")
-            },
-            v.anchored_to,
-            if v.trailers > 0 {
-                format!(", {} commit trailer(s) checked", v.trailers)
-            } else {
-                String::new()
-            },
-            if v.unanchored_events > 0 {
-                format!(
-                    "; the last {} not yet (appended since the last checkpoint)",
-                    v.unanchored_events
-                )
-            } else {
-                String::new()
-            }
-        );
-    }
-    Ok(if v.ok { Outcome::Ok } else { Outcome::Rejected })
 }
 
 fn change(
