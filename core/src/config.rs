@@ -108,6 +108,8 @@ pub struct GateSpec {
     /// A project directory the gate may read under `/data` (`wasi_dir`;
     /// needs `wasi = true`).
     pub wasi_dir: Option<PathBuf>,
+    /// The line of its `[[gate]]` table in the file, for errors.
+    pub line: Option<usize>,
 }
 
 /// A parsed and checked gate configuration.
@@ -226,6 +228,7 @@ impl GatesConfig {
                     limits,
                     wasi: false,
                     wasi_dir: None,
+                    line: None,
                 })
                 .collect(),
             sandbox: SandboxSettings::new(),
@@ -470,6 +473,7 @@ impl GatesConfig {
                 limits,
                 wasi: g.wasi,
                 wasi_dir,
+                line: Some(line_of(text, span.start)),
             });
         }
         Ok(GatesConfig {

@@ -56,6 +56,13 @@ impl TaskStatus {
 }
 
 /// One admitted task.
+///
+/// Its first fields repeat [`TaskProposal`]'s rather than holding one:
+/// `task-graph.json` keeps them flat (goals written by every earlier omk
+/// read as they were), and serde cannot flatten a struct that refuses
+/// unknown fields into one that does too. [`Task::admitted`] and
+/// [`Task::as_proposal`] are the one place the two meet; a field added to
+/// the proposal is added here and in both.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Task {

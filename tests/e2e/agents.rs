@@ -762,3 +762,56 @@ fn a_wire_server_that_approves_itself_without_hooks_leaves_a_gap_in_the_proof() 
         "{gaps}"
     );
 }
+
+/// Work in the background would outlive the task's deadline, and a
+/// background subagent runs without hooks: the real Kimi CLI's background
+/// command and background subagent are refused at its hook, the model is
+/// told why, and neither ran.
+#[test]
+fn background_commands_and_subagents_are_refused_live() {
+    let omk = Omk::new();
+    let task = json!({"id": "notes", "title": "Write the notes", "write_set": ["notes"],
+                      "acceptance": ["run: true"], "budget_secs": 300});
+    let script = json!({"plan": format!("One task.\nOMK_TASK_PROPOSAL: {task}\n"),
+        "turns": [
+            {"tool_call": {"name": "Shell", "arguments": {
+                "command": "echo ran > notes/background.txt", "run_in_background": true,
+                "description": "write in the background"}}},
+            {"tool_call": {"name": "Agent", "arguments": {
+                "description": "a helper", "prompt": "write notes/helper.txt",
+                "subagent_type": "coder", "run_in_background": true}}},
+            {"text": "Done."}],
+        "usage": kimi_usage()});
+    let (fake, id, _run, _) = wire_run(&omk, &script, Wire::default());
+    let refused: Vec<String> = of_kind(&omk.events(&id), "agent_note")
+        .into_iter()
+        .filter(|e| e["payload"]["note"] == "action_refused")
+        .map(|e| {
+            e["payload"]["detail"]["reason"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(
+        refused[0].starts_with("`Shell` in the background"),
+        "{refused:?}"
+    );
+    assert!(
+        refused[1].starts_with("`Agent` in the background"),
+        "{refused:?}"
+    );
+    let told = fake
+        .requests()
+        .iter()
+        .filter(|r| r.to_string().contains("omk refuses background work"))
+        .count();
+    assert!(told >= 2, "the model was told of {told} of the 2 refusals");
+    // Neither ran: nothing landed on the task's branch.
+    let files = omk.git(&["ls-tree", "-r", "--name-only", &format!("omk/{id}/notes")]);
+    assert!(
+        !files.contains("background.txt") && !files.contains("helper.txt"),
+        "{files}"
+    );
+}

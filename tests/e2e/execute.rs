@@ -1,6 +1,7 @@
 //! Execution end to end: real git repositories, real agent processes, the
 //! std gates judging proposals, actions and outcomes.
 
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -502,6 +503,38 @@ fn a_killed_run_resumes_and_the_task_completes_once() {
     omk.run(&["goal", "verify-log", &id]).code(0);
 }
 
+/// Waits until the spawned execution's first task has started (its
+/// trace); an execution that ended first, or a minute without a start,
+/// fails with what it printed.
+fn wait_for_first_task(omk: &Omk, child: &mut std::process::Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while trace(omk).is_empty() {
+        let ended = child.try_wait().unwrap();
+        if ended.is_some() || Instant::now() > deadline {
+            let _ = child.kill();
+            let mut out = String::new();
+            for pipe in [
+                child
+                    .stdout
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn std::io::Read>),
+                child
+                    .stderr
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn std::io::Read>),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let mut pipe = pipe;
+                let _ = pipe.read_to_string(&mut out);
+            }
+            panic!("the first task never started ({ended:?}):\n{out}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn pause_and_cancel_reach_a_running_goal_between_tasks() {
     let omk = Omk::new();
@@ -517,12 +550,8 @@ fn pause_and_cancel_reach_a_running_goal_between_tasks() {
         ],
     );
     let id = omk.new_goal("pausable", &["--agent", "exec", "--command", &cmd]);
-    let child = omk.spawn(&["goal", "execute", &id], &[]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while trace(&omk).is_empty() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut child = omk.spawn(&["goal", "execute", &id], &[]);
+    wait_for_first_task(&omk, &mut child);
     let pause = omk.run(&["goal", "pause", &id]);
     pause.code(0);
     assert!(pause.stdout.contains("pause requested"), "{}", pause.stdout);
@@ -543,12 +572,8 @@ fn pause_and_cancel_reach_a_running_goal_between_tasks() {
     // starts, and the goal is cancelled for good.
     std::fs::write(omk.trace_file(), "").unwrap();
     let id = omk.new_goal("cancellable", &["--agent", "exec", "--command", &cmd]);
-    let child = omk.spawn(&["goal", "execute", &id], &[]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while trace(&omk).is_empty() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut child = omk.spawn(&["goal", "execute", &id], &[]);
+    wait_for_first_task(&omk, &mut child);
     let cancel = omk.run(&["goal", "cancel", &id]);
     cancel.code(0);
     assert!(

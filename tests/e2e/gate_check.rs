@@ -453,3 +453,49 @@ fn ci_formats_carry_every_proposal_and_each_rejections_code() {
         run.stdout
     );
 }
+
+#[test]
+fn a_typo_in_a_gates_config_is_a_load_error_naming_the_line() {
+    let omk = Omk::new();
+    omk.write(
+        ".omk/gates.toml",
+        "[[gate]]\nname = \"path\"\n\n[[gate]]\nname = \"budget\"\nconfig = { max_task_sec = 3600 }\n",
+    );
+    let p = omk.write(
+        "p.json",
+        r#"{"id": "a", "write_set": ["src/a.rs"], "budget_secs": 60, "acceptance": ["run: true"]}"#,
+    );
+    let run = omk.run(&["gate", "check", "--proposal", p.to_str().unwrap()]);
+    run.code(2);
+    assert!(
+        run.stderr.contains(".omk/gates.toml:4")
+            && run.stderr.contains("gate `budget`")
+            && run.stderr.contains("max_task_sec"),
+        "{}",
+        run.stderr
+    );
+    // A goal's wave stops the same way, before judging anything.
+    let id = omk.new_goal("typo", &[]);
+    let plan = omk.plan(
+        "w1",
+        json!([{"id": "a", "write_set": ["src/a.rs"], "budget_secs": 60}]),
+    );
+    let propose = omk.run(&["goal", "propose", &id, "--plan", &plan]);
+    propose.code(2);
+    assert!(
+        propose.stderr.contains(".omk/gates.toml:4"),
+        "{}",
+        propose.stderr
+    );
+    assert!(
+        crate::support::of_kind(&omk.events(&id), "gate_decision").is_empty(),
+        "nothing was judged"
+    );
+    // Fixed, the same proposal is judged.
+    omk.write(
+        ".omk/gates.toml",
+        "[[gate]]\nname = \"path\"\n\n[[gate]]\nname = \"budget\"\nconfig = { max_task_secs = 3600 }\n",
+    );
+    omk.run(&["gate", "check", "--proposal", p.to_str().unwrap()])
+        .code(0);
+}

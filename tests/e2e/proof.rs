@@ -234,6 +234,25 @@ fn replay_with_a_stricter_and_a_looser_policy_reports_exactly_what_changes() {
             ),
         ])
     );
+    // For CI: a failed test case per changed decision, same exit code.
+    let junit = omk.run(&[
+        "goal",
+        "replay",
+        &id,
+        "--gates",
+        strict.to_str().unwrap(),
+        "--format",
+        "junit",
+        "--fail-on-change",
+    ]);
+    junit.code(1);
+    assert!(
+        junit.stdout.contains("tests=\"7\" failures=\"7\"")
+            && junit.stdout.contains("name=\"write-usage-docs action ")
+            && junit.stdout.contains("type=\"replay.changed\""),
+        "{}",
+        junit.stdout
+    );
 
     let loose = omk.write(
         "policies/loose.toml",

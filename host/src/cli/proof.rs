@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use super::format::{self, Check, Format};
 use super::{Outcome, Result, load, with_help};
 use omk::gates::{GateEngine, GateSet, GatesConfig};
 use omk::goal::GoalStore;
@@ -26,6 +27,10 @@ pub struct ReplayArgs {
     /// Exit 1 if any decision would change (for CI checks of policy updates).
     #[arg(long)]
     fail_on_change: bool,
+    /// With `--gates`, how to print the what-if: text, json, junit (a
+    /// failed test case per changed decision), github or sarif.
+    #[arg(long, value_enum, default_value = "text", requires = "gates")]
+    format: Format,
     /// Print JSON.
     #[arg(long, conflicts_with = "md")]
     json: bool,
@@ -176,10 +181,13 @@ pub fn replay(store: &GoalStore, a: ReplayArgs) -> Result<Outcome> {
     let gates = gate_set(&gates_arg, &goal.project_dir)?;
     let (events, _) = log::read(&dir)?;
     let w = replay::what_if(&dir, &events, &gates)?;
-    if a.json {
-        outln!("{}", serde_json::to_string_pretty(&w)?);
-    } else {
-        print_what_if(&w, &gates_arg, a.md);
+    match Format::pick(a.format, a.json) {
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&w)?),
+        Format::Text => print_what_if(&w, &gates_arg, a.md),
+        other => out!(
+            "{}",
+            format::render(other, "omk goal replay", &what_if_checks(&w))
+        ),
     }
     // A damaged record fails the replay whatever was asked: what it would
     // have re-judged cannot be trusted.
@@ -190,6 +198,65 @@ pub fn replay(store: &GoalStore, a: ReplayArgs) -> Result<Outcome> {
             Outcome::Ok
         },
     )
+}
+
+/// The what-if as checks for CI: a failed one per changed decision, per
+/// gate that decided differently on the same input, per damaged input;
+/// one passing check when every decision is reproduced.
+fn what_if_checks(w: &WhatIf) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for c in &w.changes {
+        let gate = c
+            .new
+            .gate
+            .as_deref()
+            .or(c.old.gate.as_deref())
+            .unwrap_or("-");
+        let target = c
+            .target
+            .as_deref()
+            .map(|t| format!(" {t}"))
+            .unwrap_or_default();
+        checks.push(Check {
+            name: format!("{} {}{target}", c.task_id, c.stage.as_str()),
+            file: None,
+            failure: Some((
+                "replay.changed".into(),
+                format!("{} -> {} (deciding gate `{gate}`)", c.old, c.new),
+            )),
+        });
+    }
+    for n in &w.nondeterministic {
+        checks.push(Check {
+            name: format!("{} {} by {}", n.task_id, n.stage.as_str(), n.gate),
+            file: None,
+            failure: Some((
+                "replay.nondeterministic".into(),
+                format!(
+                    "same input, component and config: was {}, now {}",
+                    n.old, n.new
+                ),
+            )),
+        });
+    }
+    for line in &w.damaged_inputs {
+        checks.push(Check {
+            name: format!("{} line {line}", omk::proof::inputs::INPUTS_FILE),
+            file: None,
+            failure: Some((
+                "replay.damaged-input".into(),
+                "the recorded input changed after it was written".into(),
+            )),
+        });
+    }
+    if checks.is_empty() {
+        checks.push(Check {
+            name: format!("{} of {} decisions re-judged", w.rejudged, w.judged),
+            file: None,
+            failure: None,
+        });
+    }
+    checks
 }
 
 fn print_what_if(w: &WhatIf, gates: &str, md: bool) {

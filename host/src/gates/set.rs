@@ -37,6 +37,14 @@ pub enum GatesError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Bundle(#[from] BundleError),
+    /// A gate said, at load, that its `config` is not one it accepts.
+    #[error("{where_}: the `config` of gate `{gate}` is not valid: {reason}")]
+    BadConfig {
+        /// `gates.toml:LINE`.
+        where_: String,
+        gate: String,
+        reason: String,
+    },
 }
 
 impl Diagnose for GatesError {
@@ -46,6 +54,7 @@ impl Diagnose for GatesError {
             GatesError::Load(e) => e.kind(),
             GatesError::Engine(e) => e.kind(),
             GatesError::Bundle(e) => e.kind(),
+            GatesError::BadConfig { .. } => Kind::Usage,
         }
     }
 
@@ -55,6 +64,9 @@ impl Diagnose for GatesError {
             GatesError::Load(e) => e.help(),
             GatesError::Engine(e) => e.help(),
             GatesError::Bundle(e) => e.help(),
+            GatesError::BadConfig { gate, .. } => Some(format!(
+                "fix `config` in that `[[gate]]` table; the reason says what gate `{gate}` accepts"
+            )),
         }
     }
 }
@@ -173,7 +185,65 @@ impl GateSet {
     /// the std bundle).
     pub fn for_project(root: &std::path::Path) -> Result<GateSet, GatesError> {
         let config = GatesConfig::for_project(root)?;
-        GateSet::load(&config, GateEngine::shared()?)
+        let set = GateSet::load(&config, GateEngine::shared()?)?;
+        set.check_configs(&config)?;
+        Ok(set)
+    }
+
+    /// Asks each gate once, at load, about a probe task: a gate that
+    /// answers `<gate>.config-invalid` (the SDK's code for a config it
+    /// cannot read) is an error naming `gates.toml`'s line, not a rejection
+    /// of every proposal later. The probe runs in an instance of its own
+    /// and is not recorded, so it cannot change a decision. (`omk:gate@0.1.0`
+    /// has no call for checking a config; this is the stand-in.)
+    fn check_configs(&self, config: &GatesConfig) -> Result<(), GatesError> {
+        let Ok(probe) = serde_json::from_value::<TaskProposal>(serde_json::json!({
+            "id": "omk-config-probe", "budget_secs": 1
+        })) else {
+            return Ok(());
+        };
+        let ctx = GoalContext::default();
+        for (entry, spec) in self.entries.iter().zip(&config.gates) {
+            let (cfg, limits) = (&entry.config_json, &entry.limits);
+            let judged = if entry.gate.judges(Stage::Proposal) {
+                entry.gate.check_proposal(&ctx, &probe, cfg, limits)
+            } else if entry.gate.judges(Stage::Action) {
+                let action = AgentAction {
+                    task_id: probe.id.clone(),
+                    kind: omk_gate_sdk::ActionKind::Other,
+                    target: "omk-config-probe".into(),
+                    detail: String::new(),
+                };
+                entry.gate.check_action(&ctx, &probe, &action, cfg, limits)
+            } else if entry.gate.judges(Stage::Outcome) {
+                let outcome = TaskOutcome {
+                    task_id: probe.id.clone(),
+                    ..TaskOutcome::default()
+                };
+                entry
+                    .gate
+                    .check_outcome(&ctx, &probe, &outcome, cfg, limits)
+            } else {
+                continue;
+            };
+            if let Ok(Decision::Reject(r)) = judged.result
+                && r.code.ends_with(".config-invalid")
+            {
+                let file = config
+                    .file
+                    .as_deref()
+                    .map_or_else(|| "gates".into(), |f| f.display().to_string());
+                return Err(GatesError::BadConfig {
+                    where_: match spec.line {
+                        Some(line) => format!("{file}:{line}"),
+                        None => file,
+                    },
+                    gate: entry.name.clone(),
+                    reason: r.reason,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Loads every gate of `config`; components compile in parallel when
