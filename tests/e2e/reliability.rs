@@ -400,14 +400,20 @@ fn killed_executions_resume_and_no_task_runs_twice() {
         whole(&dir.join("task-graph.json"));
         let out = omk
             .spawn(
-                &["goal", "execute", &id],
+                &["goal", "execute", &id, "--wait", "20"],
                 &[("OMK_GOAL_AGENT_LEASE_SECS", "1")],
             )
             .wait_with_output()
             .unwrap();
+        // Who holds the lock, if the resume could not take it.
+        let holder = std::fs::read_to_string(dir.join("lock"))
+            .ok()
+            .and_then(|pid| std::fs::read(format!("/proc/{}/cmdline", pid.trim())).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .unwrap_or_default();
         assert!(
             out.status.success(),
-            "resume of iteration {it} failed:\n{}\n{}\n{}",
+            "resume of iteration {it} failed:\n{}\n{}\nlock holder: {holder}\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),
             omk.run(&["goal", "events", &id]).stdout

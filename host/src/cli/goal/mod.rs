@@ -189,6 +189,9 @@ pub struct ExecuteArgs {
     /// Print nothing while it runs, only the summary at the end.
     #[arg(long, short)]
     quiet: bool,
+    /// Wait up to SECS for another omk acting on the goal to finish.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    wait: u64,
     /// Print the goal as JSON at the end instead of a summary.
     #[arg(long)]
     json: bool,
@@ -412,7 +415,7 @@ pub(super) fn executor(
 
 fn execute(store: &GoalStore, a: ExecuteArgs) -> Result<Outcome> {
     let id = store.resolve(&a.id)?;
-    let session = Session::open(store, &id)?;
+    let session = Session::open_wait(store, &id, std::time::Duration::from_secs(a.wait))?;
     let runtime = runtime()?;
     let exec = executor(session, a.keep_failed, a.json || a.quiet)?;
     let status = runtime.block_on(exec.run())?;
