@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use omk_gate_sdk::{GoalContext, TaskProposal};
+use omk_gate_sdk::GoalContext;
 use serde::Serialize;
 
 use super::format::{self, Check, Format};
-use super::{Outcome, Result, read_json, with_help};
+use super::{Outcome, Result, read_json, read_proposals, with_help};
 use omk::author::{self, Lang};
 
 /// The languages of `omk gate new --lang` (the library's [`Lang`]).
@@ -563,42 +563,6 @@ fn test_cmd(args: TestArgs) -> Result<Outcome> {
     } else {
         Outcome::Rejected
     })
-}
-
-fn read_proposals(path: &Path) -> Result<Vec<TaskProposal>> {
-    let value: serde_json::Value = read_json(path, "proposals")?;
-    let items = match value {
-        serde_json::Value::Array(items) => items,
-        one @ serde_json::Value::Object(_) => vec![one],
-        _ => {
-            return Err(with_help(
-                format!(
-                    "`{}` holds neither a proposal object nor an array of them",
-                    path.display()
-                ),
-                "write `{\"id\": \"…\", \"write_set\": […], \"budget_secs\": 60, …}` or a list of such objects",
-            ));
-        }
-    };
-    if items.is_empty() {
-        return Err(with_help(
-            format!("`{}` holds no proposals", path.display()),
-            "add at least one proposal to the array",
-        ));
-    }
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| {
-            serde_json::from_value(v).map_err(|e| {
-                with_help(
-                    format!("`{}`: proposal {} is invalid: {e}", path.display(), i + 1),
-                    "proposal fields are id, title, description, dependencies, read_set, write_set, \
-                     risk, acceptance, budget_secs, priority",
-                )
-            })
-        })
-        .collect()
 }
 
 fn now_ms() -> u64 {

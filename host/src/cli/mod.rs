@@ -255,3 +255,40 @@ pub fn read_input(path: &std::path::Path, what: &str) -> Result<String> {
         )
     })
 }
+
+/// The proposals in a JSON file (`-`: stdin): one object or an array.
+pub fn read_proposals(path: &std::path::Path) -> Result<Vec<omk_gate_sdk::TaskProposal>> {
+    let value: serde_json::Value = read_json(path, "proposals")?;
+    let items = match value {
+        serde_json::Value::Array(items) => items,
+        one @ serde_json::Value::Object(_) => vec![one],
+        _ => {
+            return Err(with_help(
+                format!(
+                    "`{}` holds neither a proposal object nor an array of them",
+                    path.display()
+                ),
+                "write `{\"id\": \"…\", \"write_set\": […], \"budget_secs\": 60, …}` or a list of such objects",
+            ));
+        }
+    };
+    if items.is_empty() {
+        return Err(with_help(
+            format!("`{}` holds no proposals", path.display()),
+            "add at least one proposal to the array",
+        ));
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            serde_json::from_value(v).map_err(|e| {
+                with_help(
+                    format!("`{}`: proposal {} is invalid: {e}", path.display(), i + 1),
+                    "proposal fields are id, title, description, dependencies, read_set, write_set, \
+                     risk, acceptance, budget_secs, priority",
+                )
+            })
+        })
+        .collect()
+}
