@@ -70,7 +70,7 @@ impl Claude {
             Err(e) => return TurnEnd::failed(format!("cannot write Claude's settings file: {e}")),
         };
         let settings_path = settings.path().display().to_string();
-        let launch = launch_command(
+        let mut launch = launch_command(
             "claude",
             &super::clients::CLAUDE,
             self.command.as_deref(),
@@ -91,7 +91,6 @@ impl Claude {
                 &settings_path,
             ],
         );
-        let mut launch = launch;
         launch.env.extend([
             (
                 "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".to_owned(),

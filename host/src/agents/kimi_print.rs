@@ -33,13 +33,12 @@ impl KimiPrint {
         hooks: &dyn Hooks,
         task: Option<&str>,
     ) -> (Report, String) {
-        let launch = launch_command(
+        let mut launch = launch_command(
             "kimi-print",
             &super::clients::KIMI,
             self.command.as_deref(),
             &["-p", text, "--output-format", "stream-json"],
         );
-        let mut launch = launch;
         launch.env.extend(super::clients::kimi_quiet_env());
         let mut report = Report::default();
         let mut agent = match launch.spawn(place, hooks) {

@@ -91,13 +91,12 @@ impl KimiWire {
         task: Option<&str>,
     ) -> TurnEnd {
         let dir = place.dir;
-        let launch = launch_command(
+        let mut launch = launch_command(
             "kimi-wire",
             &super::clients::KIMI_WIRE,
             self.command.as_deref(),
             &["--wire"],
         );
-        let mut launch = launch;
         launch
             .env
             .push(("KIMI_CLI_NO_AUTO_UPDATE".into(), "1".into()));
