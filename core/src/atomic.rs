@@ -31,6 +31,16 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_mode(path, bytes, 0o600)
 }
 
+/// [`write`], keeping the mode of the file it replaces (a user's config
+/// holding a key stays `0600`); a new file gets [`write`]'s.
+pub fn write_keeping_mode(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => write_mode(path, bytes, m.permissions().mode() & 0o7777),
+        _ => write(path, bytes),
+    }
+}
+
 fn write_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     if let Ok(m) = std::fs::metadata(path)
         && !m.is_file()

@@ -37,6 +37,11 @@
 //! name = "team"
 //! minimum_signers = 2
 //! min_version = "2.0.0"      # refuse any older release of it (semver)
+//!
+//! # Sessions people run by hand under `omk guard`: where the agent may
+//! # write (project-relative; the default is the whole project).
+//! [guard]
+//! write_roots = ["src", "tests"]
 //! ```
 //!
 //! Parsing only reads and checks the file ([`GatesConfig::parse`]); the
@@ -124,6 +129,29 @@ pub struct GatesConfig {
     pub bundles: Vec<BundleSpec>,
     /// How task processes are confined (`[sandbox]`).
     pub sandbox: SandboxSettings,
+    /// The policy of guarded sessions (`[guard]`).
+    pub guard: GuardSettings,
+}
+
+/// `[guard]`: the policy of agent sessions run by hand under `omk guard`,
+/// which have no task and so no write set of their own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuardSettings {
+    /// Project-relative directories (or files) a guarded session may
+    /// write, normalised; empty is the whole project. The path gate
+    /// judges a session's writes against them as a task's write set.
+    pub write_roots: Vec<String>,
+}
+
+impl GuardSettings {
+    /// The write roots, `["."]` (the whole project) when none are set.
+    pub fn roots(&self) -> Vec<String> {
+        if self.write_roots.is_empty() {
+            vec![".".to_owned()]
+        } else {
+            self.write_roots.clone()
+        }
+    }
 }
 
 /// A configuration file that cannot be used.
@@ -155,6 +183,15 @@ struct RawConfig {
     bundle: Vec<Spanned<RawBundle>>,
     #[serde(default)]
     sandbox: RawSandbox,
+    #[serde(default)]
+    guard: RawGuard,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGuard {
+    #[serde(default)]
+    write_roots: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -232,6 +269,7 @@ impl GatesConfig {
                 })
                 .collect(),
             sandbox: SandboxSettings::new(),
+            guard: GuardSettings::default(),
         }
     }
 
@@ -327,12 +365,14 @@ impl GatesConfig {
             });
         }
         let sandbox = sandbox_settings(raw.sandbox, root, &err)?;
+        let guard = guard_settings(&raw.guard, &err)?;
         if raw.gate.is_empty() {
             return Ok(GatesConfig {
                 file: Some(file.to_owned()),
                 trust,
                 bundles,
                 sandbox,
+                guard,
                 ..GatesConfig::std(defaults)
             });
         }
@@ -482,8 +522,31 @@ impl GatesConfig {
             trust,
             bundles,
             sandbox,
+            guard,
         })
     }
+}
+
+/// `[guard]` checked: each write root a plain path inside the project.
+fn guard_settings(raw: &RawGuard, err: &ErrAt<'_>) -> Result<GuardSettings, ConfigError> {
+    let write_roots = raw
+        .write_roots
+        .iter()
+        .map(|r| {
+            omk_gate_sdk::paths::check(r.get_ref()).map_err(|v| {
+                err(
+                    Some(r.span()),
+                    format!(
+                        "[guard]: write root `{}` is not a path inside the project: {}",
+                        r.get_ref().escape_debug(),
+                        v.describe()
+                    ),
+                    Some("write project-relative folders, like `write_roots = [\"src\", \"tests\"]`; leave it out for the whole project"),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(GuardSettings { write_roots })
 }
 
 /// Makes the error at a span of the file.
@@ -737,6 +800,23 @@ limits = { fuel = 1000 }
         let audit_and_enforce =
             "[[gate]]\nname = \"path\"\n\n[[gate]]\nname = \"path\"\nmode = \"audit\"\n";
         assert!(parse(audit_and_enforce).is_ok());
+    }
+
+    #[test]
+    fn guard_write_roots_default_to_the_project_and_stay_inside_it() {
+        assert_eq!(parse("").unwrap().guard.roots(), ["."]);
+        let c = parse("[guard]\nwrite_roots = [\"src/\", \"./tests\"]\n").unwrap();
+        assert_eq!(c.guard.roots(), ["src", "tests"]);
+        for (text, line) in [
+            ("[guard]\nwrite_roots = [\"src\",\n \"../up\"]\n", 3),
+            ("\n[guard]\nwrite_roots = [\"/etc\"]\n", 3),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert_eq!(e.line, Some(line), "{e}");
+            assert!(e.to_string().contains("[guard]: write root"), "{e}");
+        }
+        let e = parse("[guard]\nwrite_root = [\"src\"]\n").unwrap_err();
+        assert!(e.to_string().contains("write_root"), "{e}");
     }
 
     #[test]

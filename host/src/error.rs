@@ -55,6 +55,7 @@ find_diagnosable![
     crate::goal::StoreError,
     crate::goal::BudgetError,
     crate::gates::GatesError,
+    crate::guard::install::InstallError,
     crate::gates::LoadError,
     crate::gates::ConfigError,
     crate::gates::EngineError,

@@ -10,6 +10,8 @@
 //! - [`wave`]: dispatch plans judged by omk's checks and the gates, and the
 //!   execution of admitted tasks.
 //! - [`agents`]: the agent backends that do the tasks' work.
+//! - [`guard`]: the project's gates on sessions people run by hand, through
+//!   their clients' hooks.
 //! - [`sandbox`]: the kernel confinement of every process a task starts.
 //! - [`worktree`]: one git worktree per task.
 //! - [`gates`]: the wasmtime host that loads gate components, runs every
@@ -31,6 +33,7 @@ pub mod dirs;
 pub mod error;
 pub mod gates;
 pub mod goal;
+pub mod guard;
 pub mod keys;
 pub mod proof;
 pub mod sandbox;

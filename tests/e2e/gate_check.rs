@@ -324,7 +324,6 @@ fn inspect_reports_what_a_non_gate_is() {
 
 #[test]
 fn proposals_come_from_several_files_and_from_stdin() {
-    use std::io::Write;
     let omk = Omk::new();
     omk.write(
         "one.json",
@@ -354,23 +353,12 @@ fn proposals_come_from_several_files_and_from_stdin() {
     assert_eq!(ids, ["a", "b"], "{v:#}");
     assert_eq!(v["summary"]["accepted"], 1);
 
-    let mut child = omk
-        .command()
-        .args(["gate", "check", "--proposal", "-", "--json"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(br#"{"id":"piped","write_set":["src/p.rs"],"acceptance":["run: true"],"budget_secs":60}"#)
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = omk.run_stdin(
+        &["gate", "check", "--proposal", "-", "--json"],
+        br#"{"id":"piped","write_set":["src/p.rs"],"acceptance":["run: true"],"budget_secs":60}"#,
+    );
+    out.code(0);
+    let v = out.json();
     assert_eq!(v["results"][0]["id"], "piped");
 
     let twice = omk.run(&["gate", "check", "--proposal", "-", "--context", "-"]);

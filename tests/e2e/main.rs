@@ -12,6 +12,7 @@ mod confinement;
 mod execute;
 mod gate_check;
 mod goals;
+mod guard;
 mod hostile;
 mod integrity;
 mod proof;

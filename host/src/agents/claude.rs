@@ -215,7 +215,7 @@ fn decide(req: &Value, hooks: &dyn Hooks, task: Option<&str>) -> Value {
 }
 
 /// The action a Claude tool call takes.
-fn action_of(tool: &str, input: &Value) -> (ActionKind, String) {
+pub(crate) fn action_of(tool: &str, input: &Value) -> (ActionKind, String) {
     let s = |k: &str| input[k].as_str().map(str::to_owned);
     match tool {
         "Write" | "Edit" | "MultiEdit" => {

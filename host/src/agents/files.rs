@@ -58,7 +58,7 @@ pub fn resolve(worktree: &Path, rel: &str) -> Result<String, String> {
         .iter()
         .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
     {
-        return Err(format!("`{rel}` is not a path inside the task's worktree"));
+        return Err(format!("`{rel}` is not a path inside the {PLACE}"));
     }
     let parts: Vec<_> = parts
         .into_iter()
@@ -69,7 +69,7 @@ pub fn resolve(worktree: &Path, rel: &str) -> Result<String, String> {
     }
     let root = worktree
         .canonicalize()
-        .map_err(|e| format!("cannot resolve the worktree `{}`: {e}", worktree.display()))?;
+        .map_err(|e| format!("cannot resolve the {PLACE} `{}`: {e}", worktree.display()))?;
     let at = |n: usize| parts[..n].iter().fold(root.clone(), |p, c| p.join(c));
     let existing = (1..=parts.len())
         .rev()
@@ -85,7 +85,29 @@ pub fn resolve(worktree: &Path, rel: &str) -> Result<String, String> {
     let full = parts[existing..].iter().fold(base, |p, c| p.join(c));
     full.strip_prefix(&root)
         .map(|r| r.to_string_lossy().into_owned())
-        .map_err(|_| format!("`{rel}` leads outside the task's worktree through a symlink"))
+        .map_err(|_| format!("`{rel}` leads outside the {PLACE} through a symlink"))
+}
+
+/// What [`resolve`] and [`judged_target`] call the folder an agent works
+/// in: a task's worktree, or the project of a guarded session.
+const PLACE: &str = "agent's working tree";
+
+/// Rewrites a file action's target to the file that would change, relative
+/// to `tree` with symlinks followed (the detail says when one was), or
+/// says why omk refuses it before any gate: a path outside `tree`, or one
+/// [`resolve`] will not judge. Other actions are left as they are.
+pub fn judged_target(tree: &Path, action: &mut omk_gate_sdk::AgentAction) -> Result<(), String> {
+    if !action.kind.is_file_change() {
+        return Ok(());
+    }
+    let rel = super::relative_to(tree, &action.target)
+        .ok_or_else(|| format!("`{}` is outside the {PLACE}", action.target))?;
+    let real = resolve(tree, &rel)?;
+    if Path::new(&real) != Path::new(rel.trim_start_matches("./")) {
+        action.detail = format!("{} (`{rel}` through a symlink)", action.detail);
+    }
+    action.target = real;
+    Ok(())
 }
 
 /// Writes `rel` inside `worktree`, creating parent directories; cap-std

@@ -55,6 +55,7 @@ pub fn run(a: DemoArgs) -> Result<Outcome> {
         }),
         base_commit: Some(worktree::head_commit(&setup.project)?),
         merge_policy: MergePolicy::Integrate,
+        guarded: None,
     };
     let session = Session::create(&store, spec, Utc::now())?;
     let id = session.goal.id.clone();

@@ -31,6 +31,7 @@ mod doctor;
 mod format;
 mod gate;
 mod goal;
+mod guard;
 mod proof;
 mod shell;
 
@@ -54,6 +55,14 @@ enum Command {
     /// Judge with gates, and look inside gate components.
     #[command(subcommand)]
     Gate(gate::GateCommand),
+    /// Judge the sessions you run by hand with Claude Code, Codex or the
+    /// Kimi CLI by the project's gates, through their hooks.
+    #[command(subcommand)]
+    Guard(guard::GuardCommand),
+    /// Answer one PreToolUse hook call of a client (what `omk guard
+    /// install` puts in its configuration): the event on stdin; exit 0
+    /// allows, exit 2 refuses with the reason on stderr.
+    Hook(guard::HookArgs),
     /// Sign, verify, install and distribute gate bundles.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
@@ -97,6 +106,8 @@ pub fn main() -> ExitCode {
         Command::Demo(a) => demo::run(a),
         Command::Goal(cmd) => goal::run(cmd),
         Command::Gate(cmd) => gate::run(cmd),
+        Command::Guard(cmd) => guard::run(cmd),
+        Command::Hook(a) => guard::hook(a),
         Command::Bundle(cmd) => bundle::run(cmd),
         Command::Doctor(a) => doctor::run(a),
         Command::Completions(a) => shell::completions(a),

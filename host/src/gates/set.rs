@@ -184,9 +184,14 @@ impl GateSet {
     /// Loads the gates of the project at `root` (its `.omk/gates.toml`, or
     /// the std bundle).
     pub fn for_project(root: &std::path::Path) -> Result<GateSet, GatesError> {
-        let config = GatesConfig::for_project(root)?;
-        let set = GateSet::load(&config, GateEngine::shared()?)?;
-        set.check_configs(&config)?;
+        GateSet::for_config(&GatesConfig::for_project(root)?)
+    }
+
+    /// Loads the gates of `config` with the shared engine, each gate's
+    /// config checked.
+    pub fn for_config(config: &GatesConfig) -> Result<GateSet, GatesError> {
+        let set = GateSet::load(config, GateEngine::shared()?)?;
+        set.check_configs(config)?;
         Ok(set)
     }
 

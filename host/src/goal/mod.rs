@@ -129,6 +129,21 @@ pub struct Goal {
     /// What happens to accepted work.
     #[serde(default)]
     pub merge_policy: MergePolicy,
+    /// Set when this is not a planned goal but a session someone runs by
+    /// hand under `omk guard`: its tool calls are judged through the
+    /// client's hooks and recorded here as a goal's actions are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guarded: Option<Guarded>,
+}
+
+/// The hand-run session a guarded goal records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Guarded {
+    /// The client whose hooks ask (`claude`, `codex`, `kimi`).
+    pub client: String,
+    /// The client's own id of the session.
+    pub session_id: String,
 }
 
 /// What happens to a task's work once its outcome is accepted.
@@ -153,6 +168,8 @@ pub struct NewGoal {
     pub agent: Option<crate::agents::AgentSpec>,
     pub base_commit: Option<String>,
     pub merge_policy: MergePolicy,
+    /// The hand-run session it records, if it is one.
+    pub guarded: Option<Guarded>,
 }
 
 impl Goal {
@@ -177,6 +194,7 @@ impl Goal {
             agent: spec.agent,
             base_commit: spec.base_commit,
             merge_policy: spec.merge_policy,
+            guarded: spec.guarded,
         }
     }
 }

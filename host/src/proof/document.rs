@@ -264,8 +264,14 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
     let mut last_outcome: HashMap<String, Vec<(String, bool)>> = HashMap::new();
     let mut rejected_proposals = 0;
     let mut last_outcome_input: HashMap<String, String> = HashMap::new();
+    // A guarded session's judged tool calls: (actions, refused).
+    let mut calls = (0usize, 0usize);
     for e in events {
         match Body::of(e) {
+            Body::AgentAction(a) => {
+                calls.0 += 1;
+                calls.1 += usize::from(!a.allowed);
+            }
             // A gate that does not judge a stage is recorded as accepting
             // without being called; it took no decision.
             Body::GateDecision(g) if g.decision.called => {
@@ -343,7 +349,7 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
     };
 
     let mut why = Vec::new();
-    if graph.tasks.is_empty() {
+    if graph.tasks.is_empty() && goal.guarded.is_none() {
         why.push("no task was admitted".to_owned());
     }
     for t in &graph.tasks {
@@ -377,7 +383,12 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
         });
     }
     let ready = why.is_empty();
-    if ready {
+    if let (true, Some(g)) = (ready, &goal.guarded) {
+        why.push(format!(
+            "a {} session run by hand: each of its {} action(s) was judged before it ran ({} refused), and its log verifies",
+            g.client, calls.0, calls.1
+        ));
+    } else if ready {
         why.push(format!(
             "all {} tasks are done, and the last outcome of each was accepted by every gate ({})",
             graph.tasks.len(),

@@ -22,6 +22,7 @@ fn setup(time: Option<u64>) -> (tempfile::TempDir, Session, GateSet) {
         agent: None,
         base_commit: None,
         merge_policy: Default::default(),
+        guarded: None,
     };
     let session = Session::create(&store, spec, Utc::now()).unwrap();
     let engine = GateEngine::new(None).unwrap();

@@ -105,16 +105,36 @@ fn body(b: Body) -> String {
     }
 }
 
+/// Offset of `action.kind` in `check-action`'s parameter block: after the
+/// 136-byte `goal-context`, the 80-byte `task-proposal` and the action's
+/// `task-id`.
+const ACTION_KIND: u32 = 224;
+
+/// What `check-action` does.
+#[derive(Debug, Clone, Copy)]
+pub enum ActionBody {
+    Accept,
+    /// Rejects every `run-command` (`hostile.no-commands`).
+    RefuseCommands,
+    /// Executes `unreachable`.
+    Trap,
+}
+
 /// A core module implementing the gate; `describe` traps when
 /// `describe_trap` is set.
 fn module(check: Body, describe_trap: bool) -> String {
+    module_with(check, ActionBody::Accept, describe_trap)
+}
+
+/// [`module`], with `check-action` doing `action`.
+fn module_with(check: Body, action: ActionBody, describe_trap: bool) -> String {
     let describe = if describe_trap {
         "(unreachable)".to_owned()
     } else {
         format!(
             "(i32.store (i32.const {a}) (i32.const 16)) (i32.store (i32.const {b}) (i32.const 7))
              (i32.store (i32.const {c}) (i32.const 32)) (i32.store (i32.const {d}) (i32.const 5))
-             (i32.store (i32.const {e}) (i32.const 48)) (i32.store (i32.const {f}) (i32.const 1))
+             (i32.store (i32.const {e}) (i32.const 48)) (i32.store (i32.const {f}) (i32.const {stages}))
              (i32.store (i32.const {g}) (i32.const 64)) (i32.store (i32.const {h}) (i32.const 17))
              (i32.const {RET})",
             a = RET,
@@ -124,11 +144,30 @@ fn module(check: Body, describe_trap: bool) -> String {
             e = RET + 16,
             f = RET + 20,
             g = RET + 24,
-            h = RET + 28
+            h = RET + 28,
+            // The proposal stage; and the action stage where it does more
+            // than accept.
+            stages = if matches!(action, ActionBody::Accept) { 1 } else { 2 }
         )
     };
     let accept = body(Body::Accept);
     let check = body(check);
+    let action = match action {
+        ActionBody::Accept => accept.clone(),
+        ActionBody::Trap => "(unreachable)".into(),
+        ActionBody::RefuseCommands => format!(
+            "(if (result i32) (i32.eq (i32.load8_u offset={ACTION_KIND} (local.get 0)) (i32.const 2))
+               (then (i32.store8 (i32.const {RET}) (i32.const 1))
+                     (i32.store (i32.const {c1}) (i32.const 640)) (i32.store (i32.const {c2}) (i32.const 19))
+                     (i32.store (i32.const {r1}) (i32.const 672)) (i32.store (i32.const {r2}) (i32.const 36))
+                     (i32.const {RET}))
+               (else {accept}))",
+            c1 = RET + 4,
+            c2 = RET + 8,
+            r1 = RET + 12,
+            r2 = RET + 16
+        ),
+    };
     format!(
         r#"(module
   (memory (export "memory") 20)
@@ -137,12 +176,14 @@ fn module(check: Body, describe_trap: bool) -> String {
   (global $calls (mut i32) (i32.const 0))
   (data (i32.const 16) "hostile")
   (data (i32.const 32) "0.1.0")
-  (data (i32.const 48) "\00")
+  (data (i32.const 48) "\00\01")
   (data (i32.const 64) "hostile test gate")
   (data (i32.const 512) "hostile.no")
   (data (i32.const 544) "rejected by the hostile gate")
   (data (i32.const 600) "\ff\fe\fd\fc")
   (data (i32.const 608) "gate.fault.trap")
+  (data (i32.const 640) "hostile.no-commands")
+  (data (i32.const 672) "commands are not run in this project")
   (func $recurse (param i32) (result i32)
     (call $recurse (i32.add (local.get 0) (i32.const 1))))
   (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
@@ -158,7 +199,7 @@ fn module(check: Body, describe_trap: bool) -> String {
     (local.get $p))
   (func (export "omk:gate/policy@0.1.0#describe") (result i32) {describe})
   (func (export "omk:gate/policy@0.1.0#check-proposal") (param i32) (result i32) {check})
-  (func (export "omk:gate/policy@0.1.0#check-action") (param i32) (result i32) {accept})
+  (func (export "omk:gate/policy@0.1.0#check-action") (param i32) (result i32) {action})
   (func (export "omk:gate/policy@0.1.0#check-outcome") (param i32) (result i32) {accept})
 )"#
     )
@@ -195,6 +236,12 @@ fn encode(wat_src: &str, wit: Option<&str>, world: &str) -> Vec<u8> {
 /// A gate whose `check-proposal` does `b`.
 pub fn gate(b: Body) -> Vec<u8> {
     encode(&module(b, false), None, "gate")
+}
+
+/// A gate that accepts every proposal and whose `check-action` does
+/// `action`.
+pub fn action_gate(action: ActionBody) -> Vec<u8> {
+    encode(&module_with(Body::Accept, action, false), None, "gate")
 }
 
 /// A gate that traps in `describe`.

@@ -99,6 +99,32 @@ impl Omk {
     }
 }
 
+impl Omk {
+    /// Runs `omk ARGS` in the project with `input` on stdin.
+    pub fn run_stdin(&self, args: &[&str], input: &[u8]) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("omk runs");
+        let mut stdin = child.stdin.take().unwrap();
+        // omk may refuse before reading it all: a closed pipe is its answer.
+        let _ = stdin.write_all(input);
+        drop(stdin);
+        let out = child.wait_with_output().expect("omk runs");
+        Run {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl Run {
     /// Asserts the exit code, showing everything the run printed if not.
     #[track_caller]
@@ -298,6 +324,23 @@ impl Omk {
 /// The events of `kind` in `events`.
 pub fn of_kind<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
     events.iter().filter(|e| e["kind"] == kind).collect()
+}
+
+/// The refused agent actions among `events`: (target, code).
+pub fn refusals(events: &[serde_json::Value]) -> Vec<(String, String)> {
+    of_kind(events, "agent_action")
+        .into_iter()
+        .filter(|e| e["payload"]["allowed"] == false)
+        .map(|e| {
+            (
+                e["payload"]["action"]["target"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+                e["payload"]["code"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
 }
 
 impl Omk {

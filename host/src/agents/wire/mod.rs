@@ -46,7 +46,7 @@
 //! directory for a symlink in between; the outcome gates judge what
 //! changed in the worktree.
 
-mod actions;
+pub(crate) mod actions;
 mod session;
 
 use std::time::Duration;

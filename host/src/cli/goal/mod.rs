@@ -349,6 +349,7 @@ fn create(store: &GoalStore, a: RunArgs) -> Result<Outcome> {
         agent,
         base_commit,
         merge_policy: a.merge_policy.into(),
+        guarded: None,
     };
     let session = Session::create(store, spec, Utc::now())?;
     let g = &session.goal;

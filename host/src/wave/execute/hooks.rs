@@ -3,7 +3,7 @@
 //! notes logged; and its sandbox — the profile, private folders and the
 //! egress proxy whose every destination is judged the same way.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -234,26 +234,10 @@ impl Hooks for TaskHooks {
             );
             return self.refuse(task, &action, "omk.sandbox-host", reason);
         }
-        if action.kind.is_file_change() {
-            // The file that would change, symlinks followed: agents that
-            // write themselves (Claude, Codex, the Kimi CLI) follow them.
-            let resolved = crate::agents::relative_to(&self.worktree, &action.target)
-                .ok_or_else(|| format!("`{}` is outside the task's worktree", action.target))
-                .and_then(|rel| {
-                    let real = crate::agents::files::resolve(&self.worktree, &rel)?;
-                    Ok((rel, real))
-                });
-            match resolved {
-                Ok((rel, real)) => {
-                    if Path::new(&real) != Path::new(rel.trim_start_matches("./")) {
-                        action.detail = format!("{} (`{rel}` through a symlink)", action.detail);
-                    }
-                    action.target = real;
-                }
-                Err(reason) => {
-                    return self.refuse(task, &action, "omk.outside-worktree", reason);
-                }
-            }
+        // The file that would change, symlinks followed: agents that write
+        // themselves (Claude, Codex, the Kimi CLI) follow them.
+        if let Err(reason) = crate::agents::files::judged_target(&self.worktree, &mut action) {
+            return self.refuse(task, &action, "omk.outside-worktree", reason);
         }
         let verdict = super::blocking(|| self.exec.gates.judge_action(&self.ctx, task, &action));
         let recorded = self.exec.record(

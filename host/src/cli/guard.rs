@@ -1,0 +1,162 @@
+//! `omk guard install|uninstall|status` and `omk hook <client>`: the
+//! project's gates on agent sessions people run by hand (see
+//! [`omk::guard`]).
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::{Outcome, Result};
+use omk::guard::{self, Client, install};
+
+#[derive(Debug, Subcommand)]
+pub enum GuardCommand {
+    /// Put `omk hook CLIENT` in the client's hook configuration (the
+    /// project's by default), merged into what is there.
+    Install(ScopeArgs),
+    /// Remove exactly what `install` added: each file back to its bytes
+    /// before, or, if it changed since, without omk's entries.
+    Uninstall(ScopeArgs),
+    /// Show where each client's omk hook is installed, and what would stop
+    /// it from running.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScopeArgs {
+    /// The client whose hooks to change.
+    #[arg(value_enum)]
+    client: Client,
+    /// The project (default: the one holding the current directory).
+    #[arg(long, value_name = "DIR", conflicts_with = "user")]
+    project: Option<PathBuf>,
+    /// The user's own configuration of the client instead: every session
+    /// of this user, in any directory, is judged.
+    #[arg(long)]
+    user: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The project (default: the one holding the current directory).
+    #[arg(long, value_name = "DIR")]
+    project: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    /// The client whose hook event is on stdin.
+    #[arg(value_enum)]
+    client: Client,
+}
+
+pub fn run(cmd: GuardCommand) -> Result<Outcome> {
+    match cmd {
+        GuardCommand::Install(a) => change(a, true),
+        GuardCommand::Uninstall(a) => change(a, false),
+        GuardCommand::Status(a) => status(a),
+    }
+}
+
+fn project(dir: Option<PathBuf>) -> Result<PathBuf> {
+    let dir = match dir {
+        Some(d) => d,
+        None => std::env::current_dir().context("cannot read the current directory")?,
+    };
+    if !dir.is_dir() {
+        return Err(omk::error::Help {
+            message: format!("`{}` is not a directory", dir.display()),
+            help: "pass the project's folder with --project DIR".into(),
+        }
+        .into());
+    }
+    Ok(guard::project_root(&dir))
+}
+
+fn change(a: ScopeArgs, add: bool) -> Result<Outcome> {
+    let scope = if a.user {
+        install::Scope::User
+    } else {
+        install::Scope::Project(project(a.project)?)
+    };
+    let changes = if add {
+        let omk = std::env::current_exe().context("cannot find this omk's own path")?;
+        install::install(a.client, &scope, &omk)?
+    } else {
+        install::uninstall(a.client, &scope)?
+    };
+    if a.json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"changes": changes}))?
+        );
+    } else {
+        for c in &changes {
+            outln!("{:<16} {}: {}", c.what, c.file.display(), c.detail);
+        }
+        if add && let install::Scope::Project(root) = &scope {
+            outln!(
+                "each {} tool call in {} is now judged by its gates; `omk goal list` shows the sessions",
+                a.client.name(),
+                root.display()
+            );
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+fn status(a: StatusArgs) -> Result<Outcome> {
+    let root = project(a.project)?;
+    let all = install::status(&root);
+    if a.json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"project": root, "hooks": all}))?
+        );
+        return Ok(Outcome::Ok);
+    }
+    for s in &all {
+        let state = if s.installed { "installed" } else { "-" };
+        outln!(
+            "{:<7} {:<8} {:<10} {}",
+            s.client,
+            s.scope,
+            state,
+            s.file.display()
+        );
+        for p in &s.problems {
+            outln!("        problem: {p}");
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+/// `omk hook <client>`: answers one hook call (see [`omk::guard::hook`]).
+/// Whatever happens, it answers: an event it cannot read is refused.
+pub fn hook(a: HookArgs) -> Result<Outcome> {
+    let mut input = Vec::new();
+    let read = std::io::stdin()
+        .take(guard::MAX_EVENT_BYTES + 1)
+        .read_to_end(&mut input);
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let reply = match read {
+        Ok(_) if input.len() as u64 > guard::MAX_EVENT_BYTES => guard::refuse(
+            a.client,
+            "the hook's event is larger than omk reads (16 MiB)".into(),
+        ),
+        Ok(_) => guard::hook(a.client, &input, &cwd),
+        Err(e) => guard::refuse(a.client, format!("cannot read the hook's event: {e}")),
+    };
+    let _ = std::io::stdout().write_all(reply.stdout.as_bytes());
+    let _ = std::io::stderr().write_all(reply.stderr.as_bytes());
+    std::process::exit(i32::from(reply.code));
+}

@@ -1,0 +1,136 @@
+//! Guard mode: the project's gates judge the agents people run by hand.
+//!
+//! Claude Code, Codex and the Kimi CLI each ask a command before a tool
+//! runs (a `PreToolUse` hook). `omk guard install` puts `omk hook
+//! <client>` there; each call of it:
+//!
+//! 1. reads the client's event on stdin and turns the tool call into gate
+//!    actions ([`clients`]) — a file write or delete with its real target
+//!    (symlinks followed; `..`, `~` and paths outside the project refused
+//!    by omk itself), a command, a URL, or `other` with the tool's name;
+//! 2. loads the project's gates as every omk command does (`.omk/gates.toml`,
+//!    std gates, bundles, trust policy) and judges each action as one of a
+//!    task whose write set is `[guard] write_roots` (default: the whole
+//!    project);
+//! 3. records the call in the session's own hash-chained log, a goal
+//!    ([`record`]), so it replays, verifies and reports as goals do;
+//! 4. answers in the client's format: allow, or deny with the gate's
+//!    reason, which the model sees.
+//!
+//! It fails closed: an event it cannot read, a project whose gates do not
+//! load, a faulting gate or a record it cannot write all deny, with the
+//! reason.
+
+pub mod clients;
+pub mod install;
+mod record;
+
+use std::path::{Path, PathBuf};
+
+use crate::agents::judge::Judge;
+use crate::agents::{Hooks, Permit};
+use crate::gates::{GateSet, GatesConfig};
+use crate::goal::GoalStore;
+
+pub use record::{Record, SESSION_TASK};
+
+/// A client whose hooks omk answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Client {
+    /// Claude Code (`.claude/settings.json`, `PreToolUse`).
+    Claude,
+    /// Codex (`.codex/hooks.json`, `PreToolUse`).
+    Codex,
+    /// The Kimi CLI (`[[hooks]]` in its `config.toml`, `PreToolUse`).
+    Kimi,
+}
+
+impl Client {
+    /// The client's name in commands, records and files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Client::Claude => "claude",
+            Client::Codex => "codex",
+            Client::Kimi => "kimi",
+        }
+    }
+}
+
+/// What `omk hook` prints and exits with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: u8,
+    /// The session's record, when the call reached it.
+    pub record: Option<String>,
+}
+
+/// The largest hook event omk reads (16 MiB): a tool call bigger than
+/// that is refused.
+pub const MAX_EVENT_BYTES: u64 = 16 << 20;
+
+/// The answer refusing a call omk could not judge.
+pub fn refuse(client: Client, reason: String) -> Reply {
+    clients::reply(
+        client,
+        &Permit::Refused(format!("omk fails closed: {reason}")),
+    )
+}
+
+/// Answers one hook call of `client`: `input` is what the client wrote on
+/// stdin; `cwd` is where the hook runs (the project, unless the event
+/// names another directory). Never fails: every error is a denial.
+pub fn hook(client: Client, input: &[u8], cwd: &Path) -> Reply {
+    let (permit, record) = match judge(client, input, cwd) {
+        Ok(r) => r,
+        Err(reason) => (Permit::Refused(format!("omk fails closed: {reason}")), None),
+    };
+    let mut reply = clients::reply(client, &permit);
+    reply.record = record;
+    reply
+}
+
+/// Judges the call; the permit and the record's id.
+fn judge(client: Client, input: &[u8], cwd: &Path) -> Result<(Permit, Option<String>), String> {
+    let event: serde_json::Value =
+        serde_json::from_slice(input).map_err(|e| format!("the hook's event is not JSON ({e})"))?;
+    let call = clients::call(client, &event)?;
+    let from = call.cwd.clone().unwrap_or_else(|| cwd.to_owned());
+    let root = project_root(&from);
+    let config = GatesConfig::for_project(&root).map_err(|e| e.to_string())?;
+    let gates = GateSet::for_config(&config).map_err(|e| {
+        let help = crate::error::diagnose(&e).help;
+        match help {
+            Some(h) => format!("{e} (help: {h})"),
+            None => e.to_string(),
+        }
+    })?;
+    let store = GoalStore::open_default().map_err(|e| e.to_string())?;
+    let roots = config.guard.roots();
+    let record = Record::open(&store, client, &call.session_id, &root, &roots)?;
+    let id = record.id().to_owned();
+    let hooks = record::GuardHooks::new(record, gates, root, client, roots);
+    let detail = format!("{} hook: {}", client.name(), call.tool);
+    let permit = match call.actions {
+        Ok(actions) => Judge::new(&hooks, Some(SESSION_TASK)).all(actions, &detail),
+        Err(reason) => {
+            hooks.note(
+                "refused_call",
+                serde_json::json!({"tool": call.tool, "reason": reason}),
+            );
+            Permit::Refused(reason)
+        }
+    };
+    hooks.into_record().close()?;
+    Ok((permit, Some(id)))
+}
+
+/// The project a hook call is about: the nearest folder up from `dir` that
+/// holds `.omk/` or `.git`, else `dir` itself.
+pub fn project_root(dir: &Path) -> PathBuf {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+    dir.ancestors()
+        .find(|d| d.join(".omk").is_dir() || d.join(".git").exists())
+        .map_or_else(|| dir.clone(), Path::to_path_buf)
+}

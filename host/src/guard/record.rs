@@ -1,0 +1,309 @@
+//! The record of a guarded session: a goal of its own (its `goal.json`
+//! names the client and the client's session id), so `omk goal events`,
+//! `proof`, `report`, `verify-log` and `replay --gates` read a hand-run
+//! session as they read a goal.
+//!
+//! Each hook call is a process of its own, and a client may ask about
+//! several tool calls at once: the session's goal is found (or created)
+//! under a lock in `<state>/guard/`, one per client session, held for the
+//! whole call, so calls are judged and recorded one after another.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use omk_gate_sdk::{AgentAction, GoalContext, TaskProposal};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::Client;
+use crate::agents::{Hooks, Permit};
+use crate::gates::GateSet;
+use crate::goal::{GoalPhase, GoalStore, Guarded, Limits, MergePolicy, NewGoal, Session};
+use crate::proof::events::{self, About};
+use crate::proof::inputs::Subject;
+
+/// The task id a guarded session's actions are judged under: a session
+/// has no task, so the gates see one whose write set is `[guard]
+/// write_roots`.
+pub const SESSION_TASK: &str = "session";
+
+/// How long a hook call waits for another call of the same session.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A guarded session's record, open for one hook call.
+pub struct Record {
+    session: Session,
+    /// Held until the call ends: one call of a session at a time.
+    _lock: File,
+}
+
+impl Record {
+    /// Opens the record of `client`'s session `session_id` on the project
+    /// at `root`, creating it on the session's first call; `roots` are its
+    /// write roots.
+    pub fn open(
+        store: &GoalStore,
+        client: Client,
+        session_id: &str,
+        root: &Path,
+        roots: &[String],
+    ) -> Result<Record, String> {
+        let index_dir = store.root().parent().unwrap_or(store.root()).join("guard");
+        std::fs::create_dir_all(&index_dir)
+            .map_err(|e| format!("cannot create `{}`: {e}", index_dir.display()))?;
+        let key = hex::encode(&Sha256::digest(session_id.as_bytes())[..12]);
+        let index = index_dir.join(format!("{}-{key}", client.name()));
+        let lock = lock(&index.with_extension("lock"))?;
+        let known = std::fs::read_to_string(&index)
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|id| !id.is_empty());
+        let session = match known {
+            Some(id) => Session::open_wait(store, &id, WAIT)
+                .map_err(|e| format!("cannot open the session's record `{id}`: {e}"))?,
+            None => {
+                let now = Utc::now();
+                let spec = NewGoal {
+                    text: format!("{} session {session_id}, guarded by omk", client.name()),
+                    limits: Limits::default(),
+                    max_agents: 1,
+                    project_dir: root.to_owned(),
+                    policy_roots: roots.to_vec(),
+                    agent: None,
+                    base_commit: None,
+                    merge_policy: MergePolicy::None,
+                    guarded: Some(Guarded {
+                        client: client.name().to_owned(),
+                        session_id: session_id.to_owned(),
+                    }),
+                };
+                let mut session = Session::create(store, spec, now)
+                    .map_err(|e| format!("cannot create the session's record: {e}"))?;
+                session.goal.phase = GoalPhase::Execution;
+                session
+                    .save_goal(now)
+                    .map_err(|e| format!("cannot write the session's record: {e}"))?;
+                crate::atomic::write(&index, format!("{}\n", session.goal.id).as_bytes())
+                    .map_err(|e| format!("cannot write `{}`: {e}", index.display()))?;
+                session
+            }
+        };
+        Ok(Record {
+            session,
+            _lock: lock,
+        })
+    }
+
+    /// The record's goal id.
+    pub fn id(&self) -> &str {
+        &self.session.goal.id
+    }
+
+    /// Makes everything recorded durable and anchors the log.
+    pub fn close(mut self) -> Result<(), String> {
+        self.session
+            .checkpoint()
+            .map_err(|e| format!("cannot anchor the session's log: {e}"))
+    }
+}
+
+/// Takes the lock at `path`, waiting up to [`WAIT`].
+fn lock(path: &Path) -> Result<File, String> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
+    let until = Instant::now() + WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(format!("cannot lock `{}`: {e}", path.display())),
+        }
+    }
+}
+
+/// The hooks of one guarded call: every action judged by the project's
+/// gates as an action of the session's task, and recorded with its input.
+pub struct GuardHooks {
+    record: Mutex<Record>,
+    gates: GateSet,
+    root: PathBuf,
+    client: Client,
+    task: TaskProposal,
+}
+
+impl GuardHooks {
+    /// Judges with `gates` on the project at `root`, where the session
+    /// may write under `roots` (`[guard] write_roots` as it is now).
+    pub fn new(
+        record: Record,
+        gates: GateSet,
+        root: PathBuf,
+        client: Client,
+        roots: Vec<String>,
+    ) -> GuardHooks {
+        let task = TaskProposal {
+            id: SESSION_TASK.into(),
+            title: format!("a {} session run by hand", client.name()),
+            description: String::new(),
+            dependencies: Vec::new(),
+            read_set: Vec::new(),
+            write_set: roots,
+            risk: "low".into(),
+            acceptance: Vec::new(),
+            budget_secs: 0,
+            priority: 0,
+        };
+        GuardHooks {
+            record: Mutex::new(record),
+            gates,
+            root,
+            client,
+            task,
+        }
+    }
+
+    /// The record, once every call is judged.
+    pub fn into_record(self) -> Record {
+        self.record
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn context(&self, record: &Record) -> GoalContext {
+        let g = &record.session.goal;
+        GoalContext {
+            goal_id: g.id.clone(),
+            goal_text: g.normalized_goal.clone(),
+            phase: g.phase.as_str().into(),
+            now_ms: u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0),
+            policy_roots: self.task.write_set.clone(),
+            existing_task_ids: vec![SESSION_TASK.into()],
+            ..GoalContext::default()
+        }
+    }
+
+    /// Logs an action and whether it was allowed.
+    fn log_action(
+        &self,
+        record: &mut Record,
+        action: &AgentAction,
+        refusal: Option<(String, String, String)>,
+    ) -> Result<(), String> {
+        let (gate, code, reason) = match refusal {
+            Some((g, c, r)) => (Some(g), Some(c), Some(r)),
+            None => (None, None, None),
+        };
+        record
+            .session
+            .log
+            .record(
+                &events::agent_actor(self.client.name()),
+                &events::AgentAction {
+                    task_id: SESSION_TASK.into(),
+                    action: action.clone(),
+                    allowed: gate.is_none(),
+                    gate,
+                    code,
+                    reason,
+                },
+            )
+            .map(|_| ())
+            .map_err(|e| format!("cannot append to the session's log: {e}"))
+    }
+
+    fn judge(&self, mut action: AgentAction) -> Result<Permit, String> {
+        let mut record = self
+            .record
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(reason) = crate::agents::files::judged_target(&self.root, &mut action) {
+            let reason = reason.replace("agent's working tree", "project");
+            self.log_action(
+                &mut record,
+                &action,
+                Some((
+                    crate::wave::HOST_GATE.into(),
+                    "omk.outside-project".into(),
+                    reason.clone(),
+                )),
+            )?;
+            return Ok(Permit::Refused(reason));
+        }
+        let ctx = self.context(&record);
+        let verdict = self.gates.judge_action(&ctx, &self.task, &action);
+        let input = record
+            .session
+            .inputs
+            .record(
+                &ctx,
+                None,
+                Subject::Action {
+                    task: self.task.clone(),
+                    action: action.clone(),
+                },
+            )
+            .map_err(|e| format!("cannot record the decision's input: {e}"))?;
+        crate::wave::record_verdict(
+            &mut record.session,
+            &verdict,
+            &input,
+            About {
+                task_id: SESSION_TASK.into(),
+                action: Some(action.clone()),
+                ..About::default()
+            },
+        )
+        .map_err(|e| format!("cannot record the decision: {e}"))?;
+        let blocked = verdict.rejection();
+        self.log_action(
+            &mut record,
+            &action,
+            blocked
+                .clone()
+                .map(|b| (b.gate.clone(), b.code.clone(), b.reason.clone())),
+        )?;
+        Ok(match blocked {
+            None => Permit::Allowed,
+            Some(b) => Permit::Refused(format!("gate `{}` ({}): {}", b.gate, b.code, b.reason)),
+        })
+    }
+}
+
+impl Hooks for GuardHooks {
+    /// Judged and recorded; anything that cannot be recorded is refused,
+    /// so nothing is allowed that the record does not show.
+    fn action(&self, action: AgentAction) -> Permit {
+        match self.judge(action) {
+            Ok(p) => p,
+            Err(reason) => Permit::Refused(format!("omk fails closed: {reason}")),
+        }
+    }
+
+    fn note(&self, kind: &str, payload: Value) {
+        let mut record = self
+            .record
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let noted = record.session.log.record(
+            &events::agent_actor(self.client.name()),
+            &events::AgentNote {
+                note: kind.to_owned(),
+                detail: payload,
+            },
+        );
+        if let Err(e) = noted {
+            tracing::warn!("cannot note in the session's log: {e}");
+        }
+    }
+
+    fn process_started(&self, _pgid: u32) {}
+}

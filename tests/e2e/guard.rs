@@ -1,0 +1,528 @@
+//! Guard mode: the project's gates on sessions people run by hand.
+//! `omk hook` answered directly (each client's event, and every way it
+//! fails closed), `omk guard install|uninstall|status` on the clients' own
+//! files, and the real clients — Claude Code, Codex, the Kimi CLI — run as
+//! their users run them, with the hooks `omk guard install` wrote, against
+//! fake model servers on 127.0.0.1.
+
+use std::ffi::OsString;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::support::clients::{self, FakeModel};
+use crate::support::components::{self, ActionBody};
+use crate::support::{Omk, Run, of_kind, refusals};
+
+/// Inside `[guard] write_roots`: the write lands.
+const ALLOWED: &str = "src/ok.txt";
+/// Outside them: the path gate refuses.
+const OUTSIDE: &str = "docs/out.txt";
+/// A command the project's own gate refuses.
+const COMMAND: &str = "touch ran.txt";
+
+/// A git project whose gates are the std gates and a project gate that
+/// refuses every command, and whose guarded sessions may write `src/`.
+fn guarded_project(omk: &Omk) {
+    omk.git_project(&[
+        ("README.md", "project\n"),
+        ("src/README.md", "src\n"),
+        ("docs/README.md", "docs\n"),
+    ]);
+    omk.write(
+        "gates/no-commands.wasm",
+        components::action_gate(ActionBody::RefuseCommands),
+    );
+    omk.write(
+        ".omk/gates.toml",
+        "[guard]\nwrite_roots = [\"src\"]\n\n[[gate]]\nname = \"budget\"\n\n[[gate]]\nname = \"path\"\n\n\
+         [[gate]]\nname = \"acceptance\"\n\n[[gate]]\npath = \"gates/no-commands.wasm\"\n",
+    );
+}
+
+/// A PreToolUse event as the clients send it.
+fn event(omk: &Omk, session: &str, tool: &str, input: Value) -> Vec<u8> {
+    json!({"hook_event_name": "PreToolUse", "session_id": session,
+           "cwd": omk.project(), "tool_name": tool, "tool_input": input})
+    .to_string()
+    .into_bytes()
+}
+
+fn hook(omk: &Omk, client: &str, input: &[u8]) -> Run {
+    omk.run_stdin(&["hook", client], input)
+}
+
+/// The guarded sessions in the store, as `goal list --json` shows them.
+fn sessions(omk: &Omk) -> Vec<Value> {
+    let list = omk.run(&["goal", "list", "--json"]);
+    list.code(0);
+    list.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["guarded"].is_object())
+        .cloned()
+        .collect()
+}
+
+/// The one guarded session's id, its log verified.
+fn the_session(omk: &Omk, client: &str) -> String {
+    let all = sessions(omk);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0]["guarded"]["client"], client);
+    let id = all[0]["id"].as_str().unwrap().to_owned();
+    omk.run(&["goal", "verify-log", &id]).code(0);
+    id
+}
+
+#[test]
+fn each_call_is_judged_recorded_and_replayed() {
+    let omk = Omk::new();
+    guarded_project(&omk);
+    let abs = |rel: &str| omk.project().join(rel).display().to_string();
+    let calls = [
+        (
+            "Write",
+            json!({"file_path": abs(ALLOWED), "content": "x"}),
+            0,
+        ),
+        (
+            "Write",
+            json!({"file_path": abs(OUTSIDE), "content": "x"}),
+            2,
+        ),
+        ("Edit", json!({"file_path": "/etc/passwd"}), 2),
+        ("Write", json!({"file_path": "src/../docs/x"}), 2),
+        ("Bash", json!({"command": COMMAND}), 2),
+        ("Read", json!({"file_path": abs("README.md")}), 0),
+    ];
+    for (tool, input, code) in calls {
+        let run = hook(&omk, "claude", &event(&omk, "s-1", tool, input.clone()));
+        run.code(code);
+        assert_eq!(run.stdout, "", "{input}");
+        if code == 2 {
+            assert!(
+                run.stderr
+                    .starts_with("refused by omk guard (claude hook): "),
+                "{}",
+                run.stderr
+            );
+        }
+    }
+    let outside = hook(
+        &omk,
+        "claude",
+        &event(&omk, "s-1", "Write", json!({"file_path": abs(OUTSIDE)})),
+    );
+    assert!(
+        outside.stderr.contains("path.outside-roots")
+            || outside.stderr.contains("path.outside-write-set"),
+        "the model is told the gate's code and reason: {}",
+        outside.stderr
+    );
+    let command = hook(
+        &omk,
+        "codex",
+        &event(&omk, "c-1", "Bash", json!({"command": COMMAND})),
+    );
+    assert!(
+        command
+            .stderr
+            .contains("hostile.no-commands): commands are not run in this project"),
+        "{}",
+        command.stderr
+    );
+
+    let id = sessions(&omk)
+        .iter()
+        .find(|g| g["guarded"]["client"] == "claude")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    omk.run(&["goal", "verify-log", &id]).code(0);
+    let events = omk.events(&id);
+    let refused = refusals(&events);
+    assert_eq!(
+        refused.iter().map(|(_, c)| c.as_str()).collect::<Vec<_>>(),
+        [
+            "path.outside-roots",
+            "omk.outside-project",
+            "omk.outside-project",
+            "hostile.no-commands",
+            "path.outside-roots"
+        ],
+        "{refused:?}"
+    );
+    let allowed = of_kind(&events, "agent_action")
+        .into_iter()
+        .filter(|e| e["payload"]["allowed"] == true)
+        .count();
+    assert_eq!(allowed, 2, "the allowed write and the read");
+    // Every gate decision has its input: the project's gates reproduce
+    // them, and the std gates alone would have let the command run.
+    omk.run(&[
+        "goal",
+        "replay",
+        &id,
+        "--gates",
+        "project",
+        "--fail-on-change",
+    ])
+    .code(0);
+    let std = omk.run(&["goal", "replay", &id, "--gates", "std", "--json"]);
+    let what_if = std.json();
+    let changed = what_if["changes"].as_array().unwrap();
+    assert_eq!(changed.len(), 1, "{what_if:#}");
+    assert!(changed[0].to_string().contains(COMMAND), "{what_if:#}");
+    let proof = omk.run(&["goal", "proof", &id, "--json"]).json();
+    assert_eq!(proof["readiness"]["ready"], true, "{proof:#}");
+    assert!(
+        proof["readiness"]["why"][0]
+            .as_str()
+            .unwrap()
+            .contains("claude session run by hand"),
+        "{proof:#}"
+    );
+}
+
+#[test]
+fn every_failure_denies_with_its_reason() {
+    let omk = Omk::new();
+    guarded_project(&omk);
+    let write = |session: &str| {
+        event(
+            &omk,
+            session,
+            "Write",
+            json!({"file_path": "src/a.txt", "content": "x"}),
+        )
+    };
+    for (input, says) in [
+        (b"not json".to_vec(), "not JSON"),
+        (br#"{"tool_name":"Write"}"#.to_vec(), "session_id"),
+        (
+            br#"{"hook_event_name":"PostToolUse","session_id":"s","tool_name":"Write"}"#.to_vec(),
+            "PostToolUse",
+        ),
+        (vec![b' '; (16 << 20) + 10], "larger than omk reads"),
+    ] {
+        let run = hook(&omk, "kimi", &input);
+        run.code(2);
+        assert!(run.stderr.contains(says), "{says}: {}", run.stderr);
+    }
+    // A gates.toml that does not load: refused, naming the file and line.
+    let good = std::fs::read_to_string(omk.project().join(".omk/gates.toml")).unwrap();
+    omk.write(
+        ".omk/gates.toml",
+        format!("{good}\n[[gate]]\nname = \"nope\"\n"),
+    );
+    let run = hook(&omk, "claude", &write("broken"));
+    run.code(2);
+    assert!(run.stderr.contains("gates.toml:"), "{}", run.stderr);
+    assert!(run.stderr.contains("nope"), "{}", run.stderr);
+    // A gate that traps on every action: refused, and the fault recorded.
+    omk.write(
+        "gates/no-commands.wasm",
+        components::action_gate(ActionBody::Trap),
+    );
+    omk.write(".omk/gates.toml", &good);
+    let run = hook(&omk, "codex", &write("faulty"));
+    run.code(2);
+    assert!(run.stderr.contains("gate.fault.trap"), "{}", run.stderr);
+    let id = the_session(&omk, "codex");
+    let faults: Vec<Value> = of_kind(&omk.events(&id), "gate_decision")
+        .into_iter()
+        .filter(|e| e["payload"]["fault"].is_string())
+        .cloned()
+        .collect();
+    assert_eq!(faults.len(), 1, "{faults:#?}");
+    // No state directory it can write: still an answer, and a refusal.
+    let blocked = omk.root().join("state-file");
+    std::fs::write(&blocked, "not a directory").unwrap();
+    let out = omk
+        .command()
+        .args(["hook", "claude"])
+        .env("XDG_STATE_HOME", &blocked)
+        .stdin(std::fs::File::open(omk.root().join("state-file")).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[test]
+fn install_merges_and_uninstall_restores_every_byte() {
+    let omk = Omk::new();
+    guarded_project(&omk);
+    let settings = omk.write(
+        ".claude/settings.json",
+        "{\n  \"permissions\": {\"allow\": [\"Bash(ls)\"]},\n  \"hooks\": {\"PreToolUse\": [{\"matcher\": \"Bash\", \"hooks\": [{\"type\": \"command\", \"command\": \"mine.sh\"}]}]}\n}\n",
+    );
+    let before = std::fs::read(&settings).unwrap();
+    omk.run(&["guard", "install", "claude"]).code(0);
+    let merged: Value = serde_json::from_slice(&std::fs::read(&settings).unwrap()).unwrap();
+    let groups = merged["hooks"]["PreToolUse"].as_array().unwrap();
+    assert_eq!(groups.len(), 2, "the user's hook is kept: {merged:#}");
+    assert_eq!(groups[0]["hooks"][0]["command"], "mine.sh");
+    let command = groups[1]["hooks"][0]["command"].as_str().unwrap();
+    assert!(command.ends_with(" hook claude || exit 2"), "{command}");
+    assert_eq!(merged["permissions"]["allow"][0], "Bash(ls)");
+    let again = omk.run(&["guard", "install", "claude", "--json"]);
+    assert_eq!(again.json()["changes"][0]["what"], "already");
+    let status = omk.run(&["guard", "status", "--json"]).json();
+    let claude = status["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["client"] == "claude" && h["scope"] == "project")
+        .unwrap()
+        .clone();
+    assert_eq!(claude["installed"], true, "{status:#}");
+    assert_eq!(claude["problems"], json!([]), "{status:#}");
+    omk.run(&["guard", "uninstall", "claude"]).code(0);
+    assert_eq!(std::fs::read(&settings).unwrap(), before);
+
+    // Changed after the install: only omk's entry goes.
+    omk.run(&["guard", "install", "claude"]).code(0);
+    let mut edited: Value = serde_json::from_slice(&std::fs::read(&settings).unwrap()).unwrap();
+    edited["model"] = json!("mine");
+    std::fs::write(&settings, edited.to_string()).unwrap();
+    let removed = omk.run(&["guard", "uninstall", "claude", "--json"]).json();
+    assert_eq!(removed["changes"][0]["what"], "removed-entries");
+    let left: Value = serde_json::from_slice(&std::fs::read(&settings).unwrap()).unwrap();
+    assert_eq!(left["model"], "mine");
+    assert_eq!(left["hooks"]["PreToolUse"].as_array().unwrap().len(), 1);
+
+    // The Kimi CLI has no project hooks: said so, with the fix.
+    let kimi = omk.run(&["guard", "install", "kimi"]);
+    kimi.code(2);
+    assert!(kimi.stderr.contains("--user"), "{}", kimi.stderr);
+}
+
+/// The environment a client runs in: the test's home and omk directories,
+/// so the hook it starts records where the test reads.
+fn client(omk: &Omk, program: &str, env: &[(&str, OsString)]) -> Command {
+    let mut words = program.split(' ');
+    let mut c = Command::new(words.next().unwrap());
+    c.args(words)
+        .current_dir(omk.project())
+        .env("HOME", omk.root())
+        .env("XDG_CACHE_HOME", omk.cache_home())
+        .env("XDG_STATE_HOME", omk.state_home())
+        .envs(env.iter().map(|(k, v)| (*k, v)))
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+/// What every client must show after its session: the allowed write
+/// landed, the write outside the roots and the forbidden command did not
+/// happen, the model was told why, the session's log verifies and replays,
+/// and uninstalling leaves the client's file as it was.
+fn assert_guarded(omk: &Omk, name: &str, fake: &FakeModel, out: &std::process::Output) {
+    let shown = format!(
+        "{}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(omk.project().join(ALLOWED))
+            .ok()
+            .as_deref(),
+        Some("hello\n"),
+        "the allowed write did not land: {shown}"
+    );
+    assert!(!omk.project().join(OUTSIDE).exists(), "{shown}");
+    assert!(!omk.project().join("ran.txt").exists(), "{shown}");
+    let requests = fake
+        .requests()
+        .iter()
+        .map(Value::to_string)
+        .collect::<String>();
+    for told in ["path.outside-roots", "commands are not run in this project"] {
+        assert!(
+            requests.contains(told),
+            "the model never saw `{told}`: {shown}"
+        );
+    }
+    let id = the_session(omk, name);
+    let refused = refusals(&omk.events(&id));
+    let codes: Vec<&str> = refused.iter().map(|(_, c)| c.as_str()).collect();
+    assert_eq!(
+        codes,
+        ["path.outside-roots", "hostile.no-commands"],
+        "{shown}"
+    );
+    omk.run(&[
+        "goal",
+        "replay",
+        &id,
+        "--gates",
+        "project",
+        "--fail-on-change",
+    ])
+    .code(0);
+}
+
+/// Installs omk's hook for client `name` (with `install` added to the
+/// command), runs `program args` by hand with `env`, checks the session
+/// with [`assert_guarded`] and uninstalls.
+fn run_by_hand(
+    omk: &Omk,
+    name: &str,
+    fake: &FakeModel,
+    program: &str,
+    args: &[&str],
+    env: &[(&str, OsString)],
+    install: &[&str],
+) {
+    let envs: Vec<(&str, &std::ffi::OsStr)> =
+        env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+    let with = |verb: &'static str| [&["guard", verb, name][..], install].concat();
+    omk.run_env(&with("install"), &envs).code(0);
+    let out = client(omk, program, env).args(args).output().unwrap();
+    assert_guarded(omk, name, fake, &out);
+    omk.run_env(&with("uninstall"), &envs).code(0);
+}
+
+/// The model's turns: the allowed write, the write outside the roots, the
+/// forbidden command, then a last word.
+fn turns(write: impl Fn(&str) -> Value, command: Value, usage: Value) -> Value {
+    json!({"turns": [
+        {"tool_call": write(ALLOWED)},
+        {"tool_call": write(OUTSIDE)},
+        {"tool_call": command},
+        {"text": "Done."}],
+        "usage": usage})
+}
+
+#[test]
+fn claude_code_run_by_hand_is_guarded() {
+    let Some(claude) = clients::claude() else {
+        return;
+    };
+    let omk = Omk::new();
+    guarded_project(&omk);
+    let settings = omk.project().join(".claude/settings.json");
+    let abs = |rel: &str| omk.project().join(rel).display().to_string();
+    let fake = FakeModel::start(
+        "fake_anthropic",
+        omk.root(),
+        &turns(
+            |p| json!({"name": "Write", "arguments": {"file_path": abs(p), "content": "hello\n"}}),
+            json!({"name": "Bash", "arguments": {"command": COMMAND}}),
+            json!({"input_tokens": 100, "output_tokens": 20}),
+        ),
+        &[],
+    );
+    let env = [
+        (
+            "ANTHROPIC_BASE_URL",
+            OsString::from(format!("http://127.0.0.1:{}", fake.port)),
+        ),
+        ("ANTHROPIC_API_KEY", "sk-ant-fake".into()),
+        ("ANTHROPIC_MODEL", "claude-sonnet-4-5".into()),
+        ("CLAUDE_CODE_MAX_RETRIES", "0".into()),
+        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".into()),
+        ("DISABLE_TELEMETRY", "1".into()),
+        ("DISABLE_AUTOUPDATER", "1".into()),
+        ("DISABLE_ERROR_REPORTING", "1".into()),
+    ];
+    run_by_hand(
+        &omk,
+        "claude",
+        &fake,
+        &claude,
+        &[
+            "-p",
+            "write the notes",
+            "--permission-mode",
+            "acceptEdits",
+            "--allowedTools",
+            "Bash",
+        ],
+        &env,
+        &[],
+    );
+    assert!(!settings.exists(), "the file omk created is gone");
+    assert!(!omk.project().join(".claude").exists());
+}
+
+#[test]
+fn codex_run_by_hand_is_guarded() {
+    let Some(codex) = clients::codex() else {
+        return;
+    };
+    let omk = Omk::new();
+    guarded_project(&omk);
+    let fake = FakeModel::start(
+        "fake_responses",
+        omk.root(),
+        &turns(
+            |p| {
+                json!({"name": "apply_patch",
+                       "input": format!("*** Begin Patch\n*** Add File: {p}\n+hello\n*** End Patch\n")})
+            },
+            json!({"name": "exec_command", "arguments": {"cmd": COMMAND}}),
+            json!({"input_tokens": 100, "output_tokens": 20}),
+        ),
+        &[],
+    );
+    let env = crate::agents::codex_env(omk.root(), fake.port);
+    let codex_config = omk.root().join("codex-home/config.toml");
+    let before = std::fs::read(&codex_config).unwrap();
+    run_by_hand(
+        &omk,
+        "codex",
+        &fake,
+        &codex,
+        &[
+            "exec",
+            "--skip-git-repo-check",
+            "--json",
+            "-c",
+            "approval_policy=\"never\"",
+            "-c",
+            "sandbox_mode=\"danger-full-access\"",
+            "write the notes",
+        ],
+        &env,
+        &[],
+    );
+    assert_eq!(std::fs::read(&codex_config).unwrap(), before);
+    assert!(!omk.project().join(".codex").exists());
+}
+
+#[test]
+fn the_kimi_cli_run_by_hand_is_guarded() {
+    let Some(kimi) = clients::kimi_cli() else {
+        return;
+    };
+    let omk = Omk::new();
+    guarded_project(&omk);
+    let script = turns(
+        |p| json!({"name": "WriteFile", "arguments": {"path": p, "content": "hello\n"}}),
+        json!({"name": "Shell", "arguments": {"command": COMMAND}}),
+        json!({"prompt_tokens": 100, "completion_tokens": 20}),
+    );
+    let (fake, env) = crate::agents::wire_env(
+        &omk,
+        &script,
+        crate::agents::Wire {
+            yolo: false,
+            before_hooks: false,
+        },
+    );
+    let config = omk.root().join("kimi-share/config.toml");
+    let before = std::fs::read(&config).unwrap();
+    run_by_hand(
+        &omk,
+        "kimi",
+        &fake,
+        &kimi,
+        &["--print", "-p", "write the notes"],
+        &env,
+        &["--user"],
+    );
+    assert_eq!(std::fs::read(&config).unwrap(), before);
+}
