@@ -308,6 +308,7 @@ fn main() {
     println!("\n(peer engine skipped: run with `--features peers` to compare against regorus)");
 
     cold_start(tmp.path());
+    guard_hook(tmp.path(), if quick { 20 } else { 200 });
     confined_start(tmp.path(), if quick { 20 } else { 100 });
     waves(
         tmp.path(),
@@ -552,6 +553,64 @@ fn cold_start(tmp: &Path) {
         "- `omk gate check` as a whole process: {} with an empty cache, {} median warm (10 runs)",
         ms(cold),
         ms(warm[5])
+    );
+}
+
+/// `omk hook claude` as a client runs it: a new process per tool call,
+/// the compile cache warm, each call judged by the std gates and recorded
+/// in the session's log (with fsync). Half the calls are refused.
+fn guard_hook(tmp: &Path, n: usize) {
+    println!("\n## Guard mode: one `omk hook` process per tool call\n");
+    let Some(omk) = omk_binary() else {
+        println!("skipped (build it first: cargo build --release -p omk)");
+        return;
+    };
+    let dir = tmp.join("guarded");
+    std::fs::create_dir_all(dir.join(".omk")).expect("dir");
+    std::fs::write(
+        dir.join(".omk/gates.toml"),
+        "[guard]\nwrite_roots = [\"src\"]\n",
+    )
+    .expect("gates.toml");
+    let call = |i: usize| {
+        let file = if i % 2 == 0 { "src/a.rs" } else { "docs/b.md" };
+        let event = serde_json::json!({"hook_event_name": "PreToolUse", "session_id": "bench",
+            "cwd": dir, "tool_name": "Write",
+            "tool_input": {"file_path": dir.join(file), "content": "x"}});
+        let start = Instant::now();
+        let mut child = Command::new(&omk)
+            .args(["hook", "claude"])
+            .current_dir(&dir)
+            .env("XDG_CACHE_HOME", dir.join("cache"))
+            .env("XDG_STATE_HOME", dir.join("state"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("omk runs");
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            stdin
+                .write_all(event.to_string().as_bytes())
+                .expect("stdin");
+        }
+        let code = child.wait().expect("omk ends").code();
+        assert_eq!(code, Some(if i % 2 == 0 { 0 } else { 2 }), "call {i}");
+        start.elapsed()
+    };
+    let first = call(0);
+    let mut times: Vec<Duration> = (1..=n).map(call).collect();
+    times.sort();
+    let median = times[times.len() / 2];
+    println!(
+        "- first call (compiles the std gates, creates the session's record): {}",
+        ms(first)
+    );
+    println!(
+        "- warm cache: {} median, {} p90 per call ({n} calls; target 20 ms: {:.2}× of it)",
+        ms(median),
+        ms(times[times.len() * 9 / 10]),
+        median.as_secs_f64() / 0.020
     );
 }
 

@@ -364,25 +364,65 @@ fn assert_guarded(omk: &Omk, name: &str, fake: &FakeModel, out: &std::process::O
     .code(0);
 }
 
-/// Installs omk's hook for client `name` (with `install` added to the
-/// command), runs `program args` by hand with `env`, checks the session
-/// with [`assert_guarded`] and uninstalls.
-fn run_by_hand(
-    omk: &Omk,
-    name: &str,
-    fake: &FakeModel,
-    program: &str,
-    args: &[&str],
-    env: &[(&str, OsString)],
-    install: &[&str],
-) {
-    let envs: Vec<(&str, &std::ffi::OsStr)> =
-        env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
-    let with = |verb: &'static str| [&["guard", verb, name][..], install].concat();
-    omk.run_env(&with("install"), &envs).code(0);
-    let out = client(omk, program, env).args(args).output().unwrap();
-    assert_guarded(omk, name, fake, &out);
-    omk.run_env(&with("uninstall"), &envs).code(0);
+/// A client ready to run by hand in a guarded project: its fake model
+/// server, its command line and environment, how `omk guard install`
+/// reaches its configuration, and the configuration file omk must leave
+/// as it found it.
+struct Hand {
+    name: &'static str,
+    fake: FakeModel,
+    program: String,
+    args: Vec<&'static str>,
+    env: Vec<(&'static str, OsString)>,
+    install: &'static [&'static str],
+    config: std::path::PathBuf,
+}
+
+/// How the hook reaches the client.
+#[derive(Clone, Copy)]
+enum Hooked {
+    /// `omk guard install`, the client run, `omk guard uninstall`.
+    Installed,
+    /// `omk guard run -- CLIENT …`.
+    ForOneRun,
+}
+
+impl Hand {
+    /// Runs the client with the hook `how` says, checks the session with
+    /// [`assert_guarded`], and that its configuration is as it was.
+    fn run(self, omk: &Omk, how: Hooked) {
+        let before = std::fs::read(&self.config).ok();
+        let envs: Vec<(&str, &std::ffi::OsStr)> =
+            self.env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+        let with = |verb: &'static str| [&["guard", verb, self.name][..], self.install].concat();
+        let out = match how {
+            Hooked::Installed => {
+                omk.run_env(&with("install"), &envs).code(0);
+                let out = client(omk, &self.program, &self.env)
+                    .args(&self.args)
+                    .output()
+                    .unwrap();
+                omk.run_env(&with("uninstall"), &envs).code(0);
+                out
+            }
+            Hooked::ForOneRun => omk
+                .command()
+                .args(["guard", "run", "--"])
+                .args(self.program.split(' '))
+                .args(&self.args)
+                .envs(envs.iter().copied())
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap(),
+        };
+        assert_guarded(omk, self.name, &self.fake, &out);
+        assert_eq!(
+            std::fs::read(&self.config).ok(),
+            before,
+            "{} changed",
+            self.config.display()
+        );
+    }
 }
 
 /// The model's turns: the allowed write, the write outside the roots, the
@@ -396,14 +436,9 @@ fn turns(write: impl Fn(&str) -> Value, command: Value, usage: Value) -> Value {
         "usage": usage})
 }
 
-#[test]
-fn claude_code_run_by_hand_is_guarded() {
-    let Some(claude) = clients::claude() else {
-        return;
-    };
-    let omk = Omk::new();
-    guarded_project(&omk);
-    let settings = omk.project().join(".claude/settings.json");
+/// Claude Code in print mode, writes accepted by its own permissions.
+fn claude(omk: &Omk) -> Option<Hand> {
+    let program = clients::claude()?;
     let abs = |rel: &str| omk.project().join(rel).display().to_string();
     let fake = FakeModel::start(
         "fake_anthropic",
@@ -415,7 +450,7 @@ fn claude_code_run_by_hand_is_guarded() {
         ),
         &[],
     );
-    let env = [
+    let env = vec![
         (
             "ANTHROPIC_BASE_URL",
             OsString::from(format!("http://127.0.0.1:{}", fake.port)),
@@ -428,12 +463,11 @@ fn claude_code_run_by_hand_is_guarded() {
         ("DISABLE_AUTOUPDATER", "1".into()),
         ("DISABLE_ERROR_REPORTING", "1".into()),
     ];
-    run_by_hand(
-        &omk,
-        "claude",
-        &fake,
-        &claude,
-        &[
+    Some(Hand {
+        name: "claude",
+        fake,
+        program,
+        args: vec![
             "-p",
             "write the notes",
             "--permission-mode",
@@ -441,20 +475,15 @@ fn claude_code_run_by_hand_is_guarded() {
             "--allowedTools",
             "Bash",
         ],
-        &env,
-        &[],
-    );
-    assert!(!settings.exists(), "the file omk created is gone");
-    assert!(!omk.project().join(".claude").exists());
+        env,
+        install: &[],
+        config: omk.project().join(".claude/settings.json"),
+    })
 }
 
-#[test]
-fn codex_run_by_hand_is_guarded() {
-    let Some(codex) = clients::codex() else {
-        return;
-    };
-    let omk = Omk::new();
-    guarded_project(&omk);
+/// Codex's `exec`, its own sandbox and approvals off.
+fn codex(omk: &Omk) -> Option<Hand> {
+    let program = clients::codex()?;
     let fake = FakeModel::start(
         "fake_responses",
         omk.root(),
@@ -469,14 +498,11 @@ fn codex_run_by_hand_is_guarded() {
         &[],
     );
     let env = crate::agents::codex_env(omk.root(), fake.port);
-    let codex_config = omk.root().join("codex-home/config.toml");
-    let before = std::fs::read(&codex_config).unwrap();
-    run_by_hand(
-        &omk,
-        "codex",
-        &fake,
-        &codex,
-        &[
+    Some(Hand {
+        name: "codex",
+        fake,
+        program,
+        args: vec![
             "exec",
             "--skip-git-repo-check",
             "--json",
@@ -486,43 +512,62 @@ fn codex_run_by_hand_is_guarded() {
             "sandbox_mode=\"danger-full-access\"",
             "write the notes",
         ],
-        &env,
-        &[],
-    );
-    assert_eq!(std::fs::read(&codex_config).unwrap(), before);
-    assert!(!omk.project().join(".codex").exists());
+        env,
+        install: &[],
+        config: omk.root().join("codex-home/config.toml"),
+    })
 }
 
-#[test]
-fn the_kimi_cli_run_by_hand_is_guarded() {
-    let Some(kimi) = clients::kimi_cli() else {
-        return;
-    };
-    let omk = Omk::new();
-    guarded_project(&omk);
+/// The legacy Kimi CLI in print mode, which approves its own tools.
+fn kimi(omk: &Omk) -> Option<Hand> {
+    let program = clients::kimi_cli()?;
     let script = turns(
         |p| json!({"name": "WriteFile", "arguments": {"path": p, "content": "hello\n"}}),
         json!({"name": "Shell", "arguments": {"command": COMMAND}}),
         json!({"prompt_tokens": 100, "completion_tokens": 20}),
     );
     let (fake, env) = crate::agents::wire_env(
-        &omk,
+        omk,
         &script,
         crate::agents::Wire {
             yolo: false,
             before_hooks: false,
         },
     );
-    let config = omk.root().join("kimi-share/config.toml");
-    let before = std::fs::read(&config).unwrap();
-    run_by_hand(
-        &omk,
-        "kimi",
-        &fake,
-        &kimi,
-        &["--print", "-p", "write the notes"],
-        &env,
-        &["--user"],
-    );
-    assert_eq!(std::fs::read(&config).unwrap(), before);
+    Some(Hand {
+        name: "kimi",
+        fake,
+        program,
+        args: vec!["--print", "-p", "write the notes"],
+        env,
+        install: &["--user"],
+        config: omk.root().join("kimi-share/config.toml"),
+    })
+}
+
+/// Runs `client` by hand in a fresh guarded project, hooked `how`.
+fn guarded(client: fn(&Omk) -> Option<Hand>, how: Hooked) {
+    let omk = Omk::new();
+    guarded_project(&omk);
+    if let Some(hand) = client(&omk) {
+        hand.run(&omk, how);
+    }
+}
+
+#[test]
+fn claude_code_run_by_hand_is_guarded() {
+    guarded(claude, Hooked::Installed);
+    guarded(claude, Hooked::ForOneRun);
+}
+
+#[test]
+fn codex_run_by_hand_is_guarded() {
+    guarded(codex, Hooked::Installed);
+    guarded(codex, Hooked::ForOneRun);
+}
+
+#[test]
+fn the_kimi_cli_run_by_hand_is_guarded() {
+    guarded(kimi, Hooked::Installed);
+    guarded(kimi, Hooked::ForOneRun);
 }

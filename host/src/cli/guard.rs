@@ -23,6 +23,10 @@ pub enum GuardCommand {
     /// Show where each client's omk hook is installed, and what would stop
     /// it from running.
     Status(StatusArgs),
+    /// Run a client with omk's hook for this run only, its configuration
+    /// files untouched: `omk guard run -- claude -p "…"`. Exits with the
+    /// client's exit code.
+    Run(RunArgs),
 }
 
 #[derive(Debug, Args)]
@@ -53,6 +57,22 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Which client it is (default: the program's name, `claude`, `codex`
+    /// or `kimi`).
+    #[arg(long, value_enum)]
+    client: Option<Client>,
+    /// The client's program and its arguments, after `--`.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PROGRAM"
+    )]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct HookArgs {
     /// The client whose hook event is on stdin.
     #[arg(value_enum)]
@@ -64,6 +84,7 @@ pub fn run(cmd: GuardCommand) -> Result<Outcome> {
         GuardCommand::Install(a) => change(a, true),
         GuardCommand::Uninstall(a) => change(a, false),
         GuardCommand::Status(a) => status(a),
+        GuardCommand::Run(a) => run_client(a),
     }
 }
 
@@ -138,6 +159,70 @@ fn status(a: StatusArgs) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Ok)
+}
+
+fn run_client(a: RunArgs) -> Result<Outcome> {
+    let (program, args) = a
+        .command
+        .split_first()
+        .context("name the client's program after `--`")?;
+    let named = std::path::Path::new(program)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| <Client as clap::ValueEnum>::from_str(n, true).ok());
+    let Some(client) = a.client.or(named) else {
+        return Err(omk::error::Help {
+            message: format!("cannot tell which client `{program}` is"),
+            help: "say it with `--client claude|codex|kimi`".into(),
+        }
+        .into());
+    };
+    let root = project(None)?;
+    let already = install::status(&root)
+        .into_iter()
+        .find(|s| s.client == client.name() && s.installed);
+    let omk = std::env::current_exe().context("cannot find this omk's own path")?;
+    let one = match &already {
+        Some(s) => {
+            eprintln!(
+                "omk guard: the {} hook is installed in {}; running the client as it is",
+                client.name(),
+                s.file.display()
+            );
+            None
+        }
+        None => Some(install::one_run(client, &omk)?),
+    };
+    let mut cmd = std::process::Command::new(program);
+    if let Some(one) = &one {
+        cmd.args(&one.args);
+    }
+    let mut child = cmd
+        .args(args)
+        .spawn()
+        .with_context(|| format!("cannot start `{program}`"))?;
+    // The client answers the terminal's Ctrl-C itself; omk waits for it.
+    ignore_interrupts();
+    let status = child
+        .wait()
+        .with_context(|| format!("cannot wait for `{program}`"))?;
+    drop(one);
+    use std::os::unix::process::ExitStatusExt;
+    std::process::exit(
+        status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+    );
+}
+
+/// Ignores SIGINT and SIGQUIT in omk (not in the client, started before).
+fn ignore_interrupts() {
+    // SAFETY: setting a signal's disposition to SIG_IGN is async-signal
+    // safe and touches no memory of ours.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+    }
 }
 
 /// `omk hook <client>`: answers one hook call (see [`omk::guard::hook`]).

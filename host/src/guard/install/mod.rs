@@ -27,11 +27,13 @@ use super::Client;
 
 mod codex;
 mod files;
+mod one_run;
 mod status;
 
 pub use codex::codex_hook_hash;
 use codex::{codex_trust, codex_trust_remove};
 use files::{json_add, json_remove, toml_hooks_add, toml_hooks_remove};
+pub use one_run::{OneRun, one_run};
 pub use status::{Status, status};
 
 /// How long a client waits for `omk hook` before giving up on it.
@@ -125,7 +127,7 @@ fn quote(s: &str) -> String {
     }
 }
 
-fn env_dir(var: &str, home_rel: &str) -> Result<PathBuf, InstallError> {
+pub(super) fn env_dir(var: &str, home_rel: &str) -> Result<PathBuf, InstallError> {
     if let Some(v) = std::env::var_os(var).map(PathBuf::from)
         && v.is_absolute()
     {

@@ -1,0 +1,97 @@
+//! `omk guard run`: omk's hook for one run of a client, its configuration
+//! files untouched.
+//!
+//! | client | how the hook is given |
+//! |---|---|
+//! | Claude Code | `--settings '{"hooks": …}'`, merged by Claude with its other settings |
+//! | Codex | `-c hooks.PreToolUse=[…]` and the hook's trust, `-c hooks.state={…}`, for this run's session flags |
+//! | Kimi CLI | `--config-file` naming a private copy of its config with the hook added (it reads one config only), removed after the run |
+
+use std::path::Path;
+
+use serde_json::json;
+
+use super::files::toml_hooks_add;
+use super::{
+    Client, HOOK_TIMEOUT_SECS, InstallError, Scope, codex_hook_hash, error, hook_command,
+    hooks_file, read,
+};
+
+/// The key Codex gives a hook passed with `-c` (its session flags layer).
+const CODEX_SESSION_KEY: &str = "/<session-flags>/config.toml:pre_tool_use:0:0";
+
+/// What a run needs: arguments to put right after the program, and the
+/// private files they name, removed when this is dropped.
+#[derive(Debug)]
+pub struct OneRun {
+    pub args: Vec<String>,
+    _files: Option<tempfile::TempDir>,
+}
+
+/// A TOML string literal of `s`.
+fn toml_str(s: &str) -> String {
+    toml_edit::Value::from(s).to_string().trim().to_owned()
+}
+
+/// The arguments that give `client` omk's hook (running `omk`) for one run.
+pub fn one_run(client: Client, omk: &Path) -> Result<OneRun, InstallError> {
+    let command = hook_command(client, omk);
+    let run = |args: Vec<String>| OneRun { args, _files: None };
+    Ok(match client {
+        Client::Claude => {
+            let settings = json!({"hooks": {"PreToolUse": [{"matcher": "*", "hooks": [
+                {"type": "command", "command": command, "timeout": HOOK_TIMEOUT_SECS}]}]}});
+            run(vec!["--settings".into(), settings.to_string()])
+        }
+        Client::Codex => run(vec![
+            "-c".into(),
+            format!(
+                "hooks.PreToolUse=[{{hooks=[{{type=\"command\",command={},timeout={HOOK_TIMEOUT_SECS}}}]}}]",
+                toml_str(&command)
+            ),
+            "-c".into(),
+            format!(
+                "hooks.state={{{}={{trusted_hash={}}}}}",
+                toml_str(CODEX_SESSION_KEY),
+                toml_str(&codex_hook_hash(&command))
+            ),
+        ]),
+        Client::Kimi => {
+            let config = hooks_file(Client::Kimi, &Scope::User)?;
+            let text = read(&config)?;
+            let (with_hook, _) = toml_hooks_add(&config, text.as_deref(), &command)?;
+            let with_hook = with_hook.or(text).unwrap_or_default();
+            // The copy holds the user's keys: a private folder, mode 0700.
+            let dir = tempfile::Builder::new()
+                .prefix("omk-guard-run")
+                .tempdir()
+                .map_err(|e| error(format!("cannot make a private folder: {e}"), None))?;
+            let file = dir.path().join("config.toml");
+            crate::atomic::write_private(&file, with_hook.as_bytes())
+                .map_err(|e| error(format!("cannot write `{}`: {e}", file.display()), None))?;
+            OneRun {
+                args: vec!["--config-file".into(), file.display().to_string()],
+                _files: Some(dir),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codex_gets_the_hook_and_its_trust_as_session_flags() {
+        let run = one_run(Client::Codex, Path::new("/opt/o m k")).unwrap();
+        assert_eq!(run.args[0], "-c");
+        assert!(
+            run.args[1].contains(r#"command="'/opt/o m k' hook codex || exit 2""#),
+            "{}",
+            run.args[1]
+        );
+        let hash = codex_hook_hash("'/opt/o m k' hook codex || exit 2");
+        assert!(run.args[3].contains(&hash), "{}", run.args[3]);
+        assert!(run.args[3].contains(CODEX_SESSION_KEY), "{}", run.args[3]);
+    }
+}
