@@ -573,7 +573,11 @@ fn guard_hook(tmp: &Path, n: usize) {
     )
     .expect("gates.toml");
     let call = |i: usize| {
-        let file = if i.is_multiple_of(2) { "src/a.rs" } else { "docs/b.md" };
+        let file = if i.is_multiple_of(2) {
+            "src/a.rs"
+        } else {
+            "docs/b.md"
+        };
         let event = serde_json::json!({"hook_event_name": "PreToolUse", "session_id": "bench",
             "cwd": dir, "tool_name": "Write",
             "tool_input": {"file_path": dir.join(file), "content": "x"}});
@@ -595,7 +599,11 @@ fn guard_hook(tmp: &Path, n: usize) {
                 .expect("stdin");
         }
         let code = child.wait().expect("omk ends").code();
-        assert_eq!(code, Some(if i.is_multiple_of(2) { 0 } else { 2 }), "call {i}");
+        assert_eq!(
+            code,
+            Some(if i.is_multiple_of(2) { 0 } else { 2 }),
+            "call {i}"
+        );
         start.elapsed()
     };
     let first = call(0);

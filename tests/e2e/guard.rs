@@ -438,18 +438,21 @@ fn turns(write: impl Fn(&str) -> Value, command: Value, usage: Value) -> Value {
 
 /// Claude Code in print mode, writes accepted by its own permissions.
 fn claude(omk: &Omk) -> Option<Hand> {
-    let program = clients::claude()?;
     let abs = |rel: &str| omk.project().join(rel).display().to_string();
-    let fake = FakeModel::start(
-        "fake_anthropic",
-        omk.root(),
+    claude_with(
+        omk,
         &turns(
             |p| json!({"name": "Write", "arguments": {"file_path": abs(p), "content": "hello\n"}}),
             json!({"name": "Bash", "arguments": {"command": COMMAND}}),
             json!({"input_tokens": 100, "output_tokens": 20}),
         ),
-        &[],
-    );
+    )
+}
+
+/// [`claude`], its model server playing `script`.
+fn claude_with(omk: &Omk, script: &Value) -> Option<Hand> {
+    let program = clients::claude()?;
+    let fake = FakeModel::start("fake_anthropic", omk.root(), script, &[]);
     let env = vec![
         (
             "ANTHROPIC_BASE_URL",
@@ -570,4 +573,55 @@ fn codex_run_by_hand_is_guarded() {
 fn the_kimi_cli_run_by_hand_is_guarded() {
     guarded(kimi, Hooked::Installed);
     guarded(kimi, Hooked::ForOneRun);
+}
+
+#[test]
+fn a_client_under_guard_run_cannot_write_outside_the_project() {
+    let omk = Omk::new();
+    omk.git_project(&[("README.md", "project\n")]);
+    let outside = omk.root().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    // The std gates let every command run: the kernel holds this one.
+    let command = format!(
+        "echo escaped > {}/OUT.txt; echo kept > inside.txt",
+        outside.display()
+    );
+    let script = json!({"turns": [
+        {"tool_call": {"name": "Bash", "arguments": {"command": command}}},
+        {"text": "Done."}],
+        "usage": {"input_tokens": 100, "output_tokens": 20}});
+    let Some(hand) = claude_with(&omk, &script) else {
+        return;
+    };
+    let out = omk
+        .command()
+        .args(["guard", "run", "--"])
+        .arg(&hand.program)
+        .args(&hand.args)
+        .envs(hand.env.iter().map(|(k, v)| (*k, v)))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let shown = format!("{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(omk.project().join("inside.txt"))
+            .ok()
+            .as_deref(),
+        Some("kept\n"),
+        "{shown}"
+    );
+    assert!(
+        !outside.join("OUT.txt").exists(),
+        "the write escaped: {shown}"
+    );
+    let id = the_session(&omk, "claude");
+    let allowed = of_kind(&omk.events(&id), "agent_action")
+        .into_iter()
+        .any(|e| e["payload"]["allowed"] == true && e["payload"]["action"]["target"] == command);
+    assert!(allowed, "the gates allowed the command: {shown}");
+    let runs = omk.state_home().join("omk/guard/runs");
+    let left: Vec<_> = std::fs::read_dir(&runs)
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "the private home is removed: {left:?}");
 }

@@ -77,6 +77,10 @@ pub struct HookArgs {
     /// The client whose hook event is on stdin.
     #[arg(value_enum)]
     client: Client,
+    /// Hand the event to omk's judge at this address instead of judging it
+    /// here: how a client confined by `omk guard run` asks.
+    #[arg(long, value_name = "ADDR")]
+    judge: Option<String>,
 }
 
 pub fn run(cmd: GuardCommand) -> Result<Outcome> {
@@ -182,37 +186,73 @@ fn run_client(a: RunArgs) -> Result<Outcome> {
         .into_iter()
         .find(|s| s.client == client.name() && s.installed);
     let omk = std::env::current_exe().context("cannot find this omk's own path")?;
-    let one = match &already {
-        Some(s) => {
-            eprintln!(
-                "omk guard: the {} hook is installed in {}; running the client as it is",
-                client.name(),
-                s.file.display()
-            );
-            None
-        }
-        None => Some(install::one_run(client, &omk)?),
-    };
-    let mut cmd = std::process::Command::new(program);
-    if let Some(one) = &one {
-        cmd.args(&one.args);
+    if let Some(s) = &already {
+        eprintln!(
+            "omk guard: the {} hook is installed in {}; running the client with it, unconfined",
+            client.name(),
+            s.file.display()
+        );
+        let status = wait_for(
+            std::process::Command::new(program).args(args).spawn(),
+            program,
+        )?;
+        exit_as(status);
     }
-    let mut child = cmd
-        .args(args)
-        .spawn()
-        .with_context(|| format!("cannot start `{program}`"))?;
-    // The client answers the terminal's Ctrl-C itself; omk waits for it.
+    let config = omk::gates::GatesConfig::for_project(&root)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start omk's runtime")?;
+    runtime.block_on(async {
+        let confined = guard::confine::prepare(client, &root, &config, &omk, program).await?;
+        let Some(run) = confined else {
+            // `[sandbox] mode = "off"`: the hook only.
+            let one = install::one_run(client, &omk, None, None)?;
+            let child = std::process::Command::new(program)
+                .args(&one.args)
+                .args(args)
+                .spawn();
+            let status = wait_for(child, program)?;
+            drop(one);
+            exit_as(status);
+        };
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(&run.hook.args).args(args);
+        let mut child = run
+            .confinement
+            .spawn(&mut cmd)
+            .with_context(|| format!("cannot start `{program}` confined"))?;
+        ignore_interrupts();
+        let status = child
+            .wait()
+            .await
+            .with_context(|| format!("cannot wait for `{program}`"))?;
+        drop(run);
+        exit_as(status)
+    })
+}
+
+/// Waits for the client, ignoring the terminal's interrupts, which the
+/// client answers itself.
+fn wait_for(
+    child: std::io::Result<std::process::Child>,
+    program: &str,
+) -> Result<std::process::ExitStatus> {
+    let mut child = child.with_context(|| format!("cannot start `{program}`"))?;
     ignore_interrupts();
-    let status = child
+    child
         .wait()
-        .with_context(|| format!("cannot wait for `{program}`"))?;
-    drop(one);
+        .with_context(|| format!("cannot wait for `{program}`"))
+}
+
+/// Exits as the client did (128 + the signal that ended it).
+fn exit_as(status: std::process::ExitStatus) -> ! {
     use std::os::unix::process::ExitStatusExt;
     std::process::exit(
         status
             .code()
             .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
-    );
+    )
 }
 
 /// Ignores SIGINT and SIGQUIT in omk (not in the client, started before).
@@ -238,7 +278,10 @@ pub fn hook(a: HookArgs) -> Result<Outcome> {
             a.client,
             "the hook's event is larger than omk reads (16 MiB)".into(),
         ),
-        Ok(_) => guard::hook(a.client, &input, &cwd),
+        Ok(_) => match &a.judge {
+            Some(addr) => guard::judge::ask(a.client, addr, &input),
+            None => guard::hook(a.client, &input, &cwd),
+        },
         Err(e) => guard::refuse(a.client, format!("cannot read the hook's event: {e}")),
     };
     let _ = std::io::stdout().write_all(reply.stdout.as_bytes());

@@ -22,7 +22,9 @@
 //! reason.
 
 pub mod clients;
+pub mod confine;
 pub mod install;
+pub mod judge;
 mod record;
 
 use std::path::{Path, PathBuf};
@@ -78,12 +80,67 @@ pub fn refuse(client: Client, reason: String) -> Reply {
     )
 }
 
+/// A project's policy for guarded sessions, loaded: its gates and its
+/// write roots.
+pub struct Policy {
+    root: PathBuf,
+    gates: GateSet,
+    roots: Vec<String>,
+}
+
+impl Policy {
+    /// Loads the policy of the project at `root` as every omk command
+    /// does (`.omk/gates.toml`, std gates, bundles, trust policy).
+    pub fn load(root: &Path) -> Result<Policy, String> {
+        let config = GatesConfig::for_project(root).map_err(|e| e.to_string())?;
+        let gates = GateSet::for_config(&config).map_err(|e| {
+            let help = crate::error::diagnose(&e).help;
+            match help {
+                Some(h) => format!("{e} (help: {h})"),
+                None => e.to_string(),
+            }
+        })?;
+        Ok(Policy {
+            root: root.to_owned(),
+            gates,
+            roots: config.guard.roots(),
+        })
+    }
+}
+
 /// Answers one hook call of `client`: `input` is what the client wrote on
 /// stdin; `cwd` is where the hook runs (the project, unless the event
-/// names another directory). Never fails: every error is a denial.
+/// names another directory), whose policy is loaded for the call. Never
+/// fails: every error is a denial.
 pub fn hook(client: Client, input: &[u8], cwd: &Path) -> Reply {
-    let (permit, record) = match judge(client, input, cwd) {
-        Ok(r) => r,
+    answer(
+        client,
+        parse(client, input).and_then(|call| {
+            let from = call.cwd.clone().unwrap_or_else(|| cwd.to_owned());
+            let policy = Policy::load(&project_root(&from))?;
+            judge(client, call, &policy)
+        }),
+    )
+}
+
+/// [`hook`], judged by `policy`, loaded once for many calls (a run's
+/// judge: the policy a session started with holds for all of it).
+pub fn hook_with(client: Client, input: &[u8], policy: &Policy) -> Reply {
+    answer(
+        client,
+        parse(client, input).and_then(|call| judge(client, call, policy)),
+    )
+}
+
+fn parse(client: Client, input: &[u8]) -> Result<clients::Call, String> {
+    let event: serde_json::Value =
+        serde_json::from_slice(input).map_err(|e| format!("the hook's event is not JSON ({e})"))?;
+    clients::call(client, &event)
+}
+
+fn answer(client: Client, judged: Result<(Permit, String), String>) -> Reply {
+    let (permit, record) = match judged {
+        Ok((p, id)) => (p, Some(id)),
         Err(reason) => (Permit::Refused(format!("omk fails closed: {reason}")), None),
     };
     let mut reply = clients::reply(client, &permit);
@@ -91,26 +148,18 @@ pub fn hook(client: Client, input: &[u8], cwd: &Path) -> Reply {
     reply
 }
 
-/// Judges the call; the permit and the record's id.
-fn judge(client: Client, input: &[u8], cwd: &Path) -> Result<(Permit, Option<String>), String> {
-    let event: serde_json::Value =
-        serde_json::from_slice(input).map_err(|e| format!("the hook's event is not JSON ({e})"))?;
-    let call = clients::call(client, &event)?;
-    let from = call.cwd.clone().unwrap_or_else(|| cwd.to_owned());
-    let root = project_root(&from);
-    let config = GatesConfig::for_project(&root).map_err(|e| e.to_string())?;
-    let gates = GateSet::for_config(&config).map_err(|e| {
-        let help = crate::error::diagnose(&e).help;
-        match help {
-            Some(h) => format!("{e} (help: {h})"),
-            None => e.to_string(),
-        }
-    })?;
+/// Judges the call under `policy`; the permit and the record's id.
+fn judge(client: Client, call: clients::Call, policy: &Policy) -> Result<(Permit, String), String> {
     let store = GoalStore::open_default().map_err(|e| e.to_string())?;
-    let roots = config.guard.roots();
-    let record = Record::open(&store, client, &call.session_id, &root, &roots)?;
+    let record = Record::open(
+        &store,
+        client,
+        &call.session_id,
+        &policy.root,
+        &policy.roots,
+    )?;
     let id = record.id().to_owned();
-    let hooks = record::GuardHooks::new(record, gates, root, client, roots);
+    let hooks = record::GuardHooks::new(record, policy, client);
     let detail = format!("{} hook: {}", client.name(), call.tool);
     let permit = match call.actions {
         Ok(actions) => Judge::new(&hooks, Some(SESSION_TASK)).all(actions, &detail),
@@ -123,7 +172,7 @@ fn judge(client: Client, input: &[u8], cwd: &Path) -> Result<(Permit, Option<Str
         }
     };
     hooks.into_record().close()?;
-    Ok((permit, Some(id)))
+    Ok((permit, id))
 }
 
 /// The project a hook call is about: the nearest folder up from `dir` that

@@ -9,7 +9,7 @@
 //! whole call, so calls are judged and recorded one after another.
 
 use std::fs::{File, OpenOptions};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -132,24 +132,19 @@ fn lock(path: &Path) -> Result<File, String> {
 
 /// The hooks of one guarded call: every action judged by the project's
 /// gates as an action of the session's task, and recorded with its input.
-pub struct GuardHooks {
+pub struct GuardHooks<'p> {
     record: Mutex<Record>,
-    gates: GateSet,
-    root: PathBuf,
+    gates: &'p GateSet,
+    root: &'p Path,
     client: Client,
     task: TaskProposal,
 }
 
-impl GuardHooks {
-    /// Judges with `gates` on the project at `root`, where the session
-    /// may write under `roots` (`[guard] write_roots` as it is now).
-    pub fn new(
-        record: Record,
-        gates: GateSet,
-        root: PathBuf,
-        client: Client,
-        roots: Vec<String>,
-    ) -> GuardHooks {
+impl<'p> GuardHooks<'p> {
+    /// Judges with `policy`: its gates, on its project, where the session
+    /// may write under its write roots.
+    pub fn new(record: Record, policy: &'p super::Policy, client: Client) -> GuardHooks<'p> {
+        let roots = policy.roots.clone();
         let task = TaskProposal {
             id: SESSION_TASK.into(),
             title: format!("a {} session run by hand", client.name()),
@@ -164,8 +159,8 @@ impl GuardHooks {
         };
         GuardHooks {
             record: Mutex::new(record),
-            gates,
-            root,
+            gates: &policy.gates,
+            root: &policy.root,
             client,
             task,
         }
@@ -225,7 +220,7 @@ impl GuardHooks {
             .record
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Err(reason) = crate::agents::files::judged_target(&self.root, &mut action) {
+        if let Err(reason) = crate::agents::files::judged_target(self.root, &mut action) {
             let reason = reason.replace("agent's working tree", "project");
             self.log_action(
                 &mut record,
@@ -278,7 +273,7 @@ impl GuardHooks {
     }
 }
 
-impl Hooks for GuardHooks {
+impl Hooks for GuardHooks<'_> {
     /// Judged and recorded; anything that cannot be recorded is refused,
     /// so nothing is allowed that the record does not show.
     fn action(&self, action: AgentAction) -> Permit {

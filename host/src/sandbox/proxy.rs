@@ -26,6 +26,49 @@ pub trait Gatekeeper: Send + Sync + 'static {
 }
 
 /// Largest request head read.
+/// A gatekeeper that lets through the hosts it is given, once it is given
+/// them, and nothing else: where no task exists for the gates to judge a
+/// destination (planning; a client run by hand under `omk guard run`),
+/// the client's model endpoint and `[sandbox] hosts`.
+pub struct HostsOnly {
+    hosts: std::sync::OnceLock<Vec<String>>,
+    /// What a refusal says after the URL.
+    refusal: &'static str,
+}
+
+impl HostsOnly {
+    /// Refuses everything (saying `` `URL` {refusal} ``) until [`allow`](Self::allow).
+    pub fn new(refusal: &'static str) -> HostsOnly {
+        HostsOnly {
+            hosts: std::sync::OnceLock::new(),
+            refusal,
+        }
+    }
+
+    /// Lets `hosts` (patterns, `host:port`) through from now on.
+    pub fn allow(&self, hosts: Vec<String>) {
+        let _ = self.hosts.set(hosts);
+    }
+}
+
+impl Gatekeeper for HostsOnly {
+    fn destination(&self, url: &str) -> Result<(), String> {
+        match self.hosts.get() {
+            Some(hosts) if host_allowed(hosts, url) => Ok(()),
+            _ => Err(format!("`{url}` {}", self.refusal)),
+        }
+    }
+}
+
+/// Whether `url`'s host and port match one of `hosts`.
+pub fn host_allowed(hosts: &[String], url: &str) -> bool {
+    super::host_port(url).is_some_and(|(h, p)| {
+        hosts
+            .iter()
+            .any(|pat| omk_core::sandbox::host_matches(pat, &h, p))
+    })
+}
+
 const MAX_HEAD: usize = 64 * 1024;
 /// How long a client may take to send its request head, and an upstream to
 /// accept a connection.

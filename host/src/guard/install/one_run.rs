@@ -33,9 +33,25 @@ fn toml_str(s: &str) -> String {
     toml_edit::Value::from(s).to_string().trim().to_owned()
 }
 
-/// The arguments that give `client` omk's hook (running `omk`) for one run.
-pub fn one_run(client: Client, omk: &Path) -> Result<OneRun, InstallError> {
-    let command = hook_command(client, omk);
+/// The arguments that give `client` omk's hook (running `omk`) for one
+/// run. With `judge`, the hook hands each event to the judge at that
+/// address (a confined client's; see [`crate::guard::judge`]), and files
+/// the client must read go in `dir` (the sandbox's handed folder) instead
+/// of a private temporary folder.
+pub fn one_run(
+    client: Client,
+    omk: &Path,
+    judge: Option<std::net::SocketAddr>,
+    dir: Option<&Path>,
+) -> Result<OneRun, InstallError> {
+    let command = match judge {
+        None => hook_command(client, omk),
+        Some(addr) => hook_command(client, omk).replacen(
+            &format!(" hook {}", client.name()),
+            &format!(" hook {} --judge {addr}", client.name()),
+            1,
+        ),
+    };
     let run = |args: Vec<String>| OneRun { args, _files: None };
     Ok(match client {
         Client::Claude => {
@@ -62,16 +78,24 @@ pub fn one_run(client: Client, omk: &Path) -> Result<OneRun, InstallError> {
             let (with_hook, _) = toml_hooks_add(&config, text.as_deref(), &command)?;
             let with_hook = with_hook.or(text).unwrap_or_default();
             // The copy holds the user's keys: a private folder, mode 0700.
-            let dir = tempfile::Builder::new()
-                .prefix("omk-guard-run")
-                .tempdir()
-                .map_err(|e| error(format!("cannot make a private folder: {e}"), None))?;
-            let file = dir.path().join("config.toml");
+            let temp = match dir {
+                Some(_) => None,
+                None => Some(
+                    tempfile::Builder::new()
+                        .prefix("omk-guard-run")
+                        .tempdir()
+                        .map_err(|e| error(format!("cannot make a private folder: {e}"), None))?,
+                ),
+            };
+            let folder = dir.or(temp.as_ref().map(tempfile::TempDir::path));
+            let file = folder
+                .unwrap_or(Path::new("."))
+                .join("omk-kimi-config.toml");
             crate::atomic::write_private(&file, with_hook.as_bytes())
                 .map_err(|e| error(format!("cannot write `{}`: {e}", file.display()), None))?;
             OneRun {
                 args: vec!["--config-file".into(), file.display().to_string()],
-                _files: Some(dir),
+                _files: temp,
             }
         }
     })
@@ -83,7 +107,7 @@ mod tests {
 
     #[test]
     fn codex_gets_the_hook_and_its_trust_as_session_flags() {
-        let run = one_run(Client::Codex, Path::new("/opt/o m k")).unwrap();
+        let run = one_run(Client::Codex, Path::new("/opt/o m k"), None, None).unwrap();
         assert_eq!(run.args[0], "-c");
         assert!(
             run.args[1].contains(r#"command="'/opt/o m k' hook codex || exit 2""#),
@@ -93,5 +117,17 @@ mod tests {
         let hash = codex_hook_hash("'/opt/o m k' hook codex || exit 2");
         assert!(run.args[3].contains(&hash), "{}", run.args[3]);
         assert!(run.args[3].contains(CODEX_SESSION_KEY), "{}", run.args[3]);
+        let judged = one_run(
+            Client::Claude,
+            Path::new("/bin/omk"),
+            Some(([127, 0, 0, 1], 9).into()),
+            None,
+        )
+        .unwrap();
+        assert!(
+            judged.args[1].contains("/bin/omk hook claude --judge 127.0.0.1:9 || exit 2"),
+            "{}",
+            judged.args[1]
+        );
     }
 }

@@ -183,41 +183,6 @@ impl Gatekeeper for TaskGate {
     }
 }
 
-/// The egress proxy's judge while planning: the client's model endpoint
-/// and `[sandbox] hosts` only, since no task exists for the gates to judge.
-pub(super) struct PlanGate(std::sync::OnceLock<Vec<String>>);
-
-impl PlanGate {
-    pub(super) fn new() -> PlanGate {
-        PlanGate(std::sync::OnceLock::new())
-    }
-
-    /// Lets `hosts` through from now on.
-    pub(super) fn allow(&self, hosts: Vec<String>) {
-        let _ = self.0.set(hosts);
-    }
-}
-
-impl Gatekeeper for PlanGate {
-    fn destination(&self, url: &str) -> Result<(), String> {
-        match self.0.get() {
-            Some(hosts) if host_allowed(hosts, url) => Ok(()),
-            _ => Err(format!(
-                "`{url}` is not the agent's model endpoint; while planning nothing else is reached"
-            )),
-        }
-    }
-}
-
-/// Whether `url`'s host and port match one of `hosts`.
-fn host_allowed(hosts: &[String], url: &str) -> bool {
-    crate::sandbox::host_port(url).is_some_and(|(h, p)| {
-        hosts
-            .iter()
-            .any(|pat| omk_core::sandbox::host_matches(pat, &h, p))
-    })
-}
-
 impl Hooks for TaskHooks {
     fn action(&self, mut action: AgentAction) -> Permit {
         let Some(task) = &self.task else {
@@ -226,7 +191,7 @@ impl Hooks for TaskHooks {
         };
         if action.kind == omk_gate_sdk::ActionKind::FetchUrl
             && let Some(hosts) = &self.hosts
-            && !host_allowed(hosts, &action.target)
+            && !crate::sandbox::proxy::host_allowed(hosts, &action.target)
         {
             let reason = format!(
                 "`{}` is not a host this task may reach (its model endpoint, or `[sandbox] hosts` in .omk/gates.toml)",

@@ -37,13 +37,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::Utc;
 use omk_gate_sdk::GoalContext;
 
-use self::hooks::{PlanGate, TaskHooks};
+use self::hooks::TaskHooks;
 use super::{DispatchPlan, WaveEvidence, WaveKind, run_wave};
 use crate::agents::{Backend, Brief};
 use crate::gates::{GateSet, Verdict};
 use crate::goal::{GoalDir, GoalError, GoalStatus, MergePolicy, Session};
 use crate::proof::events::{self, About, Payload};
 use crate::proof::inputs::Subject;
+use crate::sandbox::proxy::HostsOnly;
 use crate::sandbox::{Confinement, SandboxError, SandboxSettings};
 use crate::worktree;
 use omk_core::diagnose::{Diagnose, Kind};
@@ -283,7 +284,9 @@ impl Executor {
         let mut brief = brief;
         self.git(|| worktree::create_detached(&self.repo, &brief.dir, &self.base))
             .map_err(|e| GoalError::state(e.to_string(), "check the project's git repository"))?;
-        let gate = Arc::new(PlanGate::new());
+        let gate = Arc::new(HostsOnly::new(
+            "is not the agent's model endpoint; while planning nothing else is reached",
+        ));
         let (profile, _proxy) = self
             .sandbox(None, &brief.dir, gate.clone())
             .await
