@@ -158,8 +158,8 @@ fn module_with(check: Body, action: ActionBody, describe_trap: bool) -> String {
         ActionBody::RefuseCommands => format!(
             "(if (result i32) (i32.eq (i32.load8_u offset={ACTION_KIND} (local.get 0)) (i32.const 2))
                (then (i32.store8 (i32.const {RET}) (i32.const 1))
-                     (i32.store (i32.const {c1}) (i32.const 640)) (i32.store (i32.const {c2}) (i32.const 19))
-                     (i32.store (i32.const {r1}) (i32.const 672)) (i32.store (i32.const {r2}) (i32.const 36))
+                     (i32.store (i32.const {c1}) (i32.const 800)) (i32.store (i32.const {c2}) (i32.const 19))
+                     (i32.store (i32.const {r1}) (i32.const 832)) (i32.store (i32.const {r2}) (i32.const 36))
                      (i32.const {RET}))
                (else {accept}))",
             c1 = RET + 4,
@@ -182,8 +182,9 @@ fn module_with(check: Body, action: ActionBody, describe_trap: bool) -> String {
   (data (i32.const 544) "rejected by the hostile gate")
   (data (i32.const 600) "\ff\fe\fd\fc")
   (data (i32.const 608) "gate.fault.trap")
-  (data (i32.const 640) "hostile.no-commands")
-  (data (i32.const 672) "commands are not run in this project")
+  ;; (byte 700 is the Counter body's; the strings start above it)
+  (data (i32.const 800) "hostile.no-commands")
+  (data (i32.const 832) "commands are not run in this project")
   (func $recurse (param i32) (result i32)
     (call $recurse (i32.add (local.get 0) (i32.const 1))))
   (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
