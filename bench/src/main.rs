@@ -14,8 +14,7 @@
 //! Every engine's decisions are checked against the native ones before any
 //! figure is printed: a fast wrong answer does not count.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use omk::gates::{CacheDirs, GateEngine, GateSet, GatesConfig, Limits};
@@ -25,8 +24,13 @@ use omk_gate_budget::BudgetGate;
 use omk_gate_path::PathGate;
 use omk_gate_sdk::{AcceptedTask, Budget, Decision, GoalContext, Policy, TaskProposal};
 
+mod figures;
+mod languages;
+mod process;
 #[cfg(feature = "peers")]
 mod rego;
+
+use figures::Figures;
 
 /// A deterministic pseudo-random stream (no dependency, same every run).
 struct Lcg(u64);
@@ -126,7 +130,6 @@ fn native(ctx: &GoalContext, p: &TaskProposal) -> [Decision; 3] {
 struct Run {
     name: String,
     per_op: Vec<Duration>,
-    total: Duration,
 }
 
 impl Run {
@@ -176,7 +179,6 @@ fn measure<T>(
         let _ = f(c, p);
     }
     let mut per_op = Vec::with_capacity(items.len());
-    let start = Instant::now();
     for (i, (c, p)) in items.iter().enumerate() {
         let t = Instant::now();
         let out = f(c, p);
@@ -186,7 +188,6 @@ fn measure<T>(
     Run {
         name: name.into(),
         per_op,
-        total: start.elapsed(),
     }
 }
 
@@ -201,16 +202,34 @@ fn ms(d: Duration) -> String {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
+    let figures_file = args
+        .iter()
+        .position(|a| a == "--figures")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from);
     let n = if quick { 500 } else { 10_000 };
-    println!("omk benchmark — {n} generated proposals, one process, one thread");
-    println!(
-        "build: {}, {} cores\n",
-        if cfg!(debug_assertions) {
-            "DEBUG (figures are not meaningful; use --release)"
+    let build = if cfg!(debug_assertions) {
+        "a DEBUG build (not meaningful: use --release)"
+    } else {
+        "a release build"
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut figs = Figures::new(format!(
+        "cargo run --release -p omk-bench{} -- {}",
+        if cfg!(feature = "peers") {
+            " --features peers"
         } else {
-            "release"
+            ""
         },
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        args.join(" ")
+    ));
+    figs.table(
+        "bench.run",
+        format!(
+            "One run of `{}`: {build}, {n} generated proposals, {cores} cores, {}.",
+            figs.command(),
+            chrono::Utc::now().format("%Y-%m-%d")
+        ),
     );
 
     let items = cases(proposals(n));
@@ -229,13 +248,13 @@ fn main() {
 
     let mut runs = Vec::new();
     runs.push(measure(
-        "native Rust (the limit)",
+        "native Rust, the gates' logic called directly (the limit)",
         &items,
         native,
         |i, d| assert_eq!(d, &expected[i]),
     ));
     runs.push(measure(
-        "omk, fresh instance per decision",
+        "omk, a fresh sandboxed instance per gate and decision (the default)",
         &items,
         |c, p| set.judge_proposal(c, p),
         |i, v| {
@@ -249,7 +268,7 @@ fn main() {
         .map(|e| (e.gate.reuse(e.limits), e.config_json.clone()))
         .collect();
     runs.push(measure(
-        "omk, one instance reused per wave",
+        "omk, one instance per gate reused across the wave",
         &items,
         |ctx, p| {
             reused
@@ -263,7 +282,7 @@ fn main() {
     {
         let engine = rego::Rego::new();
         runs.push(measure(
-            "regorus 0.14 RVM (OPA-compatible), same rules",
+            "regorus 0.14 (OPA-compatible Rego, RVM), the same three rules",
             &items,
             |c, p| engine.eval(c, p),
             |i, verdict| {
@@ -280,430 +299,120 @@ fn main() {
             },
         ));
     }
-
     let native_median = runs[0].median();
-    println!("| engine | median / proposal | p99 | total | × native |");
-    println!("|---|---|---|---|---|");
-    for r in &runs {
-        println!(
-            "| {} | {} | {} | {} | {:.0}× |",
-            r.name,
-            us(r.median()),
-            us(r.p99()),
-            ms(r.total),
-            r.median().as_secs_f64() / native_median.as_secs_f64().max(1e-12)
-        );
-    }
-    #[cfg(feature = "peers")]
-    {
-        let fresh = runs[1].median().as_secs_f64();
-        let rego = runs[3].median().as_secs_f64();
-        println!(
-            "\nregorus / omk fresh instance: {:.1}× (omk is {} per decision, sandboxed)",
-            rego / fresh,
-            if rego > fresh { "faster" } else { "slower" }
-        );
-    }
+    let rows: Vec<String> = runs
+        .iter()
+        .map(|r| {
+            format!(
+                "| {} | {} | {} | {:.0}× |",
+                r.name,
+                us(r.median()),
+                us(r.p99()),
+                r.median().as_secs_f64() / native_median.as_secs_f64().max(1e-12)
+            )
+        })
+        .collect();
+    figs.table(
+        "bench.engines",
+        format!(
+            "| engine | median / proposal | p99 | × native |\n|---|---|---|---|\n{}",
+            rows.join("\n")
+        ),
+    );
     #[cfg(not(feature = "peers"))]
     println!("\n(peer engine skipped: run with `--features peers` to compare against regorus)");
 
-    cold_start(tmp.path());
-    guard_hook(tmp.path(), if quick { 20 } else { 200 });
-    confined_start(tmp.path(), if quick { 20 } else { 100 });
-    waves(
+    let startup = process::startup(tmp.path(), if quick { 20 } else { 200 }, &mut figs);
+    process::confined_start(tmp.path(), if quick { 20 } else { 100 }, &mut figs);
+    let waves = process::waves(
         tmp.path(),
         if quick { &[100, 500] } else { &[1_000, 10_000] },
+        &mut figs,
     );
-    languages(tmp.path(), if quick { 50 } else { 500 });
-}
+    languages::languages(tmp.path(), if quick { 50 } else { 500 }, &mut figs);
+    targets(&runs, &startup, &waves, &mut figs);
 
-/// What confinement adds to starting a task's process: `sh -c true` run
-/// `n` times through omk's process runner, unconfined and confined to a
-/// task's profile (prepared once, as for a task attempt), medians compared.
-fn confined_start(tmp: &Path, n: usize) {
-    use omk::sandbox::{ClientState, Confinement, Profile, ProfileInputs, SandboxSettings};
-    let wt = tmp.join("confined-worktree");
-    std::fs::create_dir_all(&wt).expect("worktree");
-    let settings = SandboxSettings::new();
-    let profile = Profile::derive(&ProfileInputs {
-        settings: &settings,
-        worktree: Some(&wt),
-        read_only_tree: None,
-        git_dir: None,
-        task_dir: &tmp.join("confined-task"),
-        commands: vec!["sh -c true".into()],
-        client: ClientState::default(),
-        proxy: None,
-        private: vec![tmp.to_owned()],
-        env: std::env::vars().collect(),
-    })
-    .expect("profile");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let confined = match rt.block_on(async { Confinement::prepare(&profile) }) {
-        Ok(c) => c,
-        Err(e) => {
-            println!("\nconfined process start: not measured ({e})");
-            return;
-        }
-    };
-    let time = |c: &Confinement| -> Duration {
-        let mut t: Vec<Duration> = (0..n)
-            .map(|_| {
-                let start = Instant::now();
-                let f = rt.block_on(omk::agents::process::run_shell(
-                    "true",
-                    &wt,
-                    &[],
-                    c,
-                    None,
-                    omk::agents::process::deadline_in(10),
-                    &|_| {},
-                    &mut |_| {},
-                ));
-                assert!(f.success(), "{f:?}");
-                start.elapsed()
-            })
-            .collect();
-        t.sort();
-        t[t.len() / 2]
-    };
-    let plain = time(&Confinement::none());
-    let sandboxed = time(&confined);
-    println!(
-        "
-| starting a task's process (`sh -c true`, median of {n}) | figure |\n|---|---|\n| unconfined | {} |\n| confined (Landlock + seccomp) | {} |\n| added by confinement | {} |",
-        us(plain),
-        us(sandboxed),
-        us(sandboxed.saturating_sub(plain))
-    );
-}
-
-/// The `change-control` example gate in each language: built with
-/// `omk gate build` (a language whose toolchain is missing is skipped),
-/// then its size, compile-and-load time with no cache, and per decision a
-/// fresh instance plus call, and a call on a reused instance.
-fn languages(tmp: &Path, n: usize) {
-    println!("\n## The example gate in each language (`plugins/examples/change-control`)\n");
-    let Some(omk) = omk_binary() else {
-        println!("skipped (build it first: cargo build --release -p omk)");
-        return;
-    };
-    println!(
-        "| language | component | compile + load, no cache | fresh instance + call | call, reused instance | instantiate (difference) |"
-    );
-    println!("|---|---|---|---|---|---|");
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/examples/change-control");
-    let ctx = GoalContext::default();
-    let p: TaskProposal = serde_json::from_value(serde_json::json!({
-        "id": "m", "risk": "high", "write_set": ["migrations/001.sql", "src/db.rs"],
-        "acceptance": ["run: make test-migrations"], "budget_secs": 60
-    }))
-    .expect("proposal");
-    for lang in ["rust", "js", "c", "python"] {
-        let dir = tmp.join(format!("lang-{lang}"));
-        if let Err(e) = copy_dir(&examples.join(lang), &dir) {
-            println!("| {lang} | skipped: cannot copy the example ({e}) | | | | |");
-            continue;
-        }
-        let built = Command::new(&omk)
-            .args(["gate", "build"])
-            .arg(&dir)
-            .stdin(std::process::Stdio::null())
-            .output();
-        match built {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => {
-                let why = String::from_utf8_lossy(&o.stderr);
-                let first = why
-                    .lines()
-                    .find(|l| l.starts_with("error"))
-                    .unwrap_or("build failed");
-                println!("| {lang} | skipped: {first} | | | | |");
-                continue;
-            }
+    if let Some(path) = figures_file {
+        match figs.write(&path) {
+            Ok(()) => println!("\nfigures written to {}", path.display()),
             Err(e) => {
-                println!("| {lang} | skipped: {e} | | | | |");
-                continue;
+                eprintln!("cannot write {}: {e}", path.display());
+                std::process::exit(1);
             }
         }
-        let bytes = std::fs::read(dir.join("change-control.wasm")).expect("built component");
-        let engine = GateEngine::new(None).expect("engine");
-        let limits = Limits::default();
-        let start = Instant::now();
-        let gate = omk::gates::LoadedGate::load_granting(
-            &engine,
-            &bytes,
-            lang,
-            &limits,
-            &omk::gates::wasi::Grant::sealed(),
+    }
+}
+
+/// Each figure that has a target, against it.
+fn targets(
+    runs: &[Run],
+    startup: &process::Startup,
+    waves: &[(usize, Duration)],
+    figs: &mut Figures,
+) {
+    let row = |what: &str, target: Duration, got: Duration, show: fn(Duration) -> String| {
+        format!(
+            "| {what} | {} | {} | {:.2}× |",
+            show(target),
+            show(got),
+            got.as_secs_f64() / target.as_secs_f64()
         )
-        .expect("the example loads");
-        let load = start.elapsed();
-        let mut fresh: Vec<Duration> = (0..n)
-            .map(|_| {
-                let t = Instant::now();
-                let j = gate.check_proposal(&ctx, &p, "{}", &limits);
-                assert!(
-                    matches!(j.result, Ok(Decision::Accept)),
-                    "{lang}: {:?}",
-                    j.result
-                );
-                t.elapsed()
-            })
-            .collect();
-        let mut reused_gate = gate.reuse(limits);
-        let mut reused: Vec<Duration> = (0..n)
-            .map(|_| {
-                let t = Instant::now();
-                let d = reused_gate
-                    .check_proposal(&ctx, &p, "{}")
-                    .expect("no fault");
-                assert!(d.is_accept());
-                t.elapsed()
-            })
-            .collect();
-        fresh.sort();
-        reused.sort();
-        let (f, r) = (fresh[n / 2], reused[n / 2]);
-        println!(
-            "| {lang} | {:.1} KiB | {} | {} | {} | {} |",
-            bytes.len() as f64 / 1024.0,
-            ms(load),
-            us(f),
-            us(r),
-            us(f.saturating_sub(r)),
-        );
+    };
+    let mut rows = vec![
+        row(
+            "a fresh instance per decision, three std gates",
+            Duration::from_micros(25),
+            runs[1].median(),
+            us,
+        ),
+        row(
+            "a reused instance per decision, three std gates",
+            Duration::from_micros(5),
+            runs[2].median(),
+            us,
+        ),
+        row(
+            "the first decision, warm cache",
+            Duration::from_millis(20),
+            startup.warm_first,
+            ms,
+        ),
+    ];
+    if let Some(hook) = startup.hook {
+        rows.push(row(
+            "`omk hook` per tool call, warm cache",
+            Duration::from_millis(20),
+            hook,
+            ms,
+        ));
     }
-}
-
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let target = to.join(e.file_name());
-        if e.file_type()?.is_dir() {
-            copy_dir(&e.path(), &target)?;
-        } else {
-            std::fs::copy(e.path(), target)?;
-        }
+    if let Some((_, took)) = waves.iter().find(|(n, _)| *n == 10_000) {
+        rows.push(row(
+            "a 10,000-proposal wave through `omk goal propose`",
+            Duration::from_millis(1500),
+            *took,
+            ms,
+        ));
     }
-    Ok(())
-}
-
-/// Loading the std bundle with an empty compile cache, then a warm one;
-/// and the whole `omk gate check` process with a warm cache.
-fn cold_start(tmp: &Path) {
-    println!("\n## Start-up\n");
-    let cache = tmp.join("cold-cache");
-    let proposal: TaskProposal = serde_json::from_value(
-        serde_json::json!({"id": "a", "acceptance": ["x"], "budget_secs": 1}),
-    )
-    .expect("proposal");
-    let first = |label: &str| {
-        let start = Instant::now();
-        let engine = GateEngine::new(Some(CacheDirs::under(&cache))).expect("engine");
-        let set = GateSet::load(&GatesConfig::std(Limits::default()), &engine).expect("load");
-        let loaded = start.elapsed();
-        let v = set.judge_proposal(&GoalContext::default(), &proposal);
-        let decided = start.elapsed();
-        assert!(v.accepted);
-        println!(
-            "- {label}: std bundle loaded in {}, first decision at {} ({} compiled, {} from cache)",
-            ms(loaded),
-            ms(decided),
-            engine.stats().compiled(),
-            engine.stats().cache_hits()
-        );
-    };
-    first("empty cache (compiles the 3 components in parallel)");
-    first("warm cache");
-
-    let Some(omk) = omk_binary() else {
-        println!(
-            "- `omk gate check` process: skipped (build it first: cargo build --release -p omk)"
-        );
-        return;
-    };
-    let dir = tmp.join("proc");
-    std::fs::create_dir_all(&dir).expect("dir");
-    let file = dir.join("p.json");
-    std::fs::write(&file, r#"{"id":"a","acceptance":["x"],"budget_secs":1}"#).expect("write");
-    let run = || {
-        let start = Instant::now();
-        let ok = Command::new(&omk)
-            .args(["gate", "check", "--proposal"])
-            .arg(&file)
-            .current_dir(&dir)
-            .env("XDG_CACHE_HOME", dir.join("cache"))
-            .env("XDG_STATE_HOME", dir.join("state"))
-            .output()
-            .expect("omk runs")
-            .status
-            .success();
-        assert!(ok);
-        start.elapsed()
-    };
-    let cold = run();
-    let mut warm: Vec<Duration> = (0..10).map(|_| run()).collect();
-    warm.sort();
-    println!(
-        "- `omk gate check` as a whole process: {} with an empty cache, {} median warm (10 runs)",
-        ms(cold),
-        ms(warm[5])
-    );
-}
-
-/// `omk hook claude` as a client runs it: a new process per tool call,
-/// the compile cache warm, each call judged by the std gates and recorded
-/// in the session's log (with fsync). Half the calls are refused.
-fn guard_hook(tmp: &Path, n: usize) {
-    println!("\n## Guard mode: one `omk hook` process per tool call\n");
-    let Some(omk) = omk_binary() else {
-        println!("skipped (build it first: cargo build --release -p omk)");
-        return;
-    };
-    let dir = tmp.join("guarded");
-    std::fs::create_dir_all(dir.join(".omk")).expect("dir");
-    std::fs::write(
-        dir.join(".omk/gates.toml"),
-        "[guard]\nwrite_roots = [\"src\"]\n",
-    )
-    .expect("gates.toml");
-    let call = |i: usize| {
-        let file = if i.is_multiple_of(2) {
-            "src/a.rs"
-        } else {
-            "docs/b.md"
-        };
-        let event = serde_json::json!({"hook_event_name": "PreToolUse", "session_id": "bench",
-            "cwd": dir, "tool_name": "Write",
-            "tool_input": {"file_path": dir.join(file), "content": "x"}});
-        let start = Instant::now();
-        let mut child = Command::new(&omk)
-            .args(["hook", "claude"])
-            .current_dir(&dir)
-            .env("XDG_CACHE_HOME", dir.join("cache"))
-            .env("XDG_STATE_HOME", dir.join("state"))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("omk runs");
-        if let Some(mut stdin) = child.stdin.take() {
-            use std::io::Write;
-            stdin
-                .write_all(event.to_string().as_bytes())
-                .expect("stdin");
-        }
-        let code = child.wait().expect("omk ends").code();
-        assert_eq!(
-            code,
-            Some(if i.is_multiple_of(2) { 0 } else { 2 }),
-            "call {i}"
-        );
-        start.elapsed()
-    };
-    let first = call(0);
-    let mut times: Vec<Duration> = (1..=n).map(call).collect();
-    times.sort();
-    let median = times[times.len() / 2];
-    println!(
-        "- first call (compiles the std gates, creates the session's record): {}",
-        ms(first)
-    );
-    println!(
-        "- warm cache: {} median, {} p90 per call ({n} calls; target 20 ms: {:.2}× of it)",
-        ms(median),
-        ms(times[times.len() * 9 / 10]),
-        median.as_secs_f64() / 0.020
-    );
-}
-
-fn omk_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let candidate = exe.parent()?.join("omk");
-    candidate.exists().then_some(candidate)
-}
-
-/// Whole waves through `omk goal propose`: proposals per second and peak
-/// memory, at two sizes.
-fn waves(tmp: &Path, sizes: &[usize]) {
-    println!(
-        "\n## Whole waves through `omk goal propose` (gates, omk's checks, event log, fsync)\n"
-    );
-    let Some(omk) = omk_binary() else {
-        println!("skipped (build it first: cargo build --release -p omk)");
-        return;
-    };
-    println!("| proposals | wall time | proposals / s | peak RSS | events | log size |");
-    println!("|---|---|---|---|---|---|");
-    for &n in sizes {
-        let dir = tmp.join(format!("wave-{n}"));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let env = |c: &mut Command| {
-            c.current_dir(&dir)
-                .env("XDG_CACHE_HOME", tmp.join("cache"))
-                .env("XDG_STATE_HOME", dir.join("state"));
-        };
-        let mut c = Command::new(&omk);
-        c.args(["goal", "run", "bench", "--json"]);
-        env(&mut c);
-        let out = c.output().expect("goal run");
-        let goal: serde_json::Value = serde_json::from_slice(&out.stdout).expect("goal json");
-        let id = goal["id"].as_str().expect("id").to_owned();
-        // Distinct paths, so that most are accepted and the wave grows.
-        let props: Vec<serde_json::Value> = (0..n)
-            .map(|i| {
-                serde_json::json!({"id": format!("t{i}"), "write_set": [format!("src/m{}/f{i}.rs", i % 97)],
-                    "read_set": [format!("docs/d{}.md", i % 13)], "acceptance": ["run: cargo test"], "budget_secs": 60})
-            })
-            .collect();
-        let plan = dir.join("plan.json");
-        std::fs::write(
-            &plan,
-            serde_json::json!({"run_key": "bench", "kind": "initial", "proposals": props})
-                .to_string(),
-        )
-        .expect("plan");
-        let mut c = Command::new(&omk);
-        c.args(["goal", "propose", &id, "--plan"])
-            .arg(&plan)
-            .arg("--json");
-        env(&mut c);
-        let start = Instant::now();
-        c.stdout(std::process::Stdio::null());
-        let status = c.status().expect("propose");
-        let took = start.elapsed();
-        let rss_kib = children_max_rss_kib();
-        let log = dir.join("state/omk/goals").join(&id).join("events.jsonl");
-        let events = std::fs::read_to_string(&log)
-            .map(|t| t.lines().count())
-            .unwrap_or(0);
-        let size = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
-        println!(
-            "| {n} | {} | {:.0} | {:.1} MiB | {events} | {:.1} MiB |{}",
-            ms(took),
-            n as f64 / took.as_secs_f64(),
-            rss_kib as f64 / 1024.0,
-            size as f64 / (1 << 20) as f64,
-            if status.success() {
-                ""
-            } else {
-                " (some rejected)"
-            }
-        );
+    if let Some(peer) = runs.get(3) {
+        rows.push(format!(
+            "| a fresh instance against regorus, per decision | regorus's {} | {} | {:.2}× |",
+            us(peer.median()),
+            us(runs[1].median()),
+            runs[1].median().as_secs_f64() / peer.median().as_secs_f64()
+        ));
+        rows.push(format!(
+            "| a reused instance against regorus, per decision | regorus's {} | {} | {:.2}× |",
+            us(peer.median()),
+            us(runs[2].median()),
+            runs[2].median().as_secs_f64() / peer.median().as_secs_f64()
+        ));
     }
-    println!("\n(peak RSS is the largest of all omk processes this benchmark ran so far)");
-}
-
-fn children_max_rss_kib() -> i64 {
-    // SAFETY: getrusage writes into the zeroed struct we pass.
-    unsafe {
-        let mut u: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut u);
-        u.ru_maxrss
-    }
+    figs.table(
+        "bench.targets",
+        format!(
+            "| against its target | target | measured | × target |\n|---|---|---|---|\n{}",
+            rows.join("\n")
+        ),
+    );
 }

@@ -19,10 +19,16 @@
 //! that anyone can rebuild the std bundle; ed25519 signatures are
 //! deterministic, so `--check` compares the signature too).
 //!
+//! `cargo xtask figures [--check]` copies the figures runs wrote (the
+//! bench's `bench/figures.md`) into README.md, or checks that the README
+//! shows exactly those; see `figures.rs`.
+//!
 //! The build is reproducible: the toolchain is pinned by
 //! `rust-toolchain.toml`, dependencies by `Cargo.lock`, and
 //! `--remap-path-prefix` strips the checkout and cargo home paths, so the
 //! bytes do not depend on where the repository lives.
+
+mod figures;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -63,7 +69,11 @@ fn run() -> Result<()> {
         ["std-gates"] => std_gates(false),
         ["std-gates", "--check"] => std_gates(true),
         ["test", rest @ ..] => test(rest),
-        _ => bail!("usage: cargo xtask std-gates [--check] | cargo xtask test [NEXTEST ARGS…]"),
+        ["figures"] => figures::figures(&root(), false),
+        ["figures", "--check"] => figures::figures(&root(), true),
+        _ => bail!(
+            "usage: cargo xtask std-gates [--check] | cargo xtask test [NEXTEST ARGS…] | cargo xtask figures [--check]"
+        ),
     }
 }
 
