@@ -253,6 +253,14 @@ fn no_attack_path_escapes_and_every_rejection_names_its_rule() {
         corpus.len(),
         look_alikes().len()
     );
+    crate::support::figure(
+        "attacks",
+        format!(
+            "| path attacks (`tests/e2e/attacks.rs`) | {} paths: `..` in every position, absolute, `~`, NUL and controls, backslashes, drive and UNC forms, `.git`/`.GIT`/`./.git/`, overlong, look-alikes, non-NFC; plus symlinks inside a worktree pointing outside, against live writes and outcomes | {refused} of {refused} (each path as a write set, a read set and a live write) refused by a named rule; with the whole project as the root, {inside} of the {} look-alikes are legal names, accepted and inside; no write escaped |",
+            corpus.len(),
+            look_alikes().len()
+        ),
+    );
 }
 
 /// A project whose committed `out` is an absolute symlink to a directory

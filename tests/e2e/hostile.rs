@@ -117,6 +117,13 @@ fn every_hostile_gate_fails_closed_within_its_limit_and_the_host_carries_on() {
         cases.len(),
         peak_kib / 1024
     );
+    crate::support::figure(
+        "hostile",
+        format!(
+            "| hostile gates (`tests/e2e/hostile.rs`) | infinite loop, deep recursion, memory and table growth past the cap, a result of hundreds of MiB, invalid UTF-8 and malformed results | {contained} of {} contained as `gate.fault.*` rejections within their limits, the next decision by a healthy gate right, the test process under 2 GiB |",
+            cases.len()
+        ),
+    );
 }
 
 #[test]
@@ -301,6 +308,13 @@ fn a_gate_importing_a_capability_it_was_not_granted_is_refused_naming_it() {
     println!(
         "capabilities: {} ungranted imports refused at load, each named",
         capabilities.len()
+    );
+    crate::support::figure(
+        "capabilities",
+        format!(
+            "| ungranted capabilities | components importing filesystem, clocks, random, sockets, environment | {n} of {n} refused at load, each naming the import |",
+            n = capabilities.len()
+        ),
     );
 }
 

@@ -195,6 +195,12 @@ fn every_bad_input_is_a_clear_error_with_exit_two() {
         rejected += 1;
     }
     println!("bad inputs: {rejected} malformed inputs rejected with exit 2 and a clear error");
+    crate::support::figure(
+        "bad-input",
+        format!(
+            "| bad input everywhere (`tests/e2e/reliability.rs`) | malformed and truncated plans, wrong types, unknown fields, 8 MiB and binary files, damaged configs, truncated bundles, wrong-world components, `gates.toml` paths outside the project, bad budgets and ids | {rejected} of {rejected} a clear error with its fix, exit 2, no panic |"
+        ),
+    );
 }
 
 #[test]
@@ -232,6 +238,13 @@ fn eight_processes_proposing_at_once_lose_and_duplicate_nothing() {
     assert_eq!(max as usize, events.len(), "no gaps");
     let graph = omk.run(&["goal", "show", &id, "--json"]).json();
     assert_eq!(graph["graph"]["tasks"].as_array().unwrap().len(), 320);
+    crate::support::figure(
+        "load-processes",
+        format!(
+            "| load, writers | 8 processes proposing 40 tasks each to one goal at once | {} of 320 tasks accepted once; event ids without a gap or a repeat, the chain intact |",
+            graph["graph"]["tasks"].as_array().map_or(0, Vec::len)
+        ),
+    );
 }
 
 #[test]
@@ -254,6 +267,12 @@ fn a_wave_of_ten_thousand_proposals_keeps_the_chain() {
     let v = omk.run(&["goal", "verify-log", &id, "--json"]).json();
     assert_eq!(v["ok"], true);
     assert!(v["events"].as_u64().unwrap() >= (n * 5) as u64);
+    crate::support::figure(
+        "load-wave",
+        format!(
+            "| load, one wave | {n} proposals in one `omk goal propose` | {n} of {n} accepted, the log verifies |"
+        ),
+    );
 }
 
 /// Waits for `child` up to a point picked by `rng`, then SIGKILLs it.
@@ -368,6 +387,12 @@ fn killed_waves_resume(seed: u64) {
     println!(
         "kill/resume (waves, seed {seed}): {iterations} iterations, {killed} killed mid-wave, all resumed"
     );
+    crate::support::figure(
+        &format!("kill-waves-{seed}"),
+        format!(
+            "| kill and resume, waves (seed {seed}) | SIGKILL at seeded random points of {iterations} waves of one goal, then resume | {iterations} of {iterations} resumed (some killed mid-wave, as the test requires): the log verifies, no decision repeated or lost, no torn `goal.json` or `task-graph.json` |"
+        ),
+    );
 }
 
 #[test]
@@ -469,6 +494,12 @@ fn killed_executions_resume_and_no_task_runs_twice() {
     println!(
         "kill/resume (execution): {iterations} iterations, {killed} killed mid-run, all resumed, no task completed twice or ran twice at once"
     );
+    crate::support::figure(
+        "kill-executions",
+        format!(
+            "| kill and resume, executions | SIGKILL at random points of {iterations} executions, then resume | {iterations} of {iterations} resumed (some killed mid-run, as the test requires): no task completed twice or ran twice at once, the goal ready |"
+        ),
+    );
 }
 
 /// A small tmpfs mounted for one test, unmounted when dropped.
@@ -560,5 +591,9 @@ fn a_full_disk_is_a_clear_error_and_keeps_the_last_good_state() {
     assert_eq!(graph_after["tasks"].as_array().unwrap().len(), (w + 1) * 20);
     println!(
         "disk full: wave {w} hit ENOSPC, the goal kept its last good state, and the wave completed once space returned"
+    );
+    crate::support::figure(
+        "disk-full",
+        "| disk full | the goal's state on a 160 KiB tmpfs until a wave fails | `No space left on device` naming the file; the last good state kept; the same wave completes once there is room |".into(),
     );
 }

@@ -13,10 +13,70 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 
 /// The files runs write their figures to, and the command that writes each.
-pub const SOURCES: [(&str, &str); 1] = [(
-    "bench/figures.md",
-    "cargo build --release -p omk && cargo run --release -p omk-bench --features peers -- --figures bench/figures.md",
-)];
+pub const SOURCES: [(&str, &str); 2] = [
+    (
+        "bench/figures.md",
+        "cargo build --release -p omk && cargo run --release -p omk-bench --features peers -- --figures bench/figures.md",
+    ),
+    ("tests/figures.md", "cargo xtask test"),
+];
+
+/// The rows of the README's Reliability table, in order: each written by
+/// the test of that name (`support::figure`).
+const RELIABILITY_ROWS: [&str; 12] = [
+    "hostile",
+    "capabilities",
+    "attacks",
+    "bad-input",
+    "kill-waves-7",
+    "kill-waves-8",
+    "kill-waves-9",
+    "kill-waves-10",
+    "kill-executions",
+    "load-processes",
+    "load-wave",
+    "disk-full",
+];
+
+/// After a passing run of the suite: the rows its tests measured, in
+/// `dir`, become `tests/figures.md` — when every row was measured (a
+/// filtered run leaves the file as it is).
+pub fn write_reliability(root: &Path, dir: &Path) -> Result<()> {
+    let rows: Vec<Option<String>> = RELIABILITY_ROWS
+        .iter()
+        .map(|k| std::fs::read_to_string(dir.join(format!("{k}.md"))).ok())
+        .collect();
+    let missing: Vec<&str> = RELIABILITY_ROWS
+        .iter()
+        .zip(&rows)
+        .filter(|(_, r)| r.is_none())
+        .map(|(k, _)| *k)
+        .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "reliability figures: tests/figures.md left as it is ({} of {} rows measured; missing {})",
+            RELIABILITY_ROWS.len() - missing.len(),
+            RELIABILITY_ROWS.len(),
+            missing.join(", ")
+        );
+        return Ok(());
+    }
+    let table: Vec<String> = rows
+        .into_iter()
+        .flatten()
+        .map(|r| r.trim().to_owned())
+        .collect();
+    let text = format!(
+        "<!-- Written by `cargo xtask test` from what the suite measured; `cargo xtask figures` copies it into README.md. -->\n\n{OPEN}reliability.measured -->\n| what | how | result |\n|---|---|---|\n{}\n{CLOSE}\n",
+        table.join("\n")
+    );
+    let path = root.join("tests/figures.md");
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+        std::fs::write(&path, text).context("cannot write tests/figures.md")?;
+        eprintln!("reliability figures: tests/figures.md written");
+    }
+    Ok(())
+}
 
 const OPEN: &str = "<!-- figures:";
 const CLOSE: &str = "<!-- /figures -->";

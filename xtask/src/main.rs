@@ -93,14 +93,17 @@ fn test(nextest_args: &[&str]) -> Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
     let skips = target.join("omk-skips");
-    let _ = std::fs::remove_dir_all(&skips);
-    std::fs::create_dir_all(&skips)
-        .with_context(|| format!("cannot create {}", skips.display()))?;
+    let measured = target.join("omk-figures");
+    for dir in [&skips, &measured] {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let run = |args: &[&str]| -> Result<bool> {
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .args(args)
             .current_dir(&root)
             .env("OMK_SKIP_DIR", &skips)
+            .env("OMK_FIGURES_DIR", &measured)
             .status()
             .with_context(|| format!("cannot run cargo {}", args.join(" ")))?;
         Ok(status.success())
@@ -125,6 +128,9 @@ fn test(nextest_args: &[&str]) -> Result<()> {
             let (test, why) = l.split_once('\t').unwrap_or((l, ""));
             eprintln!("  SKIP {test}: {why}");
         }
+    }
+    if tests_passed {
+        figures::write_reliability(&root, &measured)?;
     }
     match (tests_passed, docs_passed) {
         (true, true) => Ok(()),

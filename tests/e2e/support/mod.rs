@@ -326,6 +326,19 @@ pub fn of_kind<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde
     events.iter().filter(|e| e["kind"] == kind).collect()
 }
 
+/// Records one row of the README's Reliability table as this run measured
+/// it: with `OMK_FIGURES_DIR` set (`cargo xtask test` sets it), `row` (a
+/// markdown table row) goes to `<dir>/<key>.md`, and the whole suite's
+/// rows become `tests/figures.md`, which `cargo xtask figures` copies into
+/// the README.
+pub fn figure(key: &str, row: String) {
+    if let Some(dir) = std::env::var_os("OMK_FIGURES_DIR") {
+        let dir = PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).expect("the figures folder");
+        std::fs::write(dir.join(format!("{key}.md")), row).expect("a figure");
+    }
+}
+
 /// The refused agent actions among `events`: (target, code).
 pub fn refusals(events: &[serde_json::Value]) -> Vec<(String, String)> {
     of_kind(events, "agent_action")
