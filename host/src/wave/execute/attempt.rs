@@ -86,6 +86,13 @@ impl Executor {
                     now,
                 )?;
             }
+            // Everything logged so far is durable, then the graph says
+            // done, then the log: a kill between the two leaves a task the
+            // graph has done and the log not yet, which the next start
+            // logs from the graph (`restore_completions`) instead of
+            // running it again.
+            s.sync()?;
+            s.save_graph(now)?;
             s.log.record(
                 events::OMK,
                 &events::TaskCompleted {
@@ -98,7 +105,6 @@ impl Executor {
                 },
             )?;
             s.checkpoint()?;
-            s.save_graph(now)?;
         }
         let _ = self.git(|| worktree::remove(&self.repo, &wt));
         self.observer.progress(&Progress::Done {

@@ -194,9 +194,58 @@ impl Executor {
         }
     }
 
+    /// Logs the completion of each task the graph has done and the log
+    /// does not: a run killed between saving the graph and logging the
+    /// completion (see `attempt.rs`) left it so. Nothing runs again.
+    fn restore_completions(&self) -> Result<(), GoalError> {
+        let mut s = self.session();
+        let done: Vec<events::TaskCompleted> = s
+            .graph
+            .tasks
+            .iter()
+            .filter(|t| t.status == TaskStatus::Done)
+            .map(|t| events::TaskCompleted {
+                task_id: t.id.clone(),
+                attempt: t.attempt(),
+                commit: t.commit.clone(),
+                merged: t.merged,
+                changed_files: t.changed_files.clone(),
+                follow_ups: t.follow_ups.len(),
+            })
+            .collect();
+        if done.is_empty() {
+            return Ok(());
+        }
+        s.sync()?;
+        let (logged, _) = crate::proof::log::read(self.dir.path())?;
+        let logged: HashSet<(String, u32)> = logged
+            .iter()
+            .filter_map(|e| match events::Body::of(e) {
+                events::Body::TaskCompleted(c) => Some((c.task_id, c.attempt)),
+                _ => None,
+            })
+            .collect();
+        let mut restored = false;
+        for c in done {
+            if !logged.contains(&(c.task_id.clone(), c.attempt)) {
+                tracing::info!(
+                    "logging the completion of task `{}`, which a stopped run saved but did not log",
+                    c.task_id
+                );
+                s.log.record(events::OMK, &c)?;
+                restored = true;
+            }
+        }
+        if restored {
+            s.checkpoint()?;
+        }
+        Ok(())
+    }
+
     /// Reclaims tasks a previous run left `running`: after their lease
     /// expires, their processes are killed and they are retried.
     pub(super) async fn reclaim(&self) -> Result<(), GoalError> {
+        self.restore_completions()?;
         let stale: Vec<(String, Option<chrono::DateTime<Utc>>)> = {
             let s = self.session();
             s.graph
