@@ -14,8 +14,12 @@
 //!    project);
 //! 3. records the call in the session's own hash-chained log, a goal
 //!    ([`record`]), so it replays, verifies and reports as goals do;
-//! 4. answers in the client's format: allow, or deny with the gate's
-//!    reason, which the model sees.
+//! 4. answers as all three clients read it: exit 0 to go on, exit 2 with
+//!    the gate's reason on stderr, which the model sees.
+//!
+//! `omk guard run` gives a client the hook for one run only
+//! ([`install::one_run`]) and confines it to the project ([`confine`]);
+//! its hook, confined too, asks a [`judge`] omk runs outside.
 //!
 //! It fails closed: an event it cannot read, a project whose gates do not
 //! load, a faulting gate or a record it cannot write all deny, with the
