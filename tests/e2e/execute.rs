@@ -285,6 +285,15 @@ fn writes_outside_the_write_set_are_refused_live_and_rejected_at_outcome() {
         omk.git(&["show", &format!("{branch}:README.md")]),
         "original\n"
     );
+    // Looked for in the worktree when the agent stopped, before cleanup.
+    let checked = of_kind(&events, "agent_note")
+        .into_iter()
+        .find(|e| e["payload"]["note"] == "refused_changes_checked")
+        .expect("the refused change was looked for");
+    assert_eq!(
+        checked["payload"]["detail"],
+        json!({"task_id": "t", "unchanged": ["README.md"], "changed": []})
+    );
 
     // Exec: cannot be asked, so the outcome gate rejects the change.
     let omk = Omk::new();
@@ -486,6 +495,41 @@ fn a_killed_run_resumes_and_the_task_completes_once() {
         "ready"
     );
     omk.run(&["goal", "verify-log", &id]).code(0);
+}
+
+#[test]
+fn a_refusal_worked_around_is_seen_before_cleanup_and_named_in_the_proof() {
+    let omk = Omk::new();
+    omk.git_project(&[("README.md", "original\n")]);
+    // Refused as a write, then done anyway by a command the gates allow.
+    let script = json!({
+        "plan": [task("t", &["src/a.txt"], &["run: test -f src/a.txt"], 30)],
+        "tasks": {"t": [{"steps": [
+            {"write": "src/a.txt", "content": "a"},
+            {"write": "README.md", "content": "changed"},
+            {"run": "echo changed > README.md"}]}]}
+    });
+    omk.run_script(&script);
+    let id = omk.latest_goal();
+    let events = omk.events(&id);
+    let checked = of_kind(&events, "agent_note")
+        .into_iter()
+        .find(|e| e["payload"]["note"] == "refused_changes_checked")
+        .expect("the refused change was looked for");
+    assert_eq!(
+        checked["payload"]["detail"]["changed"],
+        json!(["README.md"])
+    );
+    assert_eq!(task_json(&omk, &id, "t")["status"], "failed");
+    let proof = omk.run(&["goal", "proof", &id, "--json"]).json();
+    let gaps = proof["known_gaps"].to_string();
+    assert!(gaps.contains("worked around"), "{gaps}");
+    // The outcome gate rejected it: nothing merged, the checkout as it was.
+    assert_eq!(of_kind(&events, "task_merged").len(), 0);
+    assert_eq!(
+        std::fs::read_to_string(omk.project().join("README.md")).unwrap(),
+        "original\n"
+    );
 }
 
 /// Waits until the spawned execution's first task has started (its

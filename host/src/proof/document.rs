@@ -264,6 +264,8 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
     let mut last_outcome: HashMap<String, Vec<(String, bool)>> = HashMap::new();
     let mut rejected_proposals = 0;
     let mut last_outcome_input: HashMap<String, String> = HashMap::new();
+    // Refusals an agent worked around, found when its attempt ended.
+    let mut worked_around: Vec<String> = Vec::new();
     // A guarded session's judged tool calls: (actions, refused).
     let mut calls = (0usize, 0usize);
     for e in events {
@@ -327,6 +329,21 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
                 }
                 if let Some(profile) = t.sandbox {
                     sandboxes.insert(t.task_id, profile);
+                }
+            }
+            Body::AgentNote(n) if n.note == events::REFUSED_CHANGES_CHECKED => {
+                let present: Vec<String> = n.detail["changed"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p.as_str().map(|p| format!("`{p}`")))
+                    .collect();
+                if !present.is_empty() {
+                    worked_around.push(format!(
+                        "task `{}`: file(s) whose change omk refused had changed in its worktree when its agent stopped ({}): the refusal was worked around; only the outcome gates stood in the way",
+                        n.detail["task_id"].as_str().unwrap_or("?"),
+                        present.join(", ")
+                    ));
                 }
             }
             Body::AgentNote(n) if n.note == events::UNJUDGED_ACTION => {
@@ -419,6 +436,7 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
             unconfined.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
         ));
     }
+    known_gaps.extend(worked_around);
     for g in &audit {
         known_gaps.push(format!(
             "gate `{g}` ran in audit mode: its rejections were recorded, not enforced"

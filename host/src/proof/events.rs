@@ -16,7 +16,7 @@
 //! | `wave_completed` | [`WaveCompleted`] | `run_key`, `plan_sha256`, `evidence` |
 //! | `task_started` | [`TaskStarted`] | `task_id`, `attempt`, `branch`, `worktree`, `lease_expires_at`, `agent`, `live_gating`, `sandbox` (its profile) |
 //! | `agent_action` | [`AgentAction`] | `task_id`, `action`, `allowed`, and when refused `gate`, `code`, `reason` |
-//! | `agent_note` | [`AgentNote`] | `note`, `detail`: what the agent reported (`tool_call`, `usage`, `agent_message`, …; `unjudged_action` for a step it took without asking, which the proof lists as a gap) |
+//! | `agent_note` | [`AgentNote`] | `note`, `detail`: what the agent reported (`tool_call`, `usage`, `agent_message`, …; `unjudged_action` for a step it took without asking, which the proof lists as a gap; `refused_changes_checked`: the attempt's refused file changes looked at in its worktree once the agent stopped, `unchanged` and `changed` since the refusal) |
 //! | `agent_finished` | [`AgentFinished`] | `task_id`, `exit_code`, `timed_out`, `secs`, `tokens`, `usd_micros`, `output_tail` |
 //! | `task_outcome` | [`TaskOutcome`] | `task_id`, `outcome` (changed files, evidence, checks) |
 //! | `task_merged` | [`TaskMerged`] | `task_id`, `branch`, `into`, `commit` |
@@ -251,6 +251,13 @@ pub struct AgentNote {
 
 /// The note of an action an agent took without asking: a proof gap.
 pub const UNJUDGED_ACTION: &str = "unjudged_action";
+
+/// The note of an attempt's refused file changes, looked at in its
+/// worktree once its agent stopped and before anything is cleaned up:
+/// `unchanged` since the refusal (as they should be) and `changed` (a
+/// refusal the agent worked around, which the proof lists as a gap; the
+/// outcome gates see the change too).
+pub const REFUSED_CHANGES_CHECKED: &str = "refused_changes_checked";
 
 /// `agent_finished`: an agent's run on a task ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -220,6 +220,7 @@ impl Executor {
             r = self.backend.run(&job, &*hooks) => r,
             _ = self.renew_lease(id) => unreachable!("lease renewal never ends"),
         };
+        hooks.check_refused();
         self.record_spend(id, &report, started.elapsed())?;
         if report.succeeded() {
             return Ok(Some((report, hooks, job.confinement)));

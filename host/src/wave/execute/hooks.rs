@@ -3,7 +3,7 @@
 //! notes logged; and its sandbox — the profile, private folders and the
 //! egress proxy whose every destination is judged the same way.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -85,6 +85,9 @@ pub(super) struct TaskHooks {
     /// When confined: the hosts its profile lets through the egress proxy;
     /// a fetch elsewhere is refused before the gates are asked.
     hosts: Option<Vec<String>>,
+    /// The worktree files whose change was refused, each with its state
+    /// at the moment of refusal, for [`TaskHooks::check_refused`].
+    refused: std::sync::Mutex<Vec<(String, Option<String>)>>,
 }
 
 impl TaskHooks {
@@ -103,6 +106,7 @@ impl TaskHooks {
             worktree,
             hosts: (profile.mode == crate::sandbox::SandboxMode::Enforce)
                 .then(|| profile.hosts.clone()),
+            refused: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -113,6 +117,7 @@ impl TaskHooks {
             ctx: GoalContext::default(),
             worktree: PathBuf::new(),
             hosts: None,
+            refused: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -143,6 +148,59 @@ impl TaskHooks {
         });
         Permit::Refused(reason)
     }
+}
+
+impl TaskHooks {
+    /// Looks in the worktree, once the agent stopped and before anything
+    /// is cleaned up, at each file whose change the gates refused, and
+    /// notes which are as they were when refused (`unchanged`) and which
+    /// are not (`changed`: the agent worked around a refusal; the proof
+    /// lists it, and the outcome gates see the change). Nothing is noted
+    /// when nothing was refused.
+    pub(super) fn check_refused(&self) {
+        let refused = self
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if refused.is_empty() {
+            return;
+        }
+        let mut unchanged = Vec::new();
+        let mut changed = Vec::new();
+        for (rel, then) in refused {
+            let now = file_state(&self.worktree.join(&rel));
+            if now == then {
+                unchanged.push(rel);
+            } else {
+                changed.push(rel);
+            }
+        }
+        unchanged.dedup();
+        changed.dedup();
+        let task = self.task.as_ref().map(|t| t.id.clone()).unwrap_or_default();
+        self.note(
+            events::REFUSED_CHANGES_CHECKED,
+            serde_json::json!({"task_id": task, "unchanged": unchanged, "changed": changed}),
+        );
+    }
+}
+
+/// What is at `path` (not following a last symlink): `None` when nothing,
+/// else the sha256 of a file's bytes, `dir`, or a link's target.
+fn file_state(path: &Path) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let meta = path.symlink_metadata().ok()?;
+    if meta.is_symlink() {
+        return Some(format!("link:{}", std::fs::read_link(path).ok()?.display()));
+    }
+    if meta.is_dir() {
+        return Some("dir".into());
+    }
+    let mut hasher = Sha256::new();
+    let mut file = std::fs::File::open(path).ok()?;
+    std::io::copy(&mut file, &mut hasher).ok()?;
+    Some(hex::encode(hasher.finalize()))
 }
 
 /// The egress proxy's judge for a task: the task's hooks (set once they
@@ -236,6 +294,15 @@ impl Hooks for TaskHooks {
                 reason: reason.clone(),
             },
         );
+        if !verdict.accepted && action.kind.is_file_change() {
+            self.refused
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((
+                    action.target.clone(),
+                    file_state(&self.worktree.join(&action.target)),
+                ));
+        }
         if !verdict.accepted {
             self.exec.observer.progress(&Progress::Refused {
                 task: task.id.clone(),
