@@ -373,17 +373,7 @@ fn claude_code_is_gated_live_through_its_permission_channel() {
         ),
         &[],
     );
-    let env = [
-        (
-            "ANTHROPIC_BASE_URL",
-            os(format!("http://127.0.0.1:{}", fake.port)),
-        ),
-        ("ANTHROPIC_API_KEY", os("sk-ant-fake")),
-        ("ANTHROPIC_MODEL", os("claude-sonnet-4-5")),
-        ("CLAUDE_CODE_MAX_RETRIES", os("0")),
-        ("DISABLE_TELEMETRY", os("1")),
-        ("DISABLE_ERROR_REPORTING", os("1")),
-    ];
+    let env = claude_env(fake.port);
     let (id, run) = run_task(&omk, &["--agent", "claude", "--command", &claude], &env);
     let events = assert_gated(&omk, &id, &run, "claude");
     model_was_told(&fake);
@@ -399,6 +389,21 @@ fn claude_code_is_gated_live_through_its_permission_channel() {
         "{}",
         show["goal"]["spent"]
     );
+}
+
+/// Claude Code's environment with the fake Anthropic server on `port` as
+/// its model, and nothing sent elsewhere.
+pub fn claude_env(port: u16) -> Vec<(&'static str, OsString)> {
+    vec![
+        ("ANTHROPIC_BASE_URL", os(format!("http://127.0.0.1:{port}"))),
+        ("ANTHROPIC_API_KEY", os("sk-ant-fake")),
+        ("ANTHROPIC_MODEL", os("claude-sonnet-4-5")),
+        ("CLAUDE_CODE_MAX_RETRIES", os("0")),
+        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", os("1")),
+        ("DISABLE_TELEMETRY", os("1")),
+        ("DISABLE_AUTOUPDATER", os("1")),
+        ("DISABLE_ERROR_REPORTING", os("1")),
+    ]
 }
 
 /// Codex's home, with a config that makes the fake Responses server on

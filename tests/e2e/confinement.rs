@@ -141,10 +141,6 @@ fn assert_confined(omk: &Omk, id: &str, task: &str, channel: &str) {
     }
 }
 
-fn os(s: &str) -> OsString {
-    s.into()
-}
-
 /// The task every channel runs: it may write `results/`.
 fn attack_task(acceptance: &str) -> Value {
     json!({"id": "attack", "title": "Try to escape", "write_set": ["results"],
@@ -440,17 +436,7 @@ fn claude_codes_bash_cannot_leave_the_profile() {
         ),
         &[],
     );
-    let env = vec![
-        (
-            "ANTHROPIC_BASE_URL",
-            os(&format!("http://127.0.0.1:{}", fake.port)),
-        ),
-        ("ANTHROPIC_API_KEY", os("sk-ant-fake")),
-        ("ANTHROPIC_MODEL", os("claude-sonnet-4-5")),
-        ("CLAUDE_CODE_MAX_RETRIES", os("0")),
-        ("DISABLE_TELEMETRY", os("1")),
-        ("DISABLE_ERROR_REPORTING", os("1")),
-    ];
+    let env = crate::agents::claude_env(fake.port);
     let id = client_goal(
         &omk,
         &canaries,

@@ -453,19 +453,7 @@ fn claude(omk: &Omk) -> Option<Hand> {
 fn claude_with(omk: &Omk, script: &Value) -> Option<Hand> {
     let program = clients::claude()?;
     let fake = FakeModel::start("fake_anthropic", omk.root(), script, &[]);
-    let env = vec![
-        (
-            "ANTHROPIC_BASE_URL",
-            OsString::from(format!("http://127.0.0.1:{}", fake.port)),
-        ),
-        ("ANTHROPIC_API_KEY", "sk-ant-fake".into()),
-        ("ANTHROPIC_MODEL", "claude-sonnet-4-5".into()),
-        ("CLAUDE_CODE_MAX_RETRIES", "0".into()),
-        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".into()),
-        ("DISABLE_TELEMETRY", "1".into()),
-        ("DISABLE_AUTOUPDATER", "1".into()),
-        ("DISABLE_ERROR_REPORTING", "1".into()),
-    ];
+    let env = crate::agents::claude_env(fake.port);
     Some(Hand {
         name: "claude",
         fake,

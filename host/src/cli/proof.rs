@@ -206,12 +206,7 @@ pub fn replay(store: &GoalStore, a: ReplayArgs) -> Result<Outcome> {
 fn what_if_checks(w: &WhatIf) -> Vec<Check> {
     let mut checks = Vec::new();
     for c in &w.changes {
-        let gate = c
-            .new
-            .gate
-            .as_deref()
-            .or(c.old.gate.as_deref())
-            .unwrap_or("-");
+        let gate = c.deciding_gate();
         let target = c
             .target
             .as_deref()
@@ -316,12 +311,7 @@ fn print_what_if(w: &WhatIf, gates: &str, md: bool) {
         );
     }
     for c in &w.changes {
-        let gate = c
-            .new
-            .gate
-            .as_deref()
-            .or(c.old.gate.as_deref())
-            .unwrap_or("-");
+        let gate = c.deciding_gate();
         let target = c.target.as_deref().unwrap_or("");
         if md {
             outln!(

@@ -54,6 +54,18 @@ pub struct Change {
     pub new: Overall,
 }
 
+impl Change {
+    /// The gate whose decision made the difference: the new verdict's
+    /// deciding gate, else the old one's (`-` when neither names one).
+    pub fn deciding_gate(&self) -> &str {
+        self.new
+            .gate
+            .as_deref()
+            .or(self.old.gate.as_deref())
+            .unwrap_or("-")
+    }
+}
+
 /// A gate that decided differently on the same input with the same
 /// component and config.
 #[derive(Debug, Clone, Serialize)]
