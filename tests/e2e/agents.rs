@@ -105,23 +105,16 @@ fn assert_gated(omk: &Omk, id: &str, run: &Run, agent: &str) -> Vec<Value> {
     }
     // Looked at in the worktree once the agent stopped, before cleanup:
     // the refused file was as it was when refused (not there).
-    let checked = of_kind(&events, "agent_note")
-        .into_iter()
-        .find(|e| e["payload"]["note"] == "refused_changes_checked")
-        .expect("the refused change was looked for");
+    let checked = crate::support::refused_changes_checked(&events);
     assert!(
-        checked["payload"]["detail"]["unchanged"]
+        checked["unchanged"]
             .as_array()
             .unwrap()
             .iter()
             .any(|a| a.as_str().unwrap().ends_with(FORBIDDEN)),
         "{checked}"
     );
-    assert_eq!(
-        checked["payload"]["detail"]["changed"],
-        json!([]),
-        "{checked}"
-    );
+    assert_eq!(checked["changed"], json!([]), "{checked}");
     let allowed_write = of_kind(&events, "agent_action").into_iter().any(|e| {
         e["payload"]["allowed"] == true
             && e["payload"]["action"]["kind"] == "write_file"

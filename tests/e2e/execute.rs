@@ -286,12 +286,9 @@ fn writes_outside_the_write_set_are_refused_live_and_rejected_at_outcome() {
         "original\n"
     );
     // Looked for in the worktree when the agent stopped, before cleanup.
-    let checked = of_kind(&events, "agent_note")
-        .into_iter()
-        .find(|e| e["payload"]["note"] == "refused_changes_checked")
-        .expect("the refused change was looked for");
+    let checked = crate::support::refused_changes_checked(&events);
     assert_eq!(
-        checked["payload"]["detail"],
+        checked,
         json!({"task_id": "t", "unchanged": ["README.md"], "changed": []})
     );
 
@@ -512,14 +509,8 @@ fn a_refusal_worked_around_is_seen_before_cleanup_and_named_in_the_proof() {
     omk.run_script(&script);
     let id = omk.latest_goal();
     let events = omk.events(&id);
-    let checked = of_kind(&events, "agent_note")
-        .into_iter()
-        .find(|e| e["payload"]["note"] == "refused_changes_checked")
-        .expect("the refused change was looked for");
-    assert_eq!(
-        checked["payload"]["detail"]["changed"],
-        json!(["README.md"])
-    );
+    let checked = crate::support::refused_changes_checked(&events);
+    assert_eq!(checked["changed"], json!(["README.md"]));
     assert_eq!(task_json(&omk, &id, "t")["status"], "failed");
     let proof = omk.run(&["goal", "proof", &id, "--json"]).json();
     let gaps = proof["known_gaps"].to_string();

@@ -67,19 +67,18 @@ pub fn call(client: Client, event: &Value) -> Result<Call, String> {
 
 /// The answer to a hook call, as every client reads it.
 pub fn reply(client: Client, permit: &Permit) -> Reply {
-    match permit {
-        Permit::Allowed => Reply {
-            stdout: String::new(),
-            stderr: String::new(),
-            code: 0,
-            record: None,
-        },
-        Permit::Refused(reason) => Reply {
-            stdout: String::new(),
-            stderr: format!("refused by omk guard ({} hook): {reason}\n", client.name()),
-            code: 2,
-            record: None,
-        },
+    let (code, stderr) = match permit {
+        Permit::Allowed => (0, String::new()),
+        Permit::Refused(reason) => (
+            2,
+            format!("refused by omk guard ({} hook): {reason}\n", client.name()),
+        ),
+    };
+    Reply {
+        stdout: String::new(),
+        stderr,
+        code,
+        record: None,
     }
 }
 

@@ -339,6 +339,16 @@ pub fn figure(key: &str, row: String) {
     }
 }
 
+/// The detail of the `refused_changes_checked` note among `events`: the
+/// refused file changes omk looked at when the agent stopped.
+pub fn refused_changes_checked(events: &[serde_json::Value]) -> serde_json::Value {
+    of_kind(events, "agent_note")
+        .into_iter()
+        .find(|e| e["payload"]["note"] == "refused_changes_checked")
+        .map(|e| e["payload"]["detail"].clone())
+        .expect("the refused changes were looked at")
+}
+
 /// The refused agent actions among `events`: (target, code).
 pub fn refusals(events: &[serde_json::Value]) -> Vec<(String, String)> {
     of_kind(events, "agent_action")
