@@ -160,7 +160,7 @@ fn cases(items: Vec<TaskProposal>) -> Vec<Case> {
         .into_iter()
         .map(|p| {
             let ctx = GoalContext {
-                accepted_in_wave: accepted.relevant_to(&p),
+                accepted_in_wave: accepted.relevant_to(&p).into(),
                 ..wave.clone()
             };
             (ctx, p)

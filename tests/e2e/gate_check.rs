@@ -70,7 +70,7 @@ fn examples_show_accepts_and_rejects_with_codes() {
         assert_eq!(gates, ["budget", "path", "acceptance"]);
         for d in decisions {
             assert_eq!(d["sha256"].as_str().unwrap().len(), 64);
-            assert_eq!(d["version"], "0.1.0");
+            assert_eq!(d["version"], "0.2.0");
             assert!(d["micros"].is_u64());
             assert!(d["verdict"] == "accept" || d["verdict"] == "reject");
         }
@@ -263,27 +263,45 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 #[test]
-fn inspect_std_gates_shows_no_imports_and_their_stages() {
+fn inspect_std_gates_shows_their_version_imports_and_stages() {
     let omk = Omk::new();
-    for (name, stages) in [
-        ("budget", vec!["proposal"]),
-        ("path", vec!["proposal", "action", "outcome"]),
-        ("acceptance", vec!["proposal", "outcome"]),
+    // Gates built with the SDK import the host's context interface (the
+    // SDK asks it only when a gate reads the goal's text, the tasks admitted
+    // earlier in the wave or the task ids); the 0.1.0 build of the std
+    // bundle, kept for the adapter's tests, imports nothing.
+    let context = json!(["omk:gate/context@0.2.0"]);
+    let (now, old) = (
+        "plugins/std-bundle",
+        "tests/fixtures/gates-0.1.0/std-bundle",
+    );
+    let all = vec!["proposal", "action", "outcome"];
+    for (dir, version, name, stages, imports) in [
+        (now, "0.2.0", "budget", vec!["proposal"], context.clone()),
+        (now, "0.2.0", "path", all.clone(), context.clone()),
+        (
+            now,
+            "0.2.0",
+            "acceptance",
+            vec!["proposal", "outcome"],
+            context,
+        ),
+        (old, "0.1.0", "path", all, json!([])),
     ] {
-        let file = repo().join(format!("plugins/std-bundle/{name}.wasm"));
+        let file = repo().join(format!("{dir}/{name}.wasm"));
         let run = omk.run(&["gate", "inspect", file.to_str().unwrap(), "--json"]);
         run.code(0);
         let i = run.json();
-        assert_eq!(i["imports"], json!([]), "{name}");
+        assert_eq!(i["imports"], imports, "{name}");
         assert_eq!(i["world"], "gate");
-        assert_eq!(i["wit_version"], "0.1.0");
+        assert_eq!(i["wit_version"], version);
         assert_eq!(i["gate"]["name"], name);
+        assert_eq!(i["gate"]["version"], version);
         assert_eq!(i["gate"]["stages"], json!(stages));
-        assert!(
-            i["exports"]
-                .as_array()
-                .unwrap()
-                .contains(&json!("omk:gate/policy@0.1.0#check-proposal"))
+        let exports = i["exports"].as_array().unwrap();
+        assert!(exports.contains(&json!(format!("omk:gate/policy@{version}#check-proposal"))));
+        assert_eq!(
+            exports.contains(&json!("omk:gate/policy@0.2.0#validate-config")),
+            version == "0.2.0"
         );
         assert_eq!(
             i["size"].as_u64().unwrap(),
@@ -292,7 +310,9 @@ fn inspect_std_gates_shows_no_imports_and_their_stages() {
 
         let text = omk.run(&["gate", "inspect", file.to_str().unwrap()]);
         text.code(0);
-        assert!(text.stdout.contains("imports:     none"), "{}", text.stdout);
+        if imports == json!([]) {
+            assert!(text.stdout.contains("imports:     none"), "{}", text.stdout);
+        }
     }
 }
 
@@ -440,6 +460,75 @@ fn ci_formats_carry_every_proposal_and_each_rejections_code() {
         "{}",
         run.stdout
     );
+}
+
+/// `omk:gate@0.2.0` gates check their config in `validate-config` at load;
+/// 0.1.0 gates (the std bundle's 0.1.0 build here) through a probe
+/// decision. Either way a bad config stops `omk gate check` naming the line.
+#[test]
+fn every_gates_config_is_checked_at_load_whatever_its_version() {
+    let omk = Omk::new();
+    let old = omk.project().join("gates/old-budget.wasm");
+    std::fs::create_dir_all(old.parent().unwrap()).unwrap();
+    std::fs::copy(
+        repo().join("tests/fixtures/gates-0.1.0/std-bundle/budget.wasm"),
+        &old,
+    )
+    .unwrap();
+    let p = omk.write(
+        "p.json",
+        r#"{"id": "a", "write_set": ["src/a.rs"], "budget_secs": 60, "acceptance": ["run: true"]}"#,
+    );
+    for (gate, config, says) in [
+        (
+            "name = \"path\"",
+            "{ deny_raed = [\"secrets\"] }",
+            "deny_raed",
+        ),
+        (
+            "name = \"path\"",
+            "{ deny_read = [\"/etc\"] }",
+            "`/etc` in `deny_read`",
+        ),
+        (
+            "name = \"path\"",
+            "{ roots = [\"../up\"] }",
+            "`../up` in `roots`",
+        ),
+        ("name = \"acceptance\"", "{ strict = true }", "strict"),
+        (
+            "name = \"budget\"",
+            "{ max_task_secs = \"an hour\" }",
+            "an hour",
+        ),
+        (
+            "path = \"gates/old-budget.wasm\"",
+            "{ max_task_sec = 3600 }",
+            "max_task_sec",
+        ),
+    ] {
+        omk.write(
+            ".omk/gates.toml",
+            format!("# gates\n\n[[gate]]\n{gate}\nconfig = {config}\n"),
+        );
+        let run = omk.run(&["gate", "check", "--proposal", p.to_str().unwrap()]);
+        run.code(2);
+        assert!(
+            run.stderr.contains(".omk/gates.toml:3")
+                && run.stderr.contains("is not valid")
+                && run.stderr.contains(says)
+                && run.stderr.contains("help:"),
+            "{gate} {config}: {}",
+            run.stderr
+        );
+    }
+    // And a good one loads.
+    omk.write(
+        ".omk/gates.toml",
+        "[[gate]]\nname = \"path\"\nconfig = { deny_read = [\"secrets\", \".env\"] }\n",
+    );
+    omk.run(&["gate", "check", "--proposal", p.to_str().unwrap()])
+        .code(0);
 }
 
 #[test]

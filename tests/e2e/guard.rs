@@ -21,13 +21,19 @@ const OUTSIDE: &str = "docs/out.txt";
 /// A command the project's own gate refuses.
 const COMMAND: &str = "touch ran.txt";
 
-/// A git project whose gates are the std gates and a project gate that
-/// refuses every command, and whose guarded sessions may write `src/`.
+/// A file no session may read, and what is in it.
+const SECRET: &str = "private/key.txt";
+const CONTENT: &str = "TOPSECRET-4242";
+
+/// A git project whose gates are the std gates (the path gate denying
+/// reads of `private/`) and a project gate that refuses every command, and
+/// whose guarded sessions may write `src/`.
 fn guarded_project(omk: &Omk) {
     omk.git_project(&[
         ("README.md", "project\n"),
         ("src/README.md", "src\n"),
         ("docs/README.md", "docs\n"),
+        (SECRET, &format!("{CONTENT}\n")),
     ]);
     omk.write(
         "gates/no-commands.wasm",
@@ -35,7 +41,7 @@ fn guarded_project(omk: &Omk) {
     );
     omk.write(
         ".omk/gates.toml",
-        "[guard]\nwrite_roots = [\"src\"]\n\n[[gate]]\nname = \"budget\"\n\n[[gate]]\nname = \"path\"\n\n\
+        "[guard]\nwrite_roots = [\"src\"]\n\n[[gate]]\nname = \"budget\"\n\n[[gate]]\nname = \"path\"\nconfig = { deny_read = [\"private\"] }\n\n\
          [[gate]]\nname = \"acceptance\"\n\n[[gate]]\npath = \"gates/no-commands.wasm\"\n",
     );
 }
@@ -316,9 +322,16 @@ fn client(omk: &Omk, program: &str, env: &[(&str, OsString)]) -> Command {
 
 /// What every client must show after its session: the allowed write
 /// landed, the write outside the roots and the forbidden command did not
-/// happen, the model was told why, the session's log verifies and replays,
-/// and uninstalling leaves the client's file as it was.
-fn assert_guarded(omk: &Omk, name: &str, fake: &FakeModel, out: &std::process::Output) {
+/// happen, a client with a read tool did not read the secret, the model
+/// was told why, the session's log verifies and replays, and uninstalling
+/// leaves the client's file as it was.
+fn assert_guarded(
+    omk: &Omk,
+    name: &str,
+    fake: &FakeModel,
+    reads: bool,
+    out: &std::process::Output,
+) {
     let shown = format!(
         "{}\n--- stdout\n{}\n--- stderr\n{}",
         out.status,
@@ -339,20 +352,26 @@ fn assert_guarded(omk: &Omk, name: &str, fake: &FakeModel, out: &std::process::O
         .iter()
         .map(Value::to_string)
         .collect::<String>();
-    for told in ["path.outside-roots", "commands are not run in this project"] {
+    let mut told = vec!["path.outside-roots", "commands are not run in this project"];
+    let mut expected = vec!["path.outside-roots", "hostile.no-commands"];
+    if reads {
+        told.push("the project denies reading `private`");
+        expected.push("path.read-denied");
+    }
+    for told in told {
         assert!(
             requests.contains(told),
             "the model never saw `{told}`: {shown}"
         );
     }
+    assert!(
+        !requests.contains(CONTENT),
+        "the model saw the secret: {shown}"
+    );
     let id = the_session(omk, name);
     let refused = refusals(&omk.events(&id));
     let codes: Vec<&str> = refused.iter().map(|(_, c)| c.as_str()).collect();
-    assert_eq!(
-        codes,
-        ["path.outside-roots", "hostile.no-commands"],
-        "{shown}"
-    );
+    assert_eq!(codes, expected, "{shown}");
     omk.run(&[
         "goal",
         "replay",
@@ -376,6 +395,8 @@ struct Hand {
     env: Vec<(&'static str, OsString)>,
     install: &'static [&'static str],
     config: std::path::PathBuf,
+    /// Whether the client has a read tool (its script reads the secret).
+    reads: bool,
 }
 
 /// How the hook reaches the client.
@@ -415,7 +436,7 @@ impl Hand {
                 .output()
                 .unwrap(),
         };
-        assert_guarded(omk, self.name, &self.fake, &out);
+        assert_guarded(omk, self.name, &self.fake, self.reads, &out);
         assert_eq!(
             std::fs::read(&self.config).ok(),
             before,
@@ -426,14 +447,22 @@ impl Hand {
 }
 
 /// The model's turns: the allowed write, the write outside the roots, the
-/// forbidden command, then a last word.
-fn turns(write: impl Fn(&str) -> Value, command: Value, usage: Value) -> Value {
-    json!({"turns": [
-        {"tool_call": write(ALLOWED)},
-        {"tool_call": write(OUTSIDE)},
-        {"tool_call": command},
-        {"text": "Done."}],
-        "usage": usage})
+/// forbidden command, the read of the secret (for a client with a read
+/// tool), then a last word.
+fn turns(
+    write: impl Fn(&str) -> Value,
+    command: Value,
+    read: Option<Value>,
+    usage: Value,
+) -> Value {
+    let mut turns = vec![
+        json!({"tool_call": write(ALLOWED)}),
+        json!({"tool_call": write(OUTSIDE)}),
+        json!({"tool_call": command}),
+    ];
+    turns.extend(read.map(|r| json!({"tool_call": r})));
+    turns.push(json!({"text": "Done."}));
+    json!({"turns": turns, "usage": usage})
 }
 
 /// Claude Code in print mode, writes accepted by its own permissions.
@@ -444,6 +473,7 @@ fn claude(omk: &Omk) -> Option<Hand> {
         &turns(
             |p| json!({"name": "Write", "arguments": {"file_path": abs(p), "content": "hello\n"}}),
             json!({"name": "Bash", "arguments": {"command": COMMAND}}),
+            Some(json!({"name": "Read", "arguments": {"file_path": abs(SECRET)}})),
             json!({"input_tokens": 100, "output_tokens": 20}),
         ),
     )
@@ -469,6 +499,7 @@ fn claude_with(omk: &Omk, script: &Value) -> Option<Hand> {
         env,
         install: &[],
         config: omk.project().join(".claude/settings.json"),
+        reads: script["turns"].to_string().contains(SECRET),
     })
 }
 
@@ -484,6 +515,7 @@ fn codex(omk: &Omk) -> Option<Hand> {
                        "input": format!("*** Begin Patch\n*** Add File: {p}\n+hello\n*** End Patch\n")})
             },
             json!({"name": "exec_command", "arguments": {"cmd": COMMAND}}),
+            None,
             json!({"input_tokens": 100, "output_tokens": 20}),
         ),
         &[],
@@ -506,6 +538,7 @@ fn codex(omk: &Omk) -> Option<Hand> {
         env,
         install: &[],
         config: omk.root().join("codex-home/config.toml"),
+        reads: false,
     })
 }
 
@@ -515,6 +548,7 @@ fn kimi(omk: &Omk) -> Option<Hand> {
     let script = turns(
         |p| json!({"name": "WriteFile", "arguments": {"path": p, "content": "hello\n"}}),
         json!({"name": "Shell", "arguments": {"command": COMMAND}}),
+        Some(json!({"name": "ReadFile", "arguments": {"path": SECRET}})),
         json!({"prompt_tokens": 100, "completion_tokens": 20}),
     );
     let (fake, env) = crate::agents::wire_env(
@@ -533,6 +567,7 @@ fn kimi(omk: &Omk) -> Option<Hand> {
         env,
         install: &["--user"],
         config: omk.root().join("kimi-share/config.toml"),
+        reads: true,
     })
 }
 

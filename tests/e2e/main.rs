@@ -16,5 +16,6 @@ mod guard;
 mod hostile;
 mod integrity;
 mod proof;
+mod reads;
 mod reliability;
 mod std_gates;

@@ -96,7 +96,7 @@ fn the_proof_of_the_demo_is_ready_and_names_its_gates() {
     let md = omk.run(&["goal", "proof", &id, "--md"]);
     md.code(0);
     assert!(md.stdout.starts_with("# Proof: "), "{}", md.stdout);
-    assert!(md.stdout.contains("| budget | 0.1.0 |"), "{}", md.stdout);
+    assert!(md.stdout.contains("| budget | 0.2.0 |"), "{}", md.stdout);
 }
 
 #[test]

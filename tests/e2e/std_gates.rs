@@ -30,7 +30,8 @@ fn contexts() -> Vec<GoalContext> {
         write_set: vec!["src/lib.rs".into()],
         read_set: vec!["docs".into()],
         dependencies: vec![],
-    }];
+    }]
+    .into();
     vec![
         GoalContext::default(),
         wave,
@@ -277,4 +278,155 @@ fn compiled_components_are_cached_and_reused() {
         (third.stats().compiled(), third.stats().cache_hits()),
         (1, 2)
     );
+}
+
+/// The gates of `toml` (a `.omk/gates.toml`), paths relative to the repo.
+fn gates_of(toml: &str) -> GateSet {
+    let root = crate::support::repo();
+    let config = GatesConfig::parse(toml, &root.join(".omk/gates.toml"), root).unwrap();
+    GateSet::load(&config, &GateEngine::new(None).unwrap()).unwrap()
+}
+
+/// The std bundle as built for `omk:gate@0.1.0`, kept in the tests.
+fn std_v0_1_0() -> GateSet {
+    gates_of(
+        &["budget", "path", "acceptance"]
+            .map(|g| {
+                format!("[[gate]]\npath = \"tests/fixtures/gates-0.1.0/std-bundle/{g}.wasm\"\n")
+            })
+            .concat(),
+    )
+}
+
+/// Each gate's name, whether it was called, and its decision.
+fn decided(v: &omk::gates::Verdict) -> Vec<(String, bool, Decision)> {
+    v.decisions
+        .iter()
+        .map(|d| (d.gate.clone(), d.called, d.decision.clone()))
+        .collect()
+}
+
+#[test]
+fn the_0_1_0_std_bundle_decides_as_the_0_2_0_one_through_the_adapter() {
+    let (old, new) = (std_v0_1_0(), host());
+    for e in old.entries() {
+        assert_eq!(e.gate.wit_version(), "0.1.0", "{}", e.name);
+        assert_eq!(e.gate.info().version, "0.1.0");
+    }
+    for e in new.entries() {
+        assert_eq!(e.gate.wit_version(), "0.2.0", "{}", e.name);
+    }
+    let mut compared = 0;
+    for ctx in contexts() {
+        for prop in proposals() {
+            assert_eq!(
+                decided(&old.judge_proposal(&ctx, &prop)),
+                decided(&new.judge_proposal(&ctx, &prop)),
+                "{} in {ctx:?}",
+                prop.id
+            );
+            compared += 1;
+        }
+    }
+    let ctx = GoalContext::default();
+    let task = p(
+        json!({"id": "t", "write_set": ["src"], "acceptance": ["docs updated"], "budget_secs": 60}),
+    );
+    for (kind, target) in [
+        (ActionKind::WriteFile, "src/a.rs"),
+        (ActionKind::WriteFile, "README.md"),
+        (ActionKind::DeleteFile, ".omk/gates.toml"),
+        (ActionKind::RunCommand, "cargo test"),
+        (ActionKind::FetchUrl, "https://example.com"),
+        (ActionKind::Other, "anything"),
+    ] {
+        let a = AgentAction {
+            task_id: "t".into(),
+            kind,
+            target: target.into(),
+            detail: String::new(),
+        };
+        assert_eq!(
+            decided(&old.judge_action(&ctx, &task, &a)),
+            decided(&new.judge_action(&ctx, &task, &a)),
+            "{kind:?} {target}"
+        );
+        compared += 1;
+    }
+    for changed in [vec!["src/a.rs"], vec!["Cargo.toml"]] {
+        let o = TaskOutcome {
+            task_id: "t".into(),
+            changed_files: changed.iter().map(|f| f.to_string()).collect(),
+            ..Default::default()
+        };
+        assert_eq!(
+            decided(&old.judge_outcome(&ctx, &task, &o)),
+            decided(&new.judge_outcome(&ctx, &task, &o)),
+        );
+        compared += 1;
+    }
+    // A read: 0.1.0 has no such action, so its path gate is not asked.
+    let read = AgentAction {
+        task_id: "t".into(),
+        kind: ActionKind::ReadFile,
+        target: "secrets/key".into(),
+        detail: "Read".into(),
+    };
+    let not_asked = old.judge_action(&ctx, &task, &read);
+    assert!(not_asked.accepted);
+    assert!(
+        not_asked.decisions.iter().all(|d| !d.called),
+        "{not_asked:?}"
+    );
+    assert!(
+        new.judge_action(&ctx, &task, &read).decisions[1].called,
+        "the 0.2.0 path gate judges reads"
+    );
+    assert!(compared > 40, "{compared}");
+}
+
+#[test]
+fn deny_read_refuses_reads_and_searches_of_what_it_names() {
+    let set =
+        gates_of("[[gate]]\nname = \"path\"\nconfig = { deny_read = [\"secrets\", \".env\"] }\n");
+    let config = r#"{"deny_read":["secrets",".env"]}"#;
+    let ctx = GoalContext::default();
+    let task = p(json!({"id": "t", "write_set": ["src"], "budget_secs": 60}));
+    for (target, refused) in [
+        ("secrets/api.key", true),
+        ("secrets", true),
+        ("./secrets/../secrets/x", true),
+        (".env", true),
+        // A search of a directory that holds a denied path would show it.
+        (".", true),
+        ("src/main.rs", false),
+        ("src/../secrets", true),
+        ("secretsx/a", false),
+        ("../secrets", false),
+        (".env.example", false),
+        // Outside the project: the host's confinement, not this gate.
+        ("/etc/hostname", false),
+    ] {
+        let a = AgentAction {
+            task_id: "t".into(),
+            kind: ActionKind::ReadFile,
+            target: target.into(),
+            detail: "Read".into(),
+        };
+        let native = PathGate::check_action(&ctx, &task, &a, config);
+        let verdict = set.judge_action(&ctx, &task, &a);
+        assert_eq!(verdict.decisions[0].decision, native, "{target}");
+        assert_eq!(!verdict.accepted, refused, "{target}: {verdict:?}");
+        if refused {
+            assert_eq!(native.rejection().unwrap().code, "path.read-denied");
+        }
+    }
+    // Writes are unchanged by it.
+    let write = AgentAction {
+        task_id: "t".into(),
+        kind: ActionKind::WriteFile,
+        target: "src/a.rs".into(),
+        detail: String::new(),
+    };
+    assert!(set.judge_action(&ctx, &task, &write).accepted);
 }

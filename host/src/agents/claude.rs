@@ -3,12 +3,13 @@
 //!
 //! omk runs `claude -p --input-format stream-json --output-format
 //! stream-json --verbose --permission-prompt-tool stdio` in the task's
-//! worktree, in Claude's `default` permission mode, with `Read` allowed and
-//! every `Bash` command made to ask (a settings file omk writes outside the
-//! worktree). Every `can_use_tool` control request becomes actions the
+//! worktree, in Claude's `default` permission mode, with every `Bash`
+//! command and every read made to ask (a settings file omk writes outside
+//! the worktree). Every `can_use_tool` control request becomes actions the
 //! gates judge: `Write`/`Edit`/`MultiEdit`/`NotebookEdit` → a write of the
-//! file, `Bash` → the command, `WebFetch` → the URL, anything else →
-//! `other`. omk answers `allow` (with the input unchanged) or `deny` with the
+//! file, `Read`/`NotebookRead` → a read of it, `Grep`/`Glob`/`LS` → a read
+//! of the directory searched (`.` when none is named), `Bash` → the
+//! command, `WebFetch` → the URL, anything else → `other`. omk answers `allow` (with the input unchanged) or `deny` with the
 //! gate's reason, which Claude hands to the model as the tool's error.
 //!
 //! The final `result` line gives the final message, tokens
@@ -26,9 +27,10 @@ use super::judge::Judge;
 use super::turn::{LiveClient, TurnClock, TurnEnd};
 use super::{AgentError, BoxFuture, Hooks, Place, launch_command, prompt};
 
-/// Settings that make every shell command ask (Claude otherwise runs
-/// read-only commands without asking).
-const SETTINGS: &str = r#"{"permissions":{"ask":["Bash"]}}"#;
+/// Settings that make every shell command and every read ask (Claude
+/// otherwise runs read-only commands and reads without asking).
+const SETTINGS: &str =
+    r#"{"permissions":{"ask":["Bash","Read","Grep","Glob","LS","NotebookRead"]}}"#;
 
 /// The Claude backend.
 #[derive(Debug)]
@@ -85,8 +87,6 @@ impl Claude {
                 "stdio",
                 "--permission-mode",
                 "default",
-                "--allowedTools",
-                "Read",
                 "--settings",
                 &settings_path,
             ],
@@ -225,6 +225,14 @@ pub(crate) fn action_of(tool: &str, input: &Value) -> (ActionKind, String) {
             ActionKind::WriteFile,
             s("notebook_path").unwrap_or_default(),
         ),
+        "Read" => (ActionKind::ReadFile, s("file_path").unwrap_or_default()),
+        "NotebookRead" => (ActionKind::ReadFile, s("notebook_path").unwrap_or_default()),
+        "Grep" | "Glob" | "LS" => (
+            ActionKind::ReadFile,
+            s("path")
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| ".".into()),
+        ),
         "Bash" => (ActionKind::RunCommand, s("command").unwrap_or_default()),
         "WebFetch" => (ActionKind::FetchUrl, s("url").unwrap_or_default()),
         other => (
@@ -296,9 +304,18 @@ mod tests {
             (ActionKind::RunCommand, "ls".to_owned())
         );
         assert_eq!(
-            action_of("Read", &json!({"file_path": "/etc/x"})).0,
-            ActionKind::Other
+            action_of("Read", &json!({"file_path": "/etc/x"})),
+            (ActionKind::ReadFile, "/etc/x".to_owned())
         );
+        assert_eq!(
+            action_of("Grep", &json!({"pattern": "key", "path": "src"})),
+            (ActionKind::ReadFile, "src".to_owned())
+        );
+        assert_eq!(
+            action_of("Glob", &json!({"pattern": "**/*.rs"})),
+            (ActionKind::ReadFile, ".".to_owned())
+        );
+        assert_eq!(action_of("TodoWrite", &json!({})).0, ActionKind::Other);
     }
 
     #[test]

@@ -95,8 +95,17 @@ const PLACE: &str = "agent's working tree";
 /// Rewrites a file action's target to the file that would change, relative
 /// to `tree` with symlinks followed (the detail says when one was), or
 /// says why omk refuses it before any gate: a path outside `tree`, or one
-/// [`resolve`] will not judge. Other actions are left as they are.
+/// [`resolve`] will not judge. A read's target becomes what it reads (see
+/// [`read_target`]). Other actions are left as they are.
 pub fn judged_target(tree: &Path, action: &mut omk_gate_sdk::AgentAction) -> Result<(), String> {
+    if action.kind == omk_gate_sdk::ActionKind::ReadFile {
+        let real = read_target(tree, &action.target);
+        if real != action.target {
+            action.detail = format!("{} (`{}` as given)", action.detail, action.target);
+            action.target = real;
+        }
+        return Ok(());
+    }
     if !action.kind.is_file_change() {
         return Ok(());
     }
@@ -108,6 +117,60 @@ pub fn judged_target(tree: &Path, action: &mut omk_gate_sdk::AgentAction) -> Res
     }
     action.target = real;
     Ok(())
+}
+
+/// What a read of `target` (as the agent named it, relative to `tree` or
+/// absolute) reads, the way the operating system will find it: symlinks and
+/// `..` followed. Inside `tree`, the path relative to it (`.` for `tree`
+/// itself), so gates judge `docs/link` to `secrets/` as `secrets`; outside,
+/// the absolute path. A read is never refused here: where it leads decides.
+pub fn read_target(tree: &Path, target: &str) -> String {
+    let given = Path::new(target);
+    if target.starts_with('~') {
+        return target.to_owned(); // the agent's home: outside, as written
+    }
+    let full = if given.is_absolute() {
+        given.to_path_buf()
+    } else {
+        tree.join(given)
+    };
+    let real = real_path(&full);
+    let root = tree.canonicalize().unwrap_or_else(|_| tree.to_path_buf());
+    match real.strip_prefix(&root) {
+        Ok(r) if r.as_os_str().is_empty() => ".".to_owned(),
+        Ok(r) => r.to_string_lossy().into_owned(),
+        Err(_) => real.to_string_lossy().into_owned(),
+    }
+}
+
+/// `path` with its longest existing ancestor canonicalized and the rest
+/// folded by text (`.` dropped, `..` climbing).
+fn real_path(path: &Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut existing = path;
+    let mut rest: Vec<Component<'_>> = Vec::new();
+    let base = loop {
+        if let Ok(real) = existing.canonicalize() {
+            break real;
+        }
+        match (existing.parent(), existing.components().next_back()) {
+            (Some(parent), Some(last)) => {
+                rest.push(last);
+                existing = parent;
+            }
+            _ => break std::path::PathBuf::from("/"),
+        }
+    };
+    rest.iter().rev().fold(base, |mut p, c| {
+        match c {
+            Component::ParentDir => {
+                p.pop();
+            }
+            Component::Normal(n) => p.push(n),
+            _ => {}
+        }
+        p
+    })
 }
 
 /// Writes `rel` inside `worktree`, creating parent directories; cap-std
@@ -151,6 +214,33 @@ pub fn read_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_is_judged_as_what_it_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let wt = root.join("wt");
+        std::fs::create_dir_all(wt.join("secrets")).unwrap();
+        std::fs::create_dir_all(wt.join("docs")).unwrap();
+        std::os::unix::fs::symlink("../secrets", wt.join("docs/link")).unwrap();
+        for (given, judged) in [
+            ("secrets/key", "secrets/key".to_owned()),
+            ("./docs/../secrets/key", "secrets/key".to_owned()),
+            ("docs/link/key", "secrets/key".to_owned()),
+            ("../wt/secrets", "secrets".to_owned()),
+            (".", ".".to_owned()),
+            ("", ".".to_owned()),
+            (
+                "../elsewhere/x",
+                root.join("elsewhere/x").display().to_string(),
+            ),
+            ("~/.ssh/id_ed25519", "~/.ssh/id_ed25519".to_owned()),
+        ] {
+            assert_eq!(read_target(&wt, given), judged, "{given}");
+        }
+        let abs = wt.join("secrets/key").display().to_string();
+        assert_eq!(read_target(&wt, &abs), "secrets/key");
+    }
 
     #[test]
     fn reads_and_writes_cannot_leave_the_worktree() {

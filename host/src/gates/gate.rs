@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::Store;
 use wasmtime::component::Linker;
 
-use super::bindings::{self, v0_1_0};
+use super::bindings::{self, Instance, OnDemand, Pre};
 use super::engine::{GateEngine, deadline_ticks};
 use super::fault::{Fault, FaultCause, clip, one_line};
 use super::limits::{GateLimiter, Limits};
@@ -33,14 +33,17 @@ pub struct GateState {
     limiter: GateLimiter,
     wasi: Option<Box<Sealed>>,
     table: wasmtime::component::ResourceTable,
+    /// What a 0.2 gate may ask of the decision's context.
+    on_demand: OnDemand,
 }
 
 impl GateState {
-    fn new(limits: &Limits, wasi: Option<Box<Sealed>>) -> GateState {
+    fn new(limits: &Limits, wasi: Option<Box<Sealed>>, on_demand: OnDemand) -> GateState {
         GateState {
             limiter: GateLimiter::new(limits),
             wasi,
             table: wasmtime::component::ResourceTable::new(),
+            on_demand,
         }
     }
 }
@@ -83,7 +86,7 @@ pub struct LoadedGate {
     info: GateInfo,
     describe_fault: Option<Fault>,
     engine: wasmtime::Engine,
-    pre: v0_1_0::GatePre<GateState>,
+    pre: Pre<GateState>,
     /// Whether the component imports (sealed) WASI.
     wasi: bool,
     /// The directory it may read, if granted.
@@ -132,6 +135,12 @@ impl LoadedGate {
             check_shape(engine.engine(), &component, &origin, grant_wasi)?;
 
         let mut linker: Linker<GateState> = Linker::new(engine.engine());
+        Pre::link(&wit_version, &mut linker, |s| &mut s.on_demand).map_err(|e| {
+            LoadError::Link {
+                origin: origin.clone(),
+                detail: clip(&one_line(&e), 400),
+            }
+        })?;
         if imports_wasi {
             wasi::link(&mut linker).map_err(|e| LoadError::Link {
                 origin: origin.clone(),
@@ -144,7 +153,7 @@ impl LoadedGate {
                 origin: origin.clone(),
                 detail: clip(&one_line(&e), 400),
             })?;
-        let pre = v0_1_0::GatePre::new(instance_pre).map_err(|e| LoadError::WrongSignature {
+        let pre = Pre::new(&wit_version, instance_pre).map_err(|e| LoadError::WrongSignature {
             origin: origin.clone(),
             interface: format!("{}@{wit_version}", bindings::INTERFACE),
             detail: clip(&one_line(&e), 400),
@@ -215,13 +224,35 @@ impl LoadedGate {
         self.info.stages.contains(&stage)
     }
 
+    /// Whether the gate is asked about `a` at all: it judges actions, and
+    /// its WIT version has `a`'s kind (0.1.0 has no reads).
+    pub fn judges_action(&self, a: &AgentAction) -> bool {
+        self.judges(Stage::Action) && self.pre.asks(a.kind)
+    }
+
+    /// Asks the gate, in an instance of its own, whether it can work with
+    /// `config`: `Ok(Err(rejection))` if it says no, `Err` if it faulted. A
+    /// 0.1.0 gate has no such call and says yes.
+    pub fn validate_config(
+        &self,
+        config: &str,
+        limits: &Limits,
+    ) -> Result<Result<(), omk_gate_sdk::Rejection>, Fault> {
+        if let Some(fault) = &self.describe_fault {
+            return Err(fault.clone());
+        }
+        self.call(limits, 0, 0, OnDemand::default(), |store, g| {
+            g.validate_config(store, config)
+        })
+        .0
+    }
+
     fn describe(&self, limits: &Limits) -> Result<GateInfo, Fault> {
-        let raw = self
-            .call(limits, 0, 0, |store, g| {
-                g.omk_gate_policy().call_describe(store)
+        let info = self
+            .call(limits, 0, 0, OnDemand::default(), |store, g| {
+                g.describe(store)
             })
             .0?;
-        let info = v0_1_0::info(raw);
         let size = info.name.len() + info.version.len() + info.description.len();
         if size as u64 > limits.max_result_bytes {
             return Err(Fault::new(
@@ -253,13 +284,8 @@ impl LoadedGate {
         limits: &Limits,
     ) -> Judged {
         let seed = self.seed(|| serde_json::to_vec(&("proposal", ctx, p, config)));
-        self.decide(limits, ctx.now_ms, seed, |store, g| {
-            g.omk_gate_policy().call_check_proposal(
-                store,
-                &v0_1_0::context(ctx),
-                &v0_1_0::proposal(p),
-                config,
-            )
+        self.decide(limits, ctx, seed, |store, g| {
+            g.check_proposal(store, ctx, p, config)
         })
     }
 
@@ -273,14 +299,8 @@ impl LoadedGate {
         limits: &Limits,
     ) -> Judged {
         let seed = self.seed(|| serde_json::to_vec(&("action", ctx, task, a, config)));
-        self.decide(limits, ctx.now_ms, seed, |store, g| {
-            g.omk_gate_policy().call_check_action(
-                store,
-                &v0_1_0::context(ctx),
-                &v0_1_0::proposal(task),
-                &v0_1_0::action(a),
-                config,
-            )
+        self.decide(limits, ctx, seed, |store, g| {
+            g.check_action(store, ctx, task, a, config)
         })
     }
 
@@ -294,14 +314,8 @@ impl LoadedGate {
         limits: &Limits,
     ) -> Judged {
         let seed = self.seed(|| serde_json::to_vec(&("outcome", ctx, task, o, config)));
-        self.decide(limits, ctx.now_ms, seed, |store, g| {
-            g.omk_gate_policy().call_check_outcome(
-                store,
-                &v0_1_0::context(ctx),
-                &v0_1_0::proposal(task),
-                &v0_1_0::outcome(o),
-                config,
-            )
+        self.decide(limits, ctx, seed, |store, g| {
+            g.check_outcome(store, ctx, task, o, config)
         })
     }
 
@@ -321,10 +335,9 @@ impl LoadedGate {
     fn decide(
         &self,
         limits: &Limits,
-        now_ms: u64,
+        ctx: &GoalContext,
         seed: u64,
-        f: impl FnOnce(&mut Store<GateState>, &v0_1_0::Gate) -> wasmtime::Result<v0_1_0::WitDecision>
-        + Send,
+        f: impl FnOnce(&mut Store<GateState>, &Instance) -> wasmtime::Result<Decision> + Send,
     ) -> Judged {
         if let Some(fault) = &self.describe_fault {
             return Judged {
@@ -332,9 +345,8 @@ impl LoadedGate {
                 output: None,
             };
         }
-        let (result, output) = self.call(limits, now_ms, seed, f);
-        let result = result.and_then(|raw| {
-            let decision = v0_1_0::decision(raw);
+        let (result, output) = self.call(limits, ctx.now_ms, seed, OnDemand::of(ctx), f);
+        let result = result.and_then(|decision| {
             validate(&decision, limits)?;
             Ok(decision)
         });
@@ -354,10 +366,11 @@ impl LoadedGate {
         limits: &Limits,
         now_ms: u64,
         seed: u64,
-        f: impl FnOnce(&mut Store<GateState>, &v0_1_0::Gate) -> wasmtime::Result<R> + Send,
+        on_demand: OnDemand,
+        f: impl FnOnce(&mut Store<GateState>, &Instance) -> wasmtime::Result<R> + Send,
     ) -> (Result<R, Fault>, Option<String>) {
         let run = || {
-            let (mut store, gate) = match self.instantiate(limits, now_ms, seed) {
+            let (mut store, gate) = match self.instantiate(limits, now_ms, seed, on_demand) {
                 Ok(x) => x,
                 Err(fault) => return (Err(fault), None),
             };
@@ -389,7 +402,8 @@ impl LoadedGate {
         limits: &Limits,
         now_ms: u64,
         seed: u64,
-    ) -> Result<(Store<GateState>, v0_1_0::Gate), Fault> {
+        on_demand: OnDemand,
+    ) -> Result<(Store<GateState>, Instance), Fault> {
         let sealed = match (self.wasi, &self.wasi_dir) {
             (false, _) => None,
             (true, None) => Some(Box::new(Sealed::new(now_ms, seed))),
@@ -398,7 +412,7 @@ impl LoadedGate {
                     .map_err(|e| Fault::new(FaultCause::Instantiate, e))?,
             )),
         };
-        let mut store = Store::new(&self.engine, GateState::new(limits, sealed));
+        let mut store = Store::new(&self.engine, GateState::new(limits, sealed, on_demand));
         store.limiter(|s| &mut s.limiter);
         arm(&mut store, limits)?;
         match self.pre.instantiate(&mut store) {
@@ -440,7 +454,7 @@ fn arm(store: &mut Store<GateState>, limits: &Limits) -> Result<(), Fault> {
 pub struct Reused<'a> {
     gate: &'a LoadedGate,
     limits: Limits,
-    live: Option<(Store<GateState>, v0_1_0::Gate)>,
+    live: Option<(Store<GateState>, Instance)>,
 }
 
 impl Reused<'_> {
@@ -456,19 +470,15 @@ impl Reused<'_> {
         }
         let (mut store, gate) = match self.live.take() {
             Some(live) => live,
-            None => self.gate.instantiate(&self.limits, ctx.now_ms, 0)?,
+            None => self
+                .gate
+                .instantiate(&self.limits, ctx.now_ms, 0, OnDemand::default())?,
         };
         arm(&mut store, &self.limits)?;
-        let result = gate
-            .omk_gate_policy()
-            .call_check_proposal(
-                &mut store,
-                &v0_1_0::context(ctx),
-                &v0_1_0::proposal(p),
-                config,
-            )
+        store.data_mut().on_demand = OnDemand::of(ctx);
+        let decision = gate
+            .check_proposal(&mut store, ctx, p, config)
             .map_err(|e| Fault::classify(&e, store.data().limiter.hit.as_ref(), &self.limits))?;
-        let decision = v0_1_0::decision(result);
         validate(&decision, &self.limits)?;
         self.live = Some((store, gate));
         Ok(decision)

@@ -101,7 +101,10 @@ impl Diagnose for LoadError {
                 bindings::SUPPORTED[0]
             ),
             LoadError::UnsupportedVersion { .. } => format!(
-                "rebuild the gate against `wit/v{}/gate.wit`, or upgrade omk",
+                "this omk loads `omk:gate` {} through {}: rebuild the gate against \
+                 `wit/v{}/gate.wit`, or upgrade omk",
+                bindings::SUPPORTED[bindings::SUPPORTED.len() - 1],
+                bindings::SUPPORTED[0],
                 bindings::SUPPORTED[0]
             ),
             LoadError::ForbiddenImport {
@@ -212,8 +215,10 @@ fn check_header(bytes: &[u8], origin: &str) -> Result<(), LoadError> {
     }
 }
 
-/// Checks exports and imports before linking; returns the WIT version and
-/// whether the component imports WASI (which `grant_wasi` allows).
+/// Checks exports and imports before linking; returns the WIT version
+/// (read from the exported interface's name) and whether the component
+/// imports WASI (which `grant_wasi` allows). A 0.2 gate may also import the
+/// host's `omk:gate/context` of its own version.
 pub(super) fn check_shape(
     engine: &wasmtime::Engine,
     component: &Component,
@@ -221,23 +226,6 @@ pub(super) fn check_shape(
     grant_wasi: bool,
 ) -> Result<(String, bool), LoadError> {
     let ty = component.component_type();
-    let imports: Vec<String> = ty
-        .imports(engine)
-        .map(|(name, _)| name.to_owned())
-        .collect();
-    let refused: Vec<String> = imports
-        .iter()
-        .filter(|i| !(grant_wasi && wasi::provides(i)))
-        .map(|i| format!("`{i}`"))
-        .collect();
-    if !refused.is_empty() {
-        return Err(LoadError::ForbiddenImport {
-            origin: origin.to_owned(),
-            wasi_only: !grant_wasi && imports.iter().all(|i| wasi::provides(i)),
-            imports: refused,
-        });
-    }
-    let imports_wasi = !imports.is_empty();
     let prefix = format!("{}@", bindings::INTERFACE);
     let mut found = Vec::new();
     let mut policy = None;
@@ -263,6 +251,24 @@ pub(super) fn check_shape(
             found: version,
         });
     }
+    let imports: Vec<String> = ty
+        .imports(engine)
+        .map(|(name, _)| name.to_owned())
+        .filter(|name| !bindings::provides(name, &version))
+        .collect();
+    let refused: Vec<String> = imports
+        .iter()
+        .filter(|i| !(grant_wasi && wasi::provides(i)))
+        .map(|i| format!("`{i}`"))
+        .collect();
+    if !refused.is_empty() {
+        return Err(LoadError::ForbiddenImport {
+            origin: origin.to_owned(),
+            wasi_only: !grant_wasi && imports.iter().all(|i| wasi::provides(i)),
+            imports: refused,
+        });
+    }
+    let imports_wasi = !imports.is_empty();
     let ComponentItem::ComponentInstance(instance) = item else {
         return Err(LoadError::WrongSignature {
             origin: origin.to_owned(),
@@ -274,7 +280,7 @@ pub(super) fn check_shape(
         .exports(engine)
         .map(|(n, _)| n.to_owned())
         .collect();
-    if let Some(missing) = bindings::FUNCTIONS
+    if let Some(missing) = bindings::functions(&version)
         .iter()
         .find(|f| !functions.iter().any(|n| n == *f))
     {
@@ -290,14 +296,7 @@ pub(super) fn check_shape(
 /// Whether two semver versions share major and minor (the compatibility
 /// unit of a `0.x` WIT package).
 pub(super) fn same_minor(a: &str, b: &str) -> bool {
-    let key = |v: &str| {
-        let mut parts = v.split(['.', '-', '+']);
-        (
-            parts.next().map(str::to_owned),
-            parts.next().map(str::to_owned),
-        )
-    };
-    key(a) == key(b)
+    bindings::minor(a) == bindings::minor(b)
 }
 
 #[cfg(test)]

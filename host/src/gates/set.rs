@@ -22,7 +22,7 @@ use super::engine::{EngineError, GateEngine};
 use super::fault::FaultCause;
 use super::gate::{LoadedGate, sha256_hex, timed};
 use super::limits::Limits;
-use super::load::LoadError;
+use super::load::{LoadError, same_minor};
 use super::std_bundle;
 use omk_core::diagnose::{Diagnose, Kind};
 
@@ -103,7 +103,8 @@ pub struct GateDecision {
     pub stage: Stage,
     #[serde(default)]
     pub mode: Mode,
-    /// False when the gate does not judge this stage (then it accepts).
+    /// False when the gate is not asked (then it accepts): it does not judge
+    /// this stage, or, a 0.1.0 gate, this kind of action (a read).
     #[serde(default = "called")]
     pub called: bool,
     #[serde(flatten)]
@@ -195,45 +196,30 @@ impl GateSet {
         Ok(set)
     }
 
-    /// Asks each gate once, at load, about a probe task: a gate that
-    /// answers `<gate>.config-invalid` (the SDK's code for a config it
-    /// cannot read) is an error naming `gates.toml`'s line, not a rejection
-    /// of every proposal later. The probe runs in an instance of its own
-    /// and is not recorded, so it cannot change a decision. (`omk:gate@0.1.0`
-    /// has no call for checking a config; this is the stand-in.)
+    /// Checks each gate's config once, at load: a gate that cannot work
+    /// with its settings is an error naming `gates.toml`'s line, not a
+    /// rejection of every proposal later. A 0.2 gate is asked
+    /// (`validate-config`; a fault there is an error too). A 0.1.0 gate has
+    /// no such call: it is asked about a probe task instead, and an answer
+    /// of `<gate>.config-invalid` (the SDK's code) is the error. Neither
+    /// call is recorded, and each runs in an instance of its own, so it
+    /// cannot change a decision.
     fn check_configs(&self, config: &GatesConfig) -> Result<(), GatesError> {
-        let Ok(probe) = serde_json::from_value::<TaskProposal>(serde_json::json!({
-            "id": "omk-config-probe", "budget_secs": 1
-        })) else {
-            return Ok(());
-        };
-        let ctx = GoalContext::default();
         for (entry, spec) in self.entries.iter().zip(&config.gates) {
+            if entry.gate.describe_fault().is_some() {
+                continue; // every decision fails closed already
+            }
             let (cfg, limits) = (&entry.config_json, &entry.limits);
-            let judged = if entry.gate.judges(Stage::Proposal) {
-                entry.gate.check_proposal(&ctx, &probe, cfg, limits)
-            } else if entry.gate.judges(Stage::Action) {
-                let action = AgentAction {
-                    task_id: probe.id.clone(),
-                    kind: omk_gate_sdk::ActionKind::Other,
-                    target: "omk-config-probe".into(),
-                    detail: String::new(),
-                };
-                entry.gate.check_action(&ctx, &probe, &action, cfg, limits)
-            } else if entry.gate.judges(Stage::Outcome) {
-                let outcome = TaskOutcome {
-                    task_id: probe.id.clone(),
-                    ..TaskOutcome::default()
-                };
-                entry
-                    .gate
-                    .check_outcome(&ctx, &probe, &outcome, cfg, limits)
+            let refused = if same_minor(entry.gate.wit_version(), "0.1.0") {
+                probe_config(&entry.gate, cfg, limits)
             } else {
-                continue;
+                match entry.gate.validate_config(cfg, limits) {
+                    Ok(Ok(())) => None,
+                    Ok(Err(r)) => Some(r.reason),
+                    Err(fault) => Some(format!("the gate faulted checking it: {fault}")),
+                }
             };
-            if let Ok(Decision::Reject(r)) = judged.result
-                && r.code.ends_with(".config-invalid")
-            {
+            if let Some(reason) = refused {
                 let file = config
                     .file
                     .as_deref()
@@ -244,7 +230,7 @@ impl GateSet {
                         None => file,
                     },
                     gate: entry.name.clone(),
-                    reason: r.reason,
+                    reason,
                 });
             }
         }
@@ -330,16 +316,20 @@ impl GateSet {
 
     /// Judges a proposed task.
     pub fn judge_proposal(&self, ctx: &GoalContext, p: &TaskProposal) -> Verdict {
-        self.judge(Stage::Proposal, |e| {
-            e.gate.check_proposal(ctx, p, &e.config_json, &e.limits)
-        })
+        self.judge(
+            Stage::Proposal,
+            |g| g.judges(Stage::Proposal),
+            |e| e.gate.check_proposal(ctx, p, &e.config_json, &e.limits),
+        )
     }
 
     /// Judges one step an agent asks to take.
     pub fn judge_action(&self, ctx: &GoalContext, task: &TaskProposal, a: &AgentAction) -> Verdict {
-        self.judge(Stage::Action, |e| {
-            e.gate.check_action(ctx, task, a, &e.config_json, &e.limits)
-        })
+        self.judge(
+            Stage::Action,
+            |g| g.judges_action(a),
+            |e| e.gate.check_action(ctx, task, a, &e.config_json, &e.limits),
+        )
     }
 
     /// Judges a finished task.
@@ -349,19 +339,30 @@ impl GateSet {
         task: &TaskProposal,
         o: &TaskOutcome,
     ) -> Verdict {
-        self.judge(Stage::Outcome, |e| {
-            e.gate
-                .check_outcome(ctx, task, o, &e.config_json, &e.limits)
-        })
+        self.judge(
+            Stage::Outcome,
+            |g| g.judges(Stage::Outcome),
+            |e| {
+                e.gate
+                    .check_outcome(ctx, task, o, &e.config_json, &e.limits)
+            },
+        )
     }
 
-    fn judge(&self, stage: Stage, call: impl Fn(&GateEntry) -> super::Judged) -> Verdict {
+    /// Asks every gate `asked` says judges this (the others accept, with
+    /// `called: false`).
+    fn judge(
+        &self,
+        stage: Stage,
+        asked: impl Fn(&LoadedGate) -> bool,
+        call: impl Fn(&GateEntry) -> super::Judged,
+    ) -> Verdict {
         let decisions: Vec<GateDecision> = self
             .entries
             .iter()
             .map(|e| {
                 let info = e.gate.info();
-                let called = e.gate.judges(stage);
+                let called = asked(&e.gate);
                 let (judged, took) = if called {
                     timed(|| call(e))
                 } else {
@@ -395,6 +396,39 @@ impl GateSet {
             accepted: !decisions.iter().any(GateDecision::blocks),
             decisions,
         }
+    }
+}
+
+/// The stand-in for `validate-config` of a 0.1.0 gate: its answer about a
+/// probe task, if that is `<gate>.config-invalid`.
+fn probe_config(gate: &LoadedGate, cfg: &str, limits: &Limits) -> Option<String> {
+    let probe: TaskProposal = serde_json::from_value(serde_json::json!({
+        "id": "omk-config-probe", "budget_secs": 1
+    }))
+    .ok()?;
+    let ctx = GoalContext::default();
+    let judged = if gate.judges(Stage::Proposal) {
+        gate.check_proposal(&ctx, &probe, cfg, limits)
+    } else if gate.judges(Stage::Action) {
+        let action = AgentAction {
+            task_id: probe.id.clone(),
+            kind: omk_gate_sdk::ActionKind::Other,
+            target: "omk-config-probe".into(),
+            detail: String::new(),
+        };
+        gate.check_action(&ctx, &probe, &action, cfg, limits)
+    } else if gate.judges(Stage::Outcome) {
+        let outcome = TaskOutcome {
+            task_id: probe.id.clone(),
+            ..TaskOutcome::default()
+        };
+        gate.check_outcome(&ctx, &probe, &outcome, cfg, limits)
+    } else {
+        return None;
+    };
+    match judged.result {
+        Ok(Decision::Reject(r)) if r.code.ends_with(".config-invalid") => Some(r.reason),
+        _ => None,
     }
 }
 

@@ -177,11 +177,11 @@ impl<'p> GuardHooks<'p> {
         let g = &record.session.goal;
         GoalContext {
             goal_id: g.id.clone(),
-            goal_text: g.normalized_goal.clone(),
+            goal_text: g.normalized_goal.clone().into(),
             phase: g.phase.as_str().into(),
             now_ms: u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0),
             policy_roots: self.task.write_set.clone(),
-            existing_task_ids: vec![SESSION_TASK.into()],
+            existing_task_ids: vec![SESSION_TASK.to_owned()].into(),
             ..GoalContext::default()
         }
     }

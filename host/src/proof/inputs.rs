@@ -126,8 +126,8 @@ impl InputStore {
         let ids = self.put(&ctx.existing_task_ids)?;
         let input = Input {
             context: GoalContext {
-                accepted_in_wave: Vec::new(),
-                existing_task_ids: Vec::new(),
+                accepted_in_wave: Default::default(),
+                existing_task_ids: Default::default(),
                 ..ctx.clone()
             },
             existing_task_ids: ids,
@@ -310,7 +310,7 @@ impl Inputs {
         let ids: Vec<String> =
             serde_json::from_value(self.by_sha.get(&input.existing_task_ids)?.clone()).ok()?;
         let mut ctx = input.context;
-        ctx.existing_task_ids = ids;
+        ctx.existing_task_ids = ids.into();
         if let Some(w) = input.accepted_in_wave {
             // A wave that accepted nothing has no entry; its decisions saw
             // no accepted tasks.
@@ -319,7 +319,8 @@ impl Inputs {
                 .ids
                 .iter()
                 .map(|id| wave.and_then(|wave| wave.get(id)).cloned())
-                .collect::<Option<Vec<_>>>()?;
+                .collect::<Option<Vec<_>>>()?
+                .into();
         }
         Some((ctx, input.subject))
     }

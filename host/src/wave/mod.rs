@@ -164,8 +164,9 @@ pub fn run_wave(
 struct Wave<'a> {
     plan: &'a DispatchPlan,
     now_ms: u64,
-    /// The graph's task ids when the wave began.
-    existing: Vec<String>,
+    /// The graph's task ids when the wave began (shared by every
+    /// proposal's context).
+    existing: omk_gate_sdk::Lazy<Vec<String>>,
     /// Seconds committed, including tasks accepted so far in the wave.
     committed: u64,
     accepted: Accepted,
@@ -433,13 +434,13 @@ pub fn judge_detached(
     proposals: &[TaskProposal],
 ) -> Vec<Verdict> {
     let mut accepted = Accepted::default();
-    for t in std::mem::take(&mut ctx.accepted_in_wave) {
-        accepted.push(t);
+    for t in std::mem::take(&mut ctx.accepted_in_wave).iter() {
+        accepted.push(t.clone());
     }
     proposals
         .iter()
         .map(|p| {
-            ctx.accepted_in_wave = accepted.relevant_to(p);
+            ctx.accepted_in_wave = accepted.relevant_to(p).into();
             let verdict = gates.judge_proposal(&ctx, p);
             if verdict.accepted {
                 accepted.push(p.as_accepted());
@@ -474,7 +475,7 @@ fn context_with(
     let g = &session.goal;
     GoalContext {
         goal_id: g.id.clone(),
-        goal_text: g.normalized_goal.clone(),
+        goal_text: g.normalized_goal.clone().into(),
         phase: g.phase.as_str().into(),
         now_ms,
         budget: Budget {
@@ -487,8 +488,8 @@ fn context_with(
             usd_spent_micros: g.spent.usd_micros,
         },
         policy_roots: g.policy_roots.clone(),
-        accepted_in_wave,
-        existing_task_ids: Vec::new(),
+        accepted_in_wave: accepted_in_wave.into(),
+        existing_task_ids: Default::default(),
     }
 }
 

@@ -203,11 +203,11 @@ mod tests {
             for (deps, r) in [(&[][..], "docs"), (&["t12"][..], "src/a"), (&[][..], ".")] {
                 let p = reading(&[w], &[r], deps);
                 let full = GoalContext {
-                    accepted_in_wave: all.clone(),
+                    accepted_in_wave: all.clone().into(),
                     ..Default::default()
                 };
                 let part = GoalContext {
-                    accepted_in_wave: a.relevant_to(&p),
+                    accepted_in_wave: a.relevant_to(&p).into(),
                     ..Default::default()
                 };
                 assert_eq!(

@@ -12,7 +12,7 @@
 //! Settings: none.
 
 use omk_gate_sdk::{
-    Decision, GateInfo, GoalContext, Policy, Stage, TaskOutcome, TaskProposal, config,
+    Decision, GateInfo, GoalContext, Policy, Rejection, Stage, TaskOutcome, TaskProposal, config,
 };
 use serde::Deserialize;
 
@@ -38,6 +38,10 @@ impl Policy for AcceptanceGate {
             description: "admits tasks with acceptance criteria and accepts them only when every criterion is backed"
                 .into(),
         }
+    }
+
+    fn validate_config(raw: &str) -> Result<(), Rejection> {
+        config::check::<Settings>(NAME, raw)
     }
 
     fn check_proposal(_: &GoalContext, p: &TaskProposal, raw: &str) -> Decision {

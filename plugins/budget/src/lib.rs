@@ -11,7 +11,9 @@
 //!
 //! Settings (all optional): `max_task_secs` (u64).
 
-use omk_gate_sdk::{Decision, GateInfo, GoalContext, Policy, Stage, TaskProposal, config};
+use omk_gate_sdk::{
+    Decision, GateInfo, GoalContext, Policy, Rejection, Stage, TaskProposal, config,
+};
 use serde::Deserialize;
 
 /// The gate's name, as used in `.omk/gates.toml` and in codes.
@@ -37,6 +39,10 @@ impl Policy for BudgetGate {
             description: "admits a task only if the goal's time, token and USD budgets cover it"
                 .into(),
         }
+    }
+
+    fn validate_config(raw: &str) -> Result<(), Rejection> {
+        config::check::<Settings>(NAME, raw)
     }
 
     fn check_proposal(ctx: &GoalContext, p: &TaskProposal, raw: &str) -> Decision {

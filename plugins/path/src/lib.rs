@@ -10,20 +10,26 @@
 //!   or read of a task already accepted in the wave, or a read that overlaps
 //!   its writes, is a `path.conflict` unless one task depends on the other.
 //! - **action**: a file write or delete outside the task's write set is
-//!   refused (`path.outside-write-set`).
+//!   refused (`path.outside-write-set`); a read of a path under a
+//!   `deny_read` entry, or a search of a directory that holds one, is
+//!   refused (`path.read-denied`).
 //! - **outcome**: every changed file must lie inside the write set.
 //! - at every stage, a write under `.omk/` — omk's own folder: the gates
 //!   and bundles that judge the task — is refused (`path.omk`), like
 //!   `.git`, unless the project allows it.
 //!
 //! Settings (all optional): `roots` (list of project-relative directories;
-//! replaces the goal's policy roots); `allow_omk_writes` (default false).
+//! replaces the goal's policy roots); `allow_omk_writes` (default false);
+//! `deny_read` (list of project-relative paths no agent may read, such as
+//! `["secrets", ".env"]`; default empty). Every path in them must be a clean
+//! project-relative path: `validate-config` refuses any other at load.
 
 use std::collections::{HashMap, HashSet};
 
 use omk_gate_sdk::paths::{self, Violation};
 use omk_gate_sdk::{
-    AgentAction, Decision, GateInfo, GoalContext, Policy, Stage, TaskOutcome, TaskProposal, config,
+    AgentAction, Decision, GateInfo, GoalContext, Policy, Rejection, Stage, TaskOutcome,
+    TaskProposal, config,
 };
 use serde::Deserialize;
 
@@ -45,6 +51,8 @@ pub struct Settings {
     pub roots: Option<Vec<String>>,
     /// Whether tasks may write under `.omk/` (default false).
     pub allow_omk_writes: bool,
+    /// Project-relative paths agents may not read (default none).
+    pub deny_read: Vec<String>,
 }
 
 impl Policy for PathGate {
@@ -57,6 +65,22 @@ impl Policy for PathGate {
                 "keeps tasks inside the policy roots, their write sets, and apart from each other"
                     .into(),
         }
+    }
+
+    fn validate_config(raw: &str) -> Result<(), Rejection> {
+        let settings: Settings = config::settings(NAME, raw)?;
+        let named = settings.roots.iter().flatten().map(|r| ("roots", r));
+        for (setting, path) in named.chain(settings.deny_read.iter().map(|d| ("deny_read", d))) {
+            paths::check(path).map_err(|v| Rejection {
+                code: format!("{NAME}.config-invalid"),
+                reason: format!(
+                    "`{}` in `{setting}` is not a project-relative path: {}",
+                    path.escape_debug(),
+                    v.describe()
+                ),
+            })?;
+        }
+        Ok(())
     }
 
     fn check_proposal(ctx: &GoalContext, p: &TaskProposal, raw: &str) -> Decision {
@@ -84,6 +108,9 @@ impl Policy for PathGate {
         a: &AgentAction,
         raw: &str,
     ) -> Decision {
+        if a.kind == omk_gate_sdk::ActionKind::ReadFile {
+            return read_denied(&a.target, raw).unwrap_or(Decision::Accept);
+        }
         if !a.kind.is_file_change() {
             return Decision::Accept;
         }
@@ -143,6 +170,57 @@ fn roots(ctx: &GoalContext, raw: &str) -> Result<Vec<String>, Decision> {
             })
         })
         .collect()
+}
+
+/// The refusal of a read of `target` under a `deny_read` entry, or of a
+/// search of a directory that holds one (its results would show what is
+/// under it). `.` and `..` in the target are resolved first; a target
+/// outside the project (absolute, `~`, or above the root) is left to the
+/// host's confinement.
+fn read_denied(target: &str, raw: &str) -> Option<Decision> {
+    let settings: Settings = match config::parse(NAME, raw) {
+        Ok(s) => s,
+        Err(d) => return Some(d),
+    };
+    let norm = inside_project(target)?;
+    let denied = settings
+        .deny_read
+        .iter()
+        .filter_map(|d| paths::check(d).ok())
+        .find(|d| paths::overlap(&norm, d))?;
+    let reason = if paths::within(&norm, &denied) {
+        format!(
+            "may not read `{norm}`: the project denies reading `{denied}` (`deny_read` on the path gate)"
+        )
+    } else {
+        format!(
+            "may not search `{norm}`: it holds `{denied}`, which the project denies reading (`deny_read` on the path gate); search a directory that does not hold it"
+        )
+    };
+    Some(Decision::reject("path.read-denied", reason))
+}
+
+/// `target` relative to the project with `.` and `..` resolved (`.` for the
+/// root), or `None` if it names something outside the project.
+fn inside_project(target: &str) -> Option<String> {
+    if target.starts_with(['/', '~']) {
+        return None;
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(if parts.is_empty() {
+        ".".to_owned()
+    } else {
+        parts.join("/")
+    })
 }
 
 /// The refusal of a write under `.omk/` (any case, as `.git` is judged),
@@ -391,7 +469,7 @@ mod tests {
     #[test]
     fn conflicts_unless_ordered() {
         let mut ctx = GoalContext {
-            accepted_in_wave: vec![accepted("first", &["src"], &["docs"], &[])],
+            accepted_in_wave: vec![accepted("first", &["src"], &["docs"], &[])].into(),
             ..Default::default()
         };
         let ww = proposal(json!({"id": "b", "write_set": ["src/lib.rs"]}));

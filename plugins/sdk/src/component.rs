@@ -1,9 +1,9 @@
-//! The component glue: `omk:gate@0.1.0` bindings and conversions between
+//! The component glue: `omk:gate@0.2.0` bindings and conversions between
 //! them and the SDK's plain types. Only built for wasm32; gate authors use
 //! [`export_gate!`](crate::export_gate) and never this module directly.
 
 wit_bindgen::generate!({
-    path: "../../wit/v0.1.0",
+    path: "../../wit/v0.2.0",
     world: "gate",
     default_bindings_module: "omk_gate_sdk::component",
     pub_export_macro: true,
@@ -11,11 +11,12 @@ wit_bindgen::generate!({
 });
 
 use exports::omk::gate::policy as wit;
+use omk::gate::context as host;
 
-use crate::{Policy, types};
+use crate::{Lazy, Policy, types};
 
 /// Exports a [`Policy`](crate::Policy) as the component's
-/// `omk:gate/policy@0.1.0`. Invoke once, in the gate's crate, when building
+/// `omk:gate/policy@0.2.0`. Invoke once, in the gate's crate, when building
 /// for wasm32.
 #[macro_export]
 macro_rules! export_gate {
@@ -26,6 +27,11 @@ macro_rules! export_gate {
         impl $crate::component::exports::omk::gate::policy::Guest for __OmkGateExport {
             fn describe() -> $crate::component::exports::omk::gate::policy::GateInfo {
                 $crate::component::describe::<$gate>()
+            }
+            fn validate_config(
+                config: ::std::string::String,
+            ) -> ::std::result::Result<(), $crate::component::exports::omk::gate::policy::Rejection> {
+                $crate::component::validate_config::<$gate>(config)
             }
             fn check_proposal(
                 ctx: $crate::component::exports::omk::gate::policy::GoalContext,
@@ -65,6 +71,14 @@ pub fn describe<G: Policy>() -> wit::GateInfo {
         stages: info.stages.into_iter().map(stage).collect(),
         description: info.description,
     }
+}
+
+#[doc(hidden)]
+pub fn validate_config<G: Policy>(config: String) -> Result<(), wit::Rejection> {
+    G::validate_config(&config).map_err(|r| wit::Rejection {
+        code: r.code,
+        reason: r.reason,
+    })
 }
 
 #[doc(hidden)]
@@ -124,11 +138,13 @@ fn decision(d: types::Decision) -> wit::Decision {
     }
 }
 
+/// The context of a decision: what the record carries, and the rest asked
+/// of the host on first read.
 fn context(c: wit::GoalContext) -> types::GoalContext {
     let b = c.budget;
     types::GoalContext {
         goal_id: c.goal_id,
-        goal_text: c.goal_text,
+        goal_text: Lazy::on_demand(host::goal_text),
         phase: c.phase,
         now_ms: c.now_ms,
         budget: types::Budget {
@@ -141,18 +157,21 @@ fn context(c: wit::GoalContext) -> types::GoalContext {
             usd_spent_micros: b.usd_spent_micros,
         },
         policy_roots: c.policy_roots,
-        accepted_in_wave: c
-            .accepted_in_wave
-            .into_iter()
-            .map(|t| types::AcceptedTask {
-                id: t.id,
-                read_set: t.read_set,
-                write_set: t.write_set,
-                dependencies: t.dependencies,
-            })
-            .collect(),
-        existing_task_ids: c.existing_task_ids,
+        accepted_in_wave: Lazy::on_demand(accepted_in_wave),
+        existing_task_ids: Lazy::on_demand(host::existing_task_ids),
     }
+}
+
+fn accepted_in_wave() -> Vec<types::AcceptedTask> {
+    host::accepted_in_wave()
+        .into_iter()
+        .map(|t| types::AcceptedTask {
+            id: t.id,
+            read_set: t.read_set,
+            write_set: t.write_set,
+            dependencies: t.dependencies,
+        })
+        .collect()
 }
 
 fn task(p: wit::TaskProposal) -> types::TaskProposal {
@@ -176,6 +195,7 @@ fn action(a: wit::AgentAction) -> types::AgentAction {
         kind: match a.kind {
             wit::ActionKind::WriteFile => types::ActionKind::WriteFile,
             wit::ActionKind::DeleteFile => types::ActionKind::DeleteFile,
+            wit::ActionKind::ReadFile => types::ActionKind::ReadFile,
             wit::ActionKind::RunCommand => types::ActionKind::RunCommand,
             wit::ActionKind::FetchUrl => types::ActionKind::FetchUrl,
             wit::ActionKind::Other => types::ActionKind::Other,

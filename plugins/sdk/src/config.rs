@@ -7,21 +7,32 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::Decision;
+use crate::{Decision, Rejection};
 
 /// Parses `config` (a JSON object, or empty for none) into `T`.
 ///
 /// Give `T` `#[serde(default, deny_unknown_fields)]` so that a missing
 /// setting takes its default and a misspelt one is refused.
 pub fn parse<T: DeserializeOwned + Default>(gate: &str, config: &str) -> Result<T, Decision> {
+    settings(gate, config).map_err(Decision::Reject)
+}
+
+/// Checks that `config` parses into `T`: the body of a gate's
+/// [`Policy::validate_config`](crate::Policy::validate_config).
+pub fn check<T: DeserializeOwned + Default>(gate: &str, config: &str) -> Result<(), Rejection> {
+    settings::<T>(gate, config).map(drop)
+}
+
+/// [`parse`], giving the rejection itself: for a gate's
+/// [`Policy::validate_config`](crate::Policy::validate_config) that checks
+/// more than the shape.
+pub fn settings<T: DeserializeOwned + Default>(gate: &str, config: &str) -> Result<T, Rejection> {
     if config.trim().is_empty() {
         return Ok(T::default());
     }
-    serde_json::from_str(config).map_err(|e| {
-        Decision::reject(
-            format!("{gate}.config-invalid"),
-            format!("the `{gate}` gate's settings are invalid: {e}"),
-        )
+    serde_json::from_str(config).map_err(|e| Rejection {
+        code: format!("{gate}.config-invalid"),
+        reason: format!("the `{gate}` gate's settings are invalid: {e}"),
     })
 }
 
@@ -49,5 +60,8 @@ mod tests {
         let r = d.rejection().unwrap();
         assert_eq!(r.code, "g.config-invalid");
         assert!(r.reason.contains("limmit"), "{}", r.reason);
+        let r = check::<Settings>("g", r#"{"limmit":3}"#).unwrap_err();
+        assert_eq!(r.code, "g.config-invalid");
+        assert!(check::<Settings>("g", r#"{"limit":3}"#).is_ok());
     }
 }

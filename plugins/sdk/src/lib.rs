@@ -3,7 +3,13 @@
 //! A gate is a [`Policy`]: a description of itself plus up to three checks,
 //! each defaulting to accept. The same code runs natively (unit tests,
 //! benchmarks, omk's own host) and, through [`export_gate!`], as a
-//! WebAssembly component implementing `omk:gate/policy@0.1.0`.
+//! WebAssembly component implementing `omk:gate/policy@0.2.0`.
+//!
+//! Gates built with an SDK of the 0.1 series export `omk:gate@0.1.0`; omk
+//! keeps loading them (through an adapter: they are not asked about reads,
+//! and their settings are checked by a probe decision). To move a gate to
+//! 0.2.0, build it with this SDK and implement [`Policy::validate_config`];
+//! the context's fields read as before.
 //!
 //! ```
 //! use omk_gate_sdk::{Decision, GateInfo, GoalContext, Policy, Stage, TaskProposal};
@@ -37,6 +43,7 @@
 //! use.
 
 pub mod config;
+pub mod lazy;
 pub mod paths;
 pub mod types;
 
@@ -44,10 +51,11 @@ pub mod types;
 #[doc(hidden)]
 pub mod component;
 
+pub use lazy::Lazy;
 pub use types::*;
 
 /// The `omk:gate` WIT package version this SDK implements.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
 
 /// A gate: pure functions from the decision's inputs to a [`Decision`].
 ///
@@ -56,6 +64,15 @@ pub const WIT_VERSION: &str = "0.1.0";
 pub trait Policy {
     /// The gate's name, version, stages and one-line description.
     fn info() -> GateInfo;
+
+    /// Can this gate work with `config` (its settings, a JSON object)?
+    /// Called once, when omk loads the gate: an error stops the load with
+    /// `.omk/gates.toml`'s line. A gate with settings implements it with
+    /// [`config::check`]; the default accepts any.
+    fn validate_config(config: &str) -> Result<(), Rejection> {
+        let _ = config;
+        Ok(())
+    }
 
     /// May `proposal` be admitted into the goal?
     fn check_proposal(ctx: &GoalContext, proposal: &TaskProposal, config: &str) -> Decision {

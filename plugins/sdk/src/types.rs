@@ -1,12 +1,16 @@
 //! The gate contract's data types, as plain Rust.
 //!
-//! Each type mirrors one item of `wit/v0.1.0/gate.wit` field for field; the
-//! WIT file documents what every field means. These types are what gate
+//! Each type mirrors one item of `wit/v0.2.0/gate.wit` field for field; the
+//! WIT file documents what every field means. [`GoalContext`] holds the
+//! whole context: its [`Lazy`] fields are the ones 0.2.0 gates ask the host
+//! for (the `context` interface) rather than receive with every decision. These types are what gate
 //! logic works with, natively (tests, benchmarks, the host) and inside a
 //! component alike. Their JSON form uses `snake_case` field names, the names
 //! of omk's files (`read_set`, `budget_secs`, …).
 
 use serde::{Deserialize, Serialize};
+
+use crate::Lazy;
 
 /// A stage at which a gate judges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -75,17 +79,21 @@ pub struct AcceptedTask {
 }
 
 /// What a gate knows about the goal; frozen for the length of a wave.
+///
+/// The [`Lazy`] fields read like the values they hold (`ctx.goal_text.len()`,
+/// `ctx.accepted_in_wave.iter()`); inside a 0.2.0 component the first read
+/// asks the host.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GoalContext {
     pub goal_id: String,
-    pub goal_text: String,
+    pub goal_text: Lazy<String>,
     pub phase: String,
     pub now_ms: u64,
     pub budget: Budget,
     pub policy_roots: Vec<String>,
-    pub accepted_in_wave: Vec<AcceptedTask>,
-    pub existing_task_ids: Vec<String>,
+    pub accepted_in_wave: Lazy<Vec<AcceptedTask>>,
+    pub existing_task_ids: Lazy<Vec<String>>,
 }
 
 /// A proposed task, or an admitted one in the action and outcome stages.
@@ -136,6 +144,8 @@ impl TaskProposal {
 pub enum ActionKind {
     WriteFile,
     DeleteFile,
+    /// Read a file, or search a directory (new in 0.2.0).
+    ReadFile,
     RunCommand,
     FetchUrl,
     Other,

@@ -233,7 +233,7 @@ impl<'a> State<'a> {
             }
             FromAgent::Read(req, responder) => {
                 let target = req.path.display().to_string();
-                if let Some(reason) = self.act(ActionKind::Other, &target, "fs/read_text_file") {
+                if let Some(reason) = self.act(ActionKind::ReadFile, &target, "fs/read_text_file") {
                     let _ = responder.respond_with_error(refused(&reason));
                     return;
                 }
@@ -456,6 +456,7 @@ fn actions_of(call: &Value) -> Result<Vec<(ActionKind, String)>, String> {
     let file_kind = match kind {
         "edit" | "move" => Some(ActionKind::WriteFile),
         "delete" => Some(ActionKind::DeleteFile),
+        "read" | "search" => Some(ActionKind::ReadFile),
         _ => None,
     };
     if let Some(file_kind) = file_kind {
@@ -484,6 +485,10 @@ fn actions_of(call: &Value) -> Result<Vec<(ActionKind, String)>, String> {
             "source",
         ] {
             add(&input[key]);
+        }
+        if paths.is_empty() && file_kind == ActionKind::ReadFile {
+            // A search that names no place searches the working directory.
+            paths.push(".".to_owned());
         }
         if paths.is_empty() {
             return Err(format!(
@@ -544,10 +549,23 @@ mod tests {
             actions_of(&run).unwrap(),
             vec![(ActionKind::RunCommand, "ls -l".to_owned())]
         );
-        let read = json!({"kind": "read", "title": "Read x"});
+        let read =
+            json!({"kind": "read", "title": "Read k", "locations": [{"path": "/w/secrets/k"}]});
         assert_eq!(
             actions_of(&read).unwrap(),
-            vec![(ActionKind::Other, "Read x".to_owned())]
+            vec![(ActionKind::ReadFile, "/w/secrets/k".to_owned())]
+        );
+        // A read or search that names no place is judged as one of the whole
+        // working directory.
+        let blind = json!({"kind": "search", "title": "Search for key"});
+        assert_eq!(
+            actions_of(&blind).unwrap(),
+            vec![(ActionKind::ReadFile, ".".to_owned())]
+        );
+        let other = json!({"kind": "think", "title": "Plan"});
+        assert_eq!(
+            actions_of(&other).unwrap(),
+            vec![(ActionKind::Other, "Plan".to_owned())]
         );
     }
 }

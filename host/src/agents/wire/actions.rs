@@ -61,6 +61,19 @@ pub fn tool_actions(name: &str, input: &Value) -> Result<Vec<(ActionKind, String
             ActionKind::FetchUrl,
             text("url").ok_or_else(|| "a `FetchURL` call without a URL".to_owned())?,
         ),
+        "ReadFile" | "ReadMediaFile" => (
+            ActionKind::ReadFile,
+            text("path").ok_or_else(|| format!("a `{name}` call without a path"))?,
+        ),
+        // The directory searched; Kimi's default is its working directory.
+        "Glob" => (
+            ActionKind::ReadFile,
+            text("directory").unwrap_or_else(|| ".".into()),
+        ),
+        "Grep" => (
+            ActionKind::ReadFile,
+            text("path").unwrap_or_else(|| ".".into()),
+        ),
         other => {
             let shown = match text("path") {
                 Some(p) => format!("{other} {p}"),
@@ -222,7 +235,15 @@ mod tests {
         );
         assert_eq!(
             tool_actions("ReadFile", &json!({"path": "src/x.rs"})).unwrap(),
-            vec![(ActionKind::Other, "ReadFile src/x.rs".to_owned())]
+            vec![(ActionKind::ReadFile, "src/x.rs".to_owned())]
+        );
+        assert_eq!(
+            tool_actions("Grep", &json!({"pattern": "key"})).unwrap(),
+            vec![(ActionKind::ReadFile, ".".to_owned())]
+        );
+        assert_eq!(
+            tool_actions("Glob", &json!({"pattern": "*.md", "directory": "docs"})).unwrap(),
+            vec![(ActionKind::ReadFile, "docs".to_owned())]
         );
         assert!(tool_actions("StrReplaceFile", &json!({})).is_err());
         for (tool, input) in [
