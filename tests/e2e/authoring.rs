@@ -100,10 +100,13 @@ fn a_new_rust_gate_builds_passes_its_cases_and_judges_a_wave() {
 
     let built = run_built(&omk, &["gate", "build", path_str(&dir), "--json"]);
     built.code(0);
+    // The Rust gate calls nothing of the host's context: it imports nothing.
     assert_eq!(built.json()["component"]["imports"], json!([]));
     let tested = omk.run(&["gate", "test", path_str(&dir), "--json"]);
     tested.code(0);
-    assert_eq!(tested.json()["passed"], 3);
+    // Writes and reads under secrets/ refused, and a setting it does not
+    // know refused by `validate-config`.
+    assert_eq!(tested.json()["passed"], 5);
     assert_eq!(tested.json()["failed"], 0);
 
     // Break the gate: its cases catch it, naming the case and the verdict.
@@ -303,6 +306,16 @@ fn test_json(omk: &Omk, wasm: &Path, cases: &Path) -> crate::support::Run {
     ])
 }
 
+/// Each case's name, verdict and code from `omk gate test --json`.
+fn case_verdicts(v: &Value) -> Vec<Value> {
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| json!([c["name"], c["got"]["verdict"], c["got"]["code"]]))
+        .collect()
+}
+
 /// Builds the example in `lang` in a copy; returns the component.
 fn build_example(omk: &Omk, lang: &str) -> PathBuf {
     let src = repo().join("plugins/examples/change-control").join(lang);
@@ -311,19 +324,29 @@ fn build_example(omk: &Omk, lang: &str) -> PathBuf {
     // The examples keep their own copy of the contract: it must be this one.
     assert_eq!(
         std::fs::read_to_string(dir.join("wit/gate.wit")).unwrap(),
-        std::fs::read_to_string(repo().join("wit/v0.1.0/gate.wit")).unwrap(),
+        std::fs::read_to_string(repo().join("wit/v0.2.0/gate.wit")).unwrap(),
         "plugins/examples/change-control/{lang}/wit/gate.wit is stale"
     );
     let r = run_built(omk, &["gate", "build", path_str(&dir), "--json"]);
     r.code(0);
     let imports = r.json()["component"]["imports"].clone();
-    if lang == "python" {
-        // componentize-py imports WASI whatever the gate does.
-        let all = imports.as_array().unwrap();
-        assert!(!all.is_empty() && all.iter().all(|i| i.as_str().unwrap().starts_with("wasi:")));
-    } else {
-        assert_eq!(imports, json!([]), "{lang}");
-    }
+    let imports: Vec<&str> = imports
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap())
+        .collect();
+    // Nothing but omk's own context interface (which some toolchains import
+    // whether the gate calls it or not) — and, from componentize-py, WASI,
+    // which it imports whatever the gate does.
+    let python = lang == "python";
+    assert!(
+        imports
+            .iter()
+            .all(|i| *i == "omk:gate/context@0.2.0" || (python && i.starts_with("wasi:"))),
+        "{lang}: {imports:?}"
+    );
+    assert_eq!(python, imports.iter().any(|i| i.starts_with("wasi:")));
     dir.join("change-control.wasm")
 }
 
@@ -340,12 +363,7 @@ fn the_example_gates_agree_on_every_shared_case() {
         let r = test_json(&omk, &wasm, &cases);
         let v = r.json();
         assert_eq!(v["failed"], 0, "{lang}: {}", r.stdout);
-        let got: Vec<Value> = v["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| json!([c["name"], c["got"]["verdict"], c["got"]["code"]]))
-            .collect();
+        let got = case_verdicts(&v);
         // The README's count: every case of the shared file, each decided.
         let listed = std::fs::read_to_string(&cases)
             .unwrap()
@@ -354,6 +372,13 @@ fn the_example_gates_agree_on_every_shared_case() {
         assert_eq!((listed, got.len()), (17, 17), "{lang}");
         verdicts.push((lang.to_owned(), got));
     }
+    // The example as built for `omk:gate@0.1.0`, kept in the tests: served
+    // through the adapter, it decides every shared case as the others do.
+    let old = repo().join("tests/fixtures/gates-0.1.0/change-control.wasm");
+    let r = test_json(&omk, &old, &cases);
+    assert_eq!(r.json()["failed"], 0, "0.1.0: {}", r.stdout);
+    let got = case_verdicts(&r.json());
+    verdicts.push(("rust built for 0.1.0".to_owned(), got));
     // Rust always builds; where another language's toolchain is missing its
     // test is listed as skipped (and fails under OMK_REQUIRE_TOOLCHAINS).
     assert_eq!(verdicts[0].0, "rust");
@@ -450,6 +475,9 @@ def connect():
 class Policy(exports.Policy):
     def describe(self):
         return GateInfo(name="probe", version="0.1.0", stages=[Stage.PROPOSAL], description="")
+
+    def validate_config(self, config):
+        pass
 
     def check_proposal(self, ctx, proposal, config):
         before = time.monotonic()
@@ -601,6 +629,6 @@ fn every_other_template_builds_and_passes_its_cases() {
         run_built(&omk, &["gate", "build", path_str(&dir)]).code(0);
         let r = omk.run(&["gate", "test", path_str(&dir), "--json"]);
         r.code(0);
-        assert_eq!(r.json()["passed"], 3, "{lang}");
+        assert_eq!(r.json()["passed"], 5, "{lang}");
     }
 }

@@ -1,16 +1,17 @@
 //! The starter projects of `omk gate new`, embedded in the binary.
 //!
 //! Every template has the same parts: `omk-gate.toml`, `wit/gate.wit` (the
-//! contract this omk speaks), a starter gate that rejects writes under
-//! `secrets/`, `cases.toml` that tests it, a README with the two commands,
-//! and a `.gitignore`. `{{name}}` and friends are filled in.
+//! contract this omk speaks, `omk:gate@0.2.0`), a starter gate that keeps
+//! agents out of `secrets/` (no writes, no reads) and takes no settings,
+//! `cases.toml` that tests it, a README with the two commands, and a
+//! `.gitignore`. `{{name}}` and friends are filled in.
 
 use std::path::{Path, PathBuf};
 
 use super::{CASES_FILE, GateProject, Lang, PROJECT_FILE, valid_name};
 use crate::atomic;
 
-const WIT: &str = include_str!("../../../wit/v0.1.0/gate.wit");
+const WIT: &str = include_str!("../../../wit/v0.2.0/gate.wit");
 const CASES: &str = include_str!("templates/cases.toml");
 const README: &str = include_str!("templates/README.md");
 const GITIGNORE: &str = include_str!("templates/gitignore");

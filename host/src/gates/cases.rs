@@ -236,20 +236,22 @@ impl Coverage {
     }
 }
 
+/// One case: the gate's `validate-config` first (a config it refuses is the
+/// case's rejection, as it would stop the gate's load), then the check.
 fn run_one(gate: &LoadedGate, c: &Case, limits: &Limits) -> CaseResult {
     let config = c
         .config
         .as_ref()
         .map_or_else(|| "{}".to_owned(), |v| v.to_string());
-    let judged = match c.stage {
-        Stage::Proposal => gate.check_proposal(&c.context, &c.proposal, &config, limits),
-        Stage::Action => match &c.action {
-            Some(a) => gate.check_action(&c.context, &c.proposal, a, &config, limits),
-            None => unreachable_case(),
+    let judged = match gate.validate_config(&config, limits) {
+        Ok(Ok(())) => judge_case(gate, c, &config, limits),
+        Ok(Err(r)) => super::Judged {
+            result: Ok(Decision::Reject(r)),
+            output: None,
         },
-        Stage::Outcome => match &c.outcome {
-            Some(o) => gate.check_outcome(&c.context, &c.proposal, o, &config, limits),
-            None => unreachable_case(),
+        Err(fault) => super::Judged {
+            result: Err(fault),
+            output: None,
         },
     };
     let output = judged.output;
@@ -274,6 +276,21 @@ fn run_one(gate: &LoadedGate, c: &Case, limits: &Limits) -> CaseResult {
         got,
         fault,
         output,
+    }
+}
+
+/// The case's check, at its stage.
+fn judge_case(gate: &LoadedGate, c: &Case, config: &str, limits: &Limits) -> super::Judged {
+    match c.stage {
+        Stage::Proposal => gate.check_proposal(&c.context, &c.proposal, config, limits),
+        Stage::Action => match &c.action {
+            Some(a) => gate.check_action(&c.context, &c.proposal, a, config, limits),
+            None => unreachable_case(),
+        },
+        Stage::Outcome => match &c.outcome {
+            Some(o) => gate.check_outcome(&c.context, &c.proposal, o, config, limits),
+            None => unreachable_case(),
+        },
     }
 }
 

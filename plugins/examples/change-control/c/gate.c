@@ -1,7 +1,7 @@
 // The `change-control` example gate, in C — the same policy as
 // ../rust/src/lib.rs, passing the same ../cases.toml. `omk gate build`
-// generates gen/gate.h from wit/ and compiles this with clang against
-// wasi-libc; no stdio, so the component imports nothing.
+// generates gen/gate.h from wit/ (`omk:gate@0.2.0`) and compiles this with
+// clang against wasi-libc; no stdio, so the component imports nothing.
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,17 +96,20 @@ static void reject(decision_t *ret, const char *code, buf_t reason) {
   ret->val.reject.reason = (gate_string_t){reason.p, reason.n};
 }
 
-// Rejects and returns 1 unless the config is empty or `{}`.
-static int config_problem(const gate_string_t *config, decision_t *ret) {
+// Called once at load: the gate takes no settings, so any config but an
+// empty one or `{}` is refused (false, with the rejection in `err`).
+bool exports_omk_gate_policy_validate_config(gate_string_t *config,
+                                             exports_omk_gate_policy_rejection_t *err) {
   view_t c = view(config);
   while (c.n && (*c.p == ' ' || *c.p == '\n' || *c.p == '\t')) c = (view_t){c.p + 1, c.n - 1};
   while (c.n && (c.p[c.n - 1] == ' ' || c.p[c.n - 1] == '\n' || c.p[c.n - 1] == '\t')) c.n--;
-  if (c.n == 0 || eq(c, "{}")) return 0;
+  if (c.n == 0 || eq(c, "{}")) return true;
   buf_t r = {0, 0};
   puts_c(&r, "this gate takes no settings, but was given ");
   puts_v(&r, c);
-  reject(ret, "change-control.config-invalid", r);
-  return 1;
+  gate_string_dup(&err->code, "change-control.config-invalid");
+  err->reason = (gate_string_t){r.p, r.n};
+  return false;
 }
 
 static const gate_string_t *find(const gate_list_string_t *l, int (*test)(view_t)) {
@@ -117,7 +120,7 @@ static const gate_string_t *find(const gate_list_string_t *l, int (*test)(view_t
 
 void exports_omk_gate_policy_describe(exports_omk_gate_policy_gate_info_t *ret) {
   gate_string_dup(&ret->name, "change-control");
-  gate_string_dup(&ret->version, "0.1.0");
+  gate_string_dup(&ret->version, "0.2.0");
   gate_string_dup(&ret->description,
                   "Migrations need high risk and their tests; dependencies and CI change apart");
   ret->stages.len = 2;
@@ -129,7 +132,7 @@ void exports_omk_gate_policy_describe(exports_omk_gate_policy_gate_info_t *ret) 
 void exports_omk_gate_policy_check_proposal(exports_omk_gate_policy_goal_context_t *ctx, task_t *p,
                                             gate_string_t *config, decision_t *ret) {
   (void)ctx;
-  if (config_problem(config, ret)) return;
+  (void)config;
   const gate_string_t *m = find(&p->write_set, is_migration);
   if (m) {
     if (!eq(view(&p->risk), "high")) {
@@ -175,7 +178,7 @@ void exports_omk_gate_policy_check_action(exports_omk_gate_policy_goal_context_t
                                           exports_omk_gate_policy_agent_action_t *action,
                                           gate_string_t *config, decision_t *ret) {
   (void)ctx;
-  if (config_problem(config, ret)) return;
+  (void)config;
   int changes_file = action->kind == EXPORTS_OMK_GATE_POLICY_ACTION_KIND_WRITE_FILE ||
                      action->kind == EXPORTS_OMK_GATE_POLICY_ACTION_KIND_DELETE_FILE;
   if (changes_file && is_migration(view(&action->target)) && !eq(view(&task->risk), "high")) {

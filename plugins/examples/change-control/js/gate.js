@@ -1,5 +1,6 @@
 // The `change-control` example gate, in JavaScript — the same policy as
-// ../rust/src/lib.rs, passing the same ../cases.toml.
+// ../rust/src/lib.rs, passing the same ../cases.toml. Built against
+// `omk:gate@0.2.0` (wit/gate.wit).
 
 const MANIFESTS = new Set([
   "Cargo.toml", "Cargo.lock", "package.json", "package-lock.json",
@@ -25,25 +26,29 @@ const isCi = (p) => {
   return CI_DIRS.has(c.split("/")[0]) || CI_FILES.has(basename(c));
 };
 
-function configProblem(config) {
+// A `result<_, rejection>` is returned by returning (ok) or by throwing
+// the rejection itself (err).
+function validateConfig(config) {
   const c = config.trim();
-  return c === "" || c === "{}"
-    ? null
-    : reject("config-invalid", `this gate takes no settings, but was given ${c}`);
+  if (c !== "" && c !== "{}") {
+    throw {
+      code: "change-control.config-invalid",
+      reason: `this gate takes no settings, but was given ${c}`,
+    };
+  }
 }
 
 export const policy = {
   describe() {
     return {
       name: "change-control",
-      version: "0.1.0",
+      version: "0.2.0",
       stages: ["proposal", "action"],
       description: "Migrations need high risk and their tests; dependencies and CI change apart",
     };
   },
+  validateConfig,
   checkProposal(ctx, p, config) {
-    const bad = configProblem(config);
-    if (bad) return bad;
     const m = p.writeSet.find(isMigration);
     if (m !== undefined) {
       if (p.risk !== "high") {
@@ -65,8 +70,6 @@ export const policy = {
     return ACCEPT;
   },
   checkAction(ctx, task, action, config) {
-    const bad = configProblem(config);
-    if (bad) return bad;
     const changesFile = action.kind === "write-file" || action.kind === "delete-file";
     if (changesFile && isMigration(action.target) && task.risk !== "high") {
       return reject("migration-risk",

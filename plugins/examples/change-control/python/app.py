@@ -1,8 +1,10 @@
 """The `change-control` example gate, in Python — the same policy as
 ../rust/src/lib.rs, passing the same ../cases.toml. Built with
-componentize-py; it imports WASI, so a project lists it with `wasi = true`.
+componentize-py against `omk:gate@0.2.0` (wit/gate.wit); it imports WASI,
+so a project lists it with `wasi = true`.
 """
 
+from componentize_py_types import Err
 from wit_world import exports
 from wit_world.exports.policy import (
     ActionKind,
@@ -49,11 +51,16 @@ def is_ci(path):
     return p.split("/", 1)[0] in CI_DIRS or basename(p) in CI_FILES
 
 
-def config_problem(config):
+def validate_config(config):
+    """The gate takes no settings: any but `{}` is refused at load."""
     c = config.strip()
-    if c in ("", "{}"):
-        return None
-    return reject("config-invalid", f"this gate takes no settings, but was given {c}")
+    if c not in ("", "{}"):
+        raise Err(
+            Rejection(
+                code="change-control.config-invalid",
+                reason=f"this gate takes no settings, but was given {c}",
+            )
+        )
 
 
 def first(paths, test):
@@ -64,15 +71,15 @@ class Policy(exports.Policy):
     def describe(self):
         return GateInfo(
             name="change-control",
-            version="0.1.0",
+            version="0.2.0",
             stages=[Stage.PROPOSAL, Stage.ACTION],
             description="Migrations need high risk and their tests; dependencies and CI change apart",
         )
 
+    def validate_config(self, config):
+        validate_config(config)
+
     def check_proposal(self, ctx, p, config):
-        bad = config_problem(config)
-        if bad:
-            return bad
         m = first(p.write_set, is_migration)
         if m is not None:
             if p.risk != "high":
@@ -96,9 +103,6 @@ class Policy(exports.Policy):
         return Decision_Accept()
 
     def check_action(self, ctx, task, action, config):
-        bad = config_problem(config)
-        if bad:
-            return bad
         changes_file = action.kind in (ActionKind.WRITE_FILE, ActionKind.DELETE_FILE)
         if changes_file and is_migration(action.target) and task.risk != "high":
             return reject(

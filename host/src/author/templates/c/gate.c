@@ -1,7 +1,9 @@
 // The gate `{{name}}`. `omk gate build` writes the bindings of wit/ to
 // gen/, compiles this file with clang for wasm32-wasi and encodes a
 // component. Use no stdio (printf, files): those need WASI, which the
-// component would then import.
+// component would then import. It implements `omk:gate@0.2.0`
+// (wit/gate.wit): omk calls validate_config once at load, then the checks
+// of the stages describe lists.
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,13 +46,27 @@ static void reject(const gate_string_t *path, decision_t *ret) {
   ret->tag = EXPORTS_OMK_GATE_POLICY_DECISION_REJECT;
   gate_string_dup(&ret->val.reject.code, "{{name}}.secrets");
   ret->val.reject.reason =
-      concat("`", path->ptr, path->len, "` is under `secrets/`, which no task may change");
+      concat("`", path->ptr, path->len, "` is under `secrets/`, which no task may read or change");
+}
+
+// This gate takes no settings: any but `{}` stops its load (false, with
+// the rejection in `err`).
+bool exports_omk_gate_policy_validate_config(gate_string_t *config,
+                                             exports_omk_gate_policy_rejection_t *err) {
+  const uint8_t *s = config->ptr;
+  size_t n = config->len;
+  while (n && (*s == ' ' || *s == '\n')) s++, n--;
+  while (n && (s[n - 1] == ' ' || s[n - 1] == '\n')) n--;
+  if (n == 0 || (n == 2 && memcmp(s, "{}", 2) == 0)) return true;
+  gate_string_dup(&err->code, "{{name}}.config-invalid");
+  err->reason = concat("this gate takes no settings, but was given ", s, n, "");
+  return false;
 }
 
 void exports_omk_gate_policy_describe(exports_omk_gate_policy_gate_info_t *ret) {
   gate_string_dup(&ret->name, "{{name}}");
   gate_string_dup(&ret->version, "0.1.0");
-  gate_string_dup(&ret->description, "No task may write under secrets/");
+  gate_string_dup(&ret->description, "No task may read or write under secrets/");
   ret->stages.len = 2;
   ret->stages.ptr = malloc(2 * sizeof(exports_omk_gate_policy_stage_t));
   ret->stages.ptr[0] = EXPORTS_OMK_GATE_POLICY_STAGE_PROPOSAL;

@@ -9,7 +9,10 @@
 //!   high-risk may not write or delete a file there either.
 //! - No task may change both a dependency manifest and CI configuration
 //!   (`change-control.deps-and-ci`).
-//! - The gate takes no settings (`change-control.config-invalid`).
+//! - The gate takes no settings: `validate-config` refuses any
+//!   (`change-control.config-invalid`), so omk stops at load.
+//!
+//! Built against `omk:gate@0.2.0` (`wit/gate.wit`, a copy of the contract).
 
 wit_bindgen::generate!({ path: "wit", world: "gate" });
 
@@ -66,15 +69,15 @@ fn is_ci(path: &str) -> bool {
     CI_DIRS.contains(&first) || CI_FILES.contains(&basename(p))
 }
 
-fn config_ok(config: &str) -> Option<Decision> {
+fn config_ok(config: &str) -> Result<(), Rejection> {
     let c = config.trim();
     if c.is_empty() || c == "{}" {
-        None
+        Ok(())
     } else {
-        Some(reject(
-            "config-invalid",
-            format!("this gate takes no settings, but was given {c}"),
-        ))
+        Err(Rejection {
+            code: "change-control.config-invalid".into(),
+            reason: format!("this gate takes no settings, but was given {c}"),
+        })
     }
 }
 
@@ -84,17 +87,18 @@ impl Guest for Gate {
     fn describe() -> GateInfo {
         GateInfo {
             name: "change-control".into(),
-            version: "0.1.0".into(),
+            version: "0.2.0".into(),
             stages: vec![Stage::Proposal, Stage::Action],
             description: "Migrations need high risk and their tests; dependencies and CI change apart"
                 .into(),
         }
     }
 
-    fn check_proposal(_ctx: GoalContext, p: TaskProposal, config: String) -> Decision {
-        if let Some(d) = config_ok(&config) {
-            return d;
-        }
+    fn validate_config(config: String) -> Result<(), Rejection> {
+        config_ok(&config)
+    }
+
+    fn check_proposal(_ctx: GoalContext, p: TaskProposal, _config: String) -> Decision {
         if let Some(m) = p.write_set.iter().find(|w| is_migration(w)) {
             if p.risk != "high" {
                 return reject(
@@ -131,11 +135,8 @@ impl Guest for Gate {
         _ctx: GoalContext,
         task: TaskProposal,
         action: AgentAction,
-        config: String,
+        _config: String,
     ) -> Decision {
-        if let Some(d) = config_ok(&config) {
-            return d;
-        }
         let changes_file = matches!(action.kind, ActionKind::WriteFile | ActionKind::DeleteFile);
         if changes_file && is_migration(&action.target) && task.risk != "high" {
             return reject(

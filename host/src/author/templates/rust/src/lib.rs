@@ -1,6 +1,7 @@
 //! The gate `{{name}}`. `omk gate build` compiles it for
-//! `wasm32-unknown-unknown` and encodes it as a component that imports
-//! nothing.
+//! `wasm32-unknown-unknown` and encodes it as a component. It implements
+//! `omk:gate@0.2.0` (`wit/gate.wit`): omk calls `validate_config` once at
+//! load, then the checks of the stages `describe` lists.
 
 wit_bindgen::generate!({ path: "wit", world: "gate" });
 
@@ -20,7 +21,7 @@ fn under_secrets(path: &str) -> bool {
 fn reject(path: &str) -> Decision {
     Decision::Reject(Rejection {
         code: "{{name}}.secrets".into(),
-        reason: format!("`{path}` is under `{SECRETS}/`, which no task may change"),
+        reason: format!("`{path}` is under `{SECRETS}/`, which no task may read or change"),
     })
 }
 
@@ -32,7 +33,18 @@ impl Guest for Gate {
             name: "{{name}}".into(),
             version: "0.1.0".into(),
             stages: vec![Stage::Proposal, Stage::Action],
-            description: "No task may write under secrets/".into(),
+            description: "No task may read or write under secrets/".into(),
+        }
+    }
+
+    /// This gate takes no settings: any but `{}` stops its load.
+    fn validate_config(config: String) -> Result<(), Rejection> {
+        match config.trim() {
+            "" | "{}" => Ok(()),
+            other => Err(Rejection {
+                code: "{{name}}.config-invalid".into(),
+                reason: format!("this gate takes no settings, but was given {other}"),
+            }),
         }
     }
 
