@@ -1,8 +1,10 @@
 //! omk's benchmark: the same generated proposals judged by the std gates
-//! natively, as sandboxed components (a fresh instance per decision, and
-//! one instance reused per wave), and by a peer policy engine (regorus,
-//! with `--features peers`); then cold and warm start, whole waves through
-//! the `omk` binary with the event log, and the example gate built in each
+//! natively (called directly, and from inputs parsed out of JSON), as
+//! sandboxed components built for `omk:gate@0.2.0` and — through the
+//! adapter — for `0.1.0` (a fresh instance per decision, and one instance
+//! reused per wave), and by a peer policy engine (regorus, with
+//! `--features peers`); then cold and warm start, whole waves through the
+//! `omk` binary with the event log, and the example gate built in each
 //! language whose toolchain is installed.
 //!
 //! ```text
@@ -245,6 +247,7 @@ fn main() {
         GateEngine::new(Some(CacheDirs::under(&tmp.path().join("cache")))).expect("engine");
     let std_config = GatesConfig::std(Limits::default());
     let set = GateSet::load(&std_config, &engine).expect("std gates load");
+    let old_set = GateSet::load(&std_v0_1_0(), &engine).expect("0.1.0 std gates load");
 
     let mut runs = Vec::new();
     runs.push(measure(
@@ -253,31 +256,58 @@ fn main() {
         native,
         |i, d| assert_eq!(d, &expected[i]),
     ));
-    runs.push(measure(
-        "omk, a fresh sandboxed instance per gate and decision (the default)",
-        &items,
-        |c, p| set.judge_proposal(c, p),
-        |i, v| {
-            let got: Vec<&Decision> = v.decisions.iter().map(|d| &d.decision).collect();
-            assert_eq!(got, expected[i].iter().collect::<Vec<_>>(), "proposal {i}");
-        },
-    ));
-    let mut reused: Vec<_> = set
-        .entries()
+    // What a policy service outside the process would do at least: parse
+    // the decision's inputs from JSON, then decide.
+    let json: std::collections::HashMap<&str, String> = items
         .iter()
-        .map(|e| (e.gate.reuse(e.limits), e.config_json.clone()))
+        .map(|c| {
+            (
+                c.1.id.as_str(),
+                serde_json::to_string(c).expect("inputs serialize"),
+            )
+        })
         .collect();
     runs.push(measure(
-        "omk, one instance per gate reused across the wave",
+        "native Rust, the inputs parsed from JSON first",
         &items,
-        |ctx, p| {
-            reused
-                .iter_mut()
-                .map(|(r, c)| r.check_proposal(ctx, p, c).expect("no fault"))
-                .collect::<Vec<_>>()
+        |_, p| {
+            let (c, p): Case = serde_json::from_str(&json[p.id.as_str()]).expect("inputs parse");
+            native(&c, &p)
         },
-        |i, d| assert_eq!(d.as_slice(), &expected[i]),
+        |i, d| assert_eq!(d, &expected[i]),
     ));
+    for (version, set) in [
+        ("`omk:gate@0.2.0`", &set),
+        ("`omk:gate@0.1.0` through the adapter", &old_set),
+    ] {
+        runs.push(measure(
+            &format!(
+                "omk, {version}, a fresh sandboxed instance per gate and decision (the default)"
+            ),
+            &items,
+            |c, p| set.judge_proposal(c, p),
+            |i, v| {
+                let got: Vec<&Decision> = v.decisions.iter().map(|d| &d.decision).collect();
+                assert_eq!(got, expected[i].iter().collect::<Vec<_>>(), "proposal {i}");
+            },
+        ));
+        let mut reused: Vec<_> = set
+            .entries()
+            .iter()
+            .map(|e| (e.gate.reuse(e.limits), e.config_json.clone()))
+            .collect();
+        runs.push(measure(
+            &format!("omk, {version}, one instance per gate reused across the wave"),
+            &items,
+            |ctx, p| {
+                reused
+                    .iter_mut()
+                    .map(|(r, c)| r.check_proposal(ctx, p, c).expect("no fault"))
+                    .collect::<Vec<_>>()
+            },
+            |i, d| assert_eq!(d.as_slice(), &expected[i]),
+        ));
+    }
     #[cfg(feature = "peers")]
     {
         let mut engine = rego::Rego::new();
@@ -297,7 +327,7 @@ fn main() {
             },
         ));
     }
-    let native_median = runs[0].median();
+    let native_median = runs[NATIVE].median();
     let rows: Vec<String> = runs
         .iter()
         .map(|r| {
@@ -341,6 +371,22 @@ fn main() {
     }
 }
 
+/// The std gates as built for `omk:gate@0.1.0`, kept in the tests.
+fn std_v0_1_0() -> GatesConfig {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = ["budget", "path", "acceptance"]
+        .map(|g| format!("[[gate]]\npath = \"tests/fixtures/gates-0.1.0/std-bundle/{g}.wasm\"\n"))
+        .concat();
+    GatesConfig::parse(&text, &repo.join(".omk/gates.toml"), &repo).expect("0.1.0 gates config")
+}
+
+/// The runs' order in `main`.
+const NATIVE: usize = 0;
+const NATIVE_JSON: usize = 1;
+const FRESH: usize = 2;
+const REUSED: usize = 3;
+const PEER: usize = 6;
+
 /// Each figure that has a target, against it.
 fn targets(
     runs: &[Run],
@@ -358,16 +404,22 @@ fn targets(
     };
     let mut rows = vec![
         row(
-            "a fresh instance per decision, three std gates",
+            "a fresh instance per decision, three std gates (0.2.0)",
             Duration::from_micros(25),
-            runs[1].median(),
+            runs[FRESH].median(),
             us,
         ),
         row(
-            "a reused instance per decision, three std gates",
+            "a reused instance per decision, three std gates (0.2.0)",
             Duration::from_micros(5),
-            runs[2].median(),
+            runs[REUSED].median(),
             us,
+        ),
+        format!(
+            "| a reused instance (0.2.0) against native with JSON parsing, per decision | 5 × {} | {} | {:.2}× |",
+            us(runs[NATIVE_JSON].median()),
+            us(runs[REUSED].median()),
+            runs[REUSED].median().as_secs_f64() / (5.0 * runs[NATIVE_JSON].median().as_secs_f64())
         ),
         row(
             "the first decision, warm cache",
@@ -392,18 +444,18 @@ fn targets(
             ms,
         ));
     }
-    if let Some(peer) = runs.get(3) {
+    if let Some(peer) = runs.get(PEER) {
         rows.push(format!(
-            "| a fresh instance against regorus, per decision | regorus's {} | {} | {:.2}× |",
+            "| a fresh instance (0.2.0) against regorus, per decision | regorus's {} | {} | {:.2}× |",
             us(peer.median()),
-            us(runs[1].median()),
-            runs[1].median().as_secs_f64() / peer.median().as_secs_f64()
+            us(runs[FRESH].median()),
+            runs[FRESH].median().as_secs_f64() / peer.median().as_secs_f64()
         ));
         rows.push(format!(
-            "| a reused instance against regorus, per decision | regorus's {} | {} | {:.2}× |",
+            "| a reused instance (0.2.0) against regorus, per decision | regorus's {} | {} | {:.2}× |",
             us(peer.median()),
-            us(runs[2].median()),
-            runs[2].median().as_secs_f64() / peer.median().as_secs_f64()
+            us(runs[REUSED].median()),
+            runs[REUSED].median().as_secs_f64() / peer.median().as_secs_f64()
         ));
     }
     figs.table(
