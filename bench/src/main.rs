@@ -4,8 +4,9 @@
 //! adapter — for `0.1.0` (a fresh instance per decision, and one instance
 //! reused per wave), and by a peer policy engine (regorus, with
 //! `--features peers`); then cold and warm start, whole waves through the
-//! `omk` binary with the event log, and the example gate built in each
-//! language whose toolchain is installed.
+//! `omk` binary with the event log, the example gate built in each
+//! language whose toolchain is installed, and a goal's tasks run by 1, 2
+//! and 4 `omk worker`s through NATS JetStream.
 //!
 //! ```text
 //! cargo build --release -p omk
@@ -26,6 +27,7 @@ use omk_gate_budget::BudgetGate;
 use omk_gate_path::PathGate;
 use omk_gate_sdk::{AcceptedTask, Budget, Decision, GoalContext, Policy, TaskProposal};
 
+mod dispatch;
 mod figures;
 mod languages;
 mod process;
@@ -358,6 +360,11 @@ fn main() {
         &mut figs,
     );
     languages::languages(tmp.path(), if quick { 50 } else { 500 }, &mut figs);
+    dispatch::dispatch(
+        tmp.path(),
+        process::omk_binary().as_deref(),
+        &mut figs,
+    );
     targets(&runs, &startup, &waves, &mut figs);
 
     if let Some(path) = figures_file {

@@ -14,6 +14,8 @@
 //!   their clients' hooks.
 //! - [`sandbox`]: the kernel confinement of every process a task starts.
 //! - [`worktree`]: one git worktree per task.
+//! - [`dispatch`]: tasks run by `omk worker`s on other machines, through
+//!   NATS JetStream.
 //! - [`gates`]: the wasmtime host that loads gate components, runs every
 //!   decision under limits, and fails closed.
 //! - [`proof`]: the hash-chained event log.
@@ -30,6 +32,7 @@ pub mod agents;
 pub mod author;
 pub mod demo;
 pub mod dirs;
+pub mod dispatch;
 pub mod error;
 pub mod gates;
 pub mod goal;

@@ -11,7 +11,7 @@ use crate::support::{Omk, repo};
 
 /// A bundle source directory with one gate (the std path gate's component
 /// under another name, with default settings).
-fn bundle_dir(omk: &Omk, name: &str, wit: &str) -> PathBuf {
+pub(crate) fn bundle_dir(omk: &Omk, name: &str, wit: &str) -> PathBuf {
     let dir = omk.project().join("src-bundles").join(name);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(
@@ -29,7 +29,7 @@ fn bundle_dir(omk: &Omk, name: &str, wit: &str) -> PathBuf {
     dir
 }
 
-fn keygen(omk: &Omk, name: &str) -> (String, String) {
+pub(crate) fn keygen(omk: &Omk, name: &str) -> (String, String) {
     let key = omk.project().join(format!("{name}.key"));
     let run = omk.run(&["bundle", "keygen", "--out", key.to_str().unwrap()]);
     run.code(0);
@@ -37,7 +37,7 @@ fn keygen(omk: &Omk, name: &str) -> (String, String) {
 }
 
 /// Packs and signs `dir` with `keys`; returns the archive.
-fn packed(omk: &Omk, dir: &Path, keys: &[&str]) -> String {
+pub(crate) fn packed(omk: &Omk, dir: &Path, keys: &[&str]) -> String {
     let out = dir.with_extension("tar.gz").display().to_string();
     omk.run(&["bundle", "pack", dir.to_str().unwrap(), "-o", &out])
         .code(0);

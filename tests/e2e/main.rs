@@ -19,3 +19,4 @@ mod proof;
 mod reads;
 mod reliability;
 mod std_gates;
+mod workers;

@@ -72,7 +72,7 @@ pub fn run(a: DemoArgs) -> Result<Outcome> {
         );
     }
     let rt = runtime()?;
-    let exec = executor(session, false, a.json)?;
+    let exec = executor(&rt, session, false, a.json, None)?;
     rt.block_on(exec.plan())?;
     let status = rt.block_on(exec.run())?;
     drop(exec);

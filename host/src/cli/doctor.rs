@@ -9,6 +9,10 @@ use omk::agents::doctor;
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
+    /// Also check this NATS server for `omk worker` and `--dispatch`:
+    /// reachable, JetStream enabled, omk's streams (exit 1 if not usable).
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -69,6 +73,21 @@ pub fn run(a: DoctorArgs) -> Result<Outcome> {
                    "usable": problem.is_none(), "problem": problem})
     })
     .collect();
+    let nats = match &a.nats {
+        Some(url) => Some(super::goal::runtime()?.block_on(omk::dispatch::hub::check(
+            url,
+            &omk::dispatch::hub::Auth::from_env(),
+        ))),
+        None => None,
+    };
+    let nats_ok = nats
+        .as_ref()
+        .is_none_or(|n| n["reachable"] == true && n["jetstream"] == true);
+    let outcome = if nats_ok {
+        Outcome::Ok
+    } else {
+        Outcome::Rejected
+    };
     let (abi, rules) = omk::sandbox::kernel_rules();
     let sandbox = json!({"landlock_abi": abi, "needs_abi": omk::sandbox::REQUIRED_ABI,
                          "usable": rules.iter().all(|r| r.usable), "rules": rules});
@@ -77,9 +96,44 @@ pub fn run(a: DoctorArgs) -> Result<Outcome> {
             "{}",
             serde_json::to_string_pretty(&json!({
                 "agents": agents, "acp": "any ACP agent: `--agent acp:CMD`",
-                "toolchains": toolchains, "dirs": dirs, "sandbox": sandbox}))?
+                "toolchains": toolchains, "dirs": dirs, "sandbox": sandbox, "nats": nats}))?
         );
-        return Ok(Outcome::Ok);
+        return Ok(outcome);
+    }
+    if let Some(n) = &nats {
+        outln!("NATS for workers ({})", n["url"].as_str().unwrap_or(""));
+        let mark = |ok: bool| if ok { "ok " } else { "no " };
+        let reachable = n["reachable"] == true;
+        outln!(
+            "  {} reachable  {}",
+            mark(reachable),
+            if reachable {
+                format!(
+                    "server {} {}",
+                    n["server"].as_str().unwrap_or(""),
+                    n["version"].as_str().unwrap_or("")
+                )
+            } else {
+                n["problem"].as_str().unwrap_or("").to_owned()
+            }
+        );
+        if reachable {
+            outln!("  {} JetStream", mark(n["jetstream"] == true));
+            if let Some(p) = n["problem"].as_str() {
+                outln!("           help: {p}; start the server with `-js`");
+            }
+            for (name, have) in n["streams"].as_object().into_iter().flatten() {
+                outln!(
+                    "  {} {name}  {}",
+                    mark(true),
+                    if *have == true {
+                        "exists"
+                    } else {
+                        "made on first use"
+                    }
+                );
+            }
+        }
     }
     outln!("agents");
     for c in &agents {
@@ -141,7 +195,7 @@ pub fn run(a: DoctorArgs) -> Result<Outcome> {
             d["problem"].as_str().unwrap_or("")
         );
     }
-    Ok(Outcome::Ok)
+    Ok(outcome)
 }
 
 /// Whether omk can create files in `dir` (creating it if need be).

@@ -34,6 +34,7 @@ mod goal;
 mod guard;
 mod proof;
 mod shell;
+mod worker;
 
 /// Proof-backed engineering runs by coding agents, every decision taken by
 /// sandboxed WebAssembly gates.
@@ -63,6 +64,9 @@ enum Command {
     /// install` puts in its configuration): the event on stdin; exit 0
     /// allows, exit 2 refuses with the reason on stderr.
     Hook(guard::HookArgs),
+    /// Run tasks for coordinators on other machines (`goal execute
+    /// --dispatch`), taken from a NATS JetStream work queue.
+    Worker(worker::WorkerArgs),
     /// Sign, verify, install and distribute gate bundles.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
@@ -109,6 +113,7 @@ pub fn main() -> ExitCode {
         Command::Guard(cmd) => guard::run(cmd),
         Command::Hook(a) => guard::hook(a),
         Command::Bundle(cmd) => bundle::run(cmd),
+        Command::Worker(a) => worker::run(a),
         Command::Doctor(a) => doctor::run(a),
         Command::Completions(a) => shell::completions(a),
         Command::Man(a) => shell::man(a),

@@ -28,6 +28,9 @@ pub enum GoalError {
     /// The goal is in a state that does not allow the change.
     #[error("{message}")]
     State { message: String, help: String },
+    /// Handing tasks to workers went wrong (`--dispatch`).
+    #[error("{0}")]
+    Dispatch(String),
 }
 
 impl Diagnose for GoalError {
@@ -41,6 +44,7 @@ impl Diagnose for GoalError {
             GoalError::Key(e) => e.kind(),
             GoalError::Transition(e) => e.kind(),
             GoalError::State { .. } => Kind::Usage,
+            GoalError::Dispatch(_) => Kind::System,
         }
     }
 
@@ -54,6 +58,9 @@ impl Diagnose for GoalError {
             GoalError::Key(e) => e.help(),
             GoalError::Transition(_) => None,
             GoalError::State { help, .. } => Some(help.clone()),
+            GoalError::Dispatch(_) => Some(
+                "check the NATS server and the workers: `omk doctor --nats URL`".into(),
+            ),
         }
     }
 }

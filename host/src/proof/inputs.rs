@@ -145,6 +145,29 @@ impl InputStore {
             path: self.path.clone(),
             detail: format!("cannot encode an input: {e}"),
         })?;
+        self.put_json(&json)
+    }
+
+    /// Records a line of another goal's inputs file (a worker's record of
+    /// an attempt it ran for this goal) as it is; refuses one whose sha256
+    /// is not that of its input. Returns the sha256.
+    pub fn put_line(&mut self, line: &str) -> Result<String, LogError> {
+        let bad = |detail: &str| LogError {
+            path: self.path.clone(),
+            detail: detail.to_owned(),
+        };
+        let (sha, json) = split_line(line.trim_end().as_bytes())
+            .ok_or_else(|| bad("a worker sent an input line omk cannot read"))?;
+        let json = std::str::from_utf8(json).map_err(|_| bad("an input line is not UTF-8"))?;
+        if hex::encode(Sha256::digest(json.as_bytes())) != sha {
+            return Err(bad(&format!(
+                "a worker sent the input {sha} with content of another sha256"
+            )));
+        }
+        self.put_json(json)
+    }
+
+    fn put_json(&mut self, json: &str) -> Result<String, LogError> {
         let sha = hex::encode(Sha256::digest(json.as_bytes()));
         if self.written.contains(&sha) {
             return Ok(sha);
@@ -192,6 +215,45 @@ impl InputStore {
             None => Ok(()),
         }
     }
+}
+
+/// The lines of the inputs file of the goal in `dir` whose sha256 is in
+/// `wanted`, and those the inputs among them name (their task ids): what a
+/// worker sends with the decisions it took for a coordinator.
+pub fn lines_for(dir: &Path, wanted: &HashSet<String>) -> Result<Vec<String>, LogError> {
+    let path = dir.join(INPUTS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(LogError {
+                path,
+                detail: format!("cannot read it: {e}"),
+            });
+        }
+    };
+    let mut named: HashSet<String> = HashSet::new();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some((sha, json)) = split_line(line.as_bytes()) else {
+            continue;
+        };
+        if wanted.contains(sha) {
+            if let Ok(input) = serde_json::from_slice::<Input>(json) {
+                named.insert(input.existing_task_ids);
+            }
+            out.push(line.to_owned());
+        }
+    }
+    for line in text.lines() {
+        if let Some((sha, _)) = split_line(line.as_bytes())
+            && named.contains(sha)
+            && !wanted.contains(sha)
+        {
+            out.push(line.to_owned());
+        }
+    }
+    Ok(out)
 }
 
 /// Truncates `f` after its last newline, if it does not end with one.

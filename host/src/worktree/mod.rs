@@ -14,6 +14,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod bundle;
+
 /// The identity of commits omk makes.
 pub const AUTHOR_NAME: &str = "omk";
 pub const AUTHOR_EMAIL: &str = "omk@localhost";

@@ -123,6 +123,10 @@ pub struct RunArgs {
     /// Keep the worktree of a task that failed for good, for inspection.
     #[arg(long)]
     keep_failed: bool,
+    /// Hand the tasks to `omk worker`s through this NATS JetStream server
+    /// (`nats://HOST:4222`) instead of running them here.
+    #[arg(long, value_name = "URL")]
+    dispatch: Option<String>,
     /// Print nothing while agents plan and work, only the result.
     #[arg(long, short)]
     quiet: bool,
@@ -186,6 +190,11 @@ pub struct ExecuteArgs {
     /// Keep the worktree of a task that failed for good, for inspection.
     #[arg(long)]
     keep_failed: bool,
+    /// Hand the tasks to `omk worker`s through this NATS JetStream server
+    /// (`nats://HOST:4222`) instead of running them here; this omk stays
+    /// the only writer of the goal's log, judges outcomes and merges.
+    #[arg(long, value_name = "URL")]
+    dispatch: Option<String>,
     /// Print nothing while it runs, only the summary at the end.
     #[arg(long, short)]
     quiet: bool,
@@ -377,7 +386,13 @@ fn create(store: &GoalStore, a: RunArgs) -> Result<Outcome> {
     }
     let id = g.id.clone();
     let runtime = runtime()?;
-    let exec = executor(session, a.keep_failed, a.json || a.quiet)?;
+    let exec = executor(
+        &runtime,
+        session,
+        a.keep_failed,
+        a.json || a.quiet,
+        a.dispatch.as_deref(),
+    )?;
     runtime.block_on(exec.plan())?;
     if !a.until_ready {
         if a.json {
@@ -400,25 +415,63 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// An executor for an open goal, with the project's gates and the goal's
-/// agent.
+/// agent; its tasks handed to the workers of `dispatch` when given.
 pub(super) fn executor(
+    runtime: &tokio::runtime::Runtime,
     session: Session,
     keep_failed: bool,
     quiet: bool,
+    dispatch: Option<&str>,
 ) -> Result<std::sync::Arc<Executor>> {
     let observer: Box<dyn Observer> = if quiet {
         Box::new(Quiet)
     } else {
         Box::new(Printer::new())
     };
-    Ok(Executor::for_goal(session, keep_failed, observer)?)
+    let dispatcher = match dispatch {
+        None => None,
+        Some(url) => {
+            let g = &session.goal;
+            let base = g.base_commit.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "goal `{}` has no base commit: nothing to hand to workers",
+                    g.id
+                )
+            })?;
+            let config = omk::gates::GatesConfig::for_project(&g.project_dir)?;
+            let d = runtime.block_on(omk::dispatch::Dispatcher::start(
+                url,
+                &omk::dispatch::hub::Auth::from_env(),
+                &g.id,
+                &config,
+                &g.project_dir,
+                &base,
+            ))?;
+            if !quiet {
+                eprintln!("dispatching to {}", d.hub.describe());
+            }
+            Some(d)
+        }
+    };
+    Ok(Executor::for_goal_dispatching(
+        session,
+        keep_failed,
+        observer,
+        dispatcher,
+    )?)
 }
 
 fn execute(store: &GoalStore, a: ExecuteArgs) -> Result<Outcome> {
     let id = store.resolve(&a.id)?;
     let session = Session::open_wait(store, &id, std::time::Duration::from_secs(a.wait))?;
     let runtime = runtime()?;
-    let exec = executor(session, a.keep_failed, a.json || a.quiet)?;
+    let exec = executor(
+        &runtime,
+        session,
+        a.keep_failed,
+        a.json || a.quiet,
+        a.dispatch.as_deref(),
+    )?;
     let status = runtime.block_on(exec.run())?;
     drop(exec);
     finish_report(store, &id, status, a.json)

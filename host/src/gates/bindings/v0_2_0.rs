@@ -7,8 +7,8 @@ wasmtime::component::bindgen!({
     path: "../wit/v0.2.0",
 });
 
+use self::omk::gate::context as host;
 use exports::omk::gate::policy as wit;
-use omk::gate::context as host;
 use omk_gate_sdk as sdk;
 
 use super::OnDemand;

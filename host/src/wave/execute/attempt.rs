@@ -33,7 +33,7 @@ pub(super) struct Started {
     pub(super) profile: Profile,
     /// The egress proxy's judge, and the proxy (stopped when dropped).
     pub(super) gate: Arc<TaskGate>,
-    _proxy: Option<Proxy>,
+    pub(super) _proxy: Option<Proxy>,
 }
 
 impl Executor {
@@ -52,9 +52,19 @@ impl Executor {
         TaskEnd { id }
     }
 
+    /// Runs one attempt of pending task `id` here, whatever else is
+    /// pending: what a worker does with the one task of its record of an
+    /// offered attempt.
+    pub async fn run_one(self: &Arc<Self>, id: &str) {
+        let _ = self.clone().run_task(id.to_owned()).await;
+    }
+
     /// One attempt, step by step; each step that ends the attempt records
     /// why and returns `None`.
     async fn try_run_task(self: &Arc<Self>, id: &str) -> Result<(), GoalError> {
+        if let Some(dispatch) = self.opts.dispatch.clone() {
+            return self.run_remote(id, &dispatch).await;
+        }
         let Some(started) = self.begin(id).await? else {
             return Ok(());
         };
@@ -67,10 +77,23 @@ impl Executor {
         let Some((commit, merged)) = self.land(&started).await? else {
             return Ok(());
         };
+        self.complete(started, commit, merged, outcome, report.proposals)
+    }
+
+    /// Records a landed attempt's task as done.
+    pub(super) fn complete(
+        &self,
+        started: Started,
+        commit: Option<String>,
+        merged: bool,
+        outcome: TaskOutcome,
+        follow_ups: Vec<TaskProposal>,
+    ) -> Result<(), GoalError> {
         let Started {
             id, attempt, wt, ..
         } = started;
         let merged_into = merged;
+        let proposed = follow_ups.len();
         {
             let mut s = self.session();
             let now = Utc::now();
@@ -81,7 +104,7 @@ impl Executor {
                         merged: merged_into,
                         changed_files: outcome.changed_files.clone(),
                         evidence: outcome.evidence.clone(),
-                        follow_ups: report.proposals.clone(),
+                        follow_ups,
                     },
                     now,
                 )?;
@@ -101,7 +124,7 @@ impl Executor {
                     commit: commit.clone(),
                     merged: merged_into,
                     changed_files: outcome.changed_files.clone(),
-                    follow_ups: report.proposals.len(),
+                    follow_ups: proposed,
                 },
             )?;
             s.checkpoint()?;
@@ -157,7 +180,10 @@ impl Executor {
         )?;
         s.sync()?;
         let now_ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
-        let ctx = goal_context(&s, id, now_ms);
+        let ctx = match &self.opts.context {
+            Some(frozen) => frozen.clone(),
+            None => goal_context(&s, id, now_ms),
+        };
         drop(s);
         self.observer.progress(&Progress::Started {
             task: id.to_owned(),
@@ -260,6 +286,19 @@ impl Executor {
         let outcome = self
             .outcome(&st.task, &st.wt, report, hooks, confinement)
             .await?;
+        if !self.opts.judge_outcomes {
+            return Ok(Some(outcome));
+        }
+        self.judge_outcome(st, outcome)
+    }
+
+    /// Has the gates judge an attempt's outcome; the outcome if accepted,
+    /// else the attempt ended and `None`.
+    pub(super) fn judge_outcome(
+        &self,
+        st: &Started,
+        outcome: TaskOutcome,
+    ) -> Result<Option<TaskOutcome>, GoalError> {
         let verdict = blocking(|| self.gates.judge_outcome(&st.ctx, &st.task, &outcome));
         self.record(
             &st.ctx,
@@ -351,7 +390,7 @@ impl Executor {
     }
 }
 
-fn lease_token(id: &str) -> String {
+pub(super) fn lease_token(id: &str) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(id.as_bytes());

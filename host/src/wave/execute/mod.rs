@@ -29,6 +29,7 @@ mod attempt;
 mod checks;
 mod hooks;
 mod merge;
+mod remote;
 mod schedule;
 
 use std::path::PathBuf;
@@ -60,6 +61,15 @@ pub struct ExecOptions {
     pub keep_failed: bool,
     /// How task processes are confined (`[sandbox]`).
     pub sandbox: SandboxSettings,
+    /// The context every decision of an attempt is taken in, when another
+    /// omk froze it (a worker runs a coordinator's attempt); else frozen
+    /// when the attempt starts.
+    pub context: Option<GoalContext>,
+    /// Whether the gates judge an attempt's outcome here (a worker leaves
+    /// that, and landing the work, to its coordinator).
+    pub judge_outcomes: bool,
+    /// Workers to hand tasks to, instead of running them here.
+    pub dispatch: Option<Arc<crate::dispatch::Dispatcher>>,
 }
 
 impl ExecOptions {
@@ -78,6 +88,9 @@ impl ExecOptions {
             check_timeout_secs: num("OMK_CHECK_TIMEOUT_SECS", 600),
             keep_failed,
             sandbox: SandboxSettings::new(),
+            context: None,
+            judge_outcomes: true,
+            dispatch: None,
         }
     }
 }
@@ -231,6 +244,18 @@ impl Executor {
         keep_failed: bool,
         observer: Box<dyn Observer>,
     ) -> Result<Arc<Executor>, StartError> {
+        Executor::for_goal_dispatching(session, keep_failed, observer, None)
+    }
+
+    /// [`Executor::for_goal`], its tasks handed to the workers of `dispatch`
+    /// when given: the agent and the kernel are then the workers' to
+    /// check.
+    pub fn for_goal_dispatching(
+        session: Session,
+        keep_failed: bool,
+        observer: Box<dyn Observer>,
+        dispatch: Option<Arc<crate::dispatch::Dispatcher>>,
+    ) -> Result<Arc<Executor>, StartError> {
         let spec = session.goal.agent.clone().ok_or_else(|| {
             GoalError::state(
                 format!("goal `{}` has no agent", session.goal.id),
@@ -238,12 +263,17 @@ impl Executor {
             )
         })?;
         let backend = crate::agents::backend(&spec)?;
-        crate::agents::doctor::preflight(&spec)?;
+        if dispatch.is_none() {
+            crate::agents::doctor::preflight(&spec)?;
+        }
         let project = session.goal.project_dir.clone();
         let gates = GateSet::for_project(&project)?;
         let mut opts = ExecOptions::from_env(keep_failed);
         opts.sandbox = crate::gates::GatesConfig::for_project(&project)?.sandbox;
-        crate::sandbox::check_kernel(&opts.sandbox)?;
+        if dispatch.is_none() {
+            crate::sandbox::check_kernel(&opts.sandbox)?;
+        }
+        opts.dispatch = dispatch;
         Ok(Executor::new(session, gates, backend, opts, observer)?)
     }
 

@@ -31,9 +31,24 @@ impl Executor {
                 s.set_status(GoalStatus::Running, "budget available again", events::OMK)?;
             }
         }
-        self.reclaim().await?;
         let mut running: JoinSet<TaskEnd> = JoinSet::new();
         let mut active: HashSet<String> = HashSet::new();
+        match self.opts.dispatch.clone() {
+            None => self.reclaim().await?,
+            Some(d) => {
+                // On workers, not here: nothing to kill, only replies to
+                // wait for again.
+                self.restore_completions()?;
+                for key in self.worker_results()? {
+                    d.mark_appended(&key);
+                }
+                for id in self.remote_resumable() {
+                    active.insert(id.clone());
+                    let me = self.clone();
+                    running.spawn(async move { me.run_task(id).await });
+                }
+            }
+        }
         loop {
             self.apply_requests()?;
             self.judge_follow_ups()?;
