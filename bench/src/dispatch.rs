@@ -145,7 +145,9 @@ pub fn dispatch(tmp: &Path, omk: Option<&Path>, figs: &mut Figures) {
         let agents = workers * AGENTS_PER_WORKER;
         let dir = tmp.join(format!("dispatch-{workers}"));
         let Some(id) = planned(omk, &dir, SLEEP_MS, agents) else {
-            rows.push(format!("| {workers} | (the goal could not be planned) | | |"));
+            rows.push(format!(
+                "| {workers} | (the goal could not be planned) | | |"
+            ));
             continue;
         };
         let _running: Vec<Killed> = (0..workers)

@@ -360,11 +360,7 @@ fn main() {
         &mut figs,
     );
     languages::languages(tmp.path(), if quick { 50 } else { 500 }, &mut figs);
-    dispatch::dispatch(
-        tmp.path(),
-        process::omk_binary().as_deref(),
-        &mut figs,
-    );
+    dispatch::dispatch(tmp.path(), process::omk_binary().as_deref(), &mut figs);
     targets(&runs, &startup, &waves, &mut figs);
 
     if let Some(path) = figures_file {

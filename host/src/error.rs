@@ -71,6 +71,7 @@ find_diagnosable![
     crate::graph::GraphError,
     omk_core::lifecycle::TransitionError,
     crate::proof::LogError,
+    crate::dispatch::hub::HubError,
 ];
 
 /// Reads `err` and its causes: the kind is the outermost one known (an

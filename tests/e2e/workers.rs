@@ -572,3 +572,64 @@ fn a_worker_refuses_gates_it_does_not_trust_and_the_coordinator_says_why() {
     assert!(of_kind(&events, "task_started").is_empty(), "nothing ran");
     omk.run(&["goal", "verify-log", &id]).code(0);
 }
+
+#[test]
+fn a_worker_stopped_with_sigterm_finishes_its_attempt_first() {
+    if !have_nats() {
+        return;
+    }
+    let omk = Omk::new();
+    let server = Server::start(&omk.root().join("nats"), "n1", free_port(), None);
+    let mut w = worker(&omk, &server.url(), "w1", &[], &[]);
+    let id = planned(&omk, &script(1, 3000));
+    let coord = coordinator(&omk, &id, &server.url(), &[]);
+    let key = format!("{id}.t00.1");
+    w.wait_for(&format!("running {key}"), Duration::from_secs(60));
+    // SAFETY: kill(2) on the worker this test started, still running.
+    unsafe {
+        libc::kill(w.child.id() as i32, libc::SIGTERM);
+    }
+    let status = w.child.wait().unwrap();
+    assert!(status.success(), "{status:?}\n{}", w.log());
+    let log = w.log();
+    assert!(
+        log.contains("stopping; finishing 1 attempt(s)") && log.contains(&format!("{key} sent")),
+        "{log}"
+    );
+    let (code, stdout, stderr) = finish(coord, Duration::from_secs(60));
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(completions(&omk.events(&id))["t00"], 1);
+}
+
+#[test]
+fn doctor_checks_a_nats_server() {
+    if !have_nats() {
+        return;
+    }
+    let omk = Omk::new();
+    let server = Server::start(&omk.root().join("nats"), "n1", free_port(), None);
+    let ok = omk.run(&["doctor", "--nats", &server.url(), "--json"]);
+    ok.code(0);
+    let n = &ok.json()["nats"];
+    assert_eq!(
+        (n["reachable"].clone(), n["jetstream"].clone()),
+        (json!(true), json!(true)),
+        "{n}"
+    );
+    assert_eq!(n["streams"]["OMK_TASKS"], false, "made on first use: {n}");
+    let text = omk.run(&["doctor", "--nats", &server.url()]);
+    assert!(text.stdout.contains("ok  JetStream"), "{}", text.stdout);
+    // Nothing listens there.
+    let nowhere = format!("nats://127.0.0.1:{}", free_port());
+    let bad = omk.run(&["doctor", "--nats", &nowhere, "--json"]);
+    bad.code(1);
+    assert_eq!(bad.json()["nats"]["reachable"], false);
+    // A worker that cannot reach its server says so and exits 4.
+    let run = omk.run(&["worker", "--nats", &nowhere, "--name", "lost"]);
+    run.code(4);
+    assert!(
+        run.stderr.contains("cannot connect") && run.stderr.contains("help:"),
+        "{}",
+        run.stderr
+    );
+}

@@ -71,10 +71,24 @@ impl Executor {
             task: id.to_owned(),
             attempt: offer.attempt,
         });
+        let mut waited = std::time::Duration::ZERO;
+        let every = std::time::Duration::from_secs(30);
         loop {
             let delivery = tokio::select! {
                 r = d.next_reply(&key) => r,
                 _ = self.renew_lease(id) => unreachable!("lease renewal never ends"),
+                _ = tokio::time::sleep(every) => {
+                    waited += every;
+                    if matches!(lease::read(&d.hub.leases, &key).await, Ok(None)) {
+                        tracing::warn!(
+                            "no worker has taken task `{id}` (attempt {}) in {}s: is an `omk worker --nats {}` running?",
+                            offer.attempt,
+                            waited.as_secs(),
+                            d.hub.url
+                        );
+                    }
+                    continue;
+                }
             };
             let Some(delivery) = delivery else {
                 let reason = "the coordinator stopped reading replies".to_owned();
