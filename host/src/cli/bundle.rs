@@ -255,22 +255,6 @@ fn pack(a: PackArgs) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-/// A key given on the command line: `ed25519:<hex>`, or a `.pub` file.
-pub(super) fn trusted_key(k: &str) -> Result<PublicKey> {
-    let text = if k.starts_with("ed25519:") {
-        k.to_owned()
-    } else {
-        std::fs::read_to_string(k).map_err(|e| {
-            with_help(
-                format!("cannot read key `{k}`: {e}"),
-                "pass `ed25519:<hex>` or a .pub file",
-            )
-        })?
-    };
-    PublicKey::parse(text.lines().next().unwrap_or_default())
-        .map_err(|e| with_help(e, "pass `ed25519:<hex>` or a .pub file"))
-}
-
 fn sign_cmd(a: SignArgs) -> Result<Outcome> {
     let key = PrivateKey::load(&a.key)
         .map_err(|e| with_help(e, "pass a key made by `omk bundle keygen`"))?;
@@ -301,7 +285,7 @@ fn policy(t: &TrustArgs) -> Result<TrustPolicy> {
         let keys = t
             .trust
             .iter()
-            .map(|k| trusted_key(k))
+            .map(|k| super::trusted_key(k))
             .collect::<Result<Vec<_>>>()?;
         TrustPolicy {
             keys,

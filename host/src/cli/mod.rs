@@ -308,3 +308,19 @@ pub fn read_proposals(path: &std::path::Path) -> Result<Vec<omk_gate_sdk::TaskPr
         })
         .collect()
 }
+
+/// A key given on the command line: `ed25519:<hex>`, or a `.pub` file.
+pub fn trusted_key(k: &str) -> Result<omk_signing::PublicKey> {
+    let text = if k.starts_with("ed25519:") {
+        k.to_owned()
+    } else {
+        std::fs::read_to_string(k).map_err(|e| {
+            with_help(
+                format!("cannot read key `{k}`: {e}"),
+                "pass `ed25519:<hex>` or a .pub file",
+            )
+        })?
+    };
+    omk_signing::PublicKey::parse(text.lines().next().unwrap_or_default())
+        .map_err(|e| with_help(e, "pass `ed25519:<hex>` or a .pub file"))
+}

@@ -65,7 +65,7 @@ pub fn run(a: WorkerArgs) -> Result<Outcome> {
     let keys = a
         .trust
         .iter()
-        .map(|k| super::bundle::trusted_key(k))
+        .map(|k| super::trusted_key(k))
         .collect::<Result<Vec<_>>>()?;
     let opts = WorkerOptions {
         url: a.nats,

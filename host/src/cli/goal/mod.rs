@@ -6,9 +6,8 @@ use chrono::Utc;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use anyhow::Context;
-
 mod printer;
+mod run;
 mod view;
 
 use super::{Outcome, Result, load, read_json, with_help};
@@ -18,10 +17,9 @@ use omk::goal::budget::{self};
 use omk::goal::{
     GoalError, GoalStatus, GoalStore, Limits, MergePolicy, NewGoal, Request, Session, StoreError,
 };
-use omk::wave::execute::{Executor, Observer, Quiet};
 use omk::wave::{self, DispatchPlan};
 use omk_gate_sdk::paths;
-use printer::Printer;
+pub(super) use run::{executor, runtime};
 use view::{budget_line, counts_json, events, list, show, status, verify_log};
 
 #[derive(Debug, Subcommand)]
@@ -405,60 +403,6 @@ fn create(store: &GoalStore, a: RunArgs) -> Result<Outcome> {
     let status = runtime.block_on(exec.run())?;
     drop(exec);
     finish_report(store, &id, status, a.json)
-}
-
-pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
-/// An executor for an open goal, with the project's gates and the goal's
-/// agent; its tasks handed to the workers of `dispatch` when given.
-pub(super) fn executor(
-    runtime: &tokio::runtime::Runtime,
-    session: Session,
-    keep_failed: bool,
-    quiet: bool,
-    dispatch: Option<&str>,
-) -> Result<std::sync::Arc<Executor>> {
-    let observer: Box<dyn Observer> = if quiet {
-        Box::new(Quiet)
-    } else {
-        Box::new(Printer::new())
-    };
-    let dispatcher = match dispatch {
-        None => None,
-        Some(url) => {
-            let g = &session.goal;
-            let base = g.base_commit.clone().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "goal `{}` has no base commit: nothing to hand to workers",
-                    g.id
-                )
-            })?;
-            let config = omk::gates::GatesConfig::for_project(&g.project_dir)?;
-            let d = runtime.block_on(omk::dispatch::Dispatcher::start(
-                url,
-                &omk::dispatch::hub::Auth::from_env(),
-                &g.id,
-                &config,
-                &g.project_dir,
-                &base,
-            ))?;
-            if !quiet {
-                eprintln!("dispatching to {}", d.hub.describe());
-            }
-            Some(d)
-        }
-    };
-    Ok(Executor::for_goal_dispatching(
-        session,
-        keep_failed,
-        observer,
-        dispatcher,
-    )?)
 }
 
 fn execute(store: &GoalStore, a: ExecuteArgs) -> Result<Outcome> {
