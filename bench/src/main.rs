@@ -33,6 +33,7 @@ mod languages;
 mod process;
 #[cfg(feature = "peers")]
 mod rego;
+mod scale;
 
 use figures::Figures;
 
@@ -204,6 +205,9 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
+    // First, while this process has one thread: the workspace bench mounts
+    // overlays, as `omk goal run` does.
+    omk::worktree::overlay::enter();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
     let figures_file = args
@@ -361,7 +365,19 @@ fn main() {
     );
     languages::languages(tmp.path(), if quick { 50 } else { 500 }, &mut figs);
     dispatch::dispatch(tmp.path(), process::omk_binary().as_deref(), &mut figs);
-    targets(&runs, &startup, &waves, &mut figs);
+    let readers = scale::readers(
+        tmp.path(),
+        if quick { 20_000 } else { 1_000_000 },
+        &mut figs,
+    );
+    scale::workspaces(
+        tmp.path(),
+        if quick { 10_000 } else { 100_000 },
+        4,
+        &mut figs,
+    );
+    let whole_run = scale::whole_run(tmp.path(), 12, 3, &mut figs);
+    targets(&runs, &startup, &waves, &readers, whole_run, &mut figs);
 
     if let Some(path) = figures_file {
         match figs.write(&path) {
@@ -395,6 +411,8 @@ fn targets(
     runs: &[Run],
     startup: &process::Startup,
     waves: &[(usize, Duration)],
+    readers: &[(String, f64, i64)],
+    whole_run: Option<f64>,
     figs: &mut Figures,
 ) {
     let row = |what: &str, target: Duration, got: Duration, show: fn(Duration) -> String| {
@@ -445,6 +463,22 @@ fn targets(
             Duration::from_millis(1500),
             *took,
             ms,
+        ));
+    }
+    for (name, ratio, rss_kib) in readers {
+        rows.push(format!(
+            "| {name} on a long goal, against hashing its log once | 3× | {ratio:.2}× | {:.2}× |",
+            ratio / 3.0
+        ));
+        rows.push(format!(
+            "| {name}, peak RSS | 150 MiB | {:.0} MiB | {:.2}× |",
+            *rss_kib as f64 / 1024.0,
+            *rss_kib as f64 / 1024.0 / 150.0
+        ));
+    }
+    if let Some(ratio) = whole_run {
+        rows.push(format!(
+            "| a 12-task run on a real repository, against plain git serially ÷ agents + 10 % | 1× | {ratio:.2}× | {ratio:.2}× |"
         ));
     }
     if let Some(peer) = runs.get(PEER) {

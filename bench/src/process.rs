@@ -19,7 +19,8 @@ pub fn omk_binary() -> Option<PathBuf> {
     candidate.exists().then_some(candidate)
 }
 
-const NO_BINARY: &str = "(not measured: build the binary first, `cargo build --release -p omk`)";
+pub const NO_BINARY: &str =
+    "(not measured: build the binary first, `cargo build --release -p omk`)";
 
 /// What start-up measured, for the targets.
 #[derive(Default)]

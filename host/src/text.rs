@@ -8,6 +8,22 @@ pub fn clip(s: &str, max: usize) -> String {
     }
 }
 
+/// HTML-escapes `s`.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -16,5 +32,13 @@ mod tests {
     fn clip_counts_chars() {
         assert_eq!(clip("héllo", 10), "héllo");
         assert_eq!(clip("héllo", 2), "hé…");
+    }
+
+    #[test]
+    fn escapes_html() {
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }

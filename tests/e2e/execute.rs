@@ -30,6 +30,16 @@ fn task(id: &str, write: &[&str], acceptance: &[&str], budget: u64) -> Value {
 }
 
 fn run_goal(omk: &Omk, command: &str, extra: &[&str]) -> (crate::support::Run, String) {
+    run_goal_env(omk, command, extra, &[])
+}
+
+/// [`run_goal`] with `env` set for omk.
+fn run_goal_env(
+    omk: &Omk,
+    command: &str,
+    extra: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (crate::support::Run, String) {
     let mut args = vec![
         "goal",
         "run",
@@ -41,7 +51,7 @@ fn run_goal(omk: &Omk, command: &str, extra: &[&str]) -> (crate::support::Run, S
         "--until-ready",
     ];
     args.extend_from_slice(extra);
-    let run = omk.run(&args);
+    let run = omk.run_env(&args, env);
     let id = omk.latest_goal();
     (run, id)
 }
@@ -680,4 +690,109 @@ fn execution_needs_a_git_repository_and_a_known_agent() {
     let run = omk.run(&["goal", "execute", &id]);
     run.code(2);
     assert!(run.stderr.contains("has no agent"), "{}", run.stderr);
+}
+
+/// Whether this kernel lets an unprivileged process mount an overlay in a
+/// user namespace (CI's does).
+fn overlays_here() -> bool {
+    std::process::Command::new("unshare")
+        .args(["-Urm", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// On a repository of 10,000 files, a task's workspace is an overlay: when
+/// its agent starts, the upper layer holds only the task's `.git` file,
+/// its index is the base's (hard-linked: nothing was checked out or
+/// indexed per file) and git sees a clean tree; what it changed is
+/// committed, exactly, and its layers are gone once it is done.
+#[test]
+fn a_task_workspace_costs_what_it_changes() {
+    if !overlays_here() {
+        crate::support::skip("no user namespaces here (`unshare -Urm true` fails)");
+        return;
+    }
+    let omk = Omk::new();
+    let files: Vec<(String, String)> = (0..10_000)
+        .map(|i| (format!("pkg{}/f{i}.txt", i / 100), format!("{i}\n")))
+        .collect();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    omk.git_project(&files);
+    // Unconfined, so that the agent may look at its own layers.
+    omk.write(".omk/gates.toml", "[sandbox]\nmode = \"off\"\n");
+    let look = r#"up="../.layers/$(basename "$PWD")/upper"; links=$(stat -c %h "$(git rev-parse --git-dir)/index"); [ "$links" -gt 1 ] && index=shared || index=own; echo "$OMK_TASK_ID index=$index upper=$(find "$up" -mindepth 1 | wc -l) status=$(git status --porcelain | wc -l)" >> "$TRACE""#;
+    let cmd = agent(
+        &omk,
+        &[
+            task("a", &["pkg0/f1.txt"], &["run: test -s pkg0/f1.txt"], 120),
+            task(
+                "b",
+                &["pkg99/new.txt"],
+                &["run: test -s pkg99/new.txt"],
+                120,
+            ),
+        ],
+        &[
+            ("a", &format!("{look}; echo changed > pkg0/f1.txt")),
+            ("b", &format!("{look}; echo new > pkg99/new.txt")),
+        ],
+    );
+    let (run, id) = run_goal(&omk, &cmd, &[]);
+    run.code(0);
+    let mut seen = trace(&omk);
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "a index=shared upper=1 status=0",
+            "b index=shared upper=1 status=0"
+        ],
+        "what each agent saw of its workspace when it started"
+    );
+    let events = omk.events(&id);
+    let started = of_kind(&events, "task_started");
+    assert_eq!(started.len(), 2);
+    assert!(
+        started
+            .iter()
+            .all(|e| e["payload"]["workspace"] == "overlay"),
+        "{started:?}"
+    );
+    let proof = omk.proof(&id);
+    let changed: Vec<Value> = proof["task_work"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["changed_files"].clone())
+        .collect();
+    assert_eq!(changed, [json!(["pkg0/f1.txt"]), json!(["pkg99/new.txt"])]);
+    let worktrees = omk.goal_dir(&id).join("worktrees");
+    for gone in [".layers", ".base"] {
+        assert!(
+            !worktrees.join(gone).exists(),
+            "`{gone}` is removed once the goal is done"
+        );
+    }
+}
+
+/// With overlays turned off, tasks get full git worktrees, and say so.
+#[test]
+fn with_overlays_off_tasks_get_worktrees() {
+    let omk = Omk::new();
+    omk.git_project(&[("README.md", "x\n")]);
+    let cmd = agent(
+        &omk,
+        &[task("a", &["a.txt"], &["run: test -s a.txt"], 120)],
+        &[("a", "echo a > a.txt")],
+    );
+    let (run, id) = run_goal_env(&omk, &cmd, &[], &[("OMK_WORKSPACES", "worktree".as_ref())]);
+    run.code(0);
+
+    let events = omk.events(&id);
+    let started = of_kind(&events, "task_started");
+    assert_eq!(started[0]["payload"]["workspace"], "worktree");
+    assert!(!omk.goal_dir(&id).join("worktrees/.base").exists());
 }

@@ -409,6 +409,23 @@ fn the_html_report_renders_in_headless_chromium_with_rejections_visible() {
         bytes.starts_with(b"\x89PNG") && bytes.len() > 20_000,
         "a real screenshot"
     );
+    // The picture of the run, found in the pixels: the demo's attempts
+    // (done ones on at least two agent lanes, as it runs three at once),
+    // the action refused live, the check that failed, the merges.
+    let shot = Screenshot::decode(&bytes);
+    let done = shot.rows_of(0x2e7d32);
+    assert!(!done.is_empty(), "no bar of a done attempt is drawn");
+    assert!(
+        bands(&done) >= 2,
+        "done attempts on one lane only: rows {done:?}"
+    );
+    for (what, rgb) in [
+        ("a live refusal", 0xd500f9),
+        ("a failed check", 0xffab00),
+        ("a merge", 0x1565c0),
+    ] {
+        assert!(!shot.rows_of(rgb).is_empty(), "{what} is not marked");
+    }
 
     // What Chromium rendered, as text: only what is visible on the page.
     let pdf = omk.project().join("report.pdf");
@@ -440,6 +457,47 @@ fn the_html_report_renders_in_headless_chromium_with_rejections_visible() {
             "{visible:?} is not visible in the rendered page:\n{text}"
         );
     }
+}
+
+/// A screenshot's pixels.
+struct Screenshot {
+    width: usize,
+    rgb: Vec<u8>,
+}
+
+impl Screenshot {
+    fn decode(png_bytes: &[u8]) -> Screenshot {
+        let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+        decoder.set_transformations(png::Transformations::normalize_to_color8());
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        let channels = info.color_type.samples();
+        let rgb = buf[..info.buffer_size()]
+            .chunks(channels)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect();
+        Screenshot {
+            width: info.width as usize,
+            rgb,
+        }
+    }
+
+    /// The rows holding at least three pixels of exactly `colour`.
+    fn rows_of(&self, colour: u32) -> Vec<usize> {
+        let want = [(colour >> 16) as u8, (colour >> 8) as u8, colour as u8];
+        self.rgb
+            .chunks(self.width * 3)
+            .enumerate()
+            .filter(|(_, row)| row.chunks(3).filter(|p| *p == want).count() >= 3)
+            .map(|(y, _)| y)
+            .collect()
+    }
+}
+
+/// How many runs of consecutive rows `rows` holds.
+fn bands(rows: &[usize]) -> usize {
+    rows.windows(2).filter(|w| w[1] != w[0] + 1).count() + usize::from(!rows.is_empty())
 }
 
 /// Logs written by an earlier omk (`tests/fixtures/logs/`: the demo's run,

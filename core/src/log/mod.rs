@@ -58,7 +58,8 @@ use sha2::{Digest, Sha256};
 mod verify;
 use verify::NOT_A_FILE;
 pub use verify::{
-    BadLine, Verification, read, read_checkpoint_file, read_file, verify, verify_data,
+    BadLine, Verification, each_event, each_line, lines_parsed, parse_event, read,
+    read_checkpoint_file, read_file, scan, verify, verify_data,
 };
 
 /// The event log file in a goal's directory.

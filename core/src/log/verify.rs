@@ -1,6 +1,13 @@
 //! Reading and checking a log: its lines, its chain, its checkpoints and
 //! the anchors given ([`verify`]), each problem named by line.
+//!
+//! Every reader goes one line at a time ([`each_line`], [`each_event`],
+//! [`scan`]): memory holds one line and what the reader folds from it, so a
+//! log of a million events is read in one pass without being held.
 
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -51,19 +58,40 @@ pub struct Verification {
 }
 
 /// Reads every event of the log in `dir` that parses, in order, with the
-/// numbers of lines that do not (torn or damaged).
+/// numbers of lines that do not (torn or damaged). It holds the whole log:
+/// readers of logs that grow with the work use [`each_event`].
 pub fn read(dir: &Path) -> Result<(Vec<Event>, Vec<usize>), LogError> {
-    let path = dir.join(EVENTS_FILE);
-    let data = read_file(&path)?;
     let mut events = Vec::new();
-    let mut unreadable = Vec::new();
-    for (i, line) in lines(&data) {
-        match serde_json::from_slice::<Event>(line) {
-            Ok(e) => events.push(e),
-            Err(_) => unreadable.push(i),
-        }
-    }
+    let unreadable = each_event(dir, |e| events.push(e))?;
     Ok((events, unreadable))
+}
+
+/// Calls `f` with every event of the log in `dir` that parses, in order,
+/// reading one line at a time; returns the numbers of lines that do not
+/// parse (torn or damaged).
+pub fn each_event(dir: &Path, mut f: impl FnMut(Event)) -> Result<Vec<usize>, LogError> {
+    let mut unreadable = Vec::new();
+    each_line(&dir.join(EVENTS_FILE), |n, line| match parse_event(line) {
+        Some(e) => f(e),
+        None => unreadable.push(n),
+    })?;
+    Ok(unreadable)
+}
+
+thread_local! {
+    static PARSED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many log lines this thread has parsed as events so far: the work a
+/// reader did, which tests hold to one parse per line.
+pub fn lines_parsed() -> u64 {
+    PARSED.with(std::cell::Cell::get)
+}
+
+/// One line as an event (counted in [`lines_parsed`]).
+pub fn parse_event(line: &[u8]) -> Option<Event> {
+    PARSED.with(|c| c.set(c.get() + 1));
+    serde_json::from_slice::<Event>(line).ok()
 }
 
 pub(super) const NOT_A_FILE: &str =
@@ -71,6 +99,18 @@ pub(super) const NOT_A_FILE: &str =
 
 /// The bytes of `path`; a missing file reads as empty.
 pub fn read_file(path: &Path) -> Result<Vec<u8>, LogError> {
+    let mut data = Vec::new();
+    if let Some(mut r) = open(path)? {
+        r.read_to_end(&mut data).map_err(|e| LogError {
+            path: path.to_owned(),
+            detail: format!("cannot read it: {e}"),
+        })?;
+    }
+    Ok(data)
+}
+
+/// `path` opened for reading; `None` when it does not exist.
+fn open(path: &Path) -> Result<Option<BufReader<File>>, LogError> {
     // A device or a pipe in the log's place would be read forever.
     if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
         return Err(LogError {
@@ -78,9 +118,9 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>, LogError> {
             detail: NOT_A_FILE.into(),
         });
     }
-    match std::fs::read(path) {
-        Ok(d) => Ok(d),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+    match File::open(path) {
+        Ok(f) => Ok(Some(BufReader::with_capacity(1 << 16, f))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(LogError {
             path: path.to_owned(),
             detail: format!("cannot read it: {e}"),
@@ -88,21 +128,58 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>, LogError> {
     }
 }
 
-/// Non-empty lines with their 1-based numbers.
-fn lines(data: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
-    data.split(|&b| b == b'\n')
-        .enumerate()
-        .map(|(i, l)| (i + 1, l))
-        .filter(|(_, l)| !l.is_empty())
+/// Calls `f` with each non-empty line of the file at `path` (without its
+/// newline) and its 1-based number, holding one line at a time; a missing
+/// file has no lines.
+pub fn each_line(path: &Path, f: impl FnMut(usize, &[u8])) -> Result<(), LogError> {
+    match open(path)? {
+        Some(r) => lines_of(r, f).map_err(|e| LogError {
+            path: path.to_owned(),
+            detail: format!("cannot read it: {e}"),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// [`each_line`] over any reader.
+fn lines_of(mut r: impl BufRead, mut f: impl FnMut(usize, &[u8])) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    let mut n = 0;
+    loop {
+        buf.clear();
+        if r.read_until(b'\n', &mut buf)? == 0 {
+            return Ok(());
+        }
+        n += 1;
+        let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        if !line.is_empty() {
+            f(n, line);
+        }
+    }
 }
 
 /// Checks the log in `dir`: its chain and lines, its checkpoints, and its
 /// `checkpoint.json`, with `opts`.
 pub fn verify(dir: &Path, opts: &VerifyOptions) -> Result<Verification, LogError> {
+    scan(dir, opts, |_| {})
+}
+
+/// [`verify`], giving `f` every event that parses (intact or not) as it
+/// goes: one pass over the log, one line in memory, for readers that build
+/// something from the log and need its verdict too.
+pub fn scan(
+    dir: &Path,
+    opts: &VerifyOptions,
+    mut f: impl FnMut(Event),
+) -> Result<Verification, LogError> {
     let path = dir.join(EVENTS_FILE);
-    let data = read_file(&path)?;
-    let anchor = read_checkpoint_file(dir);
-    Ok(verify_data(path, &data, anchor, opts))
+    let mut v = Verifier::new(path.clone(), read_checkpoint_file(dir), opts);
+    each_line(&path, |n, line| {
+        if let Some(e) = v.line(n, line) {
+            f(e);
+        }
+    })?;
+    Ok(v.finish())
 }
 
 /// `checkpoint.json` in `dir`: `None` when there is none, `Some(Err)` when
@@ -127,82 +204,137 @@ pub fn verify_data(
     anchor: Option<Result<Checkpoint, String>>,
     opts: &VerifyOptions,
 ) -> Verification {
-    let mut v = Verification {
-        path,
-        ok: true,
-        lines: 0,
-        events: 0,
-        head: GENESIS_HASH.to_owned(),
-        first_bad: None,
-        torn: Vec::new(),
-        checkpoints: 0,
-        signers: Vec::new(),
-        anchored_to: 0,
-        unanchored_events: 0,
-        trailers: 0,
-        anchor_problems: Vec::new(),
-    };
-    let trusted = opts.trusted.as_deref();
-    let mut prev_id = 0u64;
-    let mut prev_line = 0usize;
-    // Hashes of intact events by id, for the anchors.
-    let mut hashes: Vec<String> = Vec::new();
-    // An unreadable line not yet accounted for: (line, sha256 of its bytes).
-    let mut unexplained: Option<(usize, String)> = None;
-    let mut goal_id: Option<String> = None;
-    let fail = |v: &mut Verification, line: usize, problem: String| {
-        v.ok = false;
-        v.first_bad = Some(BadLine { line, problem });
-    };
-    let all: Vec<(usize, &[u8])> = lines(data).collect();
-    let last_line = all.last().map_or(0, |(n, _)| *n);
-    for &(n, line) in &all {
-        v.lines = n;
-        let Ok(event) = serde_json::from_slice::<Event>(line) else {
-            if let Some((junk, _)) = unexplained {
+    let mut v = Verifier::new(path, anchor, opts);
+    // Reading from memory cannot fail.
+    let _ = lines_of(data, |n, line| {
+        v.line(n, line);
+    });
+    v.finish()
+}
+
+/// A log checked line by line: it keeps the chain's head and the hashes of
+/// the events its anchors name, never the events themselves.
+struct Verifier<'a> {
+    v: Verification,
+    opts: &'a VerifyOptions,
+    anchor: Option<Result<Checkpoint, String>>,
+    /// A problem was found: the verdict is final; lines are still parsed
+    /// for the caller.
+    failed: bool,
+    prev_id: u64,
+    prev_line: usize,
+    last_line: usize,
+    /// The hashes of the events the anchors vouch for, by id.
+    wanted: BTreeMap<u64, Option<String>>,
+    /// An unreadable line not yet accounted for: (line, sha256 of its bytes).
+    unexplained: Option<(usize, String)>,
+    goal_id: Option<String>,
+}
+
+impl<'a> Verifier<'a> {
+    fn new(
+        path: PathBuf,
+        anchor: Option<Result<Checkpoint, String>>,
+        opts: &'a VerifyOptions,
+    ) -> Verifier<'a> {
+        let mut wanted = BTreeMap::new();
+        if let Some(Ok(cp)) = &anchor {
+            wanted.insert(cp.seq, None);
+        }
+        for t in &opts.trailers {
+            wanted.insert(t.seq, None);
+        }
+        Verifier {
+            v: Verification {
+                path,
+                ok: true,
+                lines: 0,
+                events: 0,
+                head: GENESIS_HASH.to_owned(),
+                first_bad: None,
+                torn: Vec::new(),
+                checkpoints: 0,
+                signers: Vec::new(),
+                anchored_to: 0,
+                unanchored_events: 0,
+                trailers: 0,
+                anchor_problems: Vec::new(),
+            },
+            opts,
+            anchor,
+            failed: false,
+            prev_id: 0,
+            prev_line: 0,
+            last_line: 0,
+            wanted,
+            unexplained: None,
+            goal_id: None,
+        }
+    }
+
+    fn fail(&mut self, line: usize, problem: String) {
+        self.v.torn.retain(|&t| t != line);
+        self.v.ok = false;
+        self.v.first_bad = Some(BadLine { line, problem });
+        self.failed = true;
+    }
+
+    /// Checks line `n`; returns its event if it parses.
+    fn line(&mut self, n: usize, line: &[u8]) -> Option<Event> {
+        let parsed = parse_event(line);
+        if self.failed {
+            return parsed;
+        }
+        self.last_line = n;
+        self.v.lines = n;
+        let Some(event) = parsed else {
+            if let Some((junk, _)) = self.unexplained {
                 // Two unreadable lines in a row: the first one was not torn.
-                v.torn.retain(|&t| t != junk);
-                fail(&mut v, junk, JUNK.into());
-                return v;
+                self.fail(junk, JUNK.into());
+                return None;
             }
-            v.torn.push(n);
-            unexplained = Some((n, hex::encode(Sha256::digest(line))));
-            continue;
+            self.v.torn.push(n);
+            self.unexplained = Some((n, hex::encode(Sha256::digest(line))));
+            return None;
         };
-        let problem = check_line(line, &event, &v.head, prev_id, prev_line);
-        if let Some(problem) = problem {
+        if let Err((line, problem)) = self.check(n, line, &event) {
+            self.fail(line, problem);
+        }
+        Some(event)
+    }
+
+    /// Checks intact line `n` holding `event`: on a problem, the line to
+    /// blame and why.
+    fn check(&mut self, n: usize, line: &[u8], event: &Event) -> Result<(), (usize, String)> {
+        let v = &mut self.v;
+        if let Some(problem) = check_line(line, event, &v.head, self.prev_id, self.prev_line) {
             // A chain that does not continue across an unreadable line means
             // that line was a whole event once: it was damaged, not torn.
-            let line = match v.torn.last() {
-                Some(&t) if t > prev_line && event.prev_hash != v.head => t,
-                _ => n,
-            };
-            let problem = if line != n {
-                "this line is unreadable and the chain does not continue across it: it was changed after it was written"
-                    .to_owned()
-            } else {
-                problem
-            };
-            v.torn.retain(|&t| t != line);
-            fail(&mut v, line, problem);
-            return v;
+            return Err(match v.torn.last() {
+                Some(&t) if t > self.prev_line && event.prev_hash != v.head => (
+                    t,
+                    "this line is unreadable and the chain does not continue across it: it was changed after it was written"
+                        .to_owned(),
+                ),
+                _ => (n, problem),
+            });
         }
-        if let Some((junk, sha)) = unexplained.take() {
+        if let Some((junk, sha)) = self.unexplained.take() {
             // Only a torn line a crash left, and the next omk recorded, may
             // sit between events.
             let repaired =
                 matches!(event.decode::<Repaired>(), Some(Ok(r)) if r.torn_sha256 == sha);
             if !repaired {
-                v.torn.retain(|&t| t != junk);
-                fail(&mut v, junk, JUNK.into());
-                return v;
+                return Err((junk, JUNK.into()));
             }
         }
         if let Some(cp) = event.decode::<Checkpoint>() {
+            let prev_id = self.prev_id;
+            let goal_id = &mut self.goal_id;
             let cp = cp
                 .map_err(|e| format!("its payload is not a checkpoint: {e}"))
                 .and_then(|cp| {
-                    let key = cp.check(trusted)?;
+                    let key = cp.check(self.opts.trusted.as_deref())?;
                     if cp.seq != prev_id || cp.head != v.head {
                         return Err(format!(
                             "it vouches for event {} with hash {}, but the event before it is {} with hash {}: events before it were removed, changed or rehashed",
@@ -212,14 +344,14 @@ pub fn verify_data(
                             short(&v.head)
                         ));
                     }
-                    match &goal_id {
+                    match goal_id {
                         Some(g) if *g != cp.goal_id => {
                             return Err(format!(
                                 "it is for goal `{}`, and earlier checkpoints for `{g}`",
                                 cp.goal_id
                             ));
                         }
-                        _ => goal_id = Some(cp.goal_id.clone()),
+                        _ => *goal_id = Some(cp.goal_id.clone()),
                     }
                     Ok(key)
                 });
@@ -231,85 +363,88 @@ pub fn verify_data(
                     }
                     v.anchored_to = v.anchored_to.max(prev_id);
                 }
-                Err(problem) => {
-                    fail(&mut v, n, format!("checkpoint: {problem}"));
-                    return v;
-                }
+                Err(problem) => return Err((n, format!("checkpoint: {problem}"))),
             }
         }
         v.head = event.hash.clone();
         v.events += 1;
-        hashes.push(event.hash);
-        prev_id = event.id;
-        prev_line = n;
+        if let Some(slot) = self.wanted.get_mut(&event.id) {
+            *slot = Some(event.hash.clone());
+        }
+        self.prev_id = event.id;
+        self.prev_line = n;
+        Ok(())
     }
-    // What is left unexplained may only be the very last line.
-    if let Some((junk, _)) = unexplained
-        && junk != last_line
-    {
-        v.torn.retain(|&t| t != junk);
-        fail(&mut v, junk, JUNK.into());
-        return v;
-    }
-    let hash_of = |seq: u64| -> Option<&String> {
-        usize::try_from(seq)
-            .ok()
-            .and_then(|i| i.checked_sub(1))
-            .and_then(|i| hashes.get(i))
-    };
-    let hold = |what: &str, seq: u64, head: &str, v: &mut Verification| {
-        match hash_of(seq) {
-        Some(h) if h == head => v.anchored_to = v.anchored_to.max(seq),
-        Some(h) => v.anchor_problems.push(format!(
-            "{what} vouches for event {seq} with hash {}, but the log's event {seq} has hash {}: the log was rewritten",
-            short(head),
-            short(h)
-        )),
-        None => v.anchor_problems.push(format!(
-            "{what} vouches for event {seq}, but the log ends at event {prev_id}: events were cut from its end"
-        )),
-    }
-    };
-    match anchor {
-        Some(Ok(cp)) => match cp.check(trusted) {
-            Ok(_) => {
-                if goal_id.as_ref().is_some_and(|g| *g != cp.goal_id) {
-                    v.anchor_problems.push(format!(
-                        "`{CHECKPOINT_FILE}` is for goal `{}`, the log's checkpoints for another",
-                        cp.goal_id
-                    ));
+
+    /// The verdict, once every line was given.
+    fn finish(mut self) -> Verification {
+        if self.failed {
+            return self.v;
+        }
+        // What is left unexplained may only be the very last line.
+        if let Some((junk, _)) = self.unexplained.take()
+            && junk != self.last_line
+        {
+            self.fail(junk, JUNK.into());
+            return self.v;
+        }
+        let (wanted, prev_id) = (&self.wanted, self.prev_id);
+        let mut v = self.v;
+        let hold = |what: &str, seq: u64, head: &str, v: &mut Verification| {
+            match wanted.get(&seq).cloned().flatten() {
+            Some(h) if h == head => v.anchored_to = v.anchored_to.max(seq),
+            Some(h) => v.anchor_problems.push(format!(
+                "{what} vouches for event {seq} with hash {}, but the log's event {seq} has hash {}: the log was rewritten",
+                short(head),
+                short(&h)
+            )),
+            None => v.anchor_problems.push(format!(
+                "{what} vouches for event {seq}, but the log ends at event {prev_id}: events were cut from its end"
+            )),
+        }
+        };
+        let trusted = self.opts.trusted.as_deref();
+        match self.anchor {
+            Some(Ok(cp)) => match cp.check(trusted) {
+                Ok(_) => {
+                    if self.goal_id.as_ref().is_some_and(|g| *g != cp.goal_id) {
+                        v.anchor_problems.push(format!(
+                            "`{CHECKPOINT_FILE}` is for goal `{}`, the log's checkpoints for another",
+                            cp.goal_id
+                        ));
+                    }
+                    hold(&format!("`{CHECKPOINT_FILE}`"), cp.seq, &cp.head, &mut v);
                 }
-                hold(&format!("`{CHECKPOINT_FILE}`"), cp.seq, &cp.head, &mut v);
-            }
-            Err(problem) => v
-                .anchor_problems
-                .push(format!("`{CHECKPOINT_FILE}`: {problem}")),
-        },
-        Some(Err(problem)) => v.anchor_problems.push(problem),
-        None if v.checkpoints > 0 => v.anchor_problems.push(format!(
-            "`{CHECKPOINT_FILE}` is missing, though the log has checkpoints: the latest signed head was removed"
-        )),
-        None => {}
+                Err(problem) => v
+                    .anchor_problems
+                    .push(format!("`{CHECKPOINT_FILE}`: {problem}")),
+            },
+            Some(Err(problem)) => v.anchor_problems.push(problem),
+            None if v.checkpoints > 0 => v.anchor_problems.push(format!(
+                "`{CHECKPOINT_FILE}` is missing, though the log has checkpoints: the latest signed head was removed"
+            )),
+            None => {}
+        }
+        for t in &self.opts.trailers {
+            v.trailers += 1;
+            hold(
+                &format!("the `{TRAILER}` trailer of commit {}", short(&t.commit)),
+                t.seq,
+                &t.head,
+                &mut v,
+            );
+        }
+        if v.checkpoints == 0 && v.events > 0 && !self.opts.allow_unanchored {
+            v.anchor_problems.push(
+                "the log has no checkpoint: it is not anchored (omk signs one when a goal is created), so it cannot be told apart from a rewritten one".into(),
+            );
+        }
+        v.unanchored_events = prev_id.saturating_sub(v.anchored_to);
+        if !v.anchor_problems.is_empty() {
+            v.ok = false;
+        }
+        v
     }
-    for t in &opts.trailers {
-        v.trailers += 1;
-        hold(
-            &format!("the `{TRAILER}` trailer of commit {}", short(&t.commit)),
-            t.seq,
-            &t.head,
-            &mut v,
-        );
-    }
-    if v.checkpoints == 0 && v.events > 0 && !opts.allow_unanchored {
-        v.anchor_problems.push(
-            "the log has no checkpoint: it is not anchored (omk signs one when a goal is created), so it cannot be told apart from a rewritten one".into(),
-        );
-    }
-    v.unanchored_events = prev_id.saturating_sub(v.anchored_to);
-    if !v.anchor_problems.is_empty() {
-        v.ok = false;
-    }
-    v
 }
 
 /// What junk in the middle of a log is.

@@ -95,23 +95,18 @@ fn junit(suite: &str, checks: &[Check]) -> String {
     x
 }
 
-/// Escapes text for XML content and attributes.
+/// Escapes text for XML content and attributes: as for HTML, with line
+/// breaks kept in attributes and the control characters XML 1.0 forbids
+/// replaced.
 fn xml(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\n' => out.push_str("&#10;"),
-            // Not allowed in XML 1.0 at all.
-            c if (c as u32) < 0x20 && c != '\t' && c != '\r' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
+    omk::text::esc(s)
+        .chars()
+        .map(|c| match c {
+            '\n' => "&#10;".to_owned(),
+            c if (c as u32) < 0x20 && c != '\t' && c != '\r' => '\u{FFFD}'.to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 fn github(suite: &str, checks: &[Check]) -> String {

@@ -80,6 +80,18 @@ enum Command {
     Man(shell::ManArgs),
 }
 
+impl Command {
+    /// Whether the command runs tasks (and so their workspaces).
+    fn runs_tasks(&self) -> bool {
+        matches!(
+            self,
+            Command::Demo(_)
+                | Command::Worker(_)
+                | Command::Goal(goal::GoalCommand::Run(_) | goal::GoalCommand::Execute(_))
+        )
+    }
+}
+
 /// What a command concluded, as an exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -106,6 +118,11 @@ pub fn main() -> ExitCode {
         }
     };
     note_bugs();
+    if cli.command.runs_tasks() {
+        // While this process has one thread: tasks' copy-on-write
+        // workspaces are mounted in a namespace of its own.
+        omk::worktree::overlay::enter();
+    }
     let dispatch = || match cli.command {
         Command::Demo(a) => demo::run(a),
         Command::Goal(cmd) => goal::run(cmd),

@@ -11,8 +11,8 @@ use omk::goal::GoalStore;
 use omk::proof::anchors::Trust;
 use omk::proof::document::Proof;
 use omk::proof::replay::{self, WhatIf};
+use omk::proof::report as html;
 use omk::proof::timeline::Timeline;
-use omk::proof::{log, report as html};
 use omk_signing::PublicKey;
 
 #[derive(Debug, Args)]
@@ -140,15 +140,30 @@ pub fn replay(store: &GoalStore, a: ReplayArgs) -> Result<Outcome> {
     let (goal, _) = load(store, &a.id)?;
     let dir = store.dir(&goal.id);
     let Some(gates_arg) = a.gates else {
-        let t = Timeline::read(&dir)?;
+        // Printed as it is read: a log of a million events is never held.
         if a.json {
-            outln!("{}", serde_json::to_string_pretty(&t)?);
+            let mut first = true;
+            outln!("{{\n  \"entries\": [");
+            let t = Timeline::scan(&dir, |e| {
+                let sep = if std::mem::take(&mut first) {
+                    ""
+                } else {
+                    ",\n"
+                };
+                out!("{sep}    {}", serde_json::to_string(&e).unwrap_or_default());
+            })?;
+            outln!(
+                "\n  ],\n  \"unparseable\": {},\n  \"duplicates\": {},\n  \"gaps\": {}\n}}",
+                serde_json::to_string(&t.unparseable)?,
+                serde_json::to_string(&t.duplicates)?,
+                serde_json::to_string(&t.gaps)?
+            );
         } else if a.md {
             outln!(
                 "# Timeline of {}\n\n| # | time | kind | actor | what |\n|---|---|---|---|---|",
                 goal.id
             );
-            for e in &t.entries {
+            let t = Timeline::scan(&dir, |e| {
                 outln!(
                     "| {} | {} | {} | {} | {} |",
                     e.id,
@@ -157,12 +172,12 @@ pub fn replay(store: &GoalStore, a: ReplayArgs) -> Result<Outcome> {
                     e.actor,
                     e.summary.replace('|', "\\|")
                 );
-            }
+            })?;
             for p in t.problems() {
                 outln!("\n> {p}");
             }
         } else {
-            for e in &t.entries {
+            let t = Timeline::scan(&dir, |e| {
                 outln!(
                     "{:>5}  {}  {:<19} {:<18} {}",
                     e.id,
@@ -171,7 +186,7 @@ pub fn replay(store: &GoalStore, a: ReplayArgs) -> Result<Outcome> {
                     e.actor,
                     e.summary
                 );
-            }
+            })?;
             for p in t.problems() {
                 outln!("warning: {p}");
             }
@@ -179,8 +194,7 @@ pub fn replay(store: &GoalStore, a: ReplayArgs) -> Result<Outcome> {
         return Ok(Outcome::Ok);
     };
     let gates = gate_set(&gates_arg, &goal.project_dir)?;
-    let (events, _) = log::read(&dir)?;
-    let w = replay::what_if(&dir, &events, &gates)?;
+    let w = replay::what_if(&dir, &gates)?;
     match Format::pick(a.format, a.json) {
         Format::Json => outln!("{}", serde_json::to_string_pretty(&w)?),
         Format::Text => print_what_if(&w, &gates_arg, a.md),
@@ -406,10 +420,7 @@ pub fn proof(store: &GoalStore, a: ProofArgs) -> Result<Outcome> {
 pub fn report(store: &GoalStore, a: ReportArgs) -> Result<Outcome> {
     let (goal, graph) = load(store, &a.id)?;
     let dir = store.dir(&goal.id);
-    let proof = Proof::build(&dir, &goal, &graph, &a.trust.trust()?)?;
-    let (events, _) = log::read(&dir)?;
-    let timeline = Timeline::read(&dir)?;
-    let page = html::html(&goal, &proof, &events, &timeline);
+    let (_, page) = html::page(&dir, &goal, &graph, &a.trust.trust()?)?;
     omk::atomic::write(&a.html, page.as_bytes()).map_err(|e| {
         with_help(
             format!("cannot write `{}`: {e}", a.html.display()),

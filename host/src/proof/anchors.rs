@@ -26,6 +26,17 @@ pub fn verify_goal(
     goal: Option<&Goal>,
     trust: &Trust,
 ) -> Result<Verification, LogError> {
+    scan_goal(dir, goal, trust, |_| {})
+}
+
+/// [`verify_goal`], giving `f` every event that parses as it goes (see
+/// [`log::scan`]).
+pub fn scan_goal(
+    dir: &Path,
+    goal: Option<&Goal>,
+    trust: &Trust,
+    f: impl FnMut(super::Event),
+) -> Result<Verification, LogError> {
     let mut keys = trust.keys.clone();
     match crate::keys::dir().and_then(|d| crate::keys::existing_log_key(&d)) {
         Ok(Some(k)) => keys.push(k.public()),
@@ -38,7 +49,7 @@ pub fn verify_goal(
         trailers,
         allow_unanchored: trust.allow_unanchored,
     };
-    log::verify(dir, &opts)
+    log::scan(dir, &opts, f)
 }
 
 /// The log heads in the trailers of the goal's commits; none where the

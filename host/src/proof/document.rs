@@ -158,9 +158,26 @@ impl Proof {
         graph: &TaskGraph,
         trust: &Trust,
     ) -> Result<Proof, log::LogError> {
-        let (events, _) = log::read(dir)?;
-        let v = super::anchors::verify_goal(dir, Some(goal), trust)?;
-        Ok(build(goal, graph, &events, &v))
+        Proof::scan(dir, goal, graph, trust, |_, _| {})
+    }
+
+    /// [`Proof::build`], handing `also` every event of the log (and its
+    /// body) once the proof has read it: one pass over the log for a reader
+    /// that builds more than the proof from it (the report).
+    pub fn scan(
+        dir: &Path,
+        goal: &Goal,
+        graph: &TaskGraph,
+        trust: &Trust,
+        mut also: impl FnMut(Event, &Body),
+    ) -> Result<Proof, log::LogError> {
+        let mut fold = Fold::new();
+        let v = super::anchors::scan_goal(dir, Some(goal), trust, |e| {
+            let body = Body::of(&e);
+            fold.event(&e, &body);
+            also(e, &body);
+        })?;
+        Ok(fold.finish(goal, graph, &v))
     }
 
     /// Builds and writes `proof.json` in `dir`.
@@ -248,42 +265,65 @@ impl Proof {
     }
 }
 
-fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> Proof {
-    let std_digests: HashMap<String, &str> = std_bundle::GATES
-        .iter()
-        .map(|g| (sha256_hex(g.bytes), g.name))
-        .collect();
-    let mut gates: BTreeMap<(String, String), GateUse> = BTreeMap::new();
-    let mut audit = BTreeSet::new();
-    let mut no_live_gating = BTreeSet::new();
-    let mut unconfined = BTreeSet::new();
-    let mut sandboxes: HashMap<String, Profile> = HashMap::new();
-    // Actions an agent took without asking: agent -> how many.
-    let mut unjudged: BTreeMap<String, usize> = BTreeMap::new();
-    // The last outcome verdict of each task: gate -> accepted.
-    let mut last_outcome: HashMap<String, Vec<(String, bool)>> = HashMap::new();
-    let mut rejected_proposals = 0;
-    let mut last_outcome_input: HashMap<String, String> = HashMap::new();
-    // Refusals an agent worked around, found when its attempt ended.
-    let mut worked_around: Vec<String> = Vec::new();
-    // A guarded session's judged tool calls: (actions, refused).
-    let mut calls = (0usize, 0usize);
-    for e in events {
-        match Body::of(e) {
+/// The proof's view of the log, built one event at a time: what it keeps
+/// grows with the tasks, gates and agents, not with the events.
+struct Fold {
+    std_digests: HashMap<String, &'static str>,
+    gates: BTreeMap<(String, String), GateUse>,
+    audit: BTreeSet<String>,
+    no_live_gating: BTreeSet<String>,
+    unconfined: BTreeSet<String>,
+    sandboxes: HashMap<String, Profile>,
+    /// Actions an agent took without asking: agent -> how many.
+    unjudged: BTreeMap<String, usize>,
+    /// The last outcome verdict of each task: gate -> accepted.
+    last_outcome: HashMap<String, Vec<(String, bool)>>,
+    rejected_proposals: usize,
+    last_outcome_input: HashMap<String, String>,
+    /// Refusals an agent worked around, found when its attempt ended.
+    worked_around: Vec<String>,
+    /// A guarded session's judged tool calls: (actions, refused).
+    calls: (usize, usize),
+}
+
+impl Fold {
+    fn new() -> Fold {
+        Fold {
+            std_digests: std_bundle::GATES
+                .iter()
+                .map(|g| (sha256_hex(g.bytes), g.name))
+                .collect(),
+            gates: BTreeMap::new(),
+            audit: BTreeSet::new(),
+            no_live_gating: BTreeSet::new(),
+            unconfined: BTreeSet::new(),
+            sandboxes: HashMap::new(),
+            unjudged: BTreeMap::new(),
+            last_outcome: HashMap::new(),
+            rejected_proposals: 0,
+            last_outcome_input: HashMap::new(),
+            worked_around: Vec::new(),
+            calls: (0, 0),
+        }
+    }
+
+    fn event(&mut self, e: &Event, body: &Body) {
+        match body {
             Body::AgentAction(a) => {
-                calls.0 += 1;
-                calls.1 += usize::from(!a.allowed);
+                self.calls.0 += 1;
+                self.calls.1 += usize::from(!a.allowed);
             }
             // A gate that does not judge a stage is recorded as accepting
             // without being called; it took no decision.
             Body::GateDecision(g) if g.decision.called => {
                 let d = &g.decision;
-                let entry = gates
+                let entry = self
+                    .gates
                     .entry((d.gate.clone(), d.sha256.clone()))
                     .or_insert_with(|| GateUse {
                         bundle: match &d.bundle {
                             Some(b) => b.name.clone(),
-                            None if std_digests.contains_key(&d.sha256) => "std".into(),
+                            None if self.std_digests.contains_key(&d.sha256) => "std".into(),
                             None => "project".into(),
                         },
                         bundle_version: d.bundle.as_ref().map(|b| b.version.clone()),
@@ -302,33 +342,33 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
                 };
                 *entry.by_code.entry(code).or_default() += 1;
                 if d.mode == Mode::Audit {
-                    audit.insert(d.gate.clone());
+                    self.audit.insert(d.gate.clone());
                 }
                 if d.stage == Stage::Outcome {
                     let task = g.about.task_id.clone();
                     let input = g.input_sha256.clone().unwrap_or_default();
-                    if last_outcome_input.get(&task) != Some(&input) {
-                        last_outcome.insert(task.clone(), Vec::new());
-                        last_outcome_input.insert(task.clone(), input);
+                    if self.last_outcome_input.get(&task) != Some(&input) {
+                        self.last_outcome.insert(task.clone(), Vec::new());
+                        self.last_outcome_input.insert(task.clone(), input);
                     }
                     let accepted = d.decision.is_accept() || d.mode == Mode::Audit;
-                    last_outcome
+                    self.last_outcome
                         .entry(task)
                         .or_default()
                         .push((d.gate.clone(), accepted));
                 }
             }
-            Body::TaskRejected(_) => rejected_proposals += 1,
+            Body::TaskRejected(_) => self.rejected_proposals += 1,
             Body::TaskStarted(t) => {
                 if !t.live_gating {
-                    no_live_gating.insert(t.agent.clone());
+                    self.no_live_gating.insert(t.agent.clone());
                 }
                 // Tasks from before confinement carry no profile.
                 if !t.confined() {
-                    unconfined.insert(t.task_id.clone());
+                    self.unconfined.insert(t.task_id.clone());
                 }
-                if let Some(profile) = t.sandbox {
-                    sandboxes.insert(t.task_id, profile);
+                if let Some(profile) = &t.sandbox {
+                    self.sandboxes.insert(t.task_id.clone(), profile.clone());
                 }
             }
             Body::AgentNote(n) if n.note == events::REFUSED_CHANGES_CHECKED => {
@@ -339,7 +379,7 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
                     .filter_map(|p| p.as_str().map(|p| format!("`{p}`")))
                     .collect();
                 if !present.is_empty() {
-                    worked_around.push(format!(
+                    self.worked_around.push(format!(
                         "task `{}`: file(s) whose change omk refused had changed in its worktree when its agent stopped ({}): the refusal was worked around; only the outcome gates stood in the way",
                         n.detail["task_id"].as_str().unwrap_or("?"),
                         present.join(", ")
@@ -348,65 +388,80 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
             }
             Body::AgentNote(n) if n.note == events::UNJUDGED_ACTION => {
                 let agent = e.actor.strip_prefix("agent:").unwrap_or(&e.actor);
-                *unjudged.entry(agent.to_owned()).or_default() += 1;
+                *self.unjudged.entry(agent.to_owned()).or_default() += 1;
             }
             _ => {}
         }
     }
 
-    let count = |st: TaskStatus| graph.tasks.iter().filter(|t| t.status == st).count();
-    let tasks = TaskSummary {
-        total: graph.tasks.len(),
-        done: count(TaskStatus::Done),
-        failed: count(TaskStatus::Failed),
-        pending: count(TaskStatus::Pending),
-        running: count(TaskStatus::Running),
-        cancelled: count(TaskStatus::Cancelled),
-        rejected_proposals,
-    };
+    fn finish(self, goal: &Goal, graph: &TaskGraph, v: &Verification) -> Proof {
+        let Fold {
+            gates,
+            audit,
+            no_live_gating,
+            unconfined,
+            sandboxes,
+            unjudged,
+            last_outcome,
+            rejected_proposals,
+            worked_around,
+            calls,
+            ..
+        } = self;
 
-    let mut why = Vec::new();
-    if graph.tasks.is_empty() && goal.guarded.is_none() {
-        why.push("no task was admitted".to_owned());
-    }
-    for t in &graph.tasks {
-        match t.status {
-            TaskStatus::Done => match last_outcome.get(&t.id) {
-                Some(gs) if !gs.is_empty() && gs.iter().all(|(_, ok)| *ok) => {}
-                Some(gs) if !gs.is_empty() => {
-                    why.push(format!("task `{}`: its last outcome was rejected", t.id))
-                }
-                _ => why.push(format!("task `{}`: no outcome decision is recorded", t.id)),
-            },
-            other => why.push(format!(
-                "task `{}` is {}{}",
-                t.id,
-                other.as_str(),
-                t.failure
-                    .as_deref()
-                    .map(|f| format!(": {f}"))
-                    .unwrap_or_default()
-            )),
+        let count = |st: TaskStatus| graph.tasks.iter().filter(|t| t.status == st).count();
+        let tasks = TaskSummary {
+            total: graph.tasks.len(),
+            done: count(TaskStatus::Done),
+            failed: count(TaskStatus::Failed),
+            pending: count(TaskStatus::Pending),
+            running: count(TaskStatus::Running),
+            cancelled: count(TaskStatus::Cancelled),
+            rejected_proposals,
+        };
+
+        let mut why = Vec::new();
+        if graph.tasks.is_empty() && goal.guarded.is_none() {
+            why.push("no task was admitted".to_owned());
         }
-    }
-    if !v.ok {
-        why.push(match (&v.first_bad, v.anchor_problems.first()) {
-            (Some(bad), _) => format!(
-                "the event log does not verify at line {}: {}",
-                bad.line, bad.problem
-            ),
-            (None, Some(p)) => format!("the event log is not anchored: {p}"),
-            (None, None) => "the event log does not verify".to_owned(),
-        });
-    }
-    let ready = why.is_empty();
-    if let (true, Some(g)) = (ready, &goal.guarded) {
-        why.push(format!(
+        for t in &graph.tasks {
+            match t.status {
+                TaskStatus::Done => match last_outcome.get(&t.id) {
+                    Some(gs) if !gs.is_empty() && gs.iter().all(|(_, ok)| *ok) => {}
+                    Some(gs) if !gs.is_empty() => {
+                        why.push(format!("task `{}`: its last outcome was rejected", t.id))
+                    }
+                    _ => why.push(format!("task `{}`: no outcome decision is recorded", t.id)),
+                },
+                other => why.push(format!(
+                    "task `{}` is {}{}",
+                    t.id,
+                    other.as_str(),
+                    t.failure
+                        .as_deref()
+                        .map(|f| format!(": {f}"))
+                        .unwrap_or_default()
+                )),
+            }
+        }
+        if !v.ok {
+            why.push(match (&v.first_bad, v.anchor_problems.first()) {
+                (Some(bad), _) => format!(
+                    "the event log does not verify at line {}: {}",
+                    bad.line, bad.problem
+                ),
+                (None, Some(p)) => format!("the event log is not anchored: {p}"),
+                (None, None) => "the event log does not verify".to_owned(),
+            });
+        }
+        let ready = why.is_empty();
+        if let (true, Some(g)) = (ready, &goal.guarded) {
+            why.push(format!(
             "a {} session run by hand: each of its {} action(s) was judged before it ran ({} refused), and its log verifies",
             g.client, calls.0, calls.1
         ));
-    } else if ready {
-        why.push(format!(
+        } else if ready {
+            why.push(format!(
             "all {} tasks are done, and the last outcome of each was accepted by every gate ({})",
             graph.tasks.len(),
             gates
@@ -417,79 +472,80 @@ fn build(goal: &Goal, graph: &TaskGraph, events: &[Event], v: &Verification) -> 
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
-    }
+        }
 
-    let mut known_gaps: Vec<String> = no_live_gating
+        let mut known_gaps: Vec<String> = no_live_gating
         .iter()
         .map(|a| {
             format!("agent backend `{a}` had no live gating: its actions were judged only through the outcome")
         })
         .collect();
-    for (agent, n) in &unjudged {
-        known_gaps.push(format!(
+        for (agent, n) in &unjudged {
+            known_gaps.push(format!(
             "agent `{agent}` took {n} action(s) without asking omk (it approved itself): they were judged only through the outcome"
         ));
-    }
-    if !unconfined.is_empty() {
-        known_gaps.push(format!(
+        }
+        if !unconfined.is_empty() {
+            known_gaps.push(format!(
             "task(s) {} ran unconfined (`[sandbox] mode = \"off\"`, or an omk from before confinement): the kernel did not hold their processes to their profile",
             unconfined.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
         ));
-    }
-    known_gaps.extend(worked_around);
-    for g in &audit {
-        known_gaps.push(format!(
-            "gate `{g}` ran in audit mode: its rejections were recorded, not enforced"
-        ));
-    }
-    if let Some(bad) = &v.first_bad {
-        known_gaps.push(format!(
-            "the event log is broken at line {}: {}",
-            bad.line, bad.problem
-        ));
-    }
-    if !v.torn.is_empty() {
-        known_gaps.push(format!(
-            "the event log has lines torn by a crash: {:?}",
-            v.torn
-        ));
-    }
+        }
+        known_gaps.extend(worked_around);
+        for g in &audit {
+            known_gaps.push(format!(
+                "gate `{g}` ran in audit mode: its rejections were recorded, not enforced"
+            ));
+        }
+        if let Some(bad) = &v.first_bad {
+            known_gaps.push(format!(
+                "the event log is broken at line {}: {}",
+                bad.line, bad.problem
+            ));
+        }
+        if !v.torn.is_empty() {
+            known_gaps.push(format!(
+                "the event log has lines torn by a crash: {:?}",
+                v.torn
+            ));
+        }
 
-    Proof {
-        schema: PROOF_SCHEMA,
-        goal_id: goal.id.clone(),
-        goal: goal.normalized_goal.clone(),
-        status: goal.status,
-        readiness: Readiness { ready, why },
-        tasks,
-        gates: gates.into_values().collect(),
-        task_work: graph
-            .tasks
-            .iter()
-            .map(|t| TaskProof {
-                id: t.id.clone(),
-                status: t.status,
-                attempts: t.retry_count + u32::from(t.status != TaskStatus::Pending),
-                branch: t.branch.clone(),
-                commit: t.commit.clone(),
-                merged: t.merged,
-                changed_files: t.changed_files.clone(),
-                failure: t.failure.clone(),
-                sandbox: sandboxes.get(&t.id).cloned(),
-            })
-            .collect(),
-        log: LogProof {
-            events: v.events,
-            head_hash: v.head.clone(),
-            chain_intact: v.ok,
-            first_bad_line: v.first_bad.as_ref().map(|b| b.line),
-            torn_lines: v.torn.clone(),
-            checkpoints: v.checkpoints,
-            signers: v.signers.clone(),
-            anchored_to: v.anchored_to,
-            anchor_problems: v.anchor_problems.clone(),
-        },
-        known_gaps,
-        generated_at: Utc::now(),
+        Proof {
+            schema: PROOF_SCHEMA,
+            goal_id: goal.id.clone(),
+            goal: goal.normalized_goal.clone(),
+            status: goal.status,
+            readiness: Readiness { ready, why },
+            tasks,
+            gates: gates.into_values().collect(),
+            task_work: graph
+                .tasks
+                .iter()
+                .map(|t| TaskProof {
+                    id: t.id.clone(),
+                    status: t.status,
+                    attempts: t.retry_count + u32::from(t.status != TaskStatus::Pending),
+                    branch: t.branch.clone(),
+                    commit: t.commit.clone(),
+                    merged: t.merged,
+                    changed_files: t.changed_files.clone(),
+                    failure: t.failure.clone(),
+                    sandbox: sandboxes.get(&t.id).cloned(),
+                })
+                .collect(),
+            log: LogProof {
+                events: v.events,
+                head_hash: v.head.clone(),
+                chain_intact: v.ok,
+                first_bad_line: v.first_bad.as_ref().map(|b| b.line),
+                torn_lines: v.torn.clone(),
+                checkpoints: v.checkpoints,
+                signers: v.signers.clone(),
+                anchored_to: v.anchored_to,
+                anchor_problems: v.anchor_problems.clone(),
+            },
+            known_gaps,
+            generated_at: Utc::now(),
+        }
     }
 }

@@ -14,7 +14,7 @@
 //! | `task_accepted` | [`TaskAccepted`] | `index`, `task_id`, `run_key`, `budget_snapshot` |
 //! | `task_rejected` | [`TaskRejected`] | `index`, `task_id`, `run_key`, `reason`, `code`, `gate` |
 //! | `wave_completed` | [`WaveCompleted`] | `run_key`, `plan_sha256`, `evidence` |
-//! | `task_started` | [`TaskStarted`] | `task_id`, `attempt`, `branch`, `worktree`, `lease_expires_at`, `agent`, `live_gating`, `sandbox` (its profile) |
+//! | `task_started` | [`TaskStarted`] | `task_id`, `attempt`, `branch`, `worktree`, `lease_expires_at`, `agent`, `live_gating`, `sandbox` (its profile), `workspace` (`overlay` or `worktree`) |
 //! | `agent_action` | [`AgentAction`] | `task_id`, `action`, `allowed`, and when refused `gate`, `code`, `reason` |
 //! | `agent_note` | [`AgentNote`] | `note`, `detail`: what the agent reported (`tool_call`, `usage`, `agent_message`, …; `unjudged_action` for a step it took without asking, which the proof lists as a gap; `refused_changes_checked`: the attempt's refused file changes looked at in its worktree once the agent stopped, `unchanged` and `changed` since the refusal) |
 //! | `agent_finished` | [`AgentFinished`] | `task_id`, `exit_code`, `timed_out`, `secs`, `tokens`, `usd_micros`, `output_tail` |
@@ -215,6 +215,10 @@ pub struct TaskStarted {
     /// none).
     #[serde(default)]
     pub sandbox: Option<Profile>,
+    /// `overlay` (copy-on-write) or `worktree` (a full checkout); absent
+    /// in logs from before overlays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
 }
 
 impl TaskStarted {

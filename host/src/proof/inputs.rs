@@ -26,7 +26,6 @@ use std::path::{Path, PathBuf};
 
 use omk_gate_sdk::{AcceptedTask, AgentAction, GoalContext, TaskOutcome, TaskProposal};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::Event;
@@ -282,95 +281,153 @@ fn cut_torn_tail(f: &File) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A goal's recorded inputs, read back for replay.
+/// A goal's recorded inputs, read back for replay: an index of where each
+/// input sits in the file (read once, each line's address checked), and
+/// each input read from the file when it is asked for, so memory grows
+/// with the number of inputs' addresses, not their bytes.
 #[derive(Debug, Default)]
 pub struct Inputs {
-    by_sha: HashMap<String, Value>,
+    file: Option<File>,
+    /// Where each input's JSON is: sha256 -> (offset, length).
+    at: HashMap<[u8; 32], (u64, usize)>,
     /// Line numbers (1-based) of lines that are not a torn last line and
     /// whose bytes do not match their address: changed after they were
     /// written.
     pub damaged: Vec<usize>,
+    /// Proposals not yet accepted, by wave and place in the plan.
+    proposals: HashMap<(String, usize), TaskProposal>,
     /// Proposals accepted in each wave, by id.
     accepted: HashMap<String, HashMap<String, AcceptedTask>>,
+    /// The last list of task ids read: consecutive decisions share one.
+    ids: std::sync::Mutex<Option<(String, Vec<String>)>>,
 }
 
 impl Inputs {
     /// Reads the inputs of the goal in `dir`, and from `events` the tasks
     /// each wave accepted.
     pub fn read(dir: &Path, events: &[Event]) -> Result<Inputs, LogError> {
+        let mut inputs = Inputs::open(dir)?;
+        for e in events {
+            inputs.event(&Body::of(e));
+        }
+        Ok(inputs)
+    }
+
+    /// Indexes the inputs of the goal in `dir`; the tasks each wave
+    /// accepted are learnt from the log's events, given to
+    /// [`Inputs::event`] in order.
+    pub fn open(dir: &Path) -> Result<Inputs, LogError> {
+        use std::io::BufRead;
         let path = dir.join(INPUTS_FILE);
-        let data = super::log::read_file(&path)?;
-        let mut by_sha = HashMap::new();
-        let mut damaged = Vec::new();
-        let lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
-        for (i, line) in lines.iter().enumerate().filter(|(_, l)| !l.is_empty()) {
+        let err = |e: std::io::Error| LogError {
+            path: path.clone(),
+            detail: format!("cannot read it: {e}"),
+        };
+        let mut inputs = Inputs::default();
+        if std::fs::metadata(&path).is_ok_and(|m| !m.is_file()) {
+            return Err(LogError {
+                path,
+                detail: "it is not a regular file".into(),
+            });
+        }
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(inputs),
+            Err(e) => return Err(err(e)),
+        };
+        let mut r = std::io::BufReader::with_capacity(1 << 16, file.try_clone().map_err(err)?);
+        let (mut buf, mut offset, mut n) = (Vec::new(), 0u64, 0usize);
+        loop {
+            buf.clear();
+            let read = r.read_until(b'\n', &mut buf).map_err(err)?;
+            if read == 0 {
+                break;
+            }
+            n += 1;
+            let whole = buf.ends_with(b"\n");
+            let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
             // Only inputs whose bytes match their address count.
             let good = split_line(line).and_then(|(sha, json)| {
-                (hex::encode(Sha256::digest(json)) == sha)
-                    .then(|| serde_json::from_slice::<Value>(json).ok())
-                    .flatten()
-                    .map(|v| (sha.to_owned(), v))
+                let digest: [u8; 32] = Sha256::digest(json).into();
+                (hex::encode(digest) == sha).then(|| {
+                    let start = offset + (line.len() - json.len() - 1) as u64;
+                    (digest, (start, json.len()))
+                })
             });
             match good {
-                Some((sha, value)) => {
-                    by_sha.insert(sha, value);
+                Some((digest, at)) => {
+                    inputs.at.insert(digest, at);
                 }
+                None if line.is_empty() => {}
                 // A crash mid-append tears only the last line.
-                None if i + 1 == lines.len() => {}
-                None => damaged.push(i + 1),
+                None if !whole => {}
+                None => inputs.damaged.push(n),
             }
+            offset += read as u64;
         }
-        let mut proposals: HashMap<(String, usize), TaskProposal> = HashMap::new();
-        let mut accepted_idx: HashMap<String, Vec<usize>> = HashMap::new();
-        for e in events {
-            match Body::of(e) {
-                Body::TaskProposed(t) => {
-                    if let Some(index) = t.index {
-                        let t = *t;
-                        proposals.insert((t.run_key, index), t.proposal);
-                    }
+        inputs.file = Some(file);
+        Ok(inputs)
+    }
+
+    /// Learns from one event of the log which tasks each wave accepted.
+    pub fn event(&mut self, body: &Body) {
+        match body {
+            Body::TaskProposed(t) => {
+                if let Some(index) = t.index {
+                    self.proposals
+                        .insert((t.run_key.clone(), index), t.proposal.clone());
                 }
-                Body::TaskAccepted(t) => {
-                    if let Some(index) = t.index {
-                        accepted_idx.entry(t.run_key).or_default().push(index);
-                    }
-                }
-                _ => {}
             }
+            Body::TaskAccepted(t) => {
+                if let Some(index) = t.index
+                    && let Some(p) = self.proposals.remove(&(t.run_key.clone(), index))
+                {
+                    self.accepted
+                        .entry(t.run_key.clone())
+                        .or_default()
+                        .insert(p.id.clone(), p.as_accepted());
+                }
+            }
+            _ => {}
         }
-        let mut accepted = HashMap::new();
-        for (key, mut idx) in accepted_idx {
-            idx.sort_unstable();
-            idx.dedup();
-            let tasks = idx
-                .iter()
-                .filter_map(|i| proposals.get(&(key.clone(), *i)))
-                .map(|p| (p.id.clone(), p.as_accepted()))
-                .collect();
-            accepted.insert(key, tasks);
-        }
-        Ok(Inputs {
-            by_sha,
-            damaged,
-            accepted,
-        })
     }
 
     /// How many inputs were read.
     pub fn len(&self) -> usize {
-        self.by_sha.len()
+        self.at.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_sha.is_empty()
+        self.at.is_empty()
+    }
+
+    /// The bytes of input `sha`, read from the file.
+    fn bytes(&self, sha: &str) -> Option<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let digest: [u8; 32] = hex::decode(sha).ok()?.try_into().ok()?;
+        let &(offset, len) = self.at.get(&digest)?;
+        let mut buf = vec![0; len];
+        self.file.as_ref()?.read_exact_at(&mut buf, offset).ok()?;
+        // Changed since it was indexed: not the input recorded.
+        (hex::encode(Sha256::digest(&buf)) == sha).then_some(buf)
     }
 
     /// The full context and subject of the input `sha`, as the gates saw
     /// them.
     pub fn get(&self, sha: &str) -> Option<(GoalContext, Subject)> {
-        let input: Input = serde_json::from_value(self.by_sha.get(sha)?.clone()).ok()?;
-        let ids: Vec<String> =
-            serde_json::from_value(self.by_sha.get(&input.existing_task_ids)?.clone()).ok()?;
+        let input: Input = serde_json::from_slice(&self.bytes(sha)?).ok()?;
+        let ids = {
+            let mut cache = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+            match &*cache {
+                Some((key, ids)) if *key == input.existing_task_ids => ids.clone(),
+                _ => {
+                    let ids: Vec<String> =
+                        serde_json::from_slice(&self.bytes(&input.existing_task_ids)?).ok()?;
+                    *cache = Some((input.existing_task_ids.clone(), ids.clone()));
+                    ids
+                }
+            }
+        };
         let mut ctx = input.context;
         ctx.existing_task_ids = ids.into();
         if let Some(w) = input.accepted_in_wave {

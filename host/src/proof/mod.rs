@@ -7,15 +7,20 @@
 //! - [`inputs`]: every gate input, content-addressed, for exact replay.
 //! - [`timeline`]: the timeline rebuilt from the log alone.
 //! - [`replay`]: policy what-if, re-judging history with other gates.
-//! - [`document`]: `proof.json`; [`report`]: the one-page HTML report.
+//! - [`document`]: `proof.json`; [`report`]: the one-page HTML report,
+//!   opening with [`picture`], the run drawn over time.
 
 pub mod anchors;
 pub mod document;
 pub mod events;
 pub mod inputs;
+pub mod picture;
 pub mod replay;
 pub mod report;
 pub mod timeline;
+
+#[cfg(test)]
+mod tests;
 
 pub use log::{BadLine, EVENTS_FILE, Event, EventLog, LogError, Verification};
 pub use omk_core::log;

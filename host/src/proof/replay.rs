@@ -18,7 +18,6 @@ use std::path::Path;
 use omk_gate_sdk::Stage;
 use serde::Serialize;
 
-use super::Event;
 use super::events::Body;
 use super::inputs::{Inputs, Subject};
 use super::log::LogError;
@@ -114,35 +113,6 @@ struct Group {
     decisions: Vec<GateDecision>,
 }
 
-fn groups(events: &[Event]) -> Vec<Group> {
-    let mut out: Vec<Group> = Vec::new();
-    for e in events {
-        let Body::GateDecision(g) = Body::of(e) else {
-            continue;
-        };
-        let g = *g;
-        let input = g.input_sha256.unwrap_or_default();
-        let (stage, task_id, rec) = (g.decision.stage, g.about.task_id, g.decision);
-        let same = out.last().is_some_and(|last| {
-            !input.is_empty()
-                && last.input == input
-                && last.stage == stage
-                && last.task_id == task_id
-                && !last.decisions.iter().any(|d| d.gate == rec.gate)
-        });
-        match out.last_mut() {
-            Some(last) if same => last.decisions.push(rec),
-            _ => out.push(Group {
-                input,
-                stage,
-                task_id,
-                decisions: vec![rec],
-            }),
-        }
-    }
-    out
-}
-
 impl Overall {
     fn new(rejected_by: Option<(String, Option<String>)>) -> Overall {
         match rejected_by {
@@ -173,67 +143,149 @@ fn new_overall(v: &Verdict) -> Overall {
     Overall::new(v.rejection().map(|b| (b.gate, Some(b.code))))
 }
 
-/// Re-judges every recorded decision of the goal in `dir` with `gates`.
-pub fn what_if(dir: &Path, events: &[Event], gates: &GateSet) -> Result<WhatIf, LogError> {
-    let inputs = Inputs::read(dir, events)?;
+/// Groups re-judged together, one share per core.
+const BATCH: usize = 512;
+
+/// Re-judges every recorded decision of the goal in `dir` with `gates`,
+/// reading its log once, one event at a time: complete groups of decisions
+/// are re-judged in batches, spread over the cores, and noted in log
+/// order, so memory holds one batch, the inputs' index and what changed.
+pub fn what_if(dir: &Path, gates: &GateSet) -> Result<WhatIf, LogError> {
+    let mut inputs = Inputs::open(dir)?;
     let mut w = WhatIf {
         damaged_inputs: inputs.damaged.clone(),
         ..WhatIf::default()
     };
-    for g in groups(events) {
-        w.judged += 1;
-        let Some((ctx, subject)) = inputs.get(&g.input) else {
-            w.missing_inputs += 1;
-            continue;
+    let mut open: Option<Group> = None;
+    let mut batch: Vec<Group> = Vec::with_capacity(BATCH);
+    super::log::each_event(dir, |e| {
+        let body = Body::of(&e);
+        inputs.event(&body);
+        let Body::GateDecision(g) = body else {
+            return;
         };
-        w.rejudged += 1;
-        let (verdict, target) = match &subject {
-            Subject::Proposal { proposal } => (gates.judge_proposal(&ctx, proposal), None),
-            Subject::Action { task, action } => (
-                gates.judge_action(&ctx, task, action),
-                Some(action.target.clone()),
-            ),
-            Subject::Outcome { task, outcome } => (gates.judge_outcome(&ctx, task, outcome), None),
-        };
-        for new in &verdict.decisions {
-            let Some(old) = g.decisions.iter().find(|d| d.gate == new.gate) else {
-                continue;
-            };
-            if old.sha256 != new.sha256 || old.config != new.config {
-                continue;
-            }
-            if old.decision != new.decision {
-                w.nondeterministic.push(Nondeterminism {
-                    gate: new.gate.clone(),
-                    sha256: new.sha256.clone(),
-                    task_id: g.task_id.clone(),
-                    stage: g.stage,
-                    old: match old.decision.rejection() {
-                        None => "accept ".into(),
-                        Some(r) => format!("reject {}", r.code),
-                    },
-                    new: match new.decision.rejection() {
-                        None => "accept".into(),
-                        Some(r) => format!("reject {}", r.code),
-                    },
-                });
+        let g = *g;
+        let input = g.input_sha256.unwrap_or_default();
+        let (stage, task_id, rec) = (g.decision.stage, g.about.task_id, g.decision);
+        // Decisions on one input, one per gate, in a row are one group.
+        if let Some(last) = &mut open
+            && !input.is_empty()
+            && last.input == input
+            && last.stage == stage
+            && last.task_id == task_id
+            && !last.decisions.iter().any(|d| d.gate == rec.gate)
+        {
+            last.decisions.push(rec);
+            return;
+        }
+        if let Some(done) = open.replace(Group {
+            input,
+            stage,
+            task_id,
+            decisions: vec![rec],
+        }) {
+            batch.push(done);
+            if batch.len() == BATCH {
+                rejudge(&mut w, &inputs, gates, std::mem::take(&mut batch));
             }
         }
-        let (old, new) = (old_overall(&g), new_overall(&verdict));
-        if old != new {
-            *w.summary
-                .entry(format!("{} -> {}", verdict_word(&old), verdict_word(&new)))
-                .or_default() += 1;
-            w.changes.push(Change {
+    })?;
+    batch.extend(open);
+    rejudge(&mut w, &inputs, gates, batch);
+    Ok(w)
+}
+
+/// A group judged again: the verdict, and the action's target.
+type Judged = Option<(Verdict, Option<String>)>;
+
+/// Judges `batch` again with `gates` (its groups spread over the cores)
+/// and notes what changed in `w`, in order.
+fn rejudge(w: &mut WhatIf, inputs: &Inputs, gates: &GateSet, batch: Vec<Group>) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let share = batch.len().div_ceil(cores).max(1);
+    let judged: Vec<Judged> = if batch.len() <= 1 || cores == 1 {
+        batch.iter().map(|g| judge(inputs, gates, g)).collect()
+    } else {
+        std::thread::scope(|s| {
+            let parts: Vec<_> = batch
+                .chunks(share)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|g| judge(inputs, gates, g))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    };
+    for (g, judged) in batch.into_iter().zip(judged) {
+        note(w, g, judged);
+    }
+}
+
+/// Group `g`'s input judged by `gates`; `None` when the input is missing.
+fn judge(inputs: &Inputs, gates: &GateSet, g: &Group) -> Judged {
+    let (ctx, subject) = inputs.get(&g.input)?;
+    Some(match &subject {
+        Subject::Proposal { proposal } => (gates.judge_proposal(&ctx, proposal), None),
+        Subject::Action { task, action } => (
+            gates.judge_action(&ctx, task, action),
+            Some(action.target.clone()),
+        ),
+        Subject::Outcome { task, outcome } => (gates.judge_outcome(&ctx, task, outcome), None),
+    })
+}
+
+/// Notes in `w` how group `g` came out when judged again.
+fn note(w: &mut WhatIf, g: Group, judged: Judged) {
+    w.judged += 1;
+    let Some((verdict, target)) = judged else {
+        w.missing_inputs += 1;
+        return;
+    };
+    w.rejudged += 1;
+    for new in &verdict.decisions {
+        let Some(old) = g.decisions.iter().find(|d| d.gate == new.gate) else {
+            continue;
+        };
+        if old.sha256 != new.sha256 || old.config != new.config {
+            continue;
+        }
+        if old.decision != new.decision {
+            w.nondeterministic.push(Nondeterminism {
+                gate: new.gate.clone(),
+                sha256: new.sha256.clone(),
                 task_id: g.task_id.clone(),
                 stage: g.stage,
-                target,
-                old,
-                new,
+                old: match old.decision.rejection() {
+                    None => "accept ".into(),
+                    Some(r) => format!("reject {}", r.code),
+                },
+                new: match new.decision.rejection() {
+                    None => "accept".into(),
+                    Some(r) => format!("reject {}", r.code),
+                },
             });
         }
     }
-    Ok(w)
+    let (old, new) = (old_overall(&g), new_overall(&verdict));
+    if old != new {
+        *w.summary
+            .entry(format!("{} -> {}", verdict_word(&old), verdict_word(&new)))
+            .or_default() += 1;
+        w.changes.push(Change {
+            task_id: g.task_id,
+            stage: g.stage,
+            target,
+            old,
+            new,
+        });
+    }
 }
 
 fn verdict_word(o: &Overall) -> &'static str {

@@ -4,7 +4,6 @@
 //! events seen twice and jumps in the event ids are reported beside the
 //! entries, so a tampered or crashed log still shows what it holds.
 
-use std::collections::HashSet;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -41,33 +40,37 @@ pub struct Timeline {
 }
 
 impl Timeline {
-    /// Reads the log of the goal in `dir`.
+    /// Reads the log of the goal in `dir`, entries and all.
     pub fn read(dir: &Path) -> Result<Timeline, LogError> {
-        let path = dir.join(EVENTS_FILE);
-        let data = super::log::read_file(&path)?;
+        let mut entries = Vec::new();
+        let mut t = Timeline::scan(dir, |e| entries.push(e))?;
+        t.entries = entries;
+        Ok(t)
+    }
+
+    /// Reads the log of the goal in `dir` one line at a time, giving `f`
+    /// each entry as it is read; the timeline returned holds only what was
+    /// wrong with the log, so memory does not grow with the events.
+    pub fn scan(dir: &Path, mut f: impl FnMut(Entry)) -> Result<Timeline, LogError> {
         let mut t = Timeline::default();
-        let mut seen = HashSet::new();
-        let mut last: Option<u64> = None;
-        for (i, raw) in data.split(|&b| b == b'\n').enumerate() {
-            let line = i + 1;
-            if raw.is_empty() {
-                continue;
-            }
-            let Ok(e) = serde_json::from_slice::<Event>(raw) else {
+        // Ids are written in order: one at or below the highest seen
+        // repeats an event (or was moved).
+        let mut top: Option<u64> = None;
+        super::log::each_line(&dir.join(EVENTS_FILE), |line, raw| {
+            let Some(e) = super::log::parse_event(raw) else {
                 t.unparseable.push(line);
-                continue;
+                return;
             };
-            if !seen.insert(e.id) {
-                t.duplicates.push((line, e.id));
-                continue;
+            match top {
+                Some(top) if e.id <= top => {
+                    t.duplicates.push((line, e.id));
+                    return;
+                }
+                Some(top) if e.id != top + 1 => t.gaps.push((top, e.id)),
+                _ => {}
             }
-            if let Some(prev) = last
-                && e.id != prev + 1
-            {
-                t.gaps.push((prev, e.id));
-            }
-            last = Some(e.id);
-            t.entries.push(Entry {
+            top = Some(e.id);
+            f(Entry {
                 line,
                 id: e.id,
                 ts: e.ts,
@@ -75,7 +78,7 @@ impl Timeline {
                 kind: e.kind,
                 actor: e.actor,
             });
-        }
+        })?;
         Ok(t)
     }
 

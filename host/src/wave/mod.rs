@@ -392,7 +392,7 @@ fn check_plan(session: &Session, plan: &DispatchPlan) -> Result<(), GoalError> {
 
 /// Logs one `gate_decision` per gate of `verdict`, with the sha256 of the
 /// recorded input and what it was about.
-pub(crate) fn record_verdict(
+pub fn record_verdict(
     session: &mut Session,
     verdict: &Verdict,
     input_sha256: &str,
@@ -548,4 +548,4 @@ fn evidence(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

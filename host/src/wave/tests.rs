@@ -7,7 +7,8 @@ use crate::graph::TaskStatus;
 use crate::proof::events::{Payload, TaskAccepted, TaskProposed, TaskRejected, WaveStarted};
 use serde_json::json;
 
-fn setup(time: Option<u64>) -> (tempfile::TempDir, Session, GateSet) {
+/// An open goal with `time` seconds of budget, and the std gates.
+pub(crate) fn setup(time: Option<u64>) -> (tempfile::TempDir, Session, GateSet) {
     let tmp = tempfile::tempdir().unwrap();
     let store = GoalStore::new(tmp.path().join("goals"));
     let spec = NewGoal {

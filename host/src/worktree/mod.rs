@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod bundle;
+pub mod overlay;
 
 /// The identity of commits omk makes.
 pub const AUTHOR_NAME: &str = "omk";
@@ -168,9 +169,23 @@ pub fn branch_safe(task_id: &str) -> String {
     if s.is_empty() { "task".into() } else { s }
 }
 
-/// Creates (or recreates, discarding what a crashed run left) a worktree
-/// at `path` on `branch`, reset to `base`.
+/// What the task workspace at `path` is: an [`overlay`] where this
+/// process can mount one, else a git worktree.
+pub fn workspace_kind(path: &Path) -> &'static str {
+    if overlay::usable_for(path) {
+        overlay::OVERLAY
+    } else {
+        overlay::WORKTREE
+    }
+}
+
+/// Creates (or recreates, discarding what a crashed run left) a task's
+/// worktree at `path` on `branch`, reset to `base`: copy-on-write where
+/// [`workspace_kind`] says so, else a full checkout.
 pub fn create(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<(), GitError> {
+    if overlay::usable_for(path) {
+        return overlay::create(repo, path, branch, base);
+    }
     remove(repo, path)?;
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| GitError {
@@ -209,6 +224,7 @@ pub fn init_with_commit(dir: &Path, message: &str) -> Result<String, GitError> {
 
 /// Removes the worktree at `path` if there is one; the branch stays.
 pub fn remove(repo: &Path, path: &Path) -> Result<(), GitError> {
+    overlay::remove(repo, path)?;
     let p = path.to_string_lossy();
     if path.exists() {
         // A worktree git no longer knows is removed by hand.
@@ -271,7 +287,7 @@ fn task_git_ok(repo: &Path, worktree: &Path, args: &[&str]) -> Result<String, Gi
 /// the agent, staged, changed or untracked (ignored files excluded).
 /// Stages everything as a side effect.
 pub fn changes(repo: &Path, worktree: &Path, base: &str) -> Result<Vec<Change>, GitError> {
-    task_git_ok(repo, worktree, &["add", "--all"])?;
+    stage(repo, worktree)?;
     let out = task_git_ok(
         repo,
         worktree,
@@ -298,7 +314,7 @@ pub fn changes(repo: &Path, worktree: &Path, base: &str) -> Result<Vec<Change>, 
 /// Commits everything in the task worktree; returns the new commit, or
 /// `None` when there was nothing to commit.
 pub fn commit(repo: &Path, worktree: &Path, message: &str) -> Result<Option<String>, GitError> {
-    task_git_ok(repo, worktree, &["add", "--all"])?;
+    stage(repo, worktree)?;
     let staged = task_git_ok(repo, worktree, &["diff", "--cached", "--name-only"])?;
     if staged.trim().is_empty() {
         return Ok(None);
@@ -313,6 +329,41 @@ pub fn commit(repo: &Path, worktree: &Path, message: &str) -> Result<Option<Stri
             .trim()
             .to_owned(),
     ))
+}
+
+/// Stages everything in the task worktree: in an overlay, only the paths
+/// its upper layer holds (so git looks at what changed, not at every file
+/// of the repository); else all.
+fn stage(repo: &Path, worktree: &Path) -> Result<(), GitError> {
+    if let Some(upper) = overlay::upper(worktree) {
+        let paths = overlay::changed_paths(&upper);
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let list = tempfile::NamedTempFile::new()
+            .and_then(|mut f| {
+                use std::io::Write;
+                f.write_all(paths.join("\0").as_bytes())?;
+                Ok(f)
+            })
+            .map_err(|e| GitError {
+                args: "add".into(),
+                dir: worktree.to_owned(),
+                detail: e.to_string(),
+            })?;
+        let from = format!("--pathspec-from-file={}", list.path().display());
+        if task_git_ok(
+            repo,
+            worktree,
+            &["add", "--all", &from, "--pathspec-file-nul"],
+        )
+        .is_ok()
+        {
+            return Ok(());
+        }
+    }
+    task_git_ok(repo, worktree, &["add", "--all"])?;
+    Ok(())
 }
 
 /// The result of merging a task branch.

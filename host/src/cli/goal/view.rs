@@ -9,7 +9,7 @@ use omk::goal::budget::{format_time, format_usd};
 use omk::goal::{Goal, GoalStore};
 use omk::graph::{TaskGraph, TaskStatus};
 use omk::proof::anchors;
-use omk::proof::{Event, log};
+use omk::proof::log;
 
 pub(super) fn list(store: &GoalStore, json: bool) -> Result<Outcome> {
     let mut goals = Vec::new();
@@ -155,27 +155,24 @@ pub(super) fn events(store: &GoalStore, a: EventsArgs) -> Result<Outcome> {
             format!("the kinds are {}", omk::proof::events::KINDS.join(", ")),
         ));
     }
-    let (all, unreadable) = log::read(&store.dir(&id))?;
-    let shown: Vec<&Event> = all
-        .iter()
-        .filter(|e| a.kind.as_deref().is_none_or(|k| e.kind == k))
-        .collect();
-    if a.json {
-        // JSON lines: one event a line, as the log holds them.
-        for e in &shown {
-            outln!("{}", serde_json::to_string(e)?);
+    // Printed as read, one line at a time: the log is never held whole.
+    let unreadable = log::each_event(&store.dir(&id), |e| {
+        if a.kind.as_deref().is_some_and(|k| e.kind != k) {
+            return;
         }
-    } else {
-        for e in &shown {
+        if a.json {
+            // JSON lines: one event a line, as the log holds them.
+            outln!("{}", serde_json::to_string(&e).unwrap_or_default());
+        } else {
             outln!(
                 "#{:<5} {}  {:<19} {}",
                 e.id,
                 e.ts.format("%Y-%m-%d %H:%M:%S%.3f"),
                 e.kind,
-                omk::proof::timeline::summarize(e)
+                omk::proof::timeline::summarize(&e)
             );
         }
-    }
+    })?;
     if !unreadable.is_empty() {
         eprintln!(
             "warning: {} line(s) of the log could not be read (torn by a crash, or damaged): {:?}; \

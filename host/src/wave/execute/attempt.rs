@@ -176,6 +176,7 @@ impl Executor {
                 agent: self.backend.name().to_owned(),
                 live_gating: self.backend.live_gating(),
                 sandbox: Some(profile.clone()),
+                workspace: Some(worktree::workspace_kind(&wt).to_owned()),
             },
         )?;
         s.sync()?;

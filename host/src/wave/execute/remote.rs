@@ -331,6 +331,7 @@ impl Executor {
                 agent: started.agent.clone(),
                 live_gating: started.live_gating,
                 sandbox: started.sandbox.clone(),
+                workspace: started.workspace.clone(),
             },
         )?;
         for line in &ran.inputs {

@@ -315,6 +315,9 @@ impl Executor {
     pub(super) fn finish(&self) -> Result<GoalStatus, GoalError> {
         let integration = self.dir.integration_worktree();
         let _ = self.git(|| worktree::remove(&self.repo, &integration));
+        if let Some(worktrees) = integration.parent() {
+            let _ = self.git(|| worktree::overlay::remove_bases(&self.repo, worktrees));
+        }
         let mut s = self.session();
         let now = Utc::now();
         match s.goal.status {
