@@ -313,7 +313,6 @@ struct Prior {
 
 impl Prior {
     fn read(session: &Session, run_key: &str, plan_sha256: &str) -> Result<Prior, GoalError> {
-        let (events, _) = log::read(session.dir())?;
         let mut prior = Prior::default();
         let same_plan = |recorded: Option<&str>| {
             if recorded == Some(plan_sha256) {
@@ -325,35 +324,49 @@ impl Prior {
                 ))
             }
         };
-        for e in &events {
-            match Body::of(e) {
-                Body::WaveStarted(w) if w.run_key == run_key => {
-                    same_plan(w.plan_sha256.as_deref())?;
-                    prior.now_ms = Some(w.now_ms);
-                }
-                Body::WaveCompleted(w) if w.run_key == run_key => {
-                    same_plan(w.plan_sha256.as_deref())?;
-                    prior.completed = Some(w.evidence.clone());
-                }
-                Body::TaskAccepted(t) if t.run_key == run_key => {
-                    if let Some(index) = t.index {
-                        prior.decided.insert(index, Decided::Accepted);
-                    }
-                }
-                Body::TaskRejected(t) if t.run_key == run_key => {
-                    if let Some(index) = t.index {
-                        let t = *t;
-                        let rejected = RejectedTask {
-                            task_id: t.task_id,
-                            gate: t.gate,
-                            code: t.code,
-                            reason: t.reason,
-                        };
-                        prior.decided.insert(index, Decided::Rejected(rejected));
-                    }
-                }
-                _ => {}
+        // One event at a time: a long goal's log is never held.
+        let mut failed = None;
+        log::each_event(session.dir(), |e| {
+            if failed.is_some() {
+                return;
             }
+            let mut take = || -> Result<(), GoalError> {
+                match Body::of(&e) {
+                    Body::WaveStarted(w) if w.run_key == run_key => {
+                        same_plan(w.plan_sha256.as_deref())?;
+                        prior.now_ms = Some(w.now_ms);
+                    }
+                    Body::WaveCompleted(w) if w.run_key == run_key => {
+                        same_plan(w.plan_sha256.as_deref())?;
+                        prior.completed = Some(w.evidence.clone());
+                    }
+                    Body::TaskAccepted(t) if t.run_key == run_key => {
+                        if let Some(index) = t.index {
+                            prior.decided.insert(index, Decided::Accepted);
+                        }
+                    }
+                    Body::TaskRejected(t) if t.run_key == run_key => {
+                        if let Some(index) = t.index {
+                            let t = *t;
+                            let rejected = RejectedTask {
+                                task_id: t.task_id,
+                                gate: t.gate,
+                                code: t.code,
+                                reason: t.reason,
+                            };
+                            prior.decided.insert(index, Decided::Rejected(rejected));
+                        }
+                    }
+                    _ => {}
+                }
+                Ok(())
+            };
+            if let Err(err) = take() {
+                failed = Some(err);
+            }
+        })?;
+        if let Some(err) = failed {
+            return Err(err);
         }
         Ok(prior)
     }

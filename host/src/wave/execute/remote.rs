@@ -406,22 +406,27 @@ impl Executor {
     /// `worker_result` notes), for a coordinator that restarts.
     pub(super) fn worker_results(&self) -> Result<Vec<String>, GoalError> {
         self.session().sync()?;
-        let (logged, _) = crate::proof::log::read(self.dir.path())?;
-        Ok(logged
-            .iter()
-            .filter_map(|e| match events::Body::of(e) {
-                events::Body::AgentNote(n) if n.note == WORKER_RESULT => {
-                    let task = n.detail["task_id"].as_str()?;
-                    let attempt = u32::try_from(n.detail["attempt"].as_u64()?).ok()?;
-                    Some(crate::dispatch::wire::attempt_key(
-                        &self.goal_id,
-                        task,
-                        attempt,
-                    ))
-                }
-                _ => None,
-            })
-            .collect())
+        let mut found = Vec::new();
+        crate::proof::log::each_event(self.dir.path(), |e| {
+            let events::Body::AgentNote(n) = events::Body::of(&e) else {
+                return;
+            };
+            if n.note != WORKER_RESULT {
+                return;
+            }
+            let task = n.detail["task_id"].as_str();
+            let attempt = n.detail["attempt"]
+                .as_u64()
+                .and_then(|a| u32::try_from(a).ok());
+            if let (Some(task), Some(attempt)) = (task, attempt) {
+                found.push(crate::dispatch::wire::attempt_key(
+                    &self.goal_id,
+                    task,
+                    attempt,
+                ));
+            }
+        })?;
+        Ok(found)
     }
 
     /// The attempts a stopped coordinator left running: still on their

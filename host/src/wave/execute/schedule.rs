@@ -232,14 +232,12 @@ impl Executor {
             return Ok(());
         }
         s.sync()?;
-        let (logged, _) = crate::proof::log::read(self.dir.path())?;
-        let logged: HashSet<(String, u32)> = logged
-            .iter()
-            .filter_map(|e| match events::Body::of(e) {
-                events::Body::TaskCompleted(c) => Some((c.task_id, c.attempt)),
-                _ => None,
-            })
-            .collect();
+        let mut logged: HashSet<(String, u32)> = HashSet::new();
+        crate::proof::log::each_event(self.dir.path(), |e| {
+            if let events::Body::TaskCompleted(c) = events::Body::of(&e) {
+                logged.insert((c.task_id, c.attempt));
+            }
+        })?;
         let mut restored = false;
         for c in done {
             if !logged.contains(&(c.task_id.clone(), c.attempt)) {
