@@ -258,6 +258,22 @@ fn finish(mut c: Coordinator, within: Duration) -> (i32, String, String) {
     (code, read(&c.out), read(&c.err))
 }
 
+/// What a coordinator's `--json` output says went wrong, short enough to
+/// leave room for the logs in a failed assertion: the goal's failure and
+/// each task not done (or the output itself, cut, when it is not JSON).
+fn gist(stdout: &str) -> String {
+    let Ok(out) = serde_json::from_str::<Value>(stdout) else {
+        return stdout.chars().take(2000).collect();
+    };
+    let mut lines = vec![format!("goal: {}", out["goal"]["failure"])];
+    for t in out["graph"]["tasks"].as_array().into_iter().flatten() {
+        if t["status"] != "done" {
+            lines.push(format!("{}: {} ({})", t["id"], t["status"], t["failure"]));
+        }
+    }
+    lines.join("\n")
+}
+
 /// Every gate decision of a goal, as what was judged and how, sorted.
 fn decisions(events: &[Value]) -> Vec<String> {
     let mut out: Vec<String> = of_kind(events, "gate_decision")
@@ -312,7 +328,7 @@ fn a_goal_of_30_tasks_runs_on_three_workers_as_it_runs_here() {
         Duration::from_secs(300),
     );
     let logs: String = workers.iter().map(Worker::log).collect();
-    assert_eq!(code, 0, "{stdout}\n{stderr}\n{logs}");
+    assert_eq!(code, 0, "{}\n{stderr}\n{logs}", gist(&stdout));
     let out: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(out["goal"]["status"], "ready", "{stderr}");
     omk.run(&["goal", "verify-log", &id]).code(0);
@@ -345,21 +361,26 @@ fn a_goal_of_30_tasks_runs_on_three_workers_as_it_runs_here() {
     assert_eq!(remote, local);
 }
 
-/// Publishes `payload` on `subject` with NATS's text protocol: what a
-/// worker that was killed would have sent, had it lived.
-fn publish_raw(port: u16, subject: &str, payload: &[u8]) {
+/// A connection speaking NATS's text protocol (its `INFO` read,
+/// `CONNECT` sent), and a reader of its lines.
+fn raw(port: u16) -> (TcpStream, BufReader<TcpStream>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
     let mut line = String::new();
     r.read_line(&mut line).unwrap(); // INFO
-    write!(
-        s,
-        "CONNECT {{\"verbose\":false}}\r\nPUB {subject} {}\r\n",
-        payload.len()
-    )
-    .unwrap();
+    s.write_all(b"CONNECT {\"verbose\":false}\r\n").unwrap();
+    (s, r)
+}
+
+/// Publishes `payload` on `subject`: what a worker that was killed would
+/// have sent, had it lived.
+fn publish_raw(port: u16, subject: &str, payload: &[u8]) {
+    let (mut s, mut r) = raw(port);
+    write!(s, "PUB {subject} {}\r\n", payload.len()).unwrap();
     s.write_all(payload).unwrap();
     s.write_all(b"\r\nPING\r\n").unwrap();
+    let mut line = String::new();
     loop {
         line.clear();
         r.read_line(&mut line).unwrap();
@@ -367,6 +388,57 @@ fn publish_raw(port: u16, subject: &str, payload: &[u8]) {
             break;
         }
     }
+}
+
+/// Sends a request on `subject` and returns the reply's payload (as
+/// JSON): what the JetStream API answers.
+fn request_raw(port: u16, subject: &str, payload: &Value) -> Value {
+    let (mut s, mut r) = raw(port);
+    let body = payload.to_string();
+    write!(
+        s,
+        "SUB _INBOX.test 1\r\nPUB {subject} _INBOX.test {}\r\n{body}\r\n",
+        body.len()
+    )
+    .unwrap();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(r.read_line(&mut line).unwrap() > 0, "no reply on {subject}");
+        if line.starts_with("PING") {
+            s.write_all(b"PONG\r\n").unwrap();
+        }
+        if let Some(head) = line.strip_prefix("MSG ") {
+            let len: usize = head.split_whitespace().last().unwrap().parse().unwrap();
+            let mut reply = vec![0; len + 2];
+            std::io::Read::read_exact(&mut r, &mut reply).unwrap();
+            return serde_json::from_slice(&reply[..len]).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_claims_bucket_made_with_direct_reads_is_turned_to_read_from_its_leader() {
+    if !have_nats() {
+        return;
+    }
+    let omk = Omk::new();
+    let server = Server::start(&omk.root().join("nats"), "n1", free_port(), None);
+    // The bucket as an earlier omk made it: any replica answers a read,
+    // and a lagging one would have a result taken as late.
+    let made = request_raw(
+        server.port,
+        "$JS.API.STREAM.CREATE.KV_omk-leases",
+        &json!({"name": "KV_omk-leases", "subjects": ["$KV.omk-leases.>"],
+                "max_msgs_per_subject": 1, "discard": "new", "allow_rollup_hdrs": true,
+                "deny_delete": true, "allow_direct": true, "storage": "file",
+                "num_replicas": 1}),
+    );
+    assert_eq!(made["config"]["allow_direct"], true, "{made}");
+    let w = worker(&omk, &server.url(), "w", &[], &[]);
+    w.wait_for("agents at once", Duration::from_secs(60));
+    let info = request_raw(server.port, "$JS.API.STREAM.INFO.KV_omk-leases", &json!({}));
+    assert_eq!(info["config"]["allow_direct"], false, "{info}");
 }
 
 #[test]
@@ -411,7 +483,7 @@ fn a_worker_killed_mid_task_hands_it_to_another_and_it_counts_once() {
         late.to_string().as_bytes(),
     );
     let (code, stdout, stderr) = finish(coord, Duration::from_secs(120));
-    assert_eq!(code, 0, "{stdout}\n{stderr}\n{}", second.log());
+    assert_eq!(code, 0, "{}\n{stderr}\n{}", gist(&stdout), second.log());
     let events = omk.events(&id);
     assert_eq!(completions(&events)["t00"], 1);
     assert_eq!(ran_on(&events), ["second"]);
@@ -466,7 +538,14 @@ fn a_three_node_cluster_loses_a_node_mid_goal_and_the_goal_completes() {
     }
     servers[1] = None;
     let (code, stdout, stderr) = finish(coord, Duration::from_secs(240));
-    assert_eq!(code, 0, "{stdout}\n{stderr}\n{}\n{}", w1.log(), w2.log());
+    assert_eq!(
+        code,
+        0,
+        "{}\n{stderr}\n{}\n{}",
+        gist(&stdout),
+        w1.log(),
+        w2.log()
+    );
     let events = omk.events(&id);
     let done = completions(&events);
     assert_eq!(done.len(), 12);
@@ -497,7 +576,7 @@ fn a_coordinator_killed_mid_goal_resumes_and_runs_nothing_twice() {
         coordinator(&omk, &id, &server.url(), &[]),
         Duration::from_secs(180),
     );
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(code, 0, "{}\n{stderr}", gist(&stdout));
     let events = omk.events(&id);
     let done = completions(&events);
     assert_eq!(done.len(), 10);
@@ -547,7 +626,7 @@ fn a_worker_refuses_gates_it_does_not_trust_and_the_coordinator_says_why() {
         coordinator(&omk, &id, &server.url(), &[]),
         Duration::from_secs(120),
     );
-    assert_eq!(code, 1, "{stdout}\n{stderr}\n{}", doubter.log());
+    assert_eq!(code, 1, "{}\n{stderr}\n{}", gist(&stdout), doubter.log());
     let events = omk.events(&id);
     let refusals: Vec<&Value> = of_kind(&events, "agent_note")
         .into_iter()
@@ -597,7 +676,7 @@ fn a_worker_stopped_with_sigterm_finishes_its_attempt_first() {
         "{log}"
     );
     let (code, stdout, stderr) = finish(coord, Duration::from_secs(60));
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(code, 0, "{}\n{stderr}", gist(&stdout));
     assert_eq!(completions(&omk.events(&id))["t00"], 1);
 }
 

@@ -293,7 +293,9 @@ async fn setup(js: &jetstream::Context, replicas: usize) -> Result<Made, String>
         .map_err(|e| format!("cannot make the stream {RESULTS}: {e}"))?;
     // The bucket's stream is made as `create_key_value` would make it:
     // that call first reads the account's info, whose reply from
-    // servers before 2.10 (Debian's 2.9) the client cannot parse.
+    // servers before 2.10 (Debian's 2.9) the client cannot parse. Reads
+    // go to the stream's leader (no direct gets): a replica may lag, and
+    // a claim read stale would have a result taken as late.
     let leases = match js.get_key_value(LEASES).await {
         Ok(kv) => kv,
         Err(_) => {
@@ -304,7 +306,7 @@ async fn setup(js: &jetstream::Context, replicas: usize) -> Result<Made, String>
                 discard: stream::DiscardPolicy::New,
                 allow_rollup: true,
                 deny_delete: true,
-                allow_direct: true,
+                allow_direct: false,
                 num_replicas: replicas,
                 max_age: Duration::from_secs(7 * 24 * 3600),
                 ..Default::default()
@@ -315,6 +317,21 @@ async fn setup(js: &jetstream::Context, replicas: usize) -> Result<Made, String>
                 .await
                 .map_err(|e| format!("cannot open the bucket {LEASES}: {e}"))?
         }
+    };
+    let leases = if leases.stream.cached_info().config.allow_direct {
+        // Made by an older omk: its reads may come from a lagging replica.
+        let config = stream::Config {
+            allow_direct: false,
+            ..leases.stream.cached_info().config.clone()
+        };
+        js.update_stream(config)
+            .await
+            .map_err(|e| format!("cannot turn off direct reads of the bucket {LEASES}: {e}"))?;
+        js.get_key_value(LEASES)
+            .await
+            .map_err(|e| format!("cannot open the bucket {LEASES}: {e}"))?
+    } else {
+        leases
     };
     let store = |bucket: &'static str| {
         let js = js.clone();

@@ -128,17 +128,8 @@ pub async fn renew(kv: &Store, held: &mut Held, ttl: Duration) -> bool {
 }
 
 /// Marks `held` done (its result sent); `false` when it was not ours.
-pub async fn finish(kv: &Store, held: &mut Held) -> bool {
-    let mut next = held.claim.clone();
-    next.done = true;
-    match kv.update(&held.key, encode(&next), held.revision).await {
-        Ok(r) => {
-            held.revision = r;
-            held.claim = next;
-            true
-        }
-        Err(_) => false,
-    }
+pub async fn finish(kv: &Store, held: &Held) -> Result<bool, String> {
+    mark_done(kv, &held.key, &held.claim.token).await
 }
 
 /// The coordinator's acceptance of a result sent under `token`: `true` if
@@ -146,7 +137,17 @@ pub async fn finish(kv: &Store, held: &mut Held) -> bool {
 /// delivery of the offer runs it again), `false` for a late result from a
 /// holder that lost it.
 pub async fn accept(kv: &Store, key: &str, token: &str) -> Result<bool, String> {
-    for _ in 0..5 {
+    mark_done(kv, key, token).await
+}
+
+/// Marks the claim on `key` done if `token` holds it. A write that fails
+/// is tried again from a fresh read, for up to 30 s: the holder may have
+/// renewed it in between, and while a cluster elects a new leader for the
+/// bucket (a node lost) writes time out or are refused for seconds.
+async fn mark_done(kv: &Store, key: &str, token: &str) -> Result<bool, String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut pause = Duration::from_millis(50);
+    loop {
         let Some((claim, rev)) = super::hub::patiently(|| read(kv, key)).await? else {
             return Ok(false);
         };
@@ -160,10 +161,15 @@ pub async fn accept(kv: &Store, key: &str, token: &str) -> Result<bool, String> 
             done: true,
             ..claim
         };
-        if kv.update(key, encode(&done), rev).await.is_ok() {
-            return Ok(true);
+        let err = match kv.update(key, encode(&done), rev).await {
+            Ok(_) => return Ok(true),
+            Err(e) => e,
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("cannot mark the claim `{key}` done: {err}"));
         }
-        // The holder renewed it in between: read again.
+        tracing::info!("the claim `{key}` was not marked done ({err}); trying again");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
     }
-    Err(format!("the claim `{key}` keeps changing"))
 }

@@ -145,7 +145,7 @@ async fn take(hub: &Hub, opts: &WorkerOptions, payload: &[u8], delivered: i64, a
     let key = offer.key();
     let claim = format!("{}-{delivered}-{}", opts.name, random_hex());
     let ttl = hub::ack_wait();
-    let mut held = match lease::take(&hub.leases, &key, &opts.name, &claim, ttl).await {
+    let held = match lease::take(&hub.leases, &key, &opts.name, &claim, ttl).await {
         Ok(Ok(h)) => h,
         Ok(Err(Taken::Done(by))) => {
             eprintln!("worker {}: {key} already ran (on {by}); dropped", opts.name);
@@ -220,7 +220,11 @@ async fn take(hub: &Hub, opts: &WorkerOptions, payload: &[u8], delivered: i64, a
     };
     match sent {
         Ok(()) => {
-            let _ = lease::finish(&hub.leases, &mut held).await;
+            // The coordinator marks it done too when it accepts the
+            // result; whichever comes first, a redelivery finds it done.
+            if let Err(e) = lease::finish(&hub.leases, &held).await {
+                tracing::info!("{key}: {e}");
+            }
             let _ = acker.ack().await;
             eprintln!("worker {}: {key} sent", opts.name);
         }
