@@ -466,20 +466,68 @@ struct Screenshot {
 }
 
 impl Screenshot {
-    fn decode(png_bytes: &[u8]) -> Screenshot {
-        let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
-        decoder.set_transformations(png::Transformations::normalize_to_color8());
-        let mut reader = decoder.read_info().unwrap();
-        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-        let info = reader.next_frame(&mut buf).unwrap();
-        let channels = info.color_type.samples();
-        let rgb = buf[..info.buffer_size()]
-            .chunks(channels)
-            .flat_map(|p| [p[0], p[1], p[2]])
-            .collect();
+    /// Decodes what Chromium writes: 8-bit RGB or RGBA, not interlaced
+    /// (anything else fails the test, naming it). By hand, with the
+    /// `flate2` omk has: a PNG crate in the tests changes the features of
+    /// crates the `omk` binary shares, and `cargo run` after the tests
+    /// would compile them again.
+    fn decode(png: &[u8]) -> Screenshot {
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+        let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        let (mut at, mut header, mut compressed) = (8, None, Vec::new());
+        while at + 8 <= png.len() {
+            let len = be32(&png[at..]);
+            let data = &png[at + 8..at + 8 + len];
+            match &png[at + 4..at + 8] {
+                b"IHDR" => header = Some(data.to_vec()),
+                b"IDAT" => compressed.extend_from_slice(data),
+                b"IEND" => break,
+                _ => {}
+            }
+            at += 12 + len; // length, kind, data, CRC
+        }
+        let h = header.expect("a PNG header");
+        let (width, height) = (be32(&h[0..]), be32(&h[4..]));
+        let (depth, colour, interlace) = (h[8], h[9], h[12]);
+        let bpp = match (depth, colour, interlace) {
+            (8, 2, 0) => 3,
+            (8, 6, 0) => 4,
+            other => panic!("a PNG of depth, colour type, interlace {other:?}"),
+        };
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::ZlibDecoder::new(&compressed[..]),
+            &mut raw,
+        )
+        .unwrap();
+        let stride = width * bpp;
+        assert_eq!(raw.len(), height * (stride + 1), "the image data's length");
+        let mut px = vec![0u8; stride * height];
+        for y in 0..height {
+            let filter = raw[y * (stride + 1)];
+            for x in 0..stride {
+                let at = y * stride + x;
+                let a = if x >= bpp { px[at - bpp] } else { 0 };
+                let b = if y > 0 { px[at - stride] } else { 0 };
+                let c = if x >= bpp && y > 0 {
+                    px[at - stride - bpp]
+                } else {
+                    0
+                };
+                let predicted = match filter {
+                    0 => 0,
+                    1 => a,
+                    2 => b,
+                    3 => ((u16::from(a) + u16::from(b)) / 2) as u8,
+                    4 => paeth(a, b, c),
+                    f => panic!("a PNG row filter {f}"),
+                };
+                px[at] = raw[y * (stride + 1) + 1 + x].wrapping_add(predicted);
+            }
+        }
         Screenshot {
-            width: info.width as usize,
-            rgb,
+            width,
+            rgb: px.chunks(bpp).flat_map(|p| [p[0], p[1], p[2]]).collect(),
         }
     }
 
@@ -492,6 +540,24 @@ impl Screenshot {
             .filter(|(_, row)| row.chunks(3).filter(|p| *p == want).count() >= 3)
             .map(|(y, _)| y)
             .collect()
+    }
+}
+
+/// PNG's Paeth predictor: of the left, upper and upper-left bytes, the
+/// one nearest `a + b - c`.
+fn paeth(a: u8, b: u8, c: u8) -> u8 {
+    let p = i16::from(a) + i16::from(b) - i16::from(c);
+    let (pa, pb, pc) = (
+        (p - i16::from(a)).abs(),
+        (p - i16::from(b)).abs(),
+        (p - i16::from(c)).abs(),
+    );
+    if pa <= pb && pa <= pc {
+        a
+    } else if pb <= pc {
+        b
+    } else {
+        c
     }
 }
 

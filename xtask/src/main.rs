@@ -87,6 +87,29 @@ fn root() -> PathBuf {
         .to_owned()
 }
 
+/// The cargo that runs this xtask, without what `cargo run` set for it:
+/// build scripts (ring's, for one) watch `CARGO_MANIFEST_DIR`, and seeing
+/// xtask's there they would run again, and everything above them be
+/// compiled again, at the next `cargo run` or `cargo build` outside it.
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_MANIFEST_")
+            || name.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&name.as_ref())
+        {
+            cmd.env_remove(name.as_ref());
+        }
+    }
+    cmd
+}
+
 /// The file tests append their skips to, one `test<TAB>reason` a line.
 const SKIPS_FILE: &str = "skips.tsv";
 
@@ -102,7 +125,7 @@ fn test(nextest_args: &[&str]) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let run = |args: &[&str]| -> Result<bool> {
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        let status = cargo()
             .args(args)
             .current_dir(&root)
             .env("OMK_SKIP_DIR", &skips)
@@ -231,7 +254,6 @@ fn sign(
 
 /// Builds the gate crates for wasm32 and encodes each as a component.
 fn build(root: &Path) -> Result<Vec<Vec<u8>>> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let cargo_home = std::env::var("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".cargo")))
@@ -249,7 +271,7 @@ fn build(root: &Path) -> Result<Vec<Vec<u8>>> {
     let target_dir = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("target"));
-    let mut cmd = Command::new(cargo);
+    let mut cmd = cargo();
     cmd.current_dir(root)
         .args([
             "build",
