@@ -12,7 +12,14 @@
 //! cargo build --release -p omk
 //! cargo run --release -p omk-bench --features peers            # 10,000 proposals
 //! cargo run --release -p omk-bench -- --quick                  # a smoke run
+//! cargo run --release -p omk-bench -- --only readers           # one section
 //! ```
+//!
+//! `--only` runs some of the sections that work at scale (`readers`,
+//! `workspaces`, `whole-run`, comma separated) and nothing else; it cannot
+//! write the figures file, which needs every section. With `--keep` it
+//! leaves what they made (the long goal's state, the repositories) in
+//! place and says where.
 //!
 //! Every engine's decisions are checked against the native ones before any
 //! figure is printed: a fast wrong answer does not count.
@@ -215,6 +222,41 @@ fn main() {
         .position(|a| a == "--figures")
         .and_then(|i| args.get(i + 1))
         .map(PathBuf::from);
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .map(|i| args.get(i + 1).map_or("", String::as_str))
+        .map(|s| s.split(',').map(str::to_owned).collect());
+    if let Some(only) = &only {
+        let known = ["readers", "workspaces", "whole-run"];
+        if let Some(bad) = only.iter().find(|o| !known.contains(&o.as_str())) {
+            eprintln!(
+                "error: `--only {bad}` names no section\nhelp: one or more of {}, comma separated",
+                known.join(", ")
+            );
+            std::process::exit(2);
+        }
+        if figures_file.is_some() {
+            eprintln!(
+                "error: `--only` runs part of the bench, and the figures file needs all of it\nhelp: drop `--only` or `--figures`"
+            );
+            std::process::exit(2);
+        }
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut figs = Figures::new(String::new());
+        at_scale(
+            tmp.path(),
+            quick,
+            |name| only.iter().any(|o| o == name),
+            &mut figs,
+        );
+        if args.iter().any(|a| a == "--keep") {
+            // What it made, to look at or profile against (the long goal:
+            // `XDG_STATE_HOME=<kept>/long-goal omk goal …`).
+            println!("\nkept what the sections made: {}", tmp.keep().display());
+        }
+        return;
+    }
     let n = if quick { 500 } else { 10_000 };
     let build = if cfg!(debug_assertions) {
         "a DEBUG build (not meaningful: use --release)"
@@ -365,18 +407,7 @@ fn main() {
     );
     languages::languages(tmp.path(), if quick { 50 } else { 500 }, &mut figs);
     dispatch::dispatch(tmp.path(), process::omk_binary().as_deref(), &mut figs);
-    let readers = scale::readers(
-        tmp.path(),
-        if quick { 20_000 } else { 1_000_000 },
-        &mut figs,
-    );
-    scale::workspaces(
-        tmp.path(),
-        if quick { 10_000 } else { 100_000 },
-        4,
-        &mut figs,
-    );
-    let whole_run = scale::whole_run(tmp.path(), 12, 3, &mut figs);
+    let (readers, whole_run) = at_scale(tmp.path(), quick, |_| true, &mut figs);
     targets(&runs, &startup, &waves, &readers, whole_run, &mut figs);
 
     if let Some(path) = figures_file {
@@ -388,6 +419,31 @@ fn main() {
             }
         }
     }
+}
+
+/// The sections that work at scale, those `wants` names: the log's
+/// readers (their ratios to hashing the log, and peak RSS), task
+/// workspaces, and a whole run (its ratio to plain git).
+fn at_scale(
+    tmp: &std::path::Path,
+    quick: bool,
+    wants: impl Fn(&str) -> bool,
+    figs: &mut Figures,
+) -> (Vec<(String, f64, i64)>, Option<f64>) {
+    let readers = if wants("readers") {
+        scale::readers(tmp, if quick { 20_000 } else { 1_000_000 }, figs)
+    } else {
+        Vec::new()
+    };
+    if wants("workspaces") {
+        scale::workspaces(tmp, if quick { 10_000 } else { 100_000 }, 4, figs);
+    }
+    let whole_run = if wants("whole-run") {
+        scale::whole_run(tmp, 12, 3, figs)
+    } else {
+        None
+    };
+    (readers, whole_run)
 }
 
 /// The std gates as built for `omk:gate@0.1.0`, kept in the tests.

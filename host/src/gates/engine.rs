@@ -5,6 +5,9 @@
 //! - component model on; fuel metering on (deterministic CPU limit); epoch
 //!   interruption on, with a background thread ticking every
 //!   [`EPOCH_TICK`] (wall-clock limit);
+//! - bounds checks in code, no guard pages: a memory that grew stays
+//!   mapped for the next instance in its slot (its contents reset), where
+//!   guard pages would cost two `mprotect`s — TLB shootdowns — a decision;
 //! - the pooling instance allocator, so a fresh instance per decision costs
 //!   microseconds, with up to 1 MiB of each memory reset by `memset`
 //!   instead of `madvise`; if the pool cannot be reserved (a tight address-space
@@ -152,6 +155,13 @@ fn config(pooling: bool) -> Config {
     c.consume_fuel(true);
     c.epoch_interruption(true);
     c.parallel_compilation(true);
+    // Bounds checked in code, not by guard pages: a gate's memory that
+    // grew during one decision then stays mapped (its contents reset) for
+    // the next instance in its slot, instead of being protected again and
+    // re-opened by `mprotect` twice a decision — a TLB shootdown across
+    // every core each time, which cost more than running the gate.
+    c.signals_based_traps(false);
+    c.memory_guard_size(0);
     if pooling {
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(256)

@@ -299,7 +299,7 @@ pub struct Inputs {
     /// Proposals accepted in each wave, by id.
     accepted: HashMap<String, HashMap<String, AcceptedTask>>,
     /// The last list of task ids read: consecutive decisions share one.
-    ids: std::sync::Mutex<Option<(String, Vec<String>)>>,
+    ids: std::sync::Mutex<Option<(String, std::sync::Arc<Vec<String>>)>>,
 }
 
 impl Inputs {
@@ -419,17 +419,19 @@ impl Inputs {
         let ids = {
             let mut cache = self.ids.lock().unwrap_or_else(|e| e.into_inner());
             match &*cache {
+                // Shared, not copied: a long goal has thousands of ids.
                 Some((key, ids)) if *key == input.existing_task_ids => ids.clone(),
                 _ => {
                     let ids: Vec<String> =
                         serde_json::from_slice(&self.bytes(&input.existing_task_ids)?).ok()?;
+                    let ids = std::sync::Arc::new(ids);
                     *cache = Some((input.existing_task_ids.clone(), ids.clone()));
                     ids
                 }
             }
         };
         let mut ctx = input.context;
-        ctx.existing_task_ids = ids.into();
+        ctx.existing_task_ids = omk_gate_sdk::Lazy::from_shared(ids);
         if let Some(w) = input.accepted_in_wave {
             // A wave that accepted nothing has no entry; its decisions saw
             // no accepted tasks.

@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock, mpsc};
 
 use omk_gate_sdk::Stage;
 use serde::Serialize;
@@ -143,94 +144,156 @@ fn new_overall(v: &Verdict) -> Overall {
     Overall::new(v.rejection().map(|b| (b.gate, Some(b.code))))
 }
 
-/// Groups re-judged together, one share per core.
-const BATCH: usize = 512;
+/// Groups sent to a judging thread at a time.
+const BATCH: usize = 256;
 
 /// Re-judges every recorded decision of the goal in `dir` with `gates`,
-/// reading its log once, one event at a time: complete groups of decisions
-/// are re-judged in batches, spread over the cores, and noted in log
-/// order, so memory holds one batch, the inputs' index and what changed.
+/// reading its log once, one event at a time. Reading and judging overlap:
+/// complete groups of decisions go in batches to one judging thread per
+/// core while the log is read on, and what they found is noted in log
+/// order; memory holds a few batches, the inputs' index and what changed.
 pub fn what_if(dir: &Path, gates: &GateSet) -> Result<WhatIf, LogError> {
-    let mut inputs = Inputs::open(dir)?;
+    let inputs = RwLock::new(Inputs::open(dir)?);
     let mut w = WhatIf {
-        damaged_inputs: inputs.damaged.clone(),
+        damaged_inputs: read(&inputs).damaged.clone(),
         ..WhatIf::default()
     };
-    let mut open: Option<Group> = None;
-    let mut batch: Vec<Group> = Vec::with_capacity(BATCH);
-    super::log::each_event(dir, |e| {
-        let body = Body::of(&e);
-        inputs.event(&body);
-        let Body::GateDecision(g) = body else {
-            return;
-        };
-        let g = *g;
-        let input = g.input_sha256.unwrap_or_default();
-        let (stage, task_id, rec) = (g.decision.stage, g.about.task_id, g.decision);
-        // Decisions on one input, one per gate, in a row are one group.
-        if let Some(last) = &mut open
-            && !input.is_empty()
-            && last.input == input
-            && last.stage == stage
-            && last.task_id == task_id
-            && !last.decisions.iter().any(|d| d.gate == rec.gate)
-        {
-            last.decisions.push(rec);
-            return;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|s| {
+        let (work, queue) = mpsc::sync_channel::<(usize, Vec<Group>)>(cores);
+        // Shared by the judges: when the last one ends, sending fails.
+        let queue = Arc::new(Mutex::new(queue));
+        let (found, results) = mpsc::channel::<(usize, Vec<Group>, Vec<Judged>)>();
+        for _ in 0..cores {
+            let (queue, found, inputs) = (Arc::clone(&queue), found.clone(), &inputs);
+            s.spawn(move || {
+                loop {
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((n, batch)) = next else { return };
+                    let judged = batch.iter().map(|g| judge(inputs, gates, g)).collect();
+                    if found.send((n, batch, judged)).is_err() {
+                        return;
+                    }
+                }
+            });
         }
-        if let Some(done) = open.replace(Group {
-            input,
-            stage,
-            task_id,
-            decisions: vec![rec],
-        }) {
-            batch.push(done);
-            if batch.len() == BATCH {
-                rejudge(&mut w, &inputs, gates, std::mem::take(&mut batch));
+        drop((queue, found));
+        let mut order = InOrder::default();
+        let mut batch: Vec<Group> = Vec::with_capacity(BATCH);
+        let mut open: Option<Group> = None;
+        let mut sent = 0;
+        let path = dir.join(super::EVENTS_FILE);
+        let read_log = super::log::each_line(&path, |_, line| {
+            if !wanted(line) {
+                return;
+            }
+            let Some(e) = super::log::parse_event(line) else {
+                return;
+            };
+            let body = Body::of(&e);
+            if matches!(body, Body::TaskProposed(_) | Body::TaskAccepted(_)) {
+                inputs
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .event(&body);
+            }
+            let Body::GateDecision(g) = body else {
+                return;
+            };
+            let g = *g;
+            let input = g.input_sha256.unwrap_or_default();
+            let (stage, task_id, rec) = (g.decision.stage, g.about.task_id, g.decision);
+            // Decisions on one input, one per gate, in a row are one group.
+            if let Some(last) = &mut open
+                && !input.is_empty()
+                && last.input == input
+                && last.stage == stage
+                && last.task_id == task_id
+                && !last.decisions.iter().any(|d| d.gate == rec.gate)
+            {
+                last.decisions.push(rec);
+                return;
+            }
+            if let Some(done) = open.replace(Group {
+                input,
+                stage,
+                task_id,
+                decisions: vec![rec],
+            }) {
+                batch.push(done);
+                if batch.len() == BATCH {
+                    // A send fails only when every judge has ended (a
+                    // panic, raised when the scope ends).
+                    let _ = work.send((sent, std::mem::take(&mut batch)));
+                    sent += 1;
+                    order.take(&mut w, results.try_iter());
+                }
+            }
+        });
+        batch.extend(open);
+        let _ = work.send((sent, batch));
+        drop(work);
+        order.take(&mut w, results.iter());
+        read_log
+    })?;
+    Ok(w)
+}
+
+/// Whether a log line may be an event replay reads (a decision, a task
+/// proposed or accepted). omk writes an event's own `"kind":"…"` before
+/// its payload, so the first such marker names the event's kind: a line
+/// of another kind is not parsed at all; a line without the marker
+/// (written some other way) is.
+fn wanted(line: &[u8]) -> bool {
+    const KIND: &[u8] = b"\"kind\":\"";
+    let Some(at) = memchr::memmem::find(line, KIND) else {
+        return true;
+    };
+    let kind = &line[at + KIND.len()..];
+    [
+        &b"gate_decision\""[..],
+        b"task_proposed\"",
+        b"task_accepted\"",
+    ]
+    .iter()
+    .any(|k| kind.starts_with(k))
+}
+
+fn read(inputs: &RwLock<Inputs>) -> std::sync::RwLockReadGuard<'_, Inputs> {
+    inputs.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Judged batches, noted in the order they were sent.
+#[derive(Default)]
+struct InOrder {
+    next: usize,
+    waiting: BTreeMap<usize, (Vec<Group>, Vec<Judged>)>,
+}
+
+impl InOrder {
+    fn take(
+        &mut self,
+        w: &mut WhatIf,
+        results: impl Iterator<Item = (usize, Vec<Group>, Vec<Judged>)>,
+    ) {
+        for (n, batch, judged) in results {
+            self.waiting.insert(n, (batch, judged));
+            while let Some((batch, judged)) = self.waiting.remove(&self.next) {
+                for (g, judged) in batch.into_iter().zip(judged) {
+                    note(w, g, judged);
+                }
+                self.next += 1;
             }
         }
-    })?;
-    batch.extend(open);
-    rejudge(&mut w, &inputs, gates, batch);
-    Ok(w)
+    }
 }
 
 /// A group judged again: the verdict, and the action's target.
 type Judged = Option<(Verdict, Option<String>)>;
 
-/// Judges `batch` again with `gates` (its groups spread over the cores)
-/// and notes what changed in `w`, in order.
-fn rejudge(w: &mut WhatIf, inputs: &Inputs, gates: &GateSet, batch: Vec<Group>) {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let share = batch.len().div_ceil(cores).max(1);
-    let judged: Vec<Judged> = if batch.len() <= 1 || cores == 1 {
-        batch.iter().map(|g| judge(inputs, gates, g)).collect()
-    } else {
-        std::thread::scope(|s| {
-            let parts: Vec<_> = batch
-                .chunks(share)
-                .map(|part| {
-                    s.spawn(move || {
-                        part.iter()
-                            .map(|g| judge(inputs, gates, g))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            parts
-                .into_iter()
-                .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
-        })
-    };
-    for (g, judged) in batch.into_iter().zip(judged) {
-        note(w, g, judged);
-    }
-}
-
 /// Group `g`'s input judged by `gates`; `None` when the input is missing.
-fn judge(inputs: &Inputs, gates: &GateSet, g: &Group) -> Judged {
-    let (ctx, subject) = inputs.get(&g.input)?;
+fn judge(inputs: &RwLock<Inputs>, gates: &GateSet, g: &Group) -> Judged {
+    let (ctx, subject) = read(inputs).get(&g.input)?;
     Some(match &subject {
         Subject::Proposal { proposal } => (gates.judge_proposal(&ctx, proposal), None),
         Subject::Action { task, action } => (
@@ -290,4 +353,27 @@ fn note(w: &mut WhatIf, g: Group, judged: Judged) {
 
 fn verdict_word(o: &Overall) -> &'static str {
     if o.accepted { "accepted" } else { "rejected" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wanted;
+
+    #[test]
+    fn only_the_kinds_replay_reads_are_parsed() {
+        let line = |kind: &str| {
+            format!(
+                r#"{{"id":7,"run_id":"r","ts":"2026-01-01T00:00:00Z","schema_version":1,"kind":"{kind}","actor":"omk","payload":{{"kind":"gate_decision"}},"prev_hash":"","hash":""}}"#
+            )
+        };
+        for kind in ["gate_decision", "task_proposed", "task_accepted"] {
+            assert!(wanted(line(kind).as_bytes()), "{kind}");
+        }
+        // The event's own kind decides, not one inside its payload.
+        for kind in ["agent_action", "task_started", "gate_decisions"] {
+            assert!(!wanted(line(kind).as_bytes()), "{kind}");
+        }
+        // Written some other way: parsed, to be sure.
+        assert!(wanted(br#"{"kind": "agent_action"}"#));
+    }
 }
