@@ -96,8 +96,15 @@ pub struct Hub {
     pub tasks: stream::Stream,
     pub results: stream::Stream,
     pub leases: kv::Store,
-    pub code: object_store::ObjectStore,
-    pub gates: object_store::ObjectStore,
+    pub code: Bucket,
+    pub gates: Bucket,
+}
+
+/// An object store and the stream under it.
+pub struct Bucket {
+    pub name: &'static str,
+    pub store: object_store::ObjectStore,
+    stream: stream::Stream<()>,
 }
 
 impl Hub {
@@ -129,6 +136,8 @@ impl Hub {
                 Err(e) => return Err(err(e)),
             }
         };
+        let code = Bucket::new(&js, CODE, code).await.map_err(err)?;
+        let gates = Bucket::new(&js, GATES, gates).await.map_err(err)?;
         Ok(Hub {
             url: url.to_owned(),
             client,
@@ -177,20 +186,16 @@ impl Hub {
             .map_err(|e| self.error(format!("cannot make the consumer {name}: {e}")))
     }
 
-    /// Puts `bytes` in `store` as `name`, unless an object of that name is
-    /// there already (names are content addresses).
-    pub async fn put(
-        &self,
-        store: &object_store::ObjectStore,
-        name: &str,
-        bytes: &[u8],
-    ) -> Result<(), HubError> {
+    /// Puts `bytes` in `bucket` as `name`, unless an object of that name
+    /// is there already (names are content addresses).
+    pub async fn put(&self, bucket: &Bucket, name: &str, bytes: &[u8]) -> Result<(), HubError> {
         patiently(|| async {
-            if store.info(name).await.is_ok() {
+            if bucket.store.info(name).await.is_ok() {
                 return Ok(());
             }
             let mut reader = bytes;
-            store
+            bucket
+                .store
                 .put(name, &mut reader)
                 .await
                 .map(drop)
@@ -200,27 +205,11 @@ impl Hub {
         .map_err(|e| self.error(e))
     }
 
-    /// The bytes of `name` in `store`.
-    pub async fn get(
-        &self,
-        store: &object_store::ObjectStore,
-        name: &str,
-    ) -> Result<Vec<u8>, HubError> {
-        use tokio::io::AsyncReadExt;
-        patiently(|| async {
-            let mut object = store
-                .get(name)
-                .await
-                .map_err(|e| format!("cannot fetch `{name}`: {e}"))?;
-            let mut out = Vec::new();
-            object
-                .read_to_end(&mut out)
-                .await
-                .map_err(|e| format!("cannot read `{name}`: {e}"))?;
-            Ok(out)
-        })
-        .await
-        .map_err(|e| self.error(e))
+    /// The bytes of `name` in `bucket`.
+    pub async fn get(&self, bucket: &Bucket, name: &str) -> Result<Vec<u8>, HubError> {
+        patiently(|| bucket.read(name))
+            .await
+            .map_err(|e| self.error(e))
     }
 
     /// Publishes `payload` on `subject` under the message id `id` (which
@@ -353,6 +342,68 @@ async fn setup(js: &jetstream::Context, replicas: usize) -> Result<Made, String>
     let code = store(CODE).await?;
     let gates = store(GATES).await?;
     Ok((tasks, results, leases, code, gates))
+}
+
+impl Bucket {
+    async fn new(
+        js: &jetstream::Context,
+        name: &'static str,
+        store: object_store::ObjectStore,
+    ) -> Result<Bucket, String> {
+        let stream = js
+            .get_stream_no_info(format!("OBJ_{name}"))
+            .await
+            .map_err(|e| format!("the object store {name}: {e}"))?;
+        Ok(Bucket {
+            name,
+            store,
+            stream,
+        })
+    }
+
+    /// Reads `name`'s chunks one by one from the stream's leader and checks
+    /// them against the object's size and SHA-256 digest. The object
+    /// store's own reader makes a consumer for every read, and after a
+    /// cluster lost a node that consumer could be placed on the lost node
+    /// and time out; a read by sequence needs no consumer.
+    async fn read(&self, name: &str) -> Result<Vec<u8>, String> {
+        use base64::Engine;
+        use sha2::Digest;
+        let info = self
+            .store
+            .info(name)
+            .await
+            .map_err(|e| format!("cannot fetch `{name}`: {e}"))?;
+        if info.deleted {
+            return Err(format!("`{name}` was deleted from {}", self.name));
+        }
+        let subject = format!("$O.{}.C.{}", self.name, info.nuid);
+        let mut out = Vec::with_capacity(info.size);
+        let mut sequence = 1;
+        for _ in 0..info.chunks {
+            let chunk = self
+                .stream
+                .get_first_raw_message_by_subject(&subject, sequence)
+                .await
+                .map_err(|e| format!("cannot read `{name}`: {e}"))?;
+            out.extend_from_slice(&chunk.payload);
+            sequence = chunk.sequence + 1;
+        }
+        let digest = format!(
+            "SHA-256={}",
+            base64::engine::general_purpose::URL_SAFE.encode(sha2::Sha256::digest(&out))
+        );
+        if out.len() != info.size || info.digest.as_deref().is_some_and(|d| d != digest) {
+            return Err(format!(
+                "`{name}` in {} is damaged: {} bytes read, {} expected, digest {digest}, {} expected",
+                self.name,
+                out.len(),
+                info.size,
+                info.digest.as_deref().unwrap_or("none")
+            ));
+        }
+        Ok(out)
+    }
 }
 
 /// A connection to `url` (servers of one cluster comma separated) as

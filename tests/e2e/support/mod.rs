@@ -304,10 +304,12 @@ impl Omk {
             .as_array_mut()
             .expect("a list");
         let value = toml::Value::String(value.to_owned());
+        // Written only when it changes: tests poll `trace_file()` while omk
+        // runs, and a rewrite races omk's reading of its config.
         if !list.contains(&value) {
             list.push(value);
+            self.write(".omk/gates.toml", toml::to_string(&doc).unwrap());
         }
-        self.write(".omk/gates.toml", toml::to_string(&doc).unwrap());
     }
 
     /// `git ARGS` in the project; stdout.
