@@ -175,16 +175,43 @@ impl Task {
 
 /// A goal's tasks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, from = "StoredGraph")]
 pub struct TaskGraph {
     pub schema: u32,
     pub goal_id: String,
     pub updated_at: DateTime<Utc>,
-    pub tasks: Vec<Task>,
-    /// Task positions by id, kept by [`TaskGraph::push`]; a miss falls back
-    /// to a scan, so a stale index is never wrong, only slower.
+    /// In the order they were added; read with [`TaskGraph::tasks`], added
+    /// with [`TaskGraph::push`] only, so that `index` holds every id.
+    tasks: Vec<Task>,
+    /// Task positions by id, kept by [`TaskGraph::push`] (and rebuilt at
+    /// load): a miss is a task the graph does not have, found without a
+    /// scan, which a wave of 10,000 proposals asks about once each.
     #[serde(skip)]
     index: HashMap<String, usize>,
+}
+
+/// A graph as stored: its index is built when it is read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredGraph {
+    schema: u32,
+    goal_id: String,
+    updated_at: DateTime<Utc>,
+    tasks: Vec<Task>,
+}
+
+impl From<StoredGraph> for TaskGraph {
+    fn from(g: StoredGraph) -> TaskGraph {
+        let mut graph = TaskGraph {
+            schema: g.schema,
+            goal_id: g.goal_id,
+            updated_at: g.updated_at,
+            tasks: g.tasks,
+            index: HashMap::new(),
+        };
+        graph.reindex();
+        graph
+    }
 }
 
 impl PartialEq for TaskGraph {
@@ -260,9 +287,7 @@ impl TaskGraph {
             path: String::new(),
             detail,
         };
-        let mut graph: TaskGraph =
-            serde_json::from_str(text).map_err(|e| unreadable(e.to_string()))?;
-        graph.reindex();
+        let graph: TaskGraph = serde_json::from_str(text).map_err(|e| unreadable(e.to_string()))?;
         if graph.goal_id != goal_id {
             return Err(unreadable(format!(
                 "it belongs to goal `{}`",
@@ -286,10 +311,20 @@ impl TaskGraph {
 
     /// The position of the task with this id.
     fn position(&self, id: &str) -> Option<usize> {
-        match self.index.get(id) {
-            Some(&i) if self.tasks.get(i).is_some_and(|t| t.id == id) => Some(i),
-            _ => self.tasks.iter().position(|t| t.id == id),
-        }
+        let i = *self.index.get(id)?;
+        // A task's id is not changed once added (nothing does); were it
+        // changed through `get_mut`, the task is not found by either id.
+        self.tasks.get(i).is_some_and(|t| t.id == id).then_some(i)
+    }
+
+    /// The tasks, in the order they were added.
+    pub fn tasks(&self) -> &[Task] {
+        &self.tasks
+    }
+
+    /// The tasks, to change them (not their ids).
+    pub fn tasks_mut(&mut self) -> &mut [Task] {
+        &mut self.tasks
     }
 
     /// The task with this id.
@@ -436,10 +471,26 @@ mod tests {
     }
 
     fn graph(tasks: Vec<Task>) -> TaskGraph {
-        TaskGraph {
-            tasks,
-            ..TaskGraph::new("goal-x", Utc::now())
+        let mut g = TaskGraph::new("goal-x", Utc::now());
+        for t in tasks {
+            g.push(t);
         }
+        g
+    }
+
+    #[test]
+    fn tasks_are_found_by_their_index_however_the_graph_was_made() {
+        let made = graph(vec![task("a", &[]), task("b", &["a"])]);
+        let read: TaskGraph = serde_json::from_str(&serde_json::to_string(&made).unwrap()).unwrap();
+        for g in [&made, &read] {
+            // Every id is in the index, so a miss needs no scan.
+            assert_eq!(g.index.len(), g.tasks().len());
+            assert_eq!(g.get("b").map(|t| t.id.as_str()), Some("b"));
+            assert!(g.get("c").is_none());
+        }
+        let mut changed = read.clone();
+        changed.push(task("c", &["b"]));
+        assert_eq!(changed.position("c"), Some(2));
     }
 
     #[test]

@@ -409,9 +409,9 @@ impl Fold {
             ..
         } = self;
 
-        let count = |st: TaskStatus| graph.tasks.iter().filter(|t| t.status == st).count();
+        let count = |st: TaskStatus| graph.tasks().iter().filter(|t| t.status == st).count();
         let tasks = TaskSummary {
-            total: graph.tasks.len(),
+            total: graph.tasks().len(),
             done: count(TaskStatus::Done),
             failed: count(TaskStatus::Failed),
             pending: count(TaskStatus::Pending),
@@ -421,10 +421,10 @@ impl Fold {
         };
 
         let mut why = Vec::new();
-        if graph.tasks.is_empty() && goal.guarded.is_none() {
+        if graph.tasks().is_empty() && goal.guarded.is_none() {
             why.push("no task was admitted".to_owned());
         }
-        for t in &graph.tasks {
+        for t in graph.tasks() {
             match t.status {
                 TaskStatus::Done => match last_outcome.get(&t.id) {
                     Some(gs) if !gs.is_empty() && gs.iter().all(|(_, ok)| *ok) => {}
@@ -463,7 +463,7 @@ impl Fold {
         } else if ready {
             why.push(format!(
             "all {} tasks are done, and the last outcome of each was accepted by every gate ({})",
-            graph.tasks.len(),
+            graph.tasks().len(),
             gates
                 .keys()
                 .map(|(n, _)| n.as_str())
@@ -519,7 +519,7 @@ impl Fold {
             tasks,
             gates: gates.into_values().collect(),
             task_work: graph
-                .tasks
+                .tasks()
                 .iter()
                 .map(|t| TaskProof {
                     id: t.id.clone(),

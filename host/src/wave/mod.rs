@@ -91,21 +91,21 @@ pub fn run_wave(
         now_ms,
         existing: session
             .graph
-            .tasks
+            .tasks()
             .iter()
             .filter(|t| t.run_key != plan.run_key)
             .map(|t| t.id.clone())
             .collect(),
         committed: session
             .graph
-            .tasks
+            .tasks()
             .iter()
             .filter(|t| t.status.commits_budget() && t.run_key != plan.run_key)
             .fold(0u64, |acc, t| acc.saturating_add(t.budget_secs)),
         accepted: Accepted::default(),
         names: session
             .graph
-            .tasks
+            .tasks()
             .iter()
             .map(|t| (worktree::collision_key(&t.id), t.id.clone()))
             .collect(),
@@ -475,7 +475,7 @@ pub fn goal_context(session: &Session, task_id: &str, now_ms: u64) -> GoalContex
         session.graph.committed_secs_except(task_id),
         now_ms,
     );
-    ctx.existing_task_ids = session.graph.tasks.iter().map(|t| t.id.clone()).collect();
+    ctx.existing_task_ids = session.graph.tasks().iter().map(|t| t.id.clone()).collect();
     ctx
 }
 

@@ -441,7 +441,7 @@ fn finish_report(store: &GoalStore, id: &str, status: GoalStatus, json: bool) ->
                 .map(|f| format!(" ({f})"))
                 .unwrap_or_default()
         );
-        if g.merge_policy == MergePolicy::Integrate && graph.tasks.iter().any(|t| t.merged) {
+        if g.merge_policy == MergePolicy::Integrate && graph.tasks().iter().any(|t| t.merged) {
             outln!(
                 "  merged work: branch {}",
                 omk::worktree::integration_branch(&g.id)

@@ -41,7 +41,7 @@ pub(super) fn counts_json(graph: &TaskGraph) -> serde_json::Value {
     let c = graph.counts();
     let n = |s| c.get(&s).copied().unwrap_or(0);
     json!({
-        "total": graph.tasks.len(),
+        "total": graph.tasks().len(),
         "pending": n(TaskStatus::Pending),
         "running": n(TaskStatus::Running),
         "done": n(TaskStatus::Done),
@@ -125,10 +125,10 @@ pub(super) fn show(store: &GoalStore, id: &str, json: bool) -> Result<Outcome> {
     }
     status(store, &g.id, false)?;
     outln!("  state:  {}", store.dir(&g.id).display());
-    if graph.tasks.is_empty() {
+    if graph.tasks().is_empty() {
         outln!("  no tasks yet");
     }
-    for t in &graph.tasks {
+    for t in graph.tasks() {
         let deps = if t.dependencies.is_empty() {
             String::new()
         } else {

@@ -434,7 +434,7 @@ impl Executor {
     pub(super) fn remote_resumable(&self) -> Vec<String> {
         let s = self.session();
         s.graph
-            .tasks
+            .tasks()
             .iter()
             .filter(|t| t.status == TaskStatus::Running && t.lease_token.is_some())
             .map(|t| t.id.clone())

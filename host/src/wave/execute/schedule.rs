@@ -90,14 +90,14 @@ impl Executor {
         let s = self.session();
         let done: HashSet<&str> = s
             .graph
-            .tasks
+            .tasks()
             .iter()
             .filter(|t| t.status == TaskStatus::Done)
             .map(|t| t.id.as_str())
             .collect();
         let mut ready: Vec<_> = s
             .graph
-            .tasks
+            .tasks()
             .iter()
             .enumerate()
             .filter(|(_, t)| t.status == TaskStatus::Pending && !active.contains(&t.id))
@@ -134,7 +134,7 @@ impl Executor {
         }
         let todo: Vec<(String, u32, Vec<TaskProposal>)> = s
             .graph
-            .tasks
+            .tasks()
             .iter()
             .filter(|t| {
                 t.status == TaskStatus::Done && !t.follow_ups.is_empty() && !t.follow_ups_judged
@@ -164,14 +164,14 @@ impl Executor {
         loop {
             let dead: HashSet<String> = s
                 .graph
-                .tasks
+                .tasks()
                 .iter()
                 .filter(|t| matches!(t.status, TaskStatus::Failed | TaskStatus::Cancelled))
                 .map(|t| t.id.clone())
                 .collect();
             let blocked: Vec<(String, String)> = s
                 .graph
-                .tasks
+                .tasks()
                 .iter()
                 .filter(|t| t.status == TaskStatus::Pending)
                 .filter_map(|t| {
@@ -216,7 +216,7 @@ impl Executor {
         let mut s = self.session();
         let done: Vec<events::TaskCompleted> = s
             .graph
-            .tasks
+            .tasks()
             .iter()
             .filter(|t| t.status == TaskStatus::Done)
             .map(|t| events::TaskCompleted {
@@ -262,7 +262,7 @@ impl Executor {
         let stale: Vec<(String, Option<chrono::DateTime<Utc>>)> = {
             let s = self.session();
             s.graph
-                .tasks
+                .tasks()
                 .iter()
                 .filter(|t| t.status == TaskStatus::Running)
                 .map(|t| (t.id.clone(), t.lease_expires_at))
@@ -322,7 +322,7 @@ impl Executor {
             GoalStatus::Cancelled => {
                 for t in s
                     .graph
-                    .tasks
+                    .tasks_mut()
                     .iter_mut()
                     .filter(|t| t.status == TaskStatus::Pending)
                 {
@@ -333,7 +333,7 @@ impl Executor {
             GoalStatus::Running => {
                 let pending = s
                     .graph
-                    .tasks
+                    .tasks()
                     .iter()
                     .any(|t| t.status == TaskStatus::Pending);
                 if pending && budget_spent(&s) {
@@ -345,10 +345,10 @@ impl Executor {
                         events::OMK,
                     )?;
                 } else if !pending {
-                    let total = s.graph.tasks.len();
+                    let total = s.graph.tasks().len();
                     let done = s
                         .graph
-                        .tasks
+                        .tasks()
                         .iter()
                         .filter(|t| t.status == TaskStatus::Done)
                         .count();
