@@ -378,7 +378,8 @@ impl Bucket {
             return Err(format!("`{name}` was deleted from {}", self.name));
         }
         let subject = format!("$O.{}.C.{}", self.name, info.nuid);
-        let mut out = Vec::with_capacity(info.size);
+        // The size is the server's word: reserved up to 64 MiB, grown past.
+        let mut out = Vec::with_capacity(info.size.min(64 << 20));
         let mut sequence = 1;
         for _ in 0..info.chunks {
             let chunk = self
