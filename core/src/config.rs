@@ -115,6 +115,27 @@ pub struct GateSpec {
     pub wasi_dir: Option<PathBuf>,
     /// The line of its `[[gate]]` table in the file, for errors.
     pub line: Option<usize>,
+    /// The line of each key written in its `config` (nested ones too), in
+    /// the order written, for errors about a setting; the first entry,
+    /// named `""`, is the line `config` itself starts on.
+    pub config_lines: Vec<(String, usize)>,
+}
+
+impl GateSpec {
+    /// The line an error about this gate's config points at: that of the
+    /// first key `reason` names in backticks, else the config's, else the
+    /// `[[gate]]`'s.
+    pub fn config_line(&self, reason: &str) -> Option<usize> {
+        self.config_lines
+            .iter()
+            .skip(1)
+            .filter_map(|entry| Some((reason.find(&format!("`{}`", entry.0))?, entry)))
+            .min_by_key(|(at, _)| *at)
+            .map(|(_, entry)| entry)
+            .or(self.config_lines.first())
+            .map(|(_, line)| *line)
+            .or(self.line)
+    }
 }
 
 /// A parsed and checked gate configuration.
@@ -222,7 +243,7 @@ struct RawGate {
     sha256: Option<Spanned<String>>,
     #[serde(default)]
     mode: Mode,
-    config: Option<toml::Table>,
+    config: Option<Spanned<toml::Table>>,
     limits: Option<Spanned<LimitSettings>>,
     #[serde(default)]
     wasi: bool,
@@ -266,6 +287,7 @@ impl GatesConfig {
                     wasi: false,
                     wasi_dir: None,
                     line: None,
+                    config_lines: Vec::new(),
                 })
                 .collect(),
             sandbox: SandboxSettings::new(),
@@ -480,14 +502,20 @@ impl GatesConfig {
                     )
                 })?),
             };
+            let config_lines = g
+                .config
+                .as_ref()
+                .map(|c| key_lines(text, c.span()))
+                .unwrap_or_default();
             let config_json =
-                serde_json::to_string(&g.config.unwrap_or_default()).map_err(|e| {
-                    err(
-                        Some(span.clone()),
-                        format!("`config` cannot be passed as JSON: {e}"),
-                        None,
-                    )
-                })?;
+                serde_json::to_string(&g.config.map(Spanned::into_inner).unwrap_or_default())
+                    .map_err(|e| {
+                        err(
+                            Some(span.clone()),
+                            format!("`config` cannot be passed as JSON: {e}"),
+                            None,
+                        )
+                    })?;
             if let Some((.., first)) = seen
                 .iter()
                 .find(|(s, c, m, _)| *s == source && *c == config_json && *m == g.mode)
@@ -514,6 +542,7 @@ impl GatesConfig {
                 wasi: g.wasi,
                 wasi_dir,
                 line: Some(line_of(text, span.start)),
+                config_lines,
             });
         }
         Ok(GatesConfig {
@@ -677,6 +706,81 @@ fn default_trust() -> TrustPolicy {
     }
 }
 
+/// The lines of the keys written in `text[span]` (a `config` value): `""`
+/// for where it starts, then each `key =` or `"key" =` found in it.
+fn key_lines(text: &str, span: std::ops::Range<usize>) -> Vec<(String, usize)> {
+    let mut out = vec![(String::new(), line_of(text, span.start))];
+    // A `[gate.config]` table's span is its header: its keys are the lines
+    // up to the next header.
+    let span = if text[span.start..].starts_with('[') {
+        let body = span.end.min(text.len());
+        let next = text[body..]
+            .match_indices('\n')
+            .map(|(i, _)| body + i + 1)
+            .find(|&i| text[i..].trim_start_matches([' ', '\t']).starts_with('['))
+            .unwrap_or(text.len());
+        body..next
+    } else {
+        span
+    };
+    let Some(part) = text.get(span.clone()) else {
+        return out;
+    };
+    let b = part.as_bytes();
+    // The end of the string opened by the quote at `i`.
+    let string_end = |i: usize| -> usize {
+        let q = b[i];
+        let mut j = i + 1;
+        while j < b.len() && b[j] != q {
+            j += if b[j] == b'\\' && q == b'"' { 2 } else { 1 };
+        }
+        (j + 1).min(b.len())
+    };
+    let mut expect_key = true;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b' ' | b'\t' | b'\r' => i += 1,
+            b'\n' | b'{' | b',' | b'[' => {
+                expect_key = true;
+                i += 1;
+            }
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            c => {
+                let start = i;
+                let (key, end) = if c == b'"' || c == b'\'' {
+                    let end = string_end(i);
+                    (part.get(i + 1..end - 1).unwrap_or_default().to_owned(), end)
+                } else {
+                    let mut k = i;
+                    while k < b.len()
+                        && (b[k].is_ascii_alphanumeric() || matches!(b[k], b'_' | b'-'))
+                    {
+                        k += 1;
+                    }
+                    (part[i..k].to_owned(), k.max(i + 1))
+                };
+                let mut e = end;
+                while e < b.len() && matches!(b[e], b' ' | b'\t') {
+                    e += 1;
+                }
+                if expect_key && !key.is_empty() && b.get(e) == Some(&b'=') {
+                    out.push((key, line_of(text, span.start + start)));
+                    i = e + 1;
+                } else {
+                    i = end;
+                }
+                expect_key = false;
+            }
+        }
+    }
+    out
+}
+
 /// The 1-based line of byte `offset` in `text`.
 pub fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
@@ -756,6 +860,31 @@ limits = { fuel = 1000 }
             let t = format!("[[gate]]\npath = \"g.wasm\"\nwasi = true\nwasi_dir = \"{bad}\"\n");
             assert!(parse_in(&t).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_configs_keys_are_found_on_their_lines() {
+        let text = "[[gate]]\nname = \"budget\"\nconfig = { max_task_sec = 10, \"quoted key\" = \"a = b\", nested = { inner = [1, 2] } }\n\n[[gate]]\nname = \"path\"\nconfig = { roots = [\"src\",\n  \"tests\"],\n  deny_read = [\"secrets\"] } # a, b = c\n";
+        let c = GatesConfig::parse(text, Path::new("gates.toml"), Path::new(".")).unwrap();
+        let keys: Vec<(&str, usize)> = c.gates[0]
+            .config_lines
+            .iter()
+            .map(|(k, l)| (k.as_str(), *l))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("", 3),
+                ("max_task_sec", 3),
+                ("quoted key", 3),
+                ("nested", 3),
+                ("inner", 3)
+            ]
+        );
+        let g = &c.gates[1];
+        assert_eq!(g.config_line("unknown setting `deny_read`"), Some(9));
+        assert_eq!(g.config_line("`roots` is empty"), Some(7));
+        assert_eq!(g.config_line("something else"), Some(7));
     }
 
     #[test]

@@ -152,6 +152,57 @@ fn a_new_rust_gate_builds_passes_its_cases_and_judges_a_wave() {
 }
 
 #[test]
+fn gate_build_adds_the_wasm_target_a_rustup_toolchain_lacks() {
+    // A rustup that says the toolchain has no wasm target, logs what it
+    // is asked, and hands `target add` to the real rustup (a no-op there).
+    let omk = Omk::new();
+    let real = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|d| d.join("rustup"))
+        .find(|p| p.is_file())
+        .expect("rustup on PATH");
+    let bin = omk.root().join("fake-rustup");
+    std::fs::create_dir_all(&bin).unwrap();
+    let asked = omk.root().join("rustup-asked.txt");
+    let script = format!(
+        "#!/bin/sh\necho \"$*\" >> '{asked}'\ncase \"$*\" in\n  'target list --installed') echo x86_64-unknown-linux-gnu ;;\n  'target add '*) exec '{real}' \"$@\" ;;\n  *) exit 1 ;;\nesac\n",
+        asked = asked.display(),
+        real = real.display()
+    );
+    let fake = bin.join("rustup");
+    std::fs::write(&fake, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let dir = omk.project().join("gates-src/target-probe");
+    omk.run(&new_args("target-probe", "rust", &dir)).code(0);
+    let mut env = toolchain_env();
+    let path = std::env::join_paths(
+        std::iter::once(bin.clone())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    env.push(("PATH", path));
+    let env: Vec<(&str, &OsStr)> = env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+    let built = omk.run_env(&["gate", "build", path_str(&dir)], &env);
+    built.code(0);
+    assert!(
+        built
+            .stderr
+            .contains("running: rustup target add wasm32-unknown-unknown"),
+        "{}",
+        built.stderr
+    );
+    let asked = std::fs::read_to_string(&asked).unwrap();
+    assert!(
+        asked
+            .lines()
+            .any(|l| l == "target add wasm32-unknown-unknown"),
+        "{asked}"
+    );
+    assert!(dir.join("target-probe.wasm").is_file());
+}
+
+#[test]
 fn gate_test_errors_name_the_file_and_the_fix() {
     let omk = Omk::new();
     // No project here.

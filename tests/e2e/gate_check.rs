@@ -513,8 +513,9 @@ fn every_gates_config_is_checked_at_load_whatever_its_version() {
         );
         let run = omk.run(&["gate", "check", "--proposal", p.to_str().unwrap()]);
         run.code(2);
+        // The line of the config (its key, where the reason names one).
         assert!(
-            run.stderr.contains(".omk/gates.toml:3")
+            run.stderr.contains(".omk/gates.toml:5")
                 && run.stderr.contains("is not valid")
                 && run.stderr.contains(says)
                 && run.stderr.contains("help:"),
@@ -536,7 +537,7 @@ fn a_typo_in_a_gates_config_is_a_load_error_naming_the_line() {
     let omk = Omk::new();
     omk.write(
         ".omk/gates.toml",
-        "[[gate]]\nname = \"path\"\n\n[[gate]]\nname = \"budget\"\nconfig = { max_task_sec = 3600 }\n",
+        "[[gate]]\nname = \"path\"\n\n[[gate]]\nname = \"budget\"\n\n[gate.config]\nmax_task_secs = 60\nmax_task_sec = 3600\n",
     );
     let p = omk.write(
         "p.json",
@@ -544,8 +545,9 @@ fn a_typo_in_a_gates_config_is_a_load_error_naming_the_line() {
     );
     let run = omk.run(&["gate", "check", "--proposal", p.to_str().unwrap()]);
     run.code(2);
+    // The line that holds the bad key, not the `[[gate]]`'s.
     assert!(
-        run.stderr.contains(".omk/gates.toml:4")
+        run.stderr.contains(".omk/gates.toml:9")
             && run.stderr.contains("gate `budget`")
             && run.stderr.contains("max_task_sec"),
         "{}",
@@ -560,7 +562,7 @@ fn a_typo_in_a_gates_config_is_a_load_error_naming_the_line() {
     let propose = omk.run(&["goal", "propose", &id, "--plan", &plan]);
     propose.code(2);
     assert!(
-        propose.stderr.contains(".omk/gates.toml:4"),
+        propose.stderr.contains(".omk/gates.toml:9"),
         "{}",
         propose.stderr
     );

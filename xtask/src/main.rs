@@ -29,6 +29,7 @@
 //! bytes do not depend on where the repository lives.
 
 mod figures;
+mod toolchain;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -110,11 +111,18 @@ fn cargo() -> Command {
     cmd
 }
 
+/// The last line of a skip list: the one command that installs what the
+/// skipped tests need (CI's own installer), and how long it takes.
+const INSTALL_HINT: &str = "to run them too: `.ci/install-test-tools` (as root: Debian packages, \
+     componentize-py/-js, the agent clients, the legacy Kimi CLI; about 2½ minutes on 2 cores), \
+     then `cargo xtask test` again";
+
 /// The file tests append their skips to, one `test<TAB>reason` a line.
 const SKIPS_FILE: &str = "skips.tsv";
 
 fn test(nextest_args: &[&str]) -> Result<()> {
     let root = root();
+    toolchain::ensure_targets(&root)?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
@@ -154,6 +162,7 @@ fn test(nextest_args: &[&str]) -> Result<()> {
             let (test, why) = l.split_once('\t').unwrap_or((l, ""));
             eprintln!("  SKIP {test}: {why}");
         }
+        eprintln!("{INSTALL_HINT}");
     }
     if tests_passed {
         figures::write_reliability(&root, &measured)?;
@@ -167,6 +176,7 @@ fn test(nextest_args: &[&str]) -> Result<()> {
 
 fn std_gates(check: bool) -> Result<()> {
     let root = root();
+    toolchain::ensure_targets(&root)?;
     let built = build(&root)?;
     let bundle = root.join(BUNDLE_DIR);
     let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();

@@ -93,6 +93,9 @@ pub fn build(
     let mut commands = Vec::new();
     match project.lang {
         Lang::Rust => {
+            if let Some(added) = ensure_rust_target(dir, progress)? {
+                commands.push(added);
+            }
             let cargo =
                 std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from);
             let mut cmd = Command::new(&cargo);
@@ -112,7 +115,9 @@ pub fn build(
                 {
                     BuildError::Missing {
                         tool: format!("the Rust target `{RUST_TARGET}`"),
-                        install: format!("rustup target add {RUST_TARGET}"),
+                        install: format!(
+                            "`rustup target add {RUST_TARGET}` with rustup; a Rust without rustup needs its own {RUST_TARGET} standard library (a distribution's rust-std package for wasm32)"
+                        ),
                     }
                 }
                 e => e,
@@ -298,6 +303,38 @@ fn c_bindings(wit_dir: &Path, gen_dir: &Path) -> Result<(), BuildError> {
             })?;
     }
     Ok(())
+}
+
+/// Adds the Rust target gates are built for where rustup manages the
+/// toolchain `dir` builds with and that toolchain lacks it (rustup adds a
+/// `rust-toolchain.toml`'s targets only when it installs the toolchain
+/// itself); returns the command run, if one was. Without rustup nothing is
+/// checked here: the build's own error then says what to install.
+fn ensure_rust_target(
+    dir: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Option<String>, BuildError> {
+    let listed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .output();
+    let installed = match listed {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        // No rustup, or one that cannot answer for this toolchain.
+        _ => return Ok(None),
+    };
+    if installed.lines().any(|l| l.trim() == RUST_TARGET) {
+        return Ok(None);
+    }
+    let shown = format!("rustup target add {RUST_TARGET}");
+    progress(&format!(
+        "{shown} (the toolchain has no `{RUST_TARGET}`, which gates are built for)"
+    ));
+    let mut cmd = Command::new("rustup");
+    cmd.args(["target", "add", RUST_TARGET]).current_dir(dir);
+    run(cmd, &shown, "rustup", "https://rustup.rs")?;
+    Ok(Some(shown))
 }
 
 /// Runs `cmd`, keeping the tail of its output for the error.

@@ -6,11 +6,33 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
 use super::{Outcome, Result};
 use omk::guard::{self, Client, install};
+
+/// A client on the command line; the library's [`Client`] knows nothing
+/// of clap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClientArg {
+    /// Claude Code (`.claude/settings.json`, `PreToolUse`).
+    Claude,
+    /// Codex (`.codex/hooks.json`, `PreToolUse`).
+    Codex,
+    /// The Kimi CLI (`[[hooks]]` in its `config.toml`, `PreToolUse`).
+    Kimi,
+}
+
+impl From<ClientArg> for Client {
+    fn from(c: ClientArg) -> Client {
+        match c {
+            ClientArg::Claude => Client::Claude,
+            ClientArg::Codex => Client::Codex,
+            ClientArg::Kimi => Client::Kimi,
+        }
+    }
+}
 
 #[derive(Debug, Subcommand)]
 pub enum GuardCommand {
@@ -33,7 +55,7 @@ pub enum GuardCommand {
 pub struct ScopeArgs {
     /// The client whose hooks to change.
     #[arg(value_enum)]
-    client: Client,
+    client: ClientArg,
     /// The project (default: the one holding the current directory).
     #[arg(long, value_name = "DIR", conflicts_with = "user")]
     project: Option<PathBuf>,
@@ -61,7 +83,7 @@ pub struct RunArgs {
     /// Which client it is (default: the program's name, `claude`, `codex`
     /// or `kimi`).
     #[arg(long, value_enum)]
-    client: Option<Client>,
+    client: Option<ClientArg>,
     /// The client's program and its arguments, after `--`.
     #[arg(
         required = true,
@@ -76,7 +98,7 @@ pub struct RunArgs {
 pub struct HookArgs {
     /// The client whose hook event is on stdin.
     #[arg(value_enum)]
-    client: Client,
+    client: ClientArg,
     /// Hand the event to omk's judge at this address instead of judging it
     /// here: how a client confined by `omk guard run` asks.
     #[arg(long, value_name = "ADDR")]
@@ -108,6 +130,7 @@ fn project(dir: Option<PathBuf>) -> Result<PathBuf> {
 }
 
 fn change(a: ScopeArgs, add: bool) -> Result<Outcome> {
+    let client = Client::from(a.client);
     let scope = if a.user {
         install::Scope::User
     } else {
@@ -115,9 +138,9 @@ fn change(a: ScopeArgs, add: bool) -> Result<Outcome> {
     };
     let changes = if add {
         let omk = std::env::current_exe().context("cannot find this omk's own path")?;
-        install::install(a.client, &scope, &omk)?
+        install::install(client, &scope, &omk)?
     } else {
-        install::uninstall(a.client, &scope)?
+        install::uninstall(client, &scope)?
     };
     if a.json {
         outln!(
@@ -131,7 +154,7 @@ fn change(a: ScopeArgs, add: bool) -> Result<Outcome> {
         if add && let install::Scope::Project(root) = &scope {
             outln!(
                 "each {} tool call in {} is now judged by its gates; `omk goal list` shows the sessions",
-                a.client.name(),
+                client.name(),
                 root.display()
             );
         }
@@ -173,8 +196,8 @@ fn run_client(a: RunArgs) -> Result<Outcome> {
     let named = std::path::Path::new(program)
         .file_name()
         .and_then(|n| n.to_str())
-        .and_then(|n| <Client as clap::ValueEnum>::from_str(n, true).ok());
-    let Some(client) = a.client.or(named) else {
+        .and_then(Client::from_name);
+    let Some(client) = a.client.map(Client::from).or(named) else {
         return Err(omk::error::Help {
             message: format!("cannot tell which client `{program}` is"),
             help: "say it with `--client claude|codex|kimi`".into(),
@@ -268,6 +291,7 @@ fn ignore_interrupts() {
 /// `omk hook <client>`: answers one hook call (see [`omk::guard::hook`]).
 /// Whatever happens, it answers: an event it cannot read is refused.
 pub fn hook(a: HookArgs) -> Result<Outcome> {
+    let client = Client::from(a.client);
     let mut input = Vec::new();
     let read = std::io::stdin()
         .take(guard::MAX_EVENT_BYTES + 1)
@@ -275,14 +299,14 @@ pub fn hook(a: HookArgs) -> Result<Outcome> {
     let cwd = std::env::current_dir().unwrap_or_default();
     let reply = match read {
         Ok(_) if input.len() as u64 > guard::MAX_EVENT_BYTES => guard::refuse(
-            a.client,
+            client,
             "the hook's event is larger than omk reads (16 MiB)".into(),
         ),
         Ok(_) => match &a.judge {
-            Some(addr) => guard::judge::ask(a.client, addr, &input),
-            None => guard::hook(a.client, &input, &cwd),
+            Some(addr) => guard::judge::ask(client, addr, &input),
+            None => guard::hook(client, &input, &cwd),
         },
-        Err(e) => guard::refuse(a.client, format!("cannot read the hook's event: {e}")),
+        Err(e) => guard::refuse(client, format!("cannot read the hook's event: {e}")),
     };
     let _ = std::io::stdout().write_all(reply.stdout.as_bytes());
     let _ = std::io::stderr().write_all(reply.stderr.as_bytes());

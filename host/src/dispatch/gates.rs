@@ -215,6 +215,7 @@ pub async fn materialize(
             wasi: g.wasi,
             wasi_dir: None,
             line: None,
+            config_lines: Vec::new(),
         });
     }
     Ok(config)

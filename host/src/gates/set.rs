@@ -225,7 +225,7 @@ impl GateSet {
                     .as_deref()
                     .map_or_else(|| "gates".into(), |f| f.display().to_string());
                 return Err(GatesError::BadConfig {
-                    where_: match spec.line {
+                    where_: match spec.config_line(&reason) {
                         Some(line) => format!("{file}:{line}"),
                         None => file,
                     },

@@ -41,7 +41,7 @@ use crate::goal::GoalStore;
 pub use record::{Record, SESSION_TASK};
 
 /// A client whose hooks omk answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Client {
     /// Claude Code (`.claude/settings.json`, `PreToolUse`).
     Claude,
@@ -52,6 +52,14 @@ pub enum Client {
 }
 
 impl Client {
+    /// Every client, in the order commands list them.
+    pub const ALL: [Client; 3] = [Client::Claude, Client::Codex, Client::Kimi];
+
+    /// The client called `name` (its program's or command's name).
+    pub fn from_name(name: &str) -> Option<Client> {
+        Client::ALL.into_iter().find(|c| c.name() == name)
+    }
+
     /// The client's name in commands, records and files.
     pub fn name(self) -> &'static str {
         match self {

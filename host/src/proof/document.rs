@@ -371,17 +371,15 @@ impl Fold {
                     self.sandboxes.insert(t.task_id.clone(), profile.clone());
                 }
             }
-            Body::AgentNote(n) if n.note == events::REFUSED_CHANGES_CHECKED => {
-                let present: Vec<String> = n.detail["changed"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|p| p.as_str().map(|p| format!("`{p}`")))
-                    .collect();
+            Body::AgentNote(n)
+                if let Some(checked) = n.detail_as::<events::RefusedChangesChecked>() =>
+            {
+                let present: Vec<String> =
+                    checked.changed.iter().map(|p| format!("`{p}`")).collect();
                 if !present.is_empty() {
                     self.worked_around.push(format!(
                         "task `{}`: file(s) whose change omk refused had changed in its worktree when its agent stopped ({}): the refusal was worked around; only the outcome gates stood in the way",
-                        n.detail["task_id"].as_str().unwrap_or("?"),
+                        checked.task_id,
                         present.join(", ")
                     ));
                 }

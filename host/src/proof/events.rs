@@ -16,7 +16,7 @@
 //! | `wave_completed` | [`WaveCompleted`] | `run_key`, `plan_sha256`, `evidence` |
 //! | `task_started` | [`TaskStarted`] | `task_id`, `attempt`, `branch`, `worktree`, `lease_expires_at`, `agent`, `live_gating`, `sandbox` (its profile), `workspace` (`overlay` or `worktree`) |
 //! | `agent_action` | [`AgentAction`] | `task_id`, `action`, `allowed`, and when refused `gate`, `code`, `reason` |
-//! | `agent_note` | [`AgentNote`] | `note`, `detail`: what the agent reported (`tool_call`, `usage`, `agent_message`, …; `unjudged_action` for a step it took without asking, which the proof lists as a gap; `refused_changes_checked`: the attempt's refused file changes looked at in its worktree once the agent stopped, `unchanged` and `changed` since the refusal) |
+//! | `agent_note` | [`AgentNote`] | `note`, `detail`: what the agent reported (`tool_call`, `usage`, `agent_message`, …; `unjudged_action` for a step it took without asking, which the proof lists as a gap); the notes omk writes itself have typed details ([`NoteDetail`]): [`RefusedChangesChecked`], [`WorkerResult`], [`WorkerReplyIgnored`], [`WorkerRefused`], [`LateResultIgnored`] |
 //! | `agent_finished` | [`AgentFinished`] | `task_id`, `exit_code`, `timed_out`, `secs`, `tokens`, `usd_micros`, `output_tail` |
 //! | `task_outcome` | [`TaskOutcome`] | `task_id`, `outcome` (changed files, evidence, checks) |
 //! | `task_merged` | [`TaskMerged`] | `task_id`, `branch`, `into`, `commit` |
@@ -253,15 +253,106 @@ pub struct AgentNote {
     pub detail: Value,
 }
 
+impl AgentNote {
+    /// The note omk itself writes for `detail`, under its tag.
+    pub fn of<D: NoteDetail>(detail: &D) -> AgentNote {
+        AgentNote {
+            note: D::NOTE.to_owned(),
+            detail: serde_json::to_value(detail).unwrap_or_default(),
+        }
+    }
+
+    /// This note's detail as `D`, when it is one (`None` for another note,
+    /// or one a different omk wrote in a shape this one cannot read).
+    pub fn detail_as<D: NoteDetail>(&self) -> Option<D> {
+        (self.note == D::NOTE)
+            .then(|| D::deserialize(&self.detail).ok())
+            .flatten()
+    }
+}
+
+/// The `detail` of a note omk writes itself (agents' own notes are free
+/// JSON): one type per note, tagged by [`NOTE`](Self::NOTE).
+pub trait NoteDetail: Serialize + serde::de::DeserializeOwned {
+    const NOTE: &'static str;
+}
+
 /// The note of an action an agent took without asking: a proof gap.
 pub const UNJUDGED_ACTION: &str = "unjudged_action";
 
-/// The note of an attempt's refused file changes, looked at in its
-/// worktree once its agent stopped and before anything is cleaned up:
-/// `unchanged` since the refusal (as they should be) and `changed` (a
+/// `refused_changes_checked`: an attempt's refused file changes, looked at
+/// in its worktree once its agent stopped and before anything is cleaned
+/// up: `unchanged` since the refusal (as they should be) and `changed` (a
 /// refusal the agent worked around, which the proof lists as a gap; the
 /// outcome gates see the change too).
-pub const REFUSED_CHANGES_CHECKED: &str = "refused_changes_checked";
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedChangesChecked {
+    pub task_id: String,
+    #[serde(default)]
+    pub unchanged: Vec<String>,
+    #[serde(default)]
+    pub changed: Vec<String>,
+}
+
+impl NoteDetail for RefusedChangesChecked {
+    const NOTE: &'static str = "refused_changes_checked";
+}
+
+/// `worker_result`: a worker's events and inputs for an attempt were
+/// appended to the log (once; a restarted coordinator reads these).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerResult {
+    pub task_id: String,
+    pub attempt: u32,
+    pub worker: String,
+    pub claim: String,
+}
+
+impl NoteDetail for WorkerResult {
+    const NOTE: &'static str = "worker_result";
+}
+
+/// `worker_reply_ignored`: a reply about another attempt than the one
+/// offered (an older wire version, or another offer's token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerReplyIgnored {
+    pub task_id: String,
+    pub worker: String,
+    pub why: String,
+}
+
+impl NoteDetail for WorkerReplyIgnored {
+    const NOTE: &'static str = "worker_reply_ignored";
+}
+
+/// `worker_refused`: a worker would not run the attempt (it does not
+/// trust the gates, say), and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerRefused {
+    pub task_id: String,
+    pub attempt: u32,
+    pub worker: String,
+    pub reason: String,
+}
+
+impl NoteDetail for WorkerRefused {
+    const NOTE: &'static str = "worker_refused";
+}
+
+/// `late_result_ignored`: a result from a worker that no longer held the
+/// attempt's claim (it was offered again elsewhere).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LateResultIgnored {
+    pub task_id: String,
+    pub attempt: u32,
+    pub worker: String,
+    pub claim: String,
+    pub why: String,
+}
+
+impl NoteDetail for LateResultIgnored {
+    const NOTE: &'static str = "late_result_ignored";
+}
 
 /// `agent_finished`: an agent's run on a task ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -179,9 +179,13 @@ impl TaskHooks {
         unchanged.dedup();
         changed.dedup();
         let task = self.task.as_ref().map(|t| t.id.clone()).unwrap_or_default();
-        self.note(
-            events::REFUSED_CHANGES_CHECKED,
-            serde_json::json!({"task_id": task, "unchanged": unchanged, "changed": changed}),
+        self.exec.log(
+            &self.exec.agent_actor(),
+            &events::AgentNote::of(&events::RefusedChangesChecked {
+                task_id: task,
+                unchanged,
+                changed,
+            }),
         );
     }
 }

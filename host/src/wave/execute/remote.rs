@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use omk_gate_sdk::TaskOutcome;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::attempt::Started;
 use super::hooks::TaskGate;
@@ -38,9 +38,6 @@ const SHIPPED: &[&str] = &[
     "agent_finished",
     "task_outcome",
 ];
-
-/// The note that ends a worker's events in the log.
-pub const WORKER_RESULT: &str = "worker_result";
 
 impl Executor {
     /// Runs attempt of task `id` on a worker: offers it (or offers it again
@@ -169,28 +166,23 @@ impl Executor {
         d: &Dispatcher,
     ) -> Result<bool, GoalError> {
         let id = offer.task.id.as_str();
-        let note = |what: &str, detail: Value| {
-            self.log(
-                events::OMK,
-                &events::AgentNote {
-                    note: what.to_owned(),
-                    detail,
-                },
-            )
-        };
+        let note = |note: events::AgentNote| self.log(events::OMK, &note);
         if reply.wire != WIRE_VERSION || reply.token != offer.token {
-            note(
-                "worker_reply_ignored",
-                json!({"task_id": id, "worker": reply.worker, "why": "it is about another attempt"}),
-            );
+            note(events::AgentNote::of(&events::WorkerReplyIgnored {
+                task_id: id.to_owned(),
+                worker: reply.worker.clone(),
+                why: "it is about another attempt".into(),
+            }));
             return Ok(false);
         }
         match reply.body {
             ReplyBody::Refused { reason } => {
-                note(
-                    "worker_refused",
-                    json!({"task_id": id, "attempt": offer.attempt, "worker": reply.worker, "reason": reason}),
-                );
+                note(events::AgentNote::of(&events::WorkerRefused {
+                    task_id: id.to_owned(),
+                    attempt: offer.attempt,
+                    worker: reply.worker.clone(),
+                    reason: reason.clone(),
+                }));
                 let why = format!("worker `{}` refused it: {reason}", reply.worker);
                 self.fail_or_retry(id, &why, "omk.worker-refused", true)?;
                 Ok(true)
@@ -201,12 +193,13 @@ impl Executor {
                     .await
                     .map_err(GoalError::Dispatch)?;
                 if !holds {
-                    note(
-                        "late_result_ignored",
-                        json!({"task_id": id, "attempt": offer.attempt, "worker": reply.worker,
-                               "claim": reply.claim,
-                               "why": "its worker no longer held the attempt's claim"}),
-                    );
+                    note(events::AgentNote::of(&events::LateResultIgnored {
+                        task_id: id.to_owned(),
+                        attempt: offer.attempt,
+                        worker: reply.worker.clone(),
+                        claim: reply.claim.clone(),
+                        why: "its worker no longer held the attempt's claim".into(),
+                    }));
                     return Ok(false);
                 }
                 self.take_result(offer, &reply.worker, &reply.claim, *ran, d)
@@ -360,10 +353,12 @@ impl Executor {
         s.save_goal(Utc::now())?;
         s.log.record(
             events::OMK,
-            &events::AgentNote {
-                note: WORKER_RESULT.into(),
-                detail: json!({"task_id": id, "attempt": offer.attempt, "worker": worker, "claim": claim}),
-            },
+            &events::AgentNote::of(&events::WorkerResult {
+                task_id: id.to_owned(),
+                attempt: offer.attempt,
+                worker: worker.to_owned(),
+                claim: claim.to_owned(),
+            }),
         )?;
         s.inputs.sync()?;
         s.sync()?;
@@ -411,18 +406,11 @@ impl Executor {
             let events::Body::AgentNote(n) = events::Body::of(&e) else {
                 return;
             };
-            if n.note != WORKER_RESULT {
-                return;
-            }
-            let task = n.detail["task_id"].as_str();
-            let attempt = n.detail["attempt"]
-                .as_u64()
-                .and_then(|a| u32::try_from(a).ok());
-            if let (Some(task), Some(attempt)) = (task, attempt) {
+            if let Some(r) = n.detail_as::<events::WorkerResult>() {
                 found.push(crate::dispatch::wire::attempt_key(
                     &self.goal_id,
-                    task,
-                    attempt,
+                    &r.task_id,
+                    r.attempt,
                 ));
             }
         })?;
