@@ -277,6 +277,7 @@ pub fn confined_start(tmp: &Path, n: usize, figs: &mut Figures) {
         proxy: None,
         private: vec![tmp.to_owned()],
         env: std::env::vars().collect(),
+        deny_read: Vec::new(),
     })
     .expect("profile");
     let rt = tokio::runtime::Builder::new_current_thread()

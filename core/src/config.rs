@@ -545,6 +545,25 @@ impl GatesConfig {
                 config_lines,
             });
         }
+        // What the std path gate may never let an agent read, the kernel
+        // hides from every process of a task too.
+        let mut sandbox = sandbox;
+        sandbox.hide = gates
+            .iter()
+            .filter(|g| matches!(&g.source, GateSource::Std(n) if n == "path"))
+            .filter_map(|g| serde_json::from_str::<serde_json::Value>(&g.config_json).ok())
+            .flat_map(|c| {
+                c.get("deny_read")
+                    .and_then(|d| d.as_array())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|d| d.as_str().map(str::to_owned))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|d| omk_gate_sdk::paths::check(d).is_ok())
+            .collect();
+        sandbox.hide.sort();
+        sandbox.hide.dedup();
         Ok(GatesConfig {
             file: Some(file.to_owned()),
             gates,
@@ -622,6 +641,7 @@ fn sandbox_settings(
     let mut out = SandboxSettings::new();
     out.mode = raw.mode;
     out.network = raw.network.unwrap_or(true);
+    out.unix_sockets = raw.unix_sockets;
     out.read = raw.read.iter().map(grant).collect::<Result<_, _>>()?;
     out.write = raw.write.iter().map(grant).collect::<Result<_, _>>()?;
     for h in &raw.hosts {

@@ -9,6 +9,7 @@
 //! hosts = ["crates.io", "*.npmjs.org:443"]  # hosts the egress proxy may let through
 //! connect = ["127.0.0.1:8080"]       # loopback ports reached directly, not through the proxy
 //! network = true                     # false: no egress proxy, only the agent's model endpoint
+//! unix_sockets = false               # true: tasks may create AF_UNIX sockets (a local daemon's)
 //! ```
 //!
 //! Every setting is optional; the defaults are deny-by-default: enforce,
@@ -63,6 +64,12 @@ pub struct SandboxSettings {
     pub connect: Vec<(String, u16)>,
     /// Whether the egress proxy runs (default true).
     pub network: bool,
+    /// Whether tasks may create `AF_UNIX` sockets (default false: only
+    /// connected pairs).
+    pub unix_sockets: bool,
+    /// Project-relative paths hidden from every process of a task: the
+    /// std path gate's `deny_read`, filled in when the file is read.
+    pub hide: Vec<String>,
 }
 
 impl SandboxSettings {
@@ -90,6 +97,8 @@ pub(crate) struct RawSandbox {
     #[serde(default)]
     pub connect: Vec<toml::Spanned<String>>,
     pub network: Option<bool>,
+    #[serde(default)]
+    pub unix_sockets: bool,
 }
 
 /// A loopback `host:port` (`127.0.0.1:8080`, `[::1]:9`, `localhost:5432`).

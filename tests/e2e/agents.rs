@@ -191,7 +191,7 @@ pub fn kimi_setup_with(omk: &Omk, script: &Value) -> (FakeModel, Vec<(&'static s
     let fake = FakeModel::start("fake_openai_chat", &home, script, &[]);
     let env = vec![
         ("KIMI_MODEL_NAME", os("fake-model")),
-        ("KIMI_MODEL_API_KEY", os("sk-fake")),
+        ("KIMI_MODEL_API_KEY", os(crate::support::REAL_KEY)),
         ("KIMI_MODEL_PROVIDER_TYPE", os("openai")),
         (
             "KIMI_MODEL_BASE_URL",
@@ -389,7 +389,7 @@ fn claude_code_is_gated_live_through_its_permission_channel() {
 pub fn claude_env(port: u16) -> Vec<(&'static str, OsString)> {
     vec![
         ("ANTHROPIC_BASE_URL", os(format!("http://127.0.0.1:{port}"))),
-        ("ANTHROPIC_API_KEY", os("sk-ant-fake")),
+        ("ANTHROPIC_API_KEY", os(crate::support::REAL_KEY)),
         ("ANTHROPIC_MODEL", os("claude-sonnet-4-5")),
         ("CLAUDE_CODE_MAX_RETRIES", os("0")),
         ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", os("1")),
@@ -419,7 +419,7 @@ pub fn codex_env(home: &std::path::Path, port: u16) -> Vec<(&'static str, OsStri
     std::fs::create_dir_all(&tmp).unwrap();
     vec![
         ("CODEX_HOME", os(&codex_home)),
-        ("FAKE_API_KEY", os("sk-fake")),
+        ("FAKE_API_KEY", os(crate::support::REAL_KEY)),
         ("TMPDIR", os(&tmp)),
     ]
 }
@@ -595,10 +595,12 @@ pub fn wire_env(
         share.join("config.toml"),
         format!(
             "default_model = \"fake\"\ndefault_yolo = {}\ntelemetry = false\n\
-             [providers.fake]\ntype = \"kimi\"\nbase_url = \"http://127.0.0.1:{}/v1\"\napi_key = \"sk-fake\"\n\
+             [providers.fake]\ntype = \"kimi\"\nbase_url = \"http://127.0.0.1:{}/v1\"\napi_key = \"{}\"\n\
              [models.fake]\nprovider = \"fake\"\nmodel = \"fake-model\"\nmax_context_size = 262144\n\
              [loop_control]\nmax_retries_per_step = 1\n",
-            wire.yolo, fake.port
+            wire.yolo,
+            fake.port,
+            crate::support::REAL_KEY
         ),
     )
     .unwrap();

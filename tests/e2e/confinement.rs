@@ -21,12 +21,14 @@ struct Canaries {
     outside: PathBuf,
     secret: PathBuf,
     tcp: TcpListener,
+    /// On 127.0.0.2, at a port the profile allows on 127.0.0.1.
+    other_address: TcpListener,
     unix: UnixListener,
     socket: PathBuf,
     readme: String,
 }
 
-const ATTACKS: [&str; 11] = [
+const ATTACKS: [&str; 26] = [
     "write-outside",
     "write-through-symlink",
     "append-to-checkout",
@@ -37,15 +39,41 @@ const ATTACKS: [&str; 11] = [
     "tcp-connect",
     "udp-send",
     "unix-connect",
+    "mptcp-connect",
+    "sctp-connect",
+    "io-uring",
+    "other-loopback-address",
+    "netlink-socket",
+    "read-denied",
+    "read-denied-via-link",
+    "unmount-denied",
+    "find-real-key",
+    "new-user-namespace",
+    "new-network-namespace",
+    "kernel-keyring",
+    "bpf",
     "signal-omk",
+    "ptrace-omk",
+    "read-omk-memory",
 ];
 
 impl Canaries {
     /// A project holding `tools/attack.sh`, and the canaries around it.
     fn new(omk: &Omk) -> Canaries {
         let readme = "project\n".to_owned();
+        let other_address = TcpListener::bind("127.0.0.2:0").unwrap();
+        other_address.set_nonblocking(true).unwrap();
+        let allowed = other_address.local_addr().unwrap().port();
+        // The path gate denies reading `denied/`; the profile allows TCP
+        // to 127.0.0.1 at the port the second canary listens on elsewhere.
+        let gates = format!(
+            "[[gate]]\nname = \"budget\"\n\n[[gate]]\nname = \"path\"\nconfig = {{ deny_read = [\"denied\"] }}\n\n\
+             [[gate]]\nname = \"acceptance\"\n\n[sandbox]\nconnect = [\"127.0.0.1:{allowed}\"]\n"
+        );
         omk.git_project(&[
             ("README.md", &readme),
+            ("denied/key.txt", "DENIEDSECRET\n"),
+            (".omk/gates.toml", &gates),
             (
                 "tools/attack.sh",
                 &std::fs::read_to_string(repo().join("tests/fixtures/attack.sh")).unwrap(),
@@ -64,6 +92,7 @@ impl Canaries {
             outside,
             secret,
             tcp,
+            other_address,
             unix,
             socket,
             readme,
@@ -88,6 +117,17 @@ impl Canaries {
                 self.tcp.local_addr().unwrap().port().to_string().into(),
             ),
             ("OMK_CANARY_SOCKET", self.socket.clone().into()),
+            (
+                "OMK_CANARY_ALLOWED_PORT",
+                self.other_address
+                    .local_addr()
+                    .unwrap()
+                    .port()
+                    .to_string()
+                    .into(),
+            ),
+            // The user's model key, which a task must never hold.
+            ("ANTHROPIC_API_KEY", crate::support::REAL_KEY.into()),
         ]
     }
 
@@ -111,6 +151,10 @@ impl Canaries {
             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
             other => panic!("the TCP canary was reached: {other:?}"),
         }
+        match self.other_address.accept() {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            other => panic!("the canary on 127.0.0.2 was reached: {other:?}"),
+        }
         match self.unix.accept() {
             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
             other => panic!("the UNIX socket canary was reached: {other:?}"),
@@ -123,6 +167,12 @@ impl Canaries {
 /// every allowed step done.
 fn assert_confined(omk: &Omk, id: &str, task: &str, channel: &str) {
     let text = omk.git(&["show", &format!("omk/{id}/{task}:results/{channel}.txt")]);
+    assert_all_blocked(&text, channel);
+}
+
+/// What `tools/attack.sh` recorded: every attack blocked, every allowed
+/// step done.
+fn assert_all_blocked(text: &str, channel: &str) {
     assert!(
         text.ends_with("done\n"),
         "{channel}: the attacks did not finish:\n{text}"
@@ -141,6 +191,51 @@ fn assert_confined(omk: &Omk, id: &str, task: &str, channel: &str) {
     }
 }
 
+/// The fake model server got the user's real key, put back by omk on the
+/// way out: the client itself only ever held a placeholder.
+fn assert_model_got_the_real_key(fake: &FakeModel) {
+    let log = std::fs::read_to_string(&fake.log).unwrap_or_default();
+    let requests: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|r: &Value| r["method"] == "POST")
+        .collect();
+    assert!(!requests.is_empty(), "the model was never asked");
+    for r in &requests {
+        let auth = r["auth"]
+            .as_str()
+            .or(r["headers"]["Authorization"].as_str())
+            .or(r["headers"]["authorization"].as_str())
+            .unwrap_or_default();
+        assert!(
+            auth.contains(crate::support::REAL_KEY),
+            "a model request without the real key: {auth:?}"
+        );
+    }
+}
+
+/// `omk goal run NAME --agent exec --command AGENT --until-ready` with `env`.
+fn exec_goal(
+    omk: &Omk,
+    name: &str,
+    agent: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> crate::support::Run {
+    omk.run_env(
+        &[
+            "goal",
+            "run",
+            name,
+            "--agent",
+            "exec",
+            "--command",
+            agent,
+            "--until-ready",
+        ],
+        env,
+    )
+}
+
 /// The task every channel runs: it may write `results/`.
 fn attack_task(acceptance: &str) -> Value {
     json!({"id": "attack", "title": "Try to escape", "write_set": ["results"],
@@ -157,20 +252,7 @@ fn exec_agents_and_run_checks_cannot_leave_their_profile() {
     ));
     let env = canaries.env(&omk);
     let env: Vec<(&str, &std::ffi::OsStr)> = env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
-    let run = omk.run_env(
-        &[
-            "goal",
-            "run",
-            "escape",
-            "--agent",
-            "exec",
-            "--command",
-            &agent,
-            "--until-ready",
-        ],
-        &env,
-    );
-    run.code(0);
+    exec_goal(&omk, "escape", &agent, &env).code(0);
     let id = omk.latest_goal();
     assert_confined(&omk, &id, "attack", "exec");
     assert_confined(&omk, &id, "attack", "check");
@@ -204,6 +286,75 @@ fn exec_agents_and_run_checks_cannot_leave_their_profile() {
             && e["payload"]["action"]["kind"] == "run_command"
             && e["payload"]["action"]["target"] == "sh tools/attack.sh check"),
         "the check was not judged"
+    );
+}
+
+#[test]
+fn without_namespaces_the_profile_falls_back_and_the_proof_says_what_is_lost() {
+    // OMK_NAMESPACES=off: as on a kernel that refuses them.
+    let omk = Omk::new();
+    let canaries = Canaries::new(&omk);
+    let agent = omk.agent(&format!(
+        "case \"$OMK_PHASE\" in\n  plan) echo 'OMK_TASK_PROPOSAL: {}' ;;\n  execute) sh tools/attack.sh exec ;;\nesac\n",
+        attack_task("run: test -s results/exec.txt")
+    ));
+    let mut env = canaries.env(&omk);
+    env.push(("OMK_NAMESPACES", "off".into()));
+    let env: Vec<(&str, &std::ffi::OsStr)> = env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+    exec_goal(&omk, "escape", &agent, &env).code(0);
+    let id = omk.latest_goal();
+    let text = omk.git(&["show", &format!("omk/{id}/attack:results/exec.txt")]);
+    // What the namespaces hold is lost, and only that: the other canaries
+    // still see nothing.
+    for lost in [
+        "other-loopback-address",
+        "read-denied",
+        "read-denied-via-link",
+    ] {
+        assert!(
+            text.contains(&format!("ESCAPED {lost}\n")),
+            "{lost}:\n{text}"
+        );
+    }
+    for kept in [
+        "mptcp-connect",
+        "io-uring",
+        "tcp-connect",
+        "find-real-key",
+        "write-outside",
+    ] {
+        assert!(
+            text.contains(&format!("blocked {kept}\n")),
+            "{kept}:\n{text}"
+        );
+    }
+    let events = omk.events(&id);
+    let started = events.iter().find(|e| e["kind"] == "task_started").unwrap();
+    let profile = &started["payload"]["sandbox"];
+    assert!(profile.get("network").is_none(), "{profile:#}");
+    assert_eq!(profile["network_fallback"], "OMK_NAMESPACES=off");
+    let gaps = omk.proof(&id)["known_gaps"].to_string();
+    assert!(
+        gaps.contains("could reach any address on their allowed TCP ports"),
+        "{gaps}"
+    );
+    assert!(
+        gaps.contains("`deny_read` was judged but not hidden"),
+        "{gaps}"
+    );
+    // With namespaces, neither gap.
+    let with = exec_goal(&omk, "again", &agent, &env[..env.len() - 1]);
+    with.code(0);
+    let again = with
+        .stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("goal-") && *w != id)
+        .expect("the second goal's id")
+        .to_owned();
+    let gaps = omk.proof(&again)["known_gaps"].to_string();
+    assert!(
+        !gaps.contains("allowed TCP ports") && !gaps.contains("deny_read"),
+        "{gaps}"
     );
 }
 
@@ -389,6 +540,71 @@ fn a_kernel_without_landlock_stops_the_goal_unless_confinement_is_off() {
         "{doctor:#}"
     );
     assert_eq!(doctor["sandbox"]["usable"], true);
+    // Rule by rule, namespaces included; without them, confinement still
+    // works and says what falls back.
+    let rule = |d: &Value, what: &str| {
+        d["sandbox"]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["rule"].as_str().unwrap().starts_with(what))
+            .unwrap_or_else(|| panic!("no rule `{what}`: {d:#}"))
+            .clone()
+    };
+    for what in [
+        "system calls: an allow-list",
+        "TCP by address",
+        "`deny_read` hidden",
+        "credentials outside",
+    ] {
+        assert_eq!(rule(&doctor, what)["usable"], true, "{what}: {doctor:#}");
+    }
+    let without = omk
+        .run_env(&["doctor", "--json"], &[("OMK_NAMESPACES", "off".as_ref())])
+        .json();
+    assert_eq!(without["sandbox"]["usable"], true);
+    let tcp = rule(&without, "TCP by address");
+    assert_eq!(tcp["usable"], false);
+    assert!(tcp["why"].as_str().unwrap().contains("falls back"), "{tcp}");
+}
+
+#[test]
+fn a_client_under_guard_run_cannot_leave_the_profile() {
+    let omk = Omk::new();
+    let canaries = Canaries::new(&omk);
+    let script = json!({"turns": [
+        {"tool_call": {"name": "Bash", "arguments": {"command": "sh tools/attack.sh guard"}}},
+        {"text": "Done: tried everything."}],
+        "usage": {"input_tokens": 10, "output_tokens": 2}});
+    let Some(hand) = crate::guard::claude_with(&omk, &script) else {
+        return;
+    };
+    let mut env = canaries.env(&omk);
+    env.extend(hand.env.iter().cloned());
+    // The session's tree is the project itself, writable: the checkout to
+    // tamper with is another one.
+    let other = omk.root().join("other-checkout");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("README.md"), "other\n").unwrap();
+    env.push(("OMK_CANARY_CHECKOUT", other.clone().into()));
+    let out = omk
+        .command()
+        .args(["guard", "run", "--"])
+        .arg(&hand.program)
+        .args(&hand.args)
+        .envs(env.iter().map(|(k, v)| (*k, v)))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = std::fs::read_to_string(omk.project().join("results/guard.txt"))
+        .unwrap_or_else(|e| panic!("no results ({e}): {out:?}"));
+    assert_all_blocked(&text, "guard");
+    assert_eq!(
+        std::fs::read_to_string(other.join("README.md")).unwrap(),
+        "other\n"
+    );
+    canaries.assert_untouched(&omk, &crate::guard::the_session(&omk, "claude"));
+    assert_model_got_the_real_key(&hand.fake);
 }
 
 // --- the real clients' shell tools ---------------------------------------
@@ -444,6 +660,7 @@ fn claude_codes_bash_cannot_leave_the_profile() {
         env,
     );
     assert_confined(&omk, &id, "attack", "claude");
+    assert_model_got_the_real_key(&fake);
     canaries.assert_untouched(&omk, &id);
 }
 
@@ -456,7 +673,7 @@ fn kimi_codes_shell_over_acp_cannot_leave_the_profile() {
         |c| json!({"name": "Bash", "arguments": {"command": c}}),
         "kimi",
     );
-    let (_fake, env) = crate::agents::kimi_setup_with(&omk, &script);
+    let (fake, env) = crate::agents::kimi_setup_with(&omk, &script);
     let id = client_goal(
         &omk,
         &canaries,
@@ -464,6 +681,7 @@ fn kimi_codes_shell_over_acp_cannot_leave_the_profile() {
         env,
     );
     assert_confined(&omk, &id, "attack", "kimi");
+    assert_model_got_the_real_key(&fake);
     canaries.assert_untouched(&omk, &id);
 }
 
@@ -476,7 +694,7 @@ fn the_kimi_clis_shell_cannot_leave_the_profile() {
         |c| json!({"name": "Shell", "arguments": {"command": c}}),
         "kimi-wire",
     );
-    let (_fake, env) = crate::agents::wire_env(&omk, &script, wire);
+    let (fake, env) = crate::agents::wire_env(&omk, &script, wire);
     let kimi = crate::agents::kimi_cli(wire);
     let id = client_goal(
         &omk,
@@ -485,6 +703,7 @@ fn the_kimi_clis_shell_cannot_leave_the_profile() {
         env,
     );
     assert_confined(&omk, &id, "attack", "kimi-wire");
+    assert_model_got_the_real_key(&fake);
     canaries.assert_untouched(&omk, &id);
 }
 
@@ -513,5 +732,6 @@ fn codexs_commands_cannot_leave_the_profile() {
         env,
     );
     assert_confined(&omk, &id, "attack", "codex");
+    assert_model_got_the_real_key(&fake);
     canaries.assert_untouched(&omk, &id);
 }

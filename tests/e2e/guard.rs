@@ -72,7 +72,7 @@ fn sessions(omk: &Omk) -> Vec<Value> {
 }
 
 /// The one guarded session's id, its log verified.
-fn the_session(omk: &Omk, client: &str) -> String {
+pub(crate) fn the_session(omk: &Omk, client: &str) -> String {
     let all = sessions(omk);
     assert_eq!(all.len(), 1, "{all:#?}");
     assert_eq!(all[0]["guarded"]["client"], client);
@@ -387,12 +387,12 @@ fn assert_guarded(
 /// server, its command line and environment, how `omk guard install`
 /// reaches its configuration, and the configuration file omk must leave
 /// as it found it.
-struct Hand {
+pub(crate) struct Hand {
     name: &'static str,
-    fake: FakeModel,
-    program: String,
-    args: Vec<&'static str>,
-    env: Vec<(&'static str, OsString)>,
+    pub(crate) fake: FakeModel,
+    pub(crate) program: String,
+    pub(crate) args: Vec<&'static str>,
+    pub(crate) env: Vec<(&'static str, OsString)>,
     install: &'static [&'static str],
     config: std::path::PathBuf,
     /// Whether the client has a read tool (its script reads the secret).
@@ -480,7 +480,7 @@ fn claude(omk: &Omk) -> Option<Hand> {
 }
 
 /// [`claude`], its model server playing `script`.
-fn claude_with(omk: &Omk, script: &Value) -> Option<Hand> {
+pub(crate) fn claude_with(omk: &Omk, script: &Value) -> Option<Hand> {
     let program = clients::claude()?;
     let fake = FakeModel::start("fake_anthropic", omk.root(), script, &[]);
     let env = crate::agents::claude_env(fake.port);

@@ -90,7 +90,7 @@ pub fn run(a: DoctorArgs) -> Result<Outcome> {
     };
     let (abi, rules) = omk::sandbox::kernel_rules();
     let sandbox = json!({"landlock_abi": abi, "needs_abi": omk::sandbox::REQUIRED_ABI,
-                         "usable": rules.iter().all(|r| r.usable), "rules": rules});
+                         "usable": rules.iter().all(|r| r.usable || !r.required), "rules": rules});
     if a.json {
         outln!(
             "{}",
@@ -173,12 +173,10 @@ pub fn run(a: DoctorArgs) -> Result<Outcome> {
     );
     for r in &rules {
         let mark = if r.usable { "ok " } else { "no " };
-        let needs = if r.needs_abi > 0 {
-            format!("Landlock ABI {}", r.needs_abi)
-        } else {
-            "seccomp".to_owned()
-        };
-        outln!("  {mark} {:<58}{needs}", r.rule);
+        outln!("  {mark} {:<84}{}", r.rule, r.by);
+        if let Some(why) = r.why.as_deref().filter(|_| !r.usable) {
+            outln!("           {why}");
+        }
     }
     if sandbox["usable"] != true {
         outln!(

@@ -81,12 +81,15 @@ enum Command {
 }
 
 impl Command {
-    /// Whether the command runs tasks (and so their workspaces).
+    /// Whether the command runs tasks (and so their workspaces) or
+    /// confined clients, or says whether it could (`doctor`).
     fn runs_tasks(&self) -> bool {
         matches!(
             self,
             Command::Demo(_)
+                | Command::Doctor(_)
                 | Command::Worker(_)
+                | Command::Guard(guard::GuardCommand::Run(_))
                 | Command::Goal(goal::GoalCommand::Run(_) | goal::GoalCommand::Execute(_))
         )
     }
@@ -120,7 +123,8 @@ pub fn main() -> ExitCode {
     note_bugs();
     if cli.command.runs_tasks() {
         // While this process has one thread: tasks' copy-on-write
-        // workspaces are mounted in a namespace of its own.
+        // workspaces are mounted in a namespace of its own, where each
+        // confined run gets its own network and mount namespaces.
         omk::worktree::overlay::enter();
     }
     let dispatch = || match cli.command {

@@ -151,6 +151,7 @@ pub async fn prepare(
         proxy: proxy.as_ref().map(Proxy::addr),
         private,
         env: std::env::vars().collect(),
+        deny_read: settings.hide.clone(),
     });
     let profile = match profile {
         Ok(p) => p,
@@ -160,6 +161,9 @@ pub async fn prepare(
         }
     };
     gate.allow(profile.hosts.clone());
+    if let Some(p) = &proxy {
+        p.set_vault(profile.vault.0.clone());
+    }
     let prepared = Confinement::prepare(&profile).and_then(|confinement| {
         let handed = confinement.handed_dir().map(Path::to_owned);
         one_run(client, omk, Some(judge.addr()), handed.as_deref())

@@ -87,6 +87,77 @@ pub struct TaskProof {
     pub sandbox: Option<Profile>,
 }
 
+/// The end of a profile's line: what it hides and which keys it brokers.
+fn extra(p: &Profile) -> String {
+    let mut out = String::new();
+    if !p.hidden.is_empty() {
+        out.push_str(&format!(
+            "; hidden {}{}",
+            p.hidden.join(", "),
+            if p.hidden_enforced {
+                ""
+            } else {
+                " (judged only)"
+            }
+        ));
+    }
+    let brokered = p.secrets.iter().filter(|s| s.brokered).count();
+    if !p.secrets.is_empty() {
+        out.push_str(&format!(
+            "; credentials {brokered} of {} brokered",
+            p.secrets.len()
+        ));
+    }
+    out
+}
+
+/// What the profiles of the tasks that ran say the kernel did not hold:
+/// TCP by port only, `deny_read` only judged, a credential inside.
+fn confinement_gaps(sandboxes: &HashMap<String, Profile>) -> Vec<String> {
+    let mut tasks: Vec<(&String, &Profile)> = sandboxes.iter().collect();
+    tasks.sort_by(|a, b| a.0.cmp(b.0));
+    let mut by_port: Vec<String> = Vec::new();
+    let mut why_ports = None;
+    let mut unhidden: Vec<String> = Vec::new();
+    let mut inside: Vec<String> = Vec::new();
+    for (task, p) in tasks {
+        if p.mode != SandboxMode::Enforce {
+            continue;
+        }
+        if let Some(why) = &p.network_fallback {
+            by_port.push(format!("`{task}`"));
+            why_ports.get_or_insert_with(|| why.clone());
+        }
+        if !p.hidden.is_empty() && !p.hidden_enforced {
+            unhidden.push(format!("`{task}`"));
+        }
+        for s in p.secrets.iter().filter(|s| !s.brokered) {
+            inside.push(format!("task `{task}`: the credential in {}", s.source));
+        }
+    }
+    let mut out = Vec::new();
+    if !by_port.is_empty() {
+        out.push(format!(
+            "task(s) {} could reach any address on their allowed TCP ports: no network namespace could be made ({})",
+            by_port.join(", "),
+            why_ports.unwrap_or_default()
+        ));
+    }
+    if !unhidden.is_empty() {
+        out.push(format!(
+            "task(s) {}: `deny_read` was judged but not hidden by the kernel (no mount namespace here), so a command could read it",
+            unhidden.join(", ")
+        ));
+    }
+    inside.dedup();
+    for i in inside {
+        out.push(format!(
+            "{i} was inside the sandbox: the broker cannot reach its endpoint from here (a loopback endpoint needs a network namespace; one elsewhere, the egress proxy)"
+        ));
+    }
+    out
+}
+
 impl TaskProof {
     /// The profile in one line, for people.
     pub fn sandbox_line(&self) -> String {
@@ -104,14 +175,21 @@ impl TaskProof {
             if ports.is_empty() {
                 "none".to_owned()
             } else {
-                format!("to port(s) {}", ports.join(", "))
+                format!(
+                    "to port(s) {} ({})",
+                    ports.join(", "),
+                    match p.network {
+                        crate::sandbox::Network::Namespace => "by address: own network namespace",
+                        crate::sandbox::Network::Ports => "by port",
+                    }
+                )
             },
             if p.hosts.is_empty() {
                 "none".to_owned()
             } else {
                 p.hosts.join(", ")
             }
-        )
+        ) + &extra(p)
     }
 }
 
@@ -489,6 +567,7 @@ impl Fold {
             unconfined.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
         ));
         }
+        known_gaps.extend(confinement_gaps(&sandboxes));
         known_gaps.extend(worked_around);
         for g in &audit {
             known_gaps.push(format!(

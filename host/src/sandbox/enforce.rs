@@ -12,12 +12,12 @@ use landlock::{
     ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, PathFd,
     Ruleset, RulesetAttr, RulesetCreatedAttr, Scope,
 };
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
-};
+use seccompiler::BpfProgram;
 
-use super::{Profile, REQUIRED_ABI, SandboxError, SandboxMode};
+use super::netns::{self, Bytes, Forward};
+use super::profile::Network;
+use super::secrets::Rewrite;
+use super::{Profile, REQUIRED_ABI, SandboxError, SandboxMode, hide, seccomp};
 
 /// The Landlock ABI the running kernel offers (0: none).
 pub fn landlock_abi() -> i32 {
@@ -61,9 +61,24 @@ type Request = (
 );
 
 /// The confined thread's mailbox; the thread ends with the last sender.
+/// The relays into its network namespace stop with it.
 #[derive(Debug)]
 struct Spawner {
     tx: std::sync::Mutex<std::sync::mpsc::Sender<Request>>,
+    relays: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Spawner {
+    fn drop(&mut self) {
+        for r in &self.relays {
+            r.abort();
+        }
+    }
+}
+
+/// What the confined thread set up before it restricted itself.
+struct Entered {
+    listeners: Vec<std::net::TcpListener>,
 }
 
 impl Confinement {
@@ -129,28 +144,47 @@ impl Confinement {
         }
         let ruleset: Option<OwnedFd> = ruleset.into();
         let ruleset = ruleset.ok_or_else(|| e("the Landlock ruleset", "not created".into()))?;
-        let filter = socket_filter()?;
+        let filters = seccomp::filters(profile.unix_sockets)?;
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|x| e("the confined spawner", x.to_string()))?;
+        let namespace = profile.network == Network::Namespace;
+        let ports = profile.tcp_connect.clone();
+        let hidden = profile.hidden.clone();
+        let hidden_enforced = profile.hidden_enforced;
+        let tree = profile.tree.clone();
+        let empty = profile.handed.join(".hidden");
         let (tx, rx) = std::sync::mpsc::channel::<Request>();
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+        let spawner_handle = handle.clone();
         std::thread::Builder::new()
             .name("omk-confined-spawner".into())
             .spawn(move || {
-                let restricted = restrict_this_thread(&ruleset, &filter);
+                let entered = (|| -> Result<Entered, String> {
+                    let listeners = if namespace {
+                        netns::enter(&ports)?
+                    } else {
+                        Vec::new()
+                    };
+                    if hidden_enforced && let Some(tree) = &tree {
+                        hide::hide(tree, &hidden, &empty)?;
+                    }
+                    restrict_this_thread(&ruleset, &filters)
+                        .map_err(|x| format!("restricting the spawner: {x}"))?;
+                    Ok(Entered { listeners })
+                })();
                 drop(ruleset);
-                let ok = restricted.is_ok();
-                let _ = ready_tx.send(restricted);
+                let ok = entered.is_ok();
+                let _ = ready_tx.send(entered);
                 if !ok {
                     return;
                 }
-                let _runtime = handle.enter();
+                let _runtime = spawner_handle.enter();
                 for (mut cmd, reply) in rx {
                     let _ = reply.send(cmd.spawn());
                 }
             })
             .map_err(|x| e("the confined spawner", x.to_string()))?;
-        ready_rx
+        let entered = ready_rx
             .recv()
             .map_err(|_| {
                 e(
@@ -158,10 +192,36 @@ impl Confinement {
                     "it stopped before restricting itself".into(),
                 )
             })?
-            .map_err(|x| e("restricting the spawner", x.to_string()))?;
+            .map_err(|x| SandboxError { message: x })?;
+        // The relays run on omk's runtime, in omk's own namespace.
+        let _runtime = handle.enter();
+        let mut relays = Vec::new();
+        for listener in entered.listeners {
+            let port = listener
+                .local_addr()
+                .map_err(|x| e("a relay", x.to_string()))?
+                .port();
+            let how: Arc<dyn Forward> = match profile.vault.0.as_ref().and_then(|v| {
+                v.endpoints()
+                    .into_iter()
+                    .find(|ep| ep.is_loopback() && ep.port == port)
+                    .map(|ep| (v, ep))
+            }) {
+                Some((vault, endpoint)) => Arc::new(Rewrite {
+                    vault: Arc::clone(vault),
+                    endpoint,
+                }),
+                None => Arc::new(Bytes),
+            };
+            relays.push(
+                netns::relay(listener, how)
+                    .map_err(|x| e(&format!("the relay for port {port}"), x.to_string()))?,
+            );
+        }
         Ok(Confinement {
             inner: Some(Arc::new(Spawner {
                 tx: std::sync::Mutex::new(tx),
+                relays,
             })),
             env: profile.env.clone(),
             handed: Some(profile.handed.clone()),
@@ -211,80 +271,22 @@ impl Confinement {
 }
 
 /// Confines the calling thread — and every process it starts from now on —
-/// with no-new-privileges, the seccomp `filter` and the Landlock `ruleset`.
-fn restrict_this_thread(ruleset: &OwnedFd, filter: &BpfProgram) -> std::io::Result<()> {
+/// with no-new-privileges, the seccomp `filters` and the Landlock `ruleset`.
+fn restrict_this_thread(ruleset: &OwnedFd, filters: &[BpfProgram]) -> std::io::Result<()> {
     // SAFETY: plain system calls on the calling thread: prctl with
-    // constant arguments; seccomp with a program that outlives the call;
-    // landlock_restrict_self with a ruleset descriptor this thread holds.
+    // constant arguments; landlock_restrict_self with a ruleset descriptor
+    // this thread holds.
     unsafe {
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        let prog = libc::sock_fprog {
-            len: u16::try_from(filter.len()).unwrap_or(u16::MAX),
-            filter: filter.as_ptr().cast_mut().cast(),
-        };
-        if libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            0,
-            &prog as *const libc::sock_fprog,
-        ) != 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
+    }
+    seccomp::install(filters)?;
+    // SAFETY: as above.
+    unsafe {
         if libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0u32) != 0 {
             return Err(std::io::Error::last_os_error());
         }
     }
     Ok(())
-}
-
-/// `socket(2)` refused with `EPERM` for what Landlock cannot restrict on
-/// this kernel: UDP and raw IP sockets, packet and netlink sockets, and new
-/// `AF_UNIX` sockets (which could reach any listening socket by path).
-/// `socketpair(2)` stays allowed: pipes between a process and its children.
-fn socket_filter() -> Result<BpfProgram, SandboxError> {
-    let e = |x: seccompiler::BackendError| SandboxError {
-        message: format!("the seccomp filter: {x}"),
-    };
-    let domain = |d: i32| {
-        SeccompCondition::new(
-            0,
-            SeccompCmpArgLen::Dword,
-            SeccompCmpOp::Eq,
-            u64::try_from(d).unwrap_or(0),
-        )
-    };
-    // The type without SOCK_NONBLOCK / SOCK_CLOEXEC.
-    let kind = |t: i32| {
-        SeccompCondition::new(
-            1,
-            SeccompCmpArgLen::Dword,
-            SeccompCmpOp::MaskedEq(0xf),
-            u64::try_from(t).unwrap_or(0),
-        )
-    };
-    let mut rules = Vec::new();
-    for d in [libc::AF_UNIX, libc::AF_PACKET, libc::AF_NETLINK] {
-        rules.push(SeccompRule::new(vec![domain(d).map_err(e)?]).map_err(e)?);
-    }
-    for d in [libc::AF_INET, libc::AF_INET6] {
-        for t in [libc::SOCK_DGRAM, libc::SOCK_RAW] {
-            rules.push(
-                SeccompRule::new(vec![domain(d).map_err(e)?, kind(t).map_err(e)?]).map_err(e)?,
-            );
-        }
-    }
-    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|x| SandboxError {
-        message: format!("seccomp on `{}`: {x}", std::env::consts::ARCH),
-    })?;
-    let filter = SeccompFilter::new(
-        [(libc::SYS_socket, rules)].into_iter().collect(),
-        SeccompAction::Allow,
-        SeccompAction::Errno(u32::try_from(libc::EPERM).unwrap_or(1)),
-        arch,
-    )
-    .map_err(e)?;
-    BpfProgram::try_from(filter).map_err(e)
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::secrets::{Brokered, Endpoint, Found, Vault};
 use super::{SandboxError, SandboxMode, SandboxSettings};
 
 /// System and toolchain directories every task may read.
@@ -62,7 +63,68 @@ pub struct Profile {
     pub blocked: Vec<String>,
     /// Variables set for the task's processes (`HOME`, `TMPDIR`, proxies).
     pub env: Vec<(String, String)>,
+    /// How TCP is held to `tcp_connect`: by address, in a network
+    /// namespace of the run's own, or by port only (older logs, or where
+    /// no namespace can be made).
+    #[serde(default, skip_serializing_if = "Network::is_ports")]
+    pub network: Network,
+    /// Why the namespace could not be made, when `network` is `ports`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_fallback: Option<String>,
+    /// The run's tree: the task's worktree, the checkout planning reads,
+    /// the project a guarded session works in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<PathBuf>,
+    /// Project-relative paths no process of the run may read (the path
+    /// gate's `deny_read`), hidden in the run's tree.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<String>,
+    /// Whether `hidden` is enforced by the kernel (a mount namespace), or
+    /// only judged (no namespace here): the proof lists that as a gap.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden_enforced: bool,
+    /// The credentials found for the run, and whether each is brokered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<Brokered>,
+    /// Whether the run may create `AF_UNIX` sockets (`[sandbox]
+    /// unix_sockets`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unix_sockets: bool,
+    /// The keys themselves, in memory only.
+    #[serde(skip)]
+    pub vault: VaultRef,
 }
+
+/// How a run's TCP connections are held to its profile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// Landlock's rules by port: any address on an allowed port.
+    #[default]
+    Ports,
+    /// A network namespace whose only listeners are omk's relays to the
+    /// allowed ports: by address and port.
+    Namespace,
+}
+
+impl Network {
+    /// By port only: what a profile without the field means.
+    pub fn is_ports(&self) -> bool {
+        *self == Network::Ports
+    }
+}
+
+/// The run's [`Vault`], shared; profiles compare equal whatever it holds
+/// (it is not part of what is recorded).
+#[derive(Debug, Clone, Default)]
+pub struct VaultRef(pub Option<std::sync::Arc<Vault>>);
+
+impl PartialEq for VaultRef {
+    fn eq(&self, _: &VaultRef) -> bool {
+        true
+    }
+}
+impl Eq for VaultRef {}
 
 /// What a profile is derived from.
 #[derive(Debug, Clone)]
@@ -86,6 +148,9 @@ pub struct ProfileInputs<'a> {
     pub private: Vec<PathBuf>,
     /// The environment the task would otherwise get (omk's own).
     pub env: Vec<(String, String)>,
+    /// Project-relative paths no process may read (the path gate's
+    /// `deny_read`), hidden in `worktree` (or `read_only_tree`).
+    pub deny_read: Vec<String>,
 }
 
 impl Profile {
@@ -103,6 +168,14 @@ impl Profile {
             handed: PathBuf::new(),
             blocked: Vec::new(),
             env: Vec::new(),
+            network: Network::Ports,
+            network_fallback: None,
+            tree: None,
+            hidden: Vec::new(),
+            hidden_enforced: false,
+            secrets: Vec::new(),
+            unix_sockets: false,
+            vault: VaultRef::default(),
         }
     }
 
@@ -126,15 +199,7 @@ impl Profile {
         for d in [&home, &tmp, &handed] {
             std::fs::create_dir_all(d).map_err(|e| err("create", d, e))?;
         }
-        let var = |k: &str| {
-            inputs
-                .env
-                .iter()
-                .rev()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
-                .filter(|v| !v.is_empty())
-        };
+        let var = |k: &str| env_var(&inputs.env, k);
         let user_home = var("HOME").map(PathBuf::from);
 
         let mut env: Vec<(String, String)> = vec![
@@ -163,6 +228,8 @@ impl Profile {
         // The client's settings and credentials, copied into the home.
         let c = inputs.client;
         let mut config_texts = Vec::new();
+        // The copies, for the secrets broker: where, and how shown.
+        let mut copies: Vec<(PathBuf, String)> = Vec::new();
         if !c.home_dir.is_empty() {
             let from = c
                 .dir_env
@@ -179,6 +246,7 @@ impl Profile {
                         if let Ok(text) = std::fs::read_to_string(&src) {
                             config_texts.push(text);
                         }
+                        copies.push((to.join(f), format!("{}/{f}", c.home_dir)));
                     }
                 }
             }
@@ -191,6 +259,7 @@ impl Profile {
                 let src = h.join(f);
                 if src.is_file() {
                     copy_into(&src, &home.join(f)).map_err(|e| err("copy", &src, e))?;
+                    copies.push((home.join(f), (*f).to_owned()));
                 }
             }
         }
@@ -223,6 +292,12 @@ impl Profile {
                 hosts.push(format!("{host}:{port}"));
             }
         }
+        let netns = super::netns::available();
+        let network = if netns.is_ok() {
+            Network::Namespace
+        } else {
+            Network::Ports
+        };
         let proxy = inputs.proxy.filter(|_| inputs.settings.network);
         if let Some(p) = proxy {
             tcp_connect.push(p.port());
@@ -247,6 +322,30 @@ impl Profile {
         tcp_connect.dedup();
         hosts.sort();
         hosts.dedup();
+
+        // The credentials: placeholders for the task, the keys kept here.
+        let client_endpoints: Vec<Endpoint> = endpoints
+            .iter()
+            .filter_map(|u| Endpoint::of_url(u))
+            .collect();
+        let super::secrets::Collected {
+            vault,
+            records: secrets,
+            env: secret_env,
+        } = Vault::collect(&Found {
+            env: &inputs.env,
+            files: &copies,
+            client_endpoints: &client_endpoints,
+            loopback: network == Network::Namespace,
+            remote: proxy.is_some(),
+        })
+        .map_err(|message| SandboxError { message })?;
+        env.extend(secret_env);
+        env.extend(
+            vault
+                .trust_files(&handed, &inputs.env)
+                .map_err(|e| err("write the run's certificate authority into", &handed, e))?,
+        );
 
         // What may be written and read: the task's own folders (which may
         // not exist yet: the worktree is made after the profile), then what
@@ -312,16 +411,48 @@ impl Profile {
             home,
             tmp,
             handed,
-            blocked: vec![
-                "TCP bind".into(),
-                "UDP, raw, packet and netlink sockets".into(),
-                "new AF_UNIX sockets".into(),
-                "signals to processes outside the task".into(),
-                "abstract UNIX sockets outside the task".into(),
-            ],
+            blocked: blocked(inputs.settings.unix_sockets, network),
             env,
+            network,
+            network_fallback: netns.err(),
+            tree: inputs
+                .worktree
+                .or(inputs.read_only_tree)
+                .map(Path::to_owned),
+            hidden: inputs.deny_read.clone(),
+            hidden_enforced: !inputs.deny_read.is_empty() && network == Network::Namespace,
+            secrets,
+            unix_sockets: inputs.settings.unix_sockets,
+            vault: VaultRef((!vault.is_empty()).then(|| std::sync::Arc::new(vault))),
         })
     }
+}
+
+/// What a profile keeps out besides the filesystem, as the proof lists it.
+fn blocked(unix_sockets: bool, network: Network) -> Vec<String> {
+    let mut out: Vec<String> = vec![
+        "TCP bind".into(),
+        "every socket but TCP over IPv4/IPv6 (UDP, raw, packet, netlink, MPTCP, SCTP, …)".into(),
+    ];
+    if !unix_sockets {
+        out.push("new AF_UNIX sockets".into());
+    }
+    if network == Network::Namespace {
+        out.push("TCP to any address but the relays to the allowed ports".into());
+    }
+    out.extend(
+        [
+            "io_uring",
+            "namespaces, mounts, chroot",
+            "typing into the terminal (TIOCSTI)",
+            "bpf, perf events, kernel keyrings, modules",
+            "system calls the allow-list does not name",
+            "signals to processes outside the task",
+            "abstract UNIX sockets outside the task",
+        ]
+        .map(String::from),
+    );
+    out
 }
 
 /// Copies a file, or a folder recursively, to `to`.
@@ -341,48 +472,19 @@ fn copy_into(from: &Path, to: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The last value of variable `k` in `env`, if not empty.
+pub(super) fn env_var(env: &[(String, String)], k: &str) -> Option<String> {
+    env.iter()
+        .rev()
+        .find(|(key, _)| key == k)
+        .map(|(_, v)| v.clone())
+        .filter(|v| !v.is_empty())
+}
+
 /// Every string value of a `base_url` (or `baseUrl`) key in a TOML or
 /// JSON settings file.
 fn base_urls(text: &str) -> Vec<String> {
-    fn walk_toml(v: &toml::Value, out: &mut Vec<String>) {
-        match v {
-            toml::Value::Table(t) => {
-                for (k, v) in t {
-                    if (k == "base_url" || k == "baseUrl")
-                        && let Some(s) = v.as_str()
-                    {
-                        out.push(s.to_owned());
-                    }
-                    walk_toml(v, out);
-                }
-            }
-            toml::Value::Array(a) => a.iter().for_each(|v| walk_toml(v, out)),
-            _ => {}
-        }
-    }
-    fn walk_json(v: &serde_json::Value, out: &mut Vec<String>) {
-        match v {
-            serde_json::Value::Object(m) => {
-                for (k, v) in m {
-                    if (k == "base_url" || k == "baseUrl")
-                        && let Some(s) = v.as_str()
-                    {
-                        out.push(s.to_owned());
-                    }
-                    walk_json(v, out);
-                }
-            }
-            serde_json::Value::Array(a) => a.iter().for_each(|v| walk_json(v, out)),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    if let Ok(v) = toml::from_str::<toml::Value>(text) {
-        walk_toml(&v, &mut out);
-    } else if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
-        walk_json(&v, &mut out);
-    }
-    out
+    super::secrets::fields(text, &["base_url", "baseUrl"])
 }
 
 /// The host and port of an `http(s)://host[:port]/…` URL.
@@ -410,7 +512,7 @@ pub fn host_port(url: &str) -> Option<(String, u16)> {
     .filter(|(h, _)| !h.is_empty())
 }
 
-fn is_loopback(host: &str) -> bool {
+pub(super) fn is_loopback(host: &str) -> bool {
     host == "localhost"
         || host
             .parse::<std::net::IpAddr>()
@@ -574,6 +676,7 @@ mod tests {
             },
             proxy: Some("127.0.0.1:4000".parse().unwrap()),
             private: vec![tmp.path().to_owned()],
+            deny_read: Vec::new(),
             env: vec![
                 ("HOME".into(), tmp.path().display().to_string()),
                 ("MODEL_URL".into(), "http://127.0.0.1:7000/v1".into()),

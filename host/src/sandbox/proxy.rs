@@ -19,6 +19,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::secrets::Vault;
+
 /// Decides whether a destination may be reached.
 pub trait Gatekeeper: Send + Sync + 'static {
     /// `Ok` to let `url` through; `Err(reason)` to refuse it. May block.
@@ -79,7 +81,11 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Proxy {
     addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
+    vault: Arc<std::sync::OnceLock<Arc<Vault>>>,
 }
+
+/// The keys of the run the proxy serves, once its profile is made.
+type VaultCell = Arc<std::sync::OnceLock<Arc<Vault>>>;
 
 impl Drop for Proxy {
     fn drop(&mut self) {
@@ -92,20 +98,32 @@ impl Proxy {
     pub async fn start(gate: Arc<dyn Gatekeeper>) -> std::io::Result<Proxy> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
+        let vault: VaultCell = Arc::default();
+        let keys = Arc::clone(&vault);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 };
                 let gate = Arc::clone(&gate);
+                let keys = keys.get().cloned();
                 tokio::spawn(async move {
-                    if let Err(e) = serve(client, gate).await {
+                    if let Err(e) = serve(client, gate, keys).await {
                         tracing::debug!("egress proxy: {e}");
                     }
                 });
             }
         });
-        Ok(Proxy { addr, task })
+        Ok(Proxy { addr, task, vault })
+    }
+
+    /// Puts keys back on requests to the endpoints `vault` binds them to
+    /// (see [`super::secrets`]), from now on.
+    pub fn set_vault(&self, vault: Option<Arc<Vault>>) {
+        if let Some(v) = vault {
+            let _ = self.vault.set(v);
+        }
     }
 
     /// Where it listens.
@@ -115,7 +133,11 @@ impl Proxy {
 }
 
 /// One client connection.
-async fn serve(mut client: TcpStream, gate: Arc<dyn Gatekeeper>) -> std::io::Result<()> {
+async fn serve(
+    mut client: TcpStream,
+    gate: Arc<dyn Gatekeeper>,
+    vault: Option<Arc<Vault>>,
+) -> std::io::Result<()> {
     let (head, rest) = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut client)).await {
         Ok(r) => r?,
         Err(_) => return Ok(()),
@@ -139,6 +161,35 @@ async fn serve(mut client: TcpStream, gate: Arc<dyn Gatekeeper>) -> std::io::Res
     if let Err(reason) = decision {
         return respond(&mut client, 403, &format!("refused by omk: {reason}")).await;
     }
+    // A tunnel to an endpoint keys are bound to: answered with TLS here,
+    // so that the keys can be put back (see `secrets`).
+    if req.connect
+        && let Some(vault) = vault.as_ref().filter(|v| v.bound_to(&req.host, req.port))
+    {
+        let config = match vault.server_config(&req.host) {
+            Ok(c) => c,
+            Err(e) => {
+                return respond(
+                    &mut client,
+                    502,
+                    &format!("omk cannot answer for {url}: {e}"),
+                )
+                .await;
+            }
+        };
+        client
+            .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+            .await?;
+        let tls = tokio_rustls::TlsAcceptor::from(config)
+            .accept(client)
+            .await?;
+        let upstream = super::secrets::Upstream {
+            addr: super::secrets::UpstreamAddr::Name(req.host.clone(), req.port),
+            tls: Some(req.host.clone()),
+        };
+        return super::secrets::serve_http(tls, Arc::clone(vault), req.host, req.port, upstream)
+            .await;
+    }
     let upstream = tokio::time::timeout(
         HEAD_TIMEOUT,
         TcpStream::connect((req.host.as_str(), req.port)),
@@ -154,7 +205,8 @@ async fn serve(mut client: TcpStream, gate: Arc<dyn Gatekeeper>) -> std::io::Res
             .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
             .await?;
     } else {
-        upstream.write_all(req.forwarded_head().as_bytes()).await?;
+        let head = req.forwarded_head(vault.as_deref());
+        upstream.write_all(head.as_bytes()).await?;
     }
     upstream.write_all(&rest).await?;
     let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
@@ -261,20 +313,23 @@ impl Request {
         }
     }
 
-    /// The head sent upstream: origin form, no proxy headers, one request.
-    fn forwarded_head(&self) -> String {
+    /// The head sent upstream: origin form, no proxy headers, one request;
+    /// with `vault`'s keys put back in the credential headers.
+    fn forwarded_head(&self, vault: Option<&Vault>) -> String {
         let mut out = format!("{} {} {}\r\n", self.method, self.path, self.version);
         for h in &self.headers {
-            let name = h
-                .split(':')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
+            let (name, value) = h.split_once(':').unwrap_or((h, ""));
+            let name = name.trim().to_ascii_lowercase();
             if name.starts_with("proxy-") || name == "connection" || name == "keep-alive" {
                 continue;
             }
-            out.push_str(h);
+            let revealed = vault
+                .filter(|_| super::secrets::AUTH_HEADERS.contains(&name.as_str()))
+                .and_then(|v| v.reveal(value.trim(), &self.host, self.port));
+            match revealed {
+                Some(real) => out.push_str(&format!("{name}: {real}")),
+                None => out.push_str(h),
+            }
             out.push_str("\r\n");
         }
         out.push_str("Connection: close\r\n\r\n");
@@ -314,7 +369,7 @@ mod tests {
         .unwrap();
         assert_eq!(r.url(), "http://127.0.0.1:8080/v1/x?q=1");
         assert_eq!(
-            r.forwarded_head(),
+            r.forwarded_head(None),
             "GET /v1/x?q=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
         );
         assert!(Request::parse("GET /relative HTTP/1.1\r\n\r\n").is_none());

@@ -45,13 +45,12 @@ static MOUNTS: OnceLock<Result<(), String>> = OnceLock::new();
 /// user and group to themselves, so that it may mount overlays no other
 /// process sees. Call it while the process has one thread (the kernel
 /// refuses a threaded one); a refusal only means worktrees are used.
+///
+/// The same namespace gives omk the right to make each confined run a
+/// network and a mount namespace of its own ([`crate::sandbox::netns`]), so
+/// it is entered whether or not workspaces are overlays.
 pub fn enter() {
-    ENTERED.get_or_init(|| {
-        if std::env::var(ENV).is_ok_and(|v| v == WORKTREE) {
-            return Err(format!("{ENV}={WORKTREE}"));
-        }
-        unshare()
-    });
+    ENTERED.get_or_init(unshare);
 }
 
 fn unshare() -> Result<(), String> {
@@ -93,6 +92,9 @@ pub fn usable_for(path: &Path) -> bool {
 
 /// Whether task workspaces are overlays here; `Err` says why not.
 pub fn available() -> Result<(), String> {
+    if std::env::var(ENV).is_ok_and(|v| v == WORKTREE) {
+        return Err(format!("{ENV}={WORKTREE}"));
+    }
     match ENTERED.get() {
         None => return Err("this command does not run tasks in overlays".into()),
         Some(Err(e)) => return Err(e.clone()),

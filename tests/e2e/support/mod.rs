@@ -404,6 +404,12 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The model key the tests give the real clients: a key's shape, with a
+/// marker (`REALKEY`) that a placeholder never holds, so a test can search
+/// a confined task's environment and home for it, and check that the fake
+/// model server still received it.
+pub const REAL_KEY: &str = "sk-ant-api03-REALKEY-7f3c9a1e5b2d8c4f6a0e9b3d";
+
 /// Records that the running test skips part of what it checks, and why (a
 /// toolchain, client or service missing here): on stderr, and as a line in
 /// `$OMK_SKIP_DIR` that `cargo xtask test` lists at the end of the run.

@@ -71,7 +71,11 @@ impl Executor {
             proxy: proxy.as_ref().map(Proxy::addr),
             private,
             env: std::env::vars().collect(),
+            deny_read: settings.hide.clone(),
         })?;
+        if let Some(p) = &proxy {
+            p.set_vault(profile.vault.0.clone());
+        }
         Ok((profile, proxy))
     }
 }
