@@ -1,7 +1,7 @@
 //! omk's benchmark: the same generated proposals judged by the std gates
 //! natively (called directly, and from inputs parsed out of JSON), as
-//! sandboxed components built for `omk:gate@0.2.0` and — through the
-//! adapter — for `0.1.0` (a fresh instance per decision, and one instance
+//! sandboxed components built for `omk:gate@0.3.0` and — through the
+//! adapters — for `0.2.0` and `0.1.0` (a fresh instance per decision, and one instance
 //! reused per wave), and by a peer policy engine (regorus, with
 //! `--features peers`); then cold and warm start, whole waves through the
 //! `omk` binary with the event log, the example gate built in each
@@ -295,7 +295,8 @@ fn main() {
         GateEngine::new(Some(CacheDirs::under(&tmp.path().join("cache")))).expect("engine");
     let std_config = GatesConfig::std(Limits::default());
     let set = GateSet::load(&std_config, &engine).expect("std gates load");
-    let old_set = GateSet::load(&std_v0_1_0(), &engine).expect("0.1.0 std gates load");
+    let v2_set = GateSet::load(&std_of("0.2.0"), &engine).expect("0.2.0 std gates load");
+    let v1_set = GateSet::load(&std_of("0.1.0"), &engine).expect("0.1.0 std gates load");
 
     let mut runs = Vec::new();
     runs.push(measure(
@@ -325,8 +326,9 @@ fn main() {
         |i, d| assert_eq!(d, &expected[i]),
     ));
     for (version, set) in [
-        ("`omk:gate@0.2.0`", &set),
-        ("`omk:gate@0.1.0` through the adapter", &old_set),
+        ("`omk:gate@0.3.0`", &set),
+        ("`omk:gate@0.2.0` through the adapter", &v2_set),
+        ("`omk:gate@0.1.0` through the adapter", &v1_set),
     ] {
         runs.push(measure(
             &format!(
@@ -446,13 +448,16 @@ fn at_scale(
     (readers, whole_run)
 }
 
-/// The std gates as built for `omk:gate@0.1.0`, kept in the tests.
-fn std_v0_1_0() -> GatesConfig {
+/// The std gates as built for an older `omk:gate` (`0.1.0`, `0.2.0`), kept
+/// in the tests.
+fn std_of(version: &str) -> GatesConfig {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let text = ["budget", "path", "acceptance"]
-        .map(|g| format!("[[gate]]\npath = \"tests/fixtures/gates-0.1.0/std-bundle/{g}.wasm\"\n"))
+        .map(|g| {
+            format!("[[gate]]\npath = \"tests/fixtures/gates-{version}/std-bundle/{g}.wasm\"\n")
+        })
         .concat();
-    GatesConfig::parse(&text, &repo.join(".omk/gates.toml"), &repo).expect("0.1.0 gates config")
+    GatesConfig::parse(&text, &repo.join(".omk/gates.toml"), &repo).expect("old gates config")
 }
 
 /// The runs' order in `main`.
@@ -460,7 +465,7 @@ const NATIVE: usize = 0;
 const NATIVE_JSON: usize = 1;
 const FRESH: usize = 2;
 const REUSED: usize = 3;
-const PEER: usize = 6;
+const PEER: usize = 8;
 
 /// Each figure that has a target, against it.
 fn targets(
@@ -481,19 +486,19 @@ fn targets(
     };
     let mut rows = vec![
         row(
-            "a fresh instance per decision, three std gates (0.2.0)",
+            "a fresh instance per decision, three std gates (0.3.0)",
             Duration::from_micros(25),
             runs[FRESH].median(),
             us,
         ),
         row(
-            "a reused instance per decision, three std gates (0.2.0)",
+            "a reused instance per decision, three std gates (0.3.0)",
             Duration::from_micros(5),
             runs[REUSED].median(),
             us,
         ),
         format!(
-            "| a reused instance (0.2.0) against native with JSON parsing, per decision | 5 × {} | {} | {:.2}× |",
+            "| a reused instance (0.3.0) against native with JSON parsing, per decision | 5 × {} | {} | {:.2}× |",
             us(runs[NATIVE_JSON].median()),
             us(runs[REUSED].median()),
             runs[REUSED].median().as_secs_f64() / (5.0 * runs[NATIVE_JSON].median().as_secs_f64())
@@ -539,13 +544,13 @@ fn targets(
     }
     if let Some(peer) = runs.get(PEER) {
         rows.push(format!(
-            "| a fresh instance (0.2.0) against regorus, per decision | regorus's {} | {} | {:.2}× |",
+            "| a fresh instance (0.3.0) against regorus, per decision | regorus's {} | {} | {:.2}× |",
             us(peer.median()),
             us(runs[FRESH].median()),
             runs[FRESH].median().as_secs_f64() / peer.median().as_secs_f64()
         ));
         rows.push(format!(
-            "| a reused instance (0.2.0) against regorus, per decision | regorus's {} | {} | {:.2}× |",
+            "| a reused instance (0.3.0) against regorus, per decision | regorus's {} | {} | {:.2}× |",
             us(peer.median()),
             us(runs[REUSED].median()),
             runs[REUSED].median().as_secs_f64() / peer.median().as_secs_f64()

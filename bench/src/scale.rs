@@ -119,6 +119,8 @@ fn long_goal(state: &Path, tasks: usize, actions: usize) -> (String, u64) {
                 kind: ActionKind::WriteFile,
                 target,
                 detail: String::new(),
+                command: None,
+                tool: None,
             };
             let verdict = gates.judge_action(&ctx, task, &action);
             let input = s

@@ -33,7 +33,7 @@ pub mod std_bundle;
 use sha2::{Digest, Sha256};
 
 /// The `omk:gate` WIT versions this omk loads, newest first.
-pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.2.0", "0.1.0"];
+pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.3.0", "0.2.0", "0.1.0"];
 
 /// The sha256 of `bytes`, as 64 lowercase hex digits.
 pub fn sha256_hex(bytes: &[u8]) -> String {

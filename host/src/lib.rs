@@ -10,6 +10,8 @@
 //! - [`wave`]: dispatch plans judged by omk's checks and the gates, and the
 //!   execution of admitted tasks.
 //! - [`agents`]: the agent backends that do the tasks' work.
+//! - [`command`]: the command lines agents run, parsed into what they run
+//!   (`omk:gate@0.3.0`'s parsed command).
 //! - [`guard`]: the project's gates on sessions people run by hand, through
 //!   their clients' hooks.
 //! - [`sandbox`]: the kernel confinement of every process a task starts.
@@ -30,6 +32,7 @@
 
 pub mod agents;
 pub mod author;
+pub mod command;
 pub mod demo;
 pub mod dirs;
 pub mod dispatch;

@@ -193,6 +193,8 @@ fn no_attack_path_escapes_and_every_rejection_names_its_rule() {
                 kind: omk::sdk::ActionKind::WriteFile,
                 target: path.to_owned(),
                 detail: String::new(),
+                command: None,
+                tool: None,
             };
             set.judge_action(&GoalContext::default(), &task, &action)
         } else {

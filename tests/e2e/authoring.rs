@@ -106,7 +106,8 @@ fn a_new_rust_gate_builds_passes_its_cases_and_judges_a_wave() {
     tested.code(0);
     // Writes and reads under secrets/ refused, and a setting it does not
     // know refused by `validate-config`.
-    assert_eq!(tested.json()["passed"], 5);
+    // Its commands judged by their parse and tool calls by their arguments.
+    assert_eq!(tested.json()["passed"], 8);
     assert_eq!(tested.json()["failed"], 0);
 
     // Break the gate: its cases catch it, naming the case and the verdict.
@@ -375,7 +376,7 @@ fn build_example(omk: &Omk, lang: &str) -> PathBuf {
     // The examples keep their own copy of the contract: it must be this one.
     assert_eq!(
         std::fs::read_to_string(dir.join("wit/gate.wit")).unwrap(),
-        std::fs::read_to_string(repo().join("wit/v0.2.0/gate.wit")).unwrap(),
+        std::fs::read_to_string(repo().join("wit/v0.3.0/gate.wit")).unwrap(),
         "plugins/examples/change-control/{lang}/wit/gate.wit is stale"
     );
     let r = run_built(omk, &["gate", "build", path_str(&dir), "--json"]);
@@ -394,7 +395,7 @@ fn build_example(omk: &Omk, lang: &str) -> PathBuf {
     assert!(
         imports
             .iter()
-            .all(|i| *i == "omk:gate/context@0.2.0" || (python && i.starts_with("wasi:"))),
+            .all(|i| *i == "omk:gate/context@0.3.0" || (python && i.starts_with("wasi:"))),
         "{lang}: {imports:?}"
     );
     assert_eq!(python, imports.iter().any(|i| i.starts_with("wasi:")));
@@ -405,7 +406,9 @@ fn build_example(omk: &Omk, lang: &str) -> PathBuf {
 fn the_example_gates_agree_on_every_shared_case() {
     let omk = Omk::new();
     let cases = repo().join("plugins/examples/change-control/cases.toml");
+    let commands = repo().join("plugins/examples/change-control/commands.toml");
     let mut verdicts: Vec<(String, Vec<Value>)> = Vec::new();
+    let mut on_commands: Vec<(String, Vec<Value>)> = Vec::new();
     for lang in ["rust", "js", "c", "python"] {
         if !have(lang) {
             continue;
@@ -422,14 +425,32 @@ fn the_example_gates_agree_on_every_shared_case() {
             .count();
         assert_eq!((listed, got.len()), (17, 17), "{lang}");
         verdicts.push((lang.to_owned(), got));
+        // Commands judged by their parsed words, asks included (0.3.0).
+        let r = test_json(&omk, &wasm, &commands);
+        assert_eq!(r.json()["failed"], 0, "{lang} on commands: {}", r.stdout);
+        let got = case_verdicts(&r.json());
+        assert_eq!(got.len(), 6, "{lang}");
+        on_commands.push((lang.to_owned(), got));
     }
-    // The example as built for `omk:gate@0.1.0`, kept in the tests: served
-    // through the adapter, it decides every shared case as the others do.
-    let old = repo().join("tests/fixtures/gates-0.1.0/change-control.wasm");
-    let r = test_json(&omk, &old, &cases);
-    assert_eq!(r.json()["failed"], 0, "0.1.0: {}", r.stdout);
-    let got = case_verdicts(&r.json());
-    verdicts.push(("rust built for 0.1.0".to_owned(), got));
+    // The example as built for `omk:gate@0.1.0` and `0.2.0`, kept in the
+    // tests: served through the adapters, each decides every shared case as
+    // the others do.
+    for version in ["0.1.0", "0.2.0"] {
+        let old = repo().join(format!(
+            "tests/fixtures/gates-{version}/change-control.wasm"
+        ));
+        let r = test_json(&omk, &old, &cases);
+        assert_eq!(r.json()["failed"], 0, "{version}: {}", r.stdout);
+        let got = case_verdicts(&r.json());
+        verdicts.push((format!("rust built for {version}"), got));
+    }
+    for (lang, got) in &on_commands[1..] {
+        assert_eq!(
+            got, &on_commands[0].1,
+            "{lang} and {} disagree on commands",
+            on_commands[0].0
+        );
+    }
     // Rust always builds; where another language's toolchain is missing its
     // test is listed as skipped (and fails under OMK_REQUIRE_TOOLCHAINS).
     assert_eq!(verdicts[0].0, "rust");
@@ -452,6 +473,64 @@ fn the_example_gates_agree_on_every_shared_case() {
     );
     assert_eq!(ev["accepted"], json!(["docs"]));
     assert_eq!(ev["rejected"][0]["code"], "change-control.migration-risk");
+
+    // In a goal, its ask stops a `git push` where no person is asked, with
+    // the rule and why; the task's other commands run.
+    let run = Omk::new();
+    run.git_project(&[("README.md", "project\n")]);
+    std::fs::create_dir_all(run.project().join("gates")).unwrap();
+    std::fs::copy(
+        omk.project().join("examples/rust/change-control.wasm"),
+        run.project().join("gates/cc.wasm"),
+    )
+    .unwrap();
+    run.write(
+        ".omk/gates.toml",
+        "[[gate]]\nname = \"budget\"\n\n[[gate]]\nname = \"path\"\n\n[[gate]]\nname = \"acceptance\"\n\n[[gate]]\npath = \"gates/cc.wasm\"\n",
+    );
+    let task = json!({"id": "ship", "write_set": ["notes.md"], "budget_secs": 60,
+                      "acceptance": ["run: test -f notes.md && git push origin main"]});
+    let agent = run.agent(&format!(
+        "case \"$OMK_PHASE\" in\n  plan) echo 'OMK_TASK_PROPOSAL: {task}' ;;\n  execute) echo hi > notes.md ;;\nesac\n"
+    ));
+    run.run(&[
+        "goal",
+        "run",
+        "ship",
+        "--agent",
+        "exec",
+        "--command",
+        &agent,
+        "--until-ready",
+    ])
+    .code(1);
+    let id = run.latest_goal();
+    let asked: Vec<Value> = crate::support::of_kind(&run.events(&id), "agent_action")
+        .into_iter()
+        .filter(|e| e["payload"]["code"] == "change-control.push")
+        .cloned()
+        .collect();
+    assert!(!asked.is_empty(), "the push was not asked about");
+    let reason = asked[0]["payload"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("a person approves each push") && reason.contains("a person must approve"),
+        "{reason}"
+    );
+    assert_eq!(asked[0]["payload"]["allowed"], false);
+    // The decision records the gate's ask, and the parse it was given.
+    let events = run.events(&id);
+    let decisions = crate::support::of_kind(&events, "gate_decision");
+    let ask = decisions
+        .iter()
+        .find(|d| d["payload"]["verdict"] == "ask")
+        .unwrap_or_else(|| panic!("no ask recorded: {decisions:#?}"));
+    assert_eq!(ask["payload"]["gate"], "change-control");
+    let parsed = &ask["payload"]["action"]["command"];
+    assert_eq!(parsed["status"], "parsed", "{parsed:#}");
+    assert_eq!(
+        parsed["commands"][1]["words"],
+        json!(["git", "push", "origin", "main"])
+    );
 }
 
 #[test]
@@ -680,6 +759,6 @@ fn every_other_template_builds_and_passes_its_cases() {
         run_built(&omk, &["gate", "build", path_str(&dir)]).code(0);
         let r = omk.run(&["gate", "test", path_str(&dir), "--json"]);
         r.code(0);
-        assert_eq!(r.json()["passed"], 5, "{lang}");
+        assert_eq!(r.json()["passed"], 8, "{lang}");
     }
 }

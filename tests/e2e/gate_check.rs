@@ -70,7 +70,7 @@ fn examples_show_accepts_and_rejects_with_codes() {
         assert_eq!(gates, ["budget", "path", "acceptance"]);
         for d in decisions {
             assert_eq!(d["sha256"].as_str().unwrap().len(), 64);
-            assert_eq!(d["version"], "0.2.0");
+            assert_eq!(d["version"], "0.3.0");
             assert!(d["micros"].is_u64());
             assert!(d["verdict"] == "accept" || d["verdict"] == "reject");
         }
@@ -269,23 +269,31 @@ fn inspect_std_gates_shows_their_version_imports_and_stages() {
     // SDK asks it only when a gate reads the goal's text, the tasks admitted
     // earlier in the wave or the task ids); the 0.1.0 build of the std
     // bundle, kept for the adapter's tests, imports nothing.
-    let context = json!(["omk:gate/context@0.2.0"]);
-    let (now, old) = (
+    let context = json!(["omk:gate/context@0.3.0"]);
+    let (now, v1, v2) = (
         "plugins/std-bundle",
         "tests/fixtures/gates-0.1.0/std-bundle",
+        "tests/fixtures/gates-0.2.0/std-bundle",
     );
     let all = vec!["proposal", "action", "outcome"];
     for (dir, version, name, stages, imports) in [
-        (now, "0.2.0", "budget", vec!["proposal"], context.clone()),
-        (now, "0.2.0", "path", all.clone(), context.clone()),
+        (now, "0.3.0", "budget", vec!["proposal"], context.clone()),
+        (now, "0.3.0", "path", all.clone(), context.clone()),
         (
             now,
-            "0.2.0",
+            "0.3.0",
             "acceptance",
             vec!["proposal", "outcome"],
             context,
         ),
-        (old, "0.1.0", "path", all, json!([])),
+        (
+            v2,
+            "0.2.0",
+            "path",
+            all.clone(),
+            json!(["omk:gate/context@0.2.0"]),
+        ),
+        (v1, "0.1.0", "path", all, json!([])),
     ] {
         let file = repo().join(format!("{dir}/{name}.wasm"));
         let run = omk.run(&["gate", "inspect", file.to_str().unwrap(), "--json"]);
@@ -300,8 +308,8 @@ fn inspect_std_gates_shows_their_version_imports_and_stages() {
         let exports = i["exports"].as_array().unwrap();
         assert!(exports.contains(&json!(format!("omk:gate/policy@{version}#check-proposal"))));
         assert_eq!(
-            exports.contains(&json!("omk:gate/policy@0.2.0#validate-config")),
-            version == "0.2.0"
+            exports.contains(&json!(format!("omk:gate/policy@{version}#validate-config"))),
+            version != "0.1.0"
         );
         assert_eq!(
             i["size"].as_u64().unwrap(),

@@ -96,7 +96,7 @@ fn the_proof_of_the_demo_is_ready_and_names_its_gates() {
     let md = omk.run(&["goal", "proof", &id, "--md"]);
     md.code(0);
     assert!(md.stdout.starts_with("# Proof: "), "{}", md.stdout);
-    assert!(md.stdout.contains("| budget | 0.2.0 |"), "{}", md.stdout);
+    assert!(md.stdout.contains("| budget | 0.3.0 |"), "{}", md.stdout);
 }
 
 #[test]
@@ -639,34 +639,38 @@ fn logs_from_an_earlier_omk_read_as_they_did() {
             assert_eq!(got, want, "`{what}` of the {name} fixture changed");
         }
         // Re-judged by the std gates as they were built when the log was
-        // written (`omk:gate@0.1.0`, served through the adapter): every
-        // decision the same.
-        let old = crate::support::repo().join("tests/fixtures/gates-0.1.0/std-bundle");
-        for gate in ["budget", "path", "acceptance"] {
-            let to = omk.project().join(format!("gates-0.1.0/{gate}.wasm"));
-            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-            std::fs::copy(old.join(format!("{gate}.wasm")), to).unwrap();
+        // written (`omk:gate@0.1.0`) and by the next ones (`0.2.0`), each
+        // served through its adapter: every decision the same (and by the
+        // newest: `replay-std` above).
+        for version in ["0.1.0", "0.2.0"] {
+            let old =
+                crate::support::repo().join(format!("tests/fixtures/gates-{version}/std-bundle"));
+            for gate in ["budget", "path", "acceptance"] {
+                let to = omk.project().join(format!("gates-{version}/{gate}.wasm"));
+                std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+                std::fs::copy(old.join(format!("{gate}.wasm")), to).unwrap();
+            }
+            let toml = omk.write(
+                ".omk/gates.toml",
+                ["budget", "path", "acceptance"]
+                    .map(|g| format!("[[gate]]\npath = \"gates-{version}/{g}.wasm\"\n\n"))
+                    .concat(),
+            );
+            let old = read(
+                &[
+                    "goal",
+                    "replay",
+                    &id,
+                    "--gates",
+                    toml.to_str().unwrap(),
+                    "--json",
+                ],
+                0,
+            );
+            assert_eq!(old["changes"], json!([]), "{version}: {old:#}");
+            assert_eq!(old["rejudged"], old["judged"], "{version}: {old:#}");
+            assert!(old["judged"].as_u64().unwrap() > 0);
         }
-        let toml = omk.write(
-            ".omk/gates.toml",
-            ["budget", "path", "acceptance"]
-                .map(|g| format!("[[gate]]\npath = \"gates-0.1.0/{g}.wasm\"\n\n"))
-                .concat(),
-        );
-        let old = read(
-            &[
-                "goal",
-                "replay",
-                &id,
-                "--gates",
-                toml.to_str().unwrap(),
-                "--json",
-            ],
-            0,
-        );
-        assert_eq!(old["changes"], json!([]), "{old:#}");
-        assert_eq!(old["rejudged"], old["judged"], "{old:#}");
-        assert!(old["judged"].as_u64().unwrap() > 0);
         // And the goal goes on: a new event chains onto the old ones.
         omk.run(&["goal", "verify-log", &id, "--trust-key", key])
             .code(0);

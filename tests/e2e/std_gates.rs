@@ -173,6 +173,8 @@ fn actions_and_outcomes_decide_the_same_natively_and_as_components() {
             kind,
             target: target.into(),
             detail: String::new(),
+            command: None,
+            tool: None,
         };
         // Only the path gate judges actions; the others are not called.
         let native = [
@@ -287,12 +289,13 @@ fn gates_of(toml: &str) -> GateSet {
     GateSet::load(&config, &GateEngine::new(None).unwrap()).unwrap()
 }
 
-/// The std bundle as built for `omk:gate@0.1.0`, kept in the tests.
-fn std_v0_1_0() -> GateSet {
+/// The std bundle as built for an older `omk:gate` (`0.1.0`, `0.2.0`),
+/// kept in the tests.
+fn std_of(version: &str) -> GateSet {
     gates_of(
         &["budget", "path", "acceptance"]
             .map(|g| {
-                format!("[[gate]]\npath = \"tests/fixtures/gates-0.1.0/std-bundle/{g}.wasm\"\n")
+                format!("[[gate]]\npath = \"tests/fixtures/gates-{version}/std-bundle/{g}.wasm\"\n")
             })
             .concat(),
     )
@@ -307,72 +310,84 @@ fn decided(v: &omk::gates::Verdict) -> Vec<(String, bool, Decision)> {
 }
 
 #[test]
-fn the_0_1_0_std_bundle_decides_as_the_0_2_0_one_through_the_adapter() {
-    let (old, new) = (std_v0_1_0(), host());
-    for e in old.entries() {
-        assert_eq!(e.gate.wit_version(), "0.1.0", "{}", e.name);
-        assert_eq!(e.gate.info().version, "0.1.0");
-    }
+fn older_std_bundles_decide_as_the_newest_through_the_adapters() {
+    let new = host();
     for e in new.entries() {
-        assert_eq!(e.gate.wit_version(), "0.2.0", "{}", e.name);
-    }
-    let mut compared = 0;
-    for ctx in contexts() {
-        for prop in proposals() {
-            assert_eq!(
-                decided(&old.judge_proposal(&ctx, &prop)),
-                decided(&new.judge_proposal(&ctx, &prop)),
-                "{} in {ctx:?}",
-                prop.id
-            );
-            compared += 1;
-        }
+        assert_eq!(e.gate.wit_version(), "0.3.0", "{}", e.name);
     }
     let ctx = GoalContext::default();
     let task = p(
         json!({"id": "t", "write_set": ["src"], "acceptance": ["docs updated"], "budget_secs": 60}),
     );
-    for (kind, target) in [
+    // Actions as the host makes them: a command with its parse, an MCP
+    // call as a tool call (an older gate sees `other`).
+    let mut call = AgentAction::new("t", ActionKind::CallTool, "mcp__filesystem__write_file", "");
+    call.tool = Some(omk::sdk::ToolCall {
+        server: "filesystem".into(),
+        tool: "write_file".into(),
+        arguments: r#"{"path":"/etc/passwd"}"#.into(),
+        definition_digest: String::new(),
+    });
+    let mut actions: Vec<AgentAction> = [
         (ActionKind::WriteFile, "src/a.rs"),
         (ActionKind::WriteFile, "README.md"),
         (ActionKind::DeleteFile, ".omk/gates.toml"),
         (ActionKind::RunCommand, "cargo test"),
+        (
+            ActionKind::RunCommand,
+            "echo \"sudo\" > out.txt && bash -c 'rm -rf ~/x'",
+        ),
         (ActionKind::FetchUrl, "https://example.com"),
         (ActionKind::Other, "anything"),
-    ] {
-        let a = AgentAction {
-            task_id: "t".into(),
-            kind,
-            target: target.into(),
-            detail: String::new(),
-        };
-        assert_eq!(
-            decided(&old.judge_action(&ctx, &task, &a)),
-            decided(&new.judge_action(&ctx, &task, &a)),
-            "{kind:?} {target}"
-        );
-        compared += 1;
-    }
-    for changed in [vec!["src/a.rs"], vec!["Cargo.toml"]] {
-        let o = TaskOutcome {
-            task_id: "t".into(),
-            changed_files: changed.iter().map(|f| f.to_string()).collect(),
-            ..Default::default()
-        };
-        assert_eq!(
-            decided(&old.judge_outcome(&ctx, &task, &o)),
-            decided(&new.judge_outcome(&ctx, &task, &o)),
-        );
-        compared += 1;
+    ]
+    .map(|(kind, target)| omk::command::with_parse(AgentAction::new("t", kind, target, "")))
+    .to_vec();
+    actions.push(call);
+    for version in ["0.1.0", "0.2.0"] {
+        let old = std_of(version);
+        for e in old.entries() {
+            assert_eq!(e.gate.wit_version(), version, "{}", e.name);
+            assert_eq!(e.gate.info().version, version);
+        }
+        let mut compared = 0;
+        for ctx in contexts() {
+            for prop in proposals() {
+                assert_eq!(
+                    decided(&old.judge_proposal(&ctx, &prop)),
+                    decided(&new.judge_proposal(&ctx, &prop)),
+                    "{version}: {} in {ctx:?}",
+                    prop.id
+                );
+                compared += 1;
+            }
+        }
+        for a in &actions {
+            assert_eq!(
+                decided(&old.judge_action(&ctx, &task, a)),
+                decided(&new.judge_action(&ctx, &task, a)),
+                "{version}: {:?} {}",
+                a.kind,
+                a.target
+            );
+            compared += 1;
+        }
+        for changed in [vec!["src/a.rs"], vec!["Cargo.toml"]] {
+            let o = TaskOutcome {
+                task_id: "t".into(),
+                changed_files: changed.iter().map(|f| f.to_string()).collect(),
+                ..Default::default()
+            };
+            assert_eq!(
+                decided(&old.judge_outcome(&ctx, &task, &o)),
+                decided(&new.judge_outcome(&ctx, &task, &o)),
+            );
+            compared += 1;
+        }
+        assert!(compared > 40, "{version}: {compared}");
     }
     // A read: 0.1.0 has no such action, so its path gate is not asked.
-    let read = AgentAction {
-        task_id: "t".into(),
-        kind: ActionKind::ReadFile,
-        target: "secrets/key".into(),
-        detail: "Read".into(),
-    };
-    let not_asked = old.judge_action(&ctx, &task, &read);
+    let read = AgentAction::new("t", ActionKind::ReadFile, "secrets/key", "Read");
+    let not_asked = std_of("0.1.0").judge_action(&ctx, &task, &read);
     assert!(not_asked.accepted);
     assert!(
         not_asked.decisions.iter().all(|d| !d.called),
@@ -380,9 +395,8 @@ fn the_0_1_0_std_bundle_decides_as_the_0_2_0_one_through_the_adapter() {
     );
     assert!(
         new.judge_action(&ctx, &task, &read).decisions[1].called,
-        "the 0.2.0 path gate judges reads"
+        "the newest path gate judges reads"
     );
-    assert!(compared > 40, "{compared}");
 }
 
 #[test]
@@ -412,6 +426,8 @@ fn deny_read_refuses_reads_and_searches_of_what_it_names() {
             kind: ActionKind::ReadFile,
             target: target.into(),
             detail: "Read".into(),
+            command: None,
+            tool: None,
         };
         let native = PathGate::check_action(&ctx, &task, &a, config);
         let verdict = set.judge_action(&ctx, &task, &a);
@@ -427,6 +443,8 @@ fn deny_read_refuses_reads_and_searches_of_what_it_names() {
         kind: ActionKind::WriteFile,
         target: "src/a.rs".into(),
         detail: String::new(),
+        command: None,
+        tool: None,
     };
     assert!(set.judge_action(&ctx, &task, &write).accepted);
 }

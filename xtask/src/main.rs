@@ -52,8 +52,8 @@ const TARGET: &str = "wasm32-unknown-unknown";
 const PROFILE: &str = "gate";
 const BUNDLE_DIR: &str = "plugins/std-bundle";
 /// The std bundle's version and the `omk:gate` version its gates export.
-const STD_VERSION: &str = "0.2.0";
-const STD_WIT: &str = "0.2.0";
+const STD_VERSION: &str = "0.3.0";
+const STD_WIT: &str = "0.3.0";
 
 fn main() {
     if let Err(e) = run() {

@@ -206,12 +206,17 @@ fn read_result(out: &mut TurnEnd, msg: &Value) {
 fn decide(req: &Value, hooks: &dyn Hooks, task: Option<&str>) -> Value {
     let tool = req["tool_name"].as_str().unwrap_or("?");
     let input = &req["input"];
-    let (kind, target) = action_of(tool, input);
-    let permit = Judge::new(hooks, task).one(kind, target, &format!("can_use_tool: {tool}"));
+    let permit =
+        Judge::new(hooks, task).all([step_of(tool, input)], &format!("can_use_tool: {tool}"));
     match permit.refusal() {
         None => json!({"behavior": "allow", "updatedInput": input}),
         Some(reason) => json!({"behavior": "deny", "message": format!("refused by omk: {reason}")}),
     }
+}
+
+/// The action a Claude tool call takes, an MCP tool's as a tool call.
+pub(crate) fn step_of(tool: &str, input: &Value) -> crate::agents::judge::Step {
+    crate::agents::judge::Step::mcp(tool, input).unwrap_or_else(|| action_of(tool, input).into())
 }
 
 /// The action a Claude tool call takes.

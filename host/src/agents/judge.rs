@@ -4,9 +4,50 @@
 //! and stops at the first refusal. While planning there is no task, and
 //! nothing may change: every request is refused without asking the gates.
 
-use omk_gate_sdk::{ActionKind, AgentAction};
+use omk_gate_sdk::{ActionKind, AgentAction, ToolCall};
 
 use super::{Hooks, Permit};
+
+/// One action a client's request would take: its kind and target, and for
+/// a tool call the call itself. A `(kind, target)` pair is one too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub kind: ActionKind,
+    pub target: String,
+    pub tool: Option<ToolCall>,
+}
+
+impl From<(ActionKind, String)> for Step {
+    fn from((kind, target): (ActionKind, String)) -> Step {
+        Step {
+            kind,
+            target,
+            tool: None,
+        }
+    }
+}
+
+impl Step {
+    /// The call of tool `name` with `arguments`, where `name` is an MCP
+    /// tool as clients name them (`mcp__<server>__<tool>`); `None` for a
+    /// client's own tool.
+    pub fn mcp(name: &str, arguments: &serde_json::Value) -> Option<Step> {
+        let (server, tool) = name.strip_prefix("mcp__")?.split_once("__")?;
+        if server.is_empty() || tool.is_empty() {
+            return None;
+        }
+        Some(Step {
+            kind: ActionKind::CallTool,
+            target: name.to_owned(),
+            tool: Some(ToolCall {
+                server: server.to_owned(),
+                tool: tool.to_owned(),
+                arguments: arguments.to_string(),
+                definition_digest: String::new(),
+            }),
+        })
+    }
+}
 
 /// The refusal of any change while an agent plans.
 pub const PLANNING: &str = "nothing may change while planning";
@@ -30,21 +71,15 @@ impl<'a> Judge<'a> {
 
     /// Judges `actions` in order; the first refusal is the answer, and the
     /// actions after it are not asked about. No actions: allowed.
-    pub fn all(
-        &self,
-        actions: impl IntoIterator<Item = (ActionKind, String)>,
-        detail: &str,
-    ) -> Permit {
+    pub fn all<S: Into<Step>>(&self, actions: impl IntoIterator<Item = S>, detail: &str) -> Permit {
         let Some(task) = self.task else {
             return Permit::Refused(PLANNING.into());
         };
-        for (kind, target) in actions {
-            let permit = self.hooks.action(AgentAction {
-                task_id: task.to_owned(),
-                kind,
-                target,
-                detail: detail.to_owned(),
-            });
+        for step in actions {
+            let step = step.into();
+            let mut action = AgentAction::new(task, step.kind, step.target, detail);
+            action.tool = step.tool;
+            let permit = self.hooks.action(action);
             if !permit.allowed() {
                 return permit;
             }
@@ -89,6 +124,21 @@ mod tests {
             judge.one(ActionKind::RunCommand, "ls", "test"),
             Permit::Allowed
         );
+    }
+
+    #[test]
+    fn mcp_tools_are_tool_calls_and_the_clients_own_are_not() {
+        let args = serde_json::json!({"path": "/etc/passwd"});
+        let s = Step::mcp("mcp__filesystem__write_file", &args).unwrap();
+        assert_eq!(s.kind, ActionKind::CallTool);
+        let t = s.tool.unwrap();
+        assert_eq!(
+            (t.server.as_str(), t.tool.as_str()),
+            ("filesystem", "write_file")
+        );
+        assert_eq!(t.arguments, r#"{"path":"/etc/passwd"}"#);
+        assert!(Step::mcp("TodoWrite", &args).is_none());
+        assert!(Step::mcp("mcp__nameonly", &args).is_none());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use super::{CASES_FILE, GateProject, Lang, PROJECT_FILE, valid_name};
 use crate::atomic;
 
-const WIT: &str = include_str!("../../../wit/v0.2.0/gate.wit");
+const WIT: &str = include_str!("../../../wit/v0.3.0/gate.wit");
 const CASES: &str = include_str!("templates/cases.toml");
 const README: &str = include_str!("templates/README.md");
 const GITIGNORE: &str = include_str!("templates/gitignore");

@@ -248,13 +248,14 @@ fn print_check(
             let verdict = match (&d.decision, d.called) {
                 (_, false) => "-".to_owned(),
                 (omk_gate_sdk::Decision::Accept, _) => "accept".to_owned(),
-                (omk_gate_sdk::Decision::Reject(rej), _) => {
+                (omk_gate_sdk::Decision::Reject(rej) | omk_gate_sdk::Decision::Ask(rej), _) => {
                     let audit = if d.mode == omk::gates::Mode::Audit {
                         " (audit: not enforced)"
                     } else {
                         ""
                     };
-                    format!("reject {}{audit}", rej.code)
+                    let word = if d.decision.is_ask() { "ask" } else { "reject" };
+                    format!("{word} {}{audit}", rej.code)
                 }
             };
             outln!(
@@ -493,14 +494,19 @@ fn test_cmd(args: TestArgs) -> Result<Outcome> {
     let failed = results.iter().filter(|r| !r.passed).count();
     let coverage = cases::coverage(&gate.info().stages, &results);
     let want_got = |r: &cases::CaseResult| {
-        let want = match (&r.expect, &r.expect_code) {
-            (cases::Expect::Accept, _) => "accept".to_owned(),
-            (cases::Expect::Reject, Some(c)) => format!("reject {c}"),
-            (cases::Expect::Reject, None) => "reject".to_owned(),
+        let word = match r.expect {
+            cases::Expect::Accept => "accept",
+            cases::Expect::Reject => "reject",
+            cases::Expect::Ask => "ask",
         };
-        let got = match r.got.rejection() {
-            None => "accept".to_owned(),
-            Some(rej) => format!("reject {} — {}", rej.code, rej.reason),
+        let want = match &r.expect_code {
+            Some(c) => format!("{word} {c}"),
+            None => word.to_owned(),
+        };
+        let got = match &r.got {
+            omk_gate_sdk::Decision::Accept => "accept".to_owned(),
+            omk_gate_sdk::Decision::Reject(rej) => format!("reject {} — {}", rej.code, rej.reason),
+            omk_gate_sdk::Decision::Ask(rej) => format!("ask {} — {}", rej.code, rej.reason),
         };
         (want, got)
     };

@@ -10,12 +10,15 @@
 //! proposal = { id = "m1", write_set = ["migrations/001.sql"], acceptance = ["run: make test"] }
 //! config = { }                       # the gate's config (optional)
 //! context = { policy_roots = ["src"] } # the goal context (optional)
-//! expect = "reject"                  # accept | reject
-//! code = "migrations.risk"           # the rejection code (optional)
+//! expect = "reject"                  # accept | reject | ask (an action only)
+//! code = "migrations.risk"           # the rejection's or ask's code (optional)
 //! ```
 //!
 //! `proposal` is the judged task at every stage; an `action` case adds
-//! `action = { kind = "write_file", target = "…" }` and an `outcome` case
+//! `action = { kind = "write_file", target = "…" }` (a `run_command`'s
+//! target is a command line, which omk parses for the gate as it does for
+//! an agent's: a case asserts what a gate makes of `echo "sudo"` against
+//! `sudo true`) and an `outcome` case
 //! `outcome = { changed_files = […], checks = […], evidence = […] }`. The
 //! field names are those of omk's JSON files (`read_set`, `budget_secs`).
 
@@ -32,6 +35,8 @@ use super::{Fault, Limits, LoadedGate};
 pub enum Expect {
     Accept,
     Reject,
+    /// A person must approve the action (`omk:gate@0.3.0`).
+    Ask,
 }
 
 /// One test case.
@@ -107,7 +112,10 @@ pub fn read(path: &Path) -> Result<Vec<Case>, CasesError> {
             Stage::Action if c.action.is_none() => Some("an `action` case needs `action`"),
             Stage::Outcome if c.outcome.is_none() => Some("an `outcome` case needs `outcome`"),
             _ if c.expect == Expect::Accept && c.code.is_some() => {
-                Some("`code` goes with `expect = \"reject\"`")
+                Some("`code` goes with `expect = \"reject\"` or `\"ask\"`")
+            }
+            Stage::Proposal | Stage::Outcome if c.expect == Expect::Ask => {
+                Some("only an `action` case can expect `ask`")
             }
             _ => None,
         };
@@ -262,9 +270,11 @@ fn run_one(gate: &LoadedGate, c: &Case, limits: &Limits) -> CaseResult {
             Some(f.to_string()),
         ),
     };
-    let passed = match (&c.expect, got.rejection()) {
-        (Expect::Accept, None) => true,
-        (Expect::Reject, Some(r)) => c.code.as_ref().is_none_or(|code| *code == r.code),
+    let code_matches =
+        |r: &omk_gate_sdk::Rejection| c.code.as_ref().is_none_or(|code| *code == r.code);
+    let passed = match (&c.expect, &got) {
+        (Expect::Accept, Decision::Accept) => true,
+        (Expect::Reject, Decision::Reject(r)) | (Expect::Ask, Decision::Ask(r)) => code_matches(r),
         _ => false,
     };
     CaseResult {
@@ -284,7 +294,10 @@ fn judge_case(gate: &LoadedGate, c: &Case, config: &str, limits: &Limits) -> sup
     match c.stage {
         Stage::Proposal => gate.check_proposal(&c.context, &c.proposal, config, limits),
         Stage::Action => match &c.action {
-            Some(a) => gate.check_action(&c.context, &c.proposal, a, config, limits),
+            Some(a) => {
+                let a = crate::command::with_parse(a.clone());
+                gate.check_action(&c.context, &c.proposal, &a, config, limits)
+            }
             None => unreachable_case(),
         },
         Stage::Outcome => match &c.outcome {

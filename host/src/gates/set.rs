@@ -146,20 +146,40 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    /// The first decision that rejected the verdict, if any.
+    /// The decision that stands in the verdict's way, if any: the first
+    /// enforced rejection, else the first enforced ask (any rejection wins
+    /// over an ask).
     pub fn blocking(&self) -> Option<&GateDecision> {
-        self.decisions.iter().find(|d| d.blocks())
+        self.decisions
+            .iter()
+            .find(|d| d.blocks() && !d.decision.is_ask())
+            .or_else(|| self.decisions.iter().find(|d| d.blocks()))
+    }
+
+    /// Whether the verdict is not a rejection but waits for a person: some
+    /// gate asks, and none rejects.
+    pub fn asks(&self) -> bool {
+        self.blocking().is_some_and(|d| d.decision.is_ask())
     }
 
     /// Who rejected the verdict and why — the gate, its code and reason —
-    /// if it was rejected: the one way omk words a rejection.
+    /// if it was rejected: the one way omk words a rejection. An ask is
+    /// refused the same way where no person is asked, and its reason says
+    /// so.
     pub fn rejection(&self) -> Option<Blocked> {
         self.blocking().map(|d| {
-            let (code, reason) = match d.decision.rejection() {
-                Some(r) => (r.code.clone(), r.reason.clone()),
+            let (code, reason) = match &d.decision {
+                Decision::Ask(r) => (
+                    r.code.clone(),
+                    format!(
+                        "{} (a person must approve this action, and no one is asked here: omk refuses it)",
+                        r.reason
+                    ),
+                ),
+                Decision::Reject(r) => (r.code.clone(), r.reason.clone()),
                 // A blocking decision is a rejection; should that ever
                 // not hold, it still blocks, and says so.
-                None => (
+                Decision::Accept => (
                     "gate.fault.malformed".to_owned(),
                     "rejected without a reason".to_owned(),
                 ),
@@ -410,12 +430,12 @@ fn probe_config(gate: &LoadedGate, cfg: &str, limits: &Limits) -> Option<String>
     let judged = if gate.judges(Stage::Proposal) {
         gate.check_proposal(&ctx, &probe, cfg, limits)
     } else if gate.judges(Stage::Action) {
-        let action = AgentAction {
-            task_id: probe.id.clone(),
-            kind: omk_gate_sdk::ActionKind::Other,
-            target: "omk-config-probe".into(),
-            detail: String::new(),
-        };
+        let action = AgentAction::new(
+            probe.id.clone(),
+            omk_gate_sdk::ActionKind::Other,
+            "omk-config-probe",
+            "",
+        );
         gate.check_action(&ctx, &probe, &action, cfg, limits)
     } else if gate.judges(Stage::Outcome) {
         let outcome = TaskOutcome {

@@ -2,8 +2,8 @@
 //!
 //! | client | stdin | tools and what omk judges |
 //! |---|---|---|
-//! | Claude Code | `session_id`, `cwd`, `tool_name`, `tool_input` | `Write`, `Edit`, `MultiEdit` (`file_path`), `NotebookEdit` (`notebook_path`): write-file; `Bash`: run-command; `WebFetch`: fetch-url; any other: `other` with its name and input |
-//! | Codex | `session_id`, `cwd`, `tool_name`, `tool_input` | `Bash` (`command`): run-command; `apply_patch` (the patch in `command`): write-file or delete-file per `*** Add/Update/Delete File:` and `*** Move to:`; any other (MCP tools): `other` |
+//! | Claude Code | `session_id`, `cwd`, `tool_name`, `tool_input` | `Write`, `Edit`, `MultiEdit` (`file_path`), `NotebookEdit` (`notebook_path`): write-file; `Bash`: run-command; `WebFetch`: fetch-url; `mcp__SERVER__TOOL`: call-tool; any other: `other` with its name and input |
+//! | Codex | `session_id`, `cwd`, `tool_name`, `tool_input` | `Bash` (`command`): run-command; `apply_patch` (the patch in `command`): write-file or delete-file per `*** Add/Update/Delete File:` and `*** Move to:`; `mcp__SERVER__TOOL`: call-tool; any other: `other` |
 //! | Kimi CLI | `session_id`, `cwd`, `tool_name`, `tool_input` | `WriteFile`, `StrReplaceFile` (`path`): write-file; `Shell`: run-command; `FetchURL`: fetch-url; any other: `other` (its `path`, if any) |
 //!
 //! All three take the same answer: exit 0 with nothing printed lets the
@@ -19,6 +19,11 @@ use serde_json::Value;
 
 use super::{Client, Reply};
 use crate::agents::Permit;
+use crate::agents::judge::Step;
+
+fn steps(actions: Vec<(ActionKind, String)>) -> Vec<Step> {
+    actions.into_iter().map(Step::from).collect()
+}
 
 /// One tool call a hook asks about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +36,7 @@ pub struct Call {
     pub tool: String,
     /// The actions the call would take, or why omk refuses it without
     /// asking the gates.
-    pub actions: Result<Vec<(ActionKind, String)>, String>,
+    pub actions: Result<Vec<Step>, String>,
 }
 
 /// Reads a hook event of `client`.
@@ -52,10 +57,13 @@ pub fn call(client: Client, event: &Value) -> Result<Call, String> {
         .ok_or("the hook's event has no `tool_name`")?
         .to_owned();
     let input = &event["tool_input"];
-    let actions = match client {
-        Client::Claude => Ok(vec![claude(&tool, input)]),
-        Client::Codex => codex(&tool, input),
-        Client::Kimi => kimi(&tool, input),
+    let actions = match Step::mcp(&tool, input) {
+        Some(call) => Ok(vec![call]),
+        None => match client {
+            Client::Claude => Ok(vec![claude(&tool, input).into()]),
+            Client::Codex => codex(&tool, input).map(steps),
+            Client::Kimi => kimi(&tool, input).map(steps),
+        },
     };
     Ok(Call {
         session_id,
@@ -160,7 +168,13 @@ mod tests {
     }
 
     fn actions(client: Client, tool: &str, input: Value) -> Vec<(ActionKind, String)> {
-        call(client, &event(tool, input)).unwrap().actions.unwrap()
+        call(client, &event(tool, input))
+            .unwrap()
+            .actions
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.kind, s.target))
+            .collect()
     }
 
     #[test]
@@ -185,9 +199,18 @@ mod tests {
             ),
             [(ActionKind::WriteFile, "src/a.rs".to_owned())]
         );
-        let other = actions(Client::Codex, "mcp__db__query", json!({"sql": "drop"}));
+        // MCP tools are tool calls, with their arguments, in every client.
+        for client in [Client::Claude, Client::Codex] {
+            let c = call(client, &event("mcp__db__query", json!({"sql": "drop"}))).unwrap();
+            let steps = c.actions.unwrap();
+            assert_eq!(steps[0].kind, ActionKind::CallTool);
+            assert_eq!(steps[0].target, "mcp__db__query");
+            let t = steps[0].tool.as_ref().unwrap();
+            assert_eq!((t.server.as_str(), t.tool.as_str()), ("db", "query"));
+            assert_eq!(t.arguments, r#"{"sql":"drop"}"#);
+        }
+        let other = actions(Client::Codex, "web_search", json!({"q": "x"}));
         assert_eq!(other[0].0, ActionKind::Other);
-        assert!(other[0].1.starts_with("mcp__db__query"), "{other:?}");
         let c = call(Client::Claude, &event("Read", json!({}))).unwrap();
         assert_eq!(
             (c.session_id.as_str(), c.cwd, c.tool.as_str()),

@@ -215,7 +215,8 @@ impl<'p> GuardHooks<'p> {
             .map_err(|e| format!("cannot append to the session's log: {e}"))
     }
 
-    fn judge(&self, mut action: AgentAction) -> Result<Permit, String> {
+    fn judge(&self, action: AgentAction) -> Result<Permit, String> {
+        let mut action = crate::command::with_parse(action);
         let mut record = self
             .record
             .lock()

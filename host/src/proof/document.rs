@@ -416,7 +416,7 @@ impl Fold {
                 entry.decisions += 1;
                 let code = match &d.decision {
                     Decision::Accept => "accept".to_owned(),
-                    Decision::Reject(r) => r.code.clone(),
+                    Decision::Reject(r) | Decision::Ask(r) => r.code.clone(),
                 };
                 *entry.by_code.entry(code).or_default() += 1;
                 if d.mode == Mode::Audit {

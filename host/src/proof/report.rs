@@ -132,6 +132,7 @@ impl Report {
                 let (verdict, reason) = match &d.decision {
                     Decision::Accept => ("accept".to_owned(), String::new()),
                     Decision::Reject(r) => (r.code.clone(), r.reason.clone()),
+                    Decision::Ask(r) => (format!("ask: {}", r.code), r.reason.clone()),
                 };
                 let slot = self
                     .decisions

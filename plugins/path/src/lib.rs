@@ -18,11 +18,23 @@
 //!   and bundles that judge the task — is refused (`path.omk`), like
 //!   `.git`, unless the project allows it.
 //!
+//! - a tool call (`omk:gate@0.3.0`'s `call-tool`) is judged by the paths
+//!   its arguments name, where the `tools` setting says which: each path a
+//!   JSON pointer of a `write` list finds is judged as a write of that file
+//!   (outside the write set, `.omk/`, outside the project: refused), each a
+//!   `read` list finds as a read (`deny_read`); a tool the setting does not
+//!   name is accepted, as before. A path is project-relative; an absolute
+//!   one is outside the project (`path.absolute`).
+//!
 //! Settings (all optional): `roots` (list of project-relative directories;
 //! replaces the goal's policy roots); `allow_omk_writes` (default false);
 //! `deny_read` (list of project-relative paths no agent may read, such as
-//! `["secrets", ".env"]`; default empty). Every path in them must be a clean
-//! project-relative path: `validate-config` refuses any other at load.
+//! `["secrets", ".env"]`; default empty); `tools` (a table of
+//! `"SERVER/TOOL" = { write = ["/path"], read = ["/source"] }`: which of a
+//! tool call's arguments, as JSON pointers, are paths it writes or reads;
+//! default empty). Every path in them must be a clean project-relative
+//! path, every pointer a JSON pointer: `validate-config` refuses any other
+//! at load.
 
 use std::collections::{HashMap, HashSet};
 
@@ -53,6 +65,19 @@ pub struct Settings {
     pub allow_omk_writes: bool,
     /// Project-relative paths agents may not read (default none).
     pub deny_read: Vec<String>,
+    /// For each tool (`SERVER/TOOL`), the JSON pointers of the arguments
+    /// that name paths it writes and reads.
+    pub tools: std::collections::BTreeMap<String, ToolPaths>,
+}
+
+/// Which arguments of a tool call are paths.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ToolPaths {
+    /// JSON pointers to paths the tool writes (`/path`, `/edits/0/path`).
+    pub write: Vec<String>,
+    /// JSON pointers to paths it reads.
+    pub read: Vec<String>,
 }
 
 impl Policy for PathGate {
@@ -79,6 +104,31 @@ impl Policy for PathGate {
                     v.describe()
                 ),
             })?;
+        }
+        for (tool, paths) in &settings.tools {
+            let bad_key = tool
+                .split_once('/')
+                .is_none_or(|(s, t)| s.is_empty() || t.is_empty());
+            let bad_pointer = paths
+                .write
+                .iter()
+                .chain(&paths.read)
+                .find(|p| !p.is_empty() && !p.starts_with('/'));
+            if bad_key || bad_pointer.is_some() {
+                return Err(Rejection {
+                    code: format!("{NAME}.config-invalid"),
+                    reason: match bad_pointer {
+                        Some(p) => format!(
+                            "`{}` in `tools.\"{tool}\"` is not a JSON pointer: write `/path`, `/edits/0/path`",
+                            p.escape_debug()
+                        ),
+                        None => format!(
+                            "`{}` in `tools` does not name a tool: write `SERVER/TOOL` (`filesystem/write_file`)",
+                            tool.escape_debug()
+                        ),
+                    },
+                });
+            }
         }
         Ok(())
     }
@@ -110,6 +160,9 @@ impl Policy for PathGate {
     ) -> Decision {
         if a.kind == omk_gate_sdk::ActionKind::ReadFile {
             return read_denied(&a.target, raw).unwrap_or(Decision::Accept);
+        }
+        if a.kind == omk_gate_sdk::ActionKind::CallTool {
+            return tool_paths(ctx, task, a, raw);
         }
         if !a.kind.is_file_change() {
             return Decision::Accept;
@@ -145,6 +198,66 @@ impl Policy for PathGate {
             })
             .unwrap_or(Decision::Accept)
     }
+}
+
+/// A tool call judged by the paths its arguments name (the `tools`
+/// setting): each as the write or read of that path would be.
+fn tool_paths(ctx: &GoalContext, task: &TaskProposal, a: &AgentAction, raw: &str) -> Decision {
+    let Some(call) = &a.tool else {
+        return Decision::Accept;
+    };
+    let settings: Settings = match config::parse(NAME, raw) {
+        Ok(s) => s,
+        Err(d) => return d,
+    };
+    let key = format!("{}/{}", call.server, call.tool);
+    let Some(named) = settings.tools.get(&key) else {
+        return Decision::Accept;
+    };
+    let args: serde_json::Value = match serde_json::from_str(&call.arguments) {
+        Ok(v) => v,
+        Err(e) => {
+            return Decision::reject(
+                "path.tool-arguments",
+                format!(
+                    "the arguments of `{key}` are not JSON ({e}), so its paths cannot be judged"
+                ),
+            );
+        }
+    };
+    let found = |pointer: &str| -> Vec<String> {
+        match args.pointer(pointer) {
+            Some(serde_json::Value::String(s)) => vec![s.clone()],
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let kinds = [
+        (omk_gate_sdk::ActionKind::WriteFile, &named.write),
+        (omk_gate_sdk::ActionKind::ReadFile, &named.read),
+    ];
+    for (kind, pointers) in kinds {
+        for pointer in pointers {
+            for path in found(pointer) {
+                let as_file =
+                    AgentAction::new(a.task_id.clone(), kind, path.clone(), a.detail.clone());
+                if let Decision::Reject(r) = PathGate::check_action(ctx, task, &as_file, raw) {
+                    return Decision::reject(
+                        r.code,
+                        format!(
+                            "`{key}` with `{pointer}` = `{}`: {}",
+                            path.escape_debug(),
+                            r.reason
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    Decision::Accept
 }
 
 /// The effective policy roots, normalised: the `roots` setting, else the
@@ -508,6 +621,8 @@ mod tests {
             kind,
             target: target.into(),
             detail: String::new(),
+            command: None,
+            tool: None,
         };
         let ctx = GoalContext::default();
         assert!(
@@ -545,6 +660,68 @@ mod tests {
     }
 
     #[test]
+    fn tool_calls_are_judged_by_the_paths_their_arguments_name() {
+        let ctx = GoalContext::default();
+        let task = proposal(json!({"id": "t", "write_set": ["src"]}));
+        let config = r#"{"tools": {"filesystem/write_file": {"write": ["/path"]},
+                                   "filesystem/move_file": {"write": ["/source", "/destination"]},
+                                   "filesystem/read_file": {"read": ["/path"]}},
+                         "deny_read": ["secrets"]}"#;
+        assert!(PathGate::validate_config(config).is_ok());
+        let call = |tool: &str, args: serde_json::Value| {
+            let mut a = AgentAction::new(
+                "t",
+                ActionKind::CallTool,
+                format!("mcp__filesystem__{tool}"),
+                "",
+            );
+            a.tool = Some(omk_gate_sdk::ToolCall {
+                server: "filesystem".into(),
+                tool: tool.into(),
+                arguments: args.to_string(),
+                definition_digest: String::new(),
+            });
+            PathGate::check_action(&ctx, &task, &a, config)
+        };
+        assert!(call("write_file", json!({"path": "src/a.rs", "content": "x"})).is_accept());
+        let d = call("write_file", json!({"path": "/etc/passwd", "content": "x"}));
+        assert_eq!(code(&d), "path.absolute");
+        assert!(
+            d.rejection()
+                .unwrap()
+                .reason
+                .contains("`filesystem/write_file` with `/path` = `/etc/passwd`")
+        );
+        assert_eq!(
+            code(&call("write_file", json!({"path": "docs/a.md"}))),
+            "path.outside-write-set"
+        );
+        assert_eq!(
+            code(&call(
+                "move_file",
+                json!({"source": "src/a", "destination": "../x"})
+            )),
+            "path.parent-dir"
+        );
+        assert_eq!(
+            code(&call("read_file", json!({"path": "secrets/key"}))),
+            "path.read-denied"
+        );
+        // A tool the setting does not name, and a call without a path: as before.
+        assert!(call("list_allowed_directories", json!({})).is_accept());
+        assert!(call("write_file", json!({"content": "x"})).is_accept());
+        for bad in [
+            r#"{"tools": {"nameonly": {}}}"#,
+            r#"{"tools": {"a/b": {"write": ["path"]}}}"#,
+        ] {
+            assert_eq!(
+                PathGate::validate_config(bad).unwrap_err().code,
+                "path.config-invalid"
+            );
+        }
+    }
+
+    #[test]
     fn the_omk_folder_is_not_the_tasks_unless_allowed() {
         let ctx = GoalContext::default();
         let p = proposal(json!({"id": "a", "write_set": [".omk/gates.toml"]}));
@@ -559,6 +736,8 @@ mod tests {
             kind: ActionKind::WriteFile,
             target: "./.OMK./bundles/x".into(),
             detail: String::new(),
+            command: None,
+            tool: None,
         };
         assert_eq!(
             code(&PathGate::check_action(&ctx, &task, &act, "")),

@@ -1,9 +1,9 @@
-//! The component glue: `omk:gate@0.2.0` bindings and conversions between
+//! The component glue: `omk:gate@0.3.0` bindings and conversions between
 //! them and the SDK's plain types. Only built for wasm32; gate authors use
 //! [`export_gate!`](crate::export_gate) and never this module directly.
 
 wit_bindgen::generate!({
-    path: "../../wit/v0.2.0",
+    path: "../../wit/v0.3.0",
     world: "gate",
     default_bindings_module: "omk_gate_sdk::component",
     pub_export_macro: true,
@@ -16,7 +16,7 @@ use omk::gate::context as host;
 use crate::{Lazy, Policy, types};
 
 /// Exports a [`Policy`](crate::Policy) as the component's
-/// `omk:gate/policy@0.2.0`. Invoke once, in the gate's crate, when building
+/// `omk:gate/policy@0.3.0`. Invoke once, in the gate's crate, when building
 /// for wasm32.
 #[macro_export]
 macro_rules! export_gate {
@@ -45,7 +45,7 @@ macro_rules! export_gate {
                 task: $crate::component::exports::omk::gate::policy::TaskProposal,
                 action: $crate::component::exports::omk::gate::policy::AgentAction,
                 config: ::std::string::String,
-            ) -> $crate::component::exports::omk::gate::policy::Decision {
+            ) -> $crate::component::exports::omk::gate::policy::ActionDecision {
                 $crate::component::check_action::<$gate>(ctx, task, action, config)
             }
             fn check_outcome(
@@ -96,13 +96,16 @@ pub fn check_action<G: Policy>(
     t: wit::TaskProposal,
     a: wit::AgentAction,
     config: String,
-) -> wit::Decision {
-    decision(G::check_action(
-        &context(ctx),
-        &task(t),
-        &action(a),
-        &config,
-    ))
+) -> wit::ActionDecision {
+    let rejection = |r: types::Rejection| wit::Rejection {
+        code: r.code,
+        reason: r.reason,
+    };
+    match G::check_action(&context(ctx), &task(t), &action(a), &config) {
+        types::Decision::Accept => wit::ActionDecision::Accept,
+        types::Decision::Reject(r) => wit::ActionDecision::Reject(rejection(r)),
+        types::Decision::Ask(r) => wit::ActionDecision::Ask(rejection(r)),
+    }
 }
 
 #[doc(hidden)]
@@ -128,13 +131,17 @@ fn stage(s: types::Stage) -> wit::Stage {
     }
 }
 
+/// A proposal's or an outcome's decision: no person is asked there, so an
+/// ask is a rejection.
 fn decision(d: types::Decision) -> wit::Decision {
-    match d {
+    match d.without_ask() {
         types::Decision::Accept => wit::Decision::Accept,
-        types::Decision::Reject(r) => wit::Decision::Reject(wit::Rejection {
-            code: r.code,
-            reason: r.reason,
-        }),
+        types::Decision::Reject(r) | types::Decision::Ask(r) => {
+            wit::Decision::Reject(wit::Rejection {
+                code: r.code,
+                reason: r.reason,
+            })
+        }
     }
 }
 
@@ -198,10 +205,82 @@ fn action(a: wit::AgentAction) -> types::AgentAction {
             wit::ActionKind::ReadFile => types::ActionKind::ReadFile,
             wit::ActionKind::RunCommand => types::ActionKind::RunCommand,
             wit::ActionKind::FetchUrl => types::ActionKind::FetchUrl,
+            wit::ActionKind::CallTool => types::ActionKind::CallTool,
             wit::ActionKind::Other => types::ActionKind::Other,
         },
         target: a.target,
         detail: a.detail,
+        command: a.command.map(parsed),
+        tool: a.tool.map(|t| types::ToolCall {
+            server: t.server,
+            tool: t.tool,
+            arguments: t.arguments,
+            definition_digest: t.definition_digest,
+        }),
+    }
+}
+
+fn parsed(c: wit::ParsedCommand) -> types::ParsedCommand {
+    types::ParsedCommand {
+        status: match c.status {
+            wit::ParseStatus::Parsed => types::ParseStatus::Parsed,
+            wit::ParseStatus::Partial => types::ParseStatus::Partial,
+            wit::ParseStatus::Unparsed => types::ParseStatus::Unparsed,
+        },
+        notes: c.notes,
+        commands: c.commands.into_iter().map(simple).collect(),
+    }
+}
+
+fn simple(c: wit::SimpleCommand) -> types::SimpleCommand {
+    types::SimpleCommand {
+        words: c.words,
+        dynamic: c.dynamic,
+        assignments: c.assignments,
+        redirections: c
+            .redirections
+            .into_iter()
+            .map(|r| types::Redirection {
+                fd: r.fd,
+                op: match r.op {
+                    wit::RedirectOp::Write => types::RedirectOp::Write,
+                    wit::RedirectOp::Append => types::RedirectOp::Append,
+                    wit::RedirectOp::Clobber => types::RedirectOp::Clobber,
+                    wit::RedirectOp::Read => types::RedirectOp::Read,
+                    wit::RedirectOp::ReadWrite => types::RedirectOp::ReadWrite,
+                    wit::RedirectOp::WriteBoth => types::RedirectOp::WriteBoth,
+                    wit::RedirectOp::AppendBoth => types::RedirectOp::AppendBoth,
+                    wit::RedirectOp::Duplicate => types::RedirectOp::Duplicate,
+                    wit::RedirectOp::Heredoc => types::RedirectOp::Heredoc,
+                    wit::RedirectOp::Herestring => types::RedirectOp::Herestring,
+                    wit::RedirectOp::Process => types::RedirectOp::Process,
+                },
+                target: r.target,
+                dynamic: r.dynamic,
+            })
+            .collect(),
+        joined: match c.joined {
+            wit::Joined::First => types::Joined::First,
+            wit::Joined::Pipe => types::Joined::Pipe,
+            wit::Joined::And => types::Joined::And,
+            wit::Joined::Or => types::Joined::Or,
+            wit::Joined::Then => types::Joined::Then,
+        },
+        background: c.background,
+        nesting: c
+            .nesting
+            .into_iter()
+            .map(|n| match n {
+                wit::Nesting::Subshell => types::Nesting::Subshell,
+                wit::Nesting::Group => types::Nesting::Group,
+                wit::Nesting::CommandSubstitution => types::Nesting::CommandSubstitution,
+                wit::Nesting::ProcessSubstitution => types::Nesting::ProcessSubstitution,
+                wit::Nesting::Compound => types::Nesting::Compound,
+                wit::Nesting::Function => types::Nesting::Function,
+                wit::Nesting::Wrapper => types::Nesting::Wrapper,
+            })
+            .collect(),
+        directory: c.directory,
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`Lazy`]: a part of the goal's context that is only fetched if a gate
 //! reads it.
 //!
-//! Under `omk:gate@0.2.0` the goal's text, the tasks admitted earlier in the
+//! Since `omk:gate@0.2.0` the goal's text, the tasks admitted earlier in the
 //! wave and the goal's task ids are not passed with every decision; a gate
 //! asks the host for them through the `context` interface. In the SDK they
 //! are [`Lazy`] fields of [`GoalContext`](crate::GoalContext): reading one

@@ -3,13 +3,15 @@
 //! A gate is a [`Policy`]: a description of itself plus up to three checks,
 //! each defaulting to accept. The same code runs natively (unit tests,
 //! benchmarks, omk's own host) and, through [`export_gate!`], as a
-//! WebAssembly component implementing `omk:gate/policy@0.2.0`.
+//! WebAssembly component implementing `omk:gate/policy@0.3.0`.
 //!
-//! Gates built with an SDK of the 0.1 series export `omk:gate@0.1.0`; omk
-//! keeps loading them (through an adapter: they are not asked about reads,
-//! and their settings are checked by a probe decision). To move a gate to
-//! 0.2.0, build it with this SDK and implement [`Policy::validate_config`];
-//! the context's fields read as before.
+//! Gates built with an SDK of the 0.1 or 0.2 series export `omk:gate@0.1.0`
+//! or `0.2.0`; omk keeps loading them (through adapters: a 0.1 gate is not
+//! asked about reads and its settings are checked by a probe decision; an
+//! older gate sees a tool call as `other`, gets no parsed command, and
+//! never asks). To move a gate to 0.3.0, build it with this SDK: what
+//! compiled before compiles still, and [`AgentAction::commands`],
+//! [`AgentAction::tool`] and [`Decision::ask`] are there to use.
 //!
 //! ```
 //! use omk_gate_sdk::{Decision, GateInfo, GoalContext, Policy, Stage, TaskProposal};
@@ -55,7 +57,7 @@ pub use lazy::Lazy;
 pub use types::*;
 
 /// The `omk:gate` WIT package version this SDK implements.
-pub const WIT_VERSION: &str = "0.2.0";
+pub const WIT_VERSION: &str = "0.3.0";
 
 /// A gate: pure functions from the decision's inputs to a [`Decision`].
 ///
@@ -80,7 +82,8 @@ pub trait Policy {
         Decision::Accept
     }
 
-    /// May the agent working on `task` take `action` now?
+    /// May the agent working on `task` take `action` now? [`Decision::Ask`]
+    /// lets it through only once a person approves.
     fn check_action(
         ctx: &GoalContext,
         task: &TaskProposal,

@@ -1,8 +1,8 @@
 //! The gate contract's data types, as plain Rust.
 //!
-//! Each type mirrors one item of `wit/v0.2.0/gate.wit` field for field; the
+//! Each type mirrors one item of `wit/v0.3.0/gate.wit` field for field; the
 //! WIT file documents what every field means. [`GoalContext`] holds the
-//! whole context: its [`Lazy`] fields are the ones 0.2.0 gates ask the host
+//! whole context: its [`Lazy`] fields are the ones gates ask the host for (since 0.2.0)
 //! for (the `context` interface) rather than receive with every decision. These types are what gate
 //! logic works with, natively (tests, benchmarks, the host) and inside a
 //! component alike. Their JSON form uses `snake_case` field names, the names
@@ -81,7 +81,7 @@ pub struct AcceptedTask {
 /// What a gate knows about the goal; frozen for the length of a wave.
 ///
 /// The [`Lazy`] fields read like the values they hold (`ctx.goal_text.len()`,
-/// `ctx.accepted_in_wave.iter()`); inside a 0.2.0 component the first read
+/// `ctx.accepted_in_wave.iter()`); inside a component the first read
 /// asks the host.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -148,6 +148,8 @@ pub enum ActionKind {
     ReadFile,
     RunCommand,
     FetchUrl,
+    /// Call a tool of an MCP server or a client (new in 0.3.0).
+    CallTool,
     Other,
 }
 
@@ -167,6 +169,183 @@ pub struct AgentAction {
     pub target: String,
     #[serde(default)]
     pub detail: String,
+    /// For `run_command`: what the host parsed from `target` (new in 0.3.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<ParsedCommand>,
+    /// For `call_tool`: the call (new in 0.3.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<ToolCall>,
+}
+
+impl AgentAction {
+    /// An action with no parse and no tool call (the host adds a
+    /// command's parse before the gates are asked).
+    pub fn new(
+        task_id: impl Into<String>,
+        kind: ActionKind,
+        target: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> AgentAction {
+        AgentAction {
+            task_id: task_id.into(),
+            kind,
+            target: target.into(),
+            detail: detail.into(),
+            command: None,
+            tool: None,
+        }
+    }
+
+    /// The simple commands of a parsed command line (none otherwise).
+    pub fn commands(&self) -> &[SimpleCommand] {
+        self.command.as_ref().map_or(&[], |c| c.commands.as_slice())
+    }
+}
+
+/// How a simple command is joined to the one before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Joined {
+    First,
+    Pipe,
+    And,
+    Or,
+    Then,
+}
+
+/// What a simple command sits inside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Nesting {
+    Subshell,
+    Group,
+    CommandSubstitution,
+    ProcessSubstitution,
+    Compound,
+    Function,
+    Wrapper,
+}
+
+/// The operator of a redirection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedirectOp {
+    Write,
+    Append,
+    Clobber,
+    Read,
+    ReadWrite,
+    WriteBoth,
+    AppendBoth,
+    Duplicate,
+    Heredoc,
+    Herestring,
+    Process,
+}
+
+impl RedirectOp {
+    /// Whether it writes to its target (`>`, `>>`, `>|`, `<>`, `&>`, `&>>`).
+    pub fn writes(self) -> bool {
+        matches!(
+            self,
+            RedirectOp::Write
+                | RedirectOp::Append
+                | RedirectOp::Clobber
+                | RedirectOp::ReadWrite
+                | RedirectOp::WriteBoth
+                | RedirectOp::AppendBoth
+        )
+    }
+
+    /// Whether it reads its target as a file (`<`, `<>`).
+    pub fn reads(self) -> bool {
+        matches!(self, RedirectOp::Read | RedirectOp::ReadWrite)
+    }
+}
+
+/// One redirection of a simple command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redirection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd: Option<u32>,
+    pub op: RedirectOp,
+    pub target: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dynamic: bool,
+}
+
+/// One simple command of a parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimpleCommand {
+    pub words: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dynamic: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assignments: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirections: Vec<Redirection>,
+    pub joined: Joined,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub background: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nesting: Vec<Nesting>,
+    #[serde(default)]
+    pub directory: String,
+}
+
+impl SimpleCommand {
+    /// The command's name (its first word), if it has one.
+    pub fn name(&self) -> Option<&str> {
+        self.words.first().map(String::as_str)
+    }
+
+    /// Whether word `i` is dynamic (not known before the command runs).
+    pub fn is_dynamic(&self, i: usize) -> bool {
+        self.dynamic.iter().any(|&d| d as usize == i)
+    }
+
+    /// Whether its words start with `prefix`, each word literal.
+    pub fn starts_with(&self, prefix: &[&str]) -> bool {
+        prefix.len() <= self.words.len()
+            && prefix
+                .iter()
+                .enumerate()
+                .all(|(i, p)| !self.is_dynamic(i) && self.words[i] == *p)
+    }
+}
+
+/// How much of a command line the host could know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParseStatus {
+    Parsed,
+    Partial,
+    Unparsed,
+}
+
+/// What the host parsed from a command line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParsedCommand {
+    pub status: ParseStatus,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    #[serde(default)]
+    pub commands: Vec<SimpleCommand>,
+}
+
+/// A call of a tool: an MCP server's, or one a client defines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolCall {
+    pub server: String,
+    pub tool: String,
+    /// JSON text.
+    pub arguments: String,
+    #[serde(default)]
+    pub definition_digest: String,
 }
 
 /// Something recorded to show a criterion is met.
@@ -209,12 +388,15 @@ pub struct Rejection {
     pub reason: String,
 }
 
-/// A gate's verdict.
+/// A gate's verdict. `Ask` (new in 0.3.0) only answers an action: allowed
+/// once a person approves it; at a proposal or an outcome it counts as a
+/// rejection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum Decision {
     Accept,
     Reject(Rejection),
+    Ask(Rejection),
 }
 
 impl Decision {
@@ -226,16 +408,39 @@ impl Decision {
         })
     }
 
+    /// An ask: allowed once a person approves; `code` names the rule.
+    pub fn ask(code: impl Into<String>, reason: impl Into<String>) -> Self {
+        Decision::Ask(Rejection {
+            code: code.into(),
+            reason: reason.into(),
+        })
+    }
+
     /// Whether this is an acceptance.
     pub fn is_accept(&self) -> bool {
         matches!(self, Decision::Accept)
     }
 
-    /// The rejection, if this is one.
+    /// Whether this asks a person.
+    pub fn is_ask(&self) -> bool {
+        matches!(self, Decision::Ask(_))
+    }
+
+    /// The rejection's (or the ask's) code and reason, if this is not an
+    /// acceptance.
     pub fn rejection(&self) -> Option<&Rejection> {
         match self {
             Decision::Accept => None,
-            Decision::Reject(r) => Some(r),
+            Decision::Reject(r) | Decision::Ask(r) => Some(r),
+        }
+    }
+
+    /// This decision where no person can be asked (a proposal, an
+    /// outcome): an ask becomes a rejection with the same code and reason.
+    pub fn without_ask(self) -> Decision {
+        match self {
+            Decision::Ask(r) => Decision::Reject(r),
+            d => d,
         }
     }
 }

@@ -18,6 +18,7 @@ use wasmtime::component::{HasSelf, InstancePre, Linker};
 
 pub mod v0_1_0;
 pub mod v0_2_0;
+pub mod v0_3_0;
 
 /// The WIT versions this host loads, newest first.
 pub const SUPPORTED: &[&str] = omk_core::SUPPORTED_WIT_VERSIONS;
@@ -25,7 +26,8 @@ pub const SUPPORTED: &[&str] = omk_core::SUPPORTED_WIT_VERSIONS;
 /// The interface a gate exports, without its version.
 pub const INTERFACE: &str = "omk:gate/policy";
 
-/// The interface the host implements for 0.2 gates, without its version.
+/// The interface the host implements for gates from 0.2 on, without its
+/// version.
 pub const CONTEXT: &str = "omk:gate/context";
 
 /// The functions of `omk:gate/policy` at `version`.
@@ -54,6 +56,18 @@ pub fn provides(name: &str, version: &str) -> bool {
     name.strip_prefix(CONTEXT)
         .and_then(|v| v.strip_prefix('@'))
         .is_some_and(|v| minor(v) == minor(version) && minor(v) != minor("0.1.0"))
+}
+
+/// How an action's target reads for a gate from before 0.3.0: a tool call
+/// (`other` there) is its name and its arguments, clipped, as omk described
+/// tool calls to those gates.
+pub fn legacy_target(a: &omk_gate_sdk::AgentAction) -> String {
+    match (&a.kind, &a.tool) {
+        (ActionKind::CallTool, Some(t)) => {
+            format!("{} {}", a.target, crate::text::clip(&t.arguments, 300))
+        }
+        _ => a.target.clone(),
+    }
 }
 
 /// Major and minor of a semver version: the compatibility unit of a `0.x`
@@ -149,7 +163,58 @@ macro_rules! unchanged_types {
 }
 use unchanged_types;
 
-/// What a 0.2 gate can ask of the host during one decision: the context's
+/// The host's side of the `context` interface, the context every decision
+/// carries and a rejection's conversion, the same from 0.2 on: generated
+/// into each such version's module (its `wit` and `sdk` in scope).
+macro_rules! on_demand_context {
+    () => {
+        use self::omk::gate::context as host;
+        use super::OnDemand;
+
+        impl host::Host for OnDemand {
+            fn goal_text(&mut self) -> String {
+                self.goal_text.to_string()
+            }
+
+            fn accepted_in_wave(&mut self) -> Vec<host::AcceptedTask> {
+                self.accepted_in_wave
+                    .iter()
+                    .map(|t| host::AcceptedTask {
+                        id: t.id.clone(),
+                        read_set: t.read_set.clone(),
+                        write_set: t.write_set.clone(),
+                        dependencies: t.dependencies.clone(),
+                    })
+                    .collect()
+            }
+
+            fn existing_task_ids(&mut self) -> Vec<String> {
+                self.existing_task_ids.to_vec()
+            }
+        }
+
+        /// The context every decision carries; the rest is asked of [`OnDemand`].
+        pub fn context(c: &sdk::GoalContext) -> wit::GoalContext {
+            wit::GoalContext {
+                goal_id: c.goal_id.clone(),
+                phase: c.phase.clone(),
+                now_ms: c.now_ms,
+                budget: budget(&c.budget),
+                policy_roots: c.policy_roots.clone(),
+            }
+        }
+
+        pub fn rejection(r: wit::Rejection) -> sdk::Rejection {
+            sdk::Rejection {
+                code: r.code,
+                reason: r.reason,
+            }
+        }
+    };
+}
+use on_demand_context;
+
+/// What a gate from 0.2 on can ask of the host during one decision: the context's
 /// on-demand parts, shared with the decision's inputs (which are what omk
 /// records, so replay answers the same). Empty outside a decision.
 #[derive(Debug, Clone, Default)]
@@ -174,6 +239,7 @@ impl OnDemand {
 pub enum Pre<T: 'static> {
     V0_1(v0_1_0::GatePre<T>),
     V0_2(v0_2_0::GatePre<T>),
+    V0_3(v0_3_0::GatePre<T>),
 }
 
 impl<T: 'static> Pre<T> {
@@ -185,17 +251,22 @@ impl<T: 'static> Pre<T> {
         on_demand: fn(&mut T) -> &mut OnDemand,
     ) -> wasmtime::Result<()> {
         if minor(version) == minor("0.1.0") {
-            return Ok(());
+            Ok(())
+        } else if minor(version) == minor("0.2.0") {
+            v0_2_0::Gate::add_to_linker::<T, HasSelf<OnDemand>>(linker, on_demand)
+        } else {
+            v0_3_0::Gate::add_to_linker::<T, HasSelf<OnDemand>>(linker, on_demand)
         }
-        v0_2_0::Gate::add_to_linker::<T, HasSelf<OnDemand>>(linker, on_demand)
     }
 
     /// The bindings of `pre` for a component that exports `version`.
     pub fn new(version: &str, pre: InstancePre<T>) -> wasmtime::Result<Pre<T>> {
         Ok(if minor(version) == minor("0.1.0") {
             Pre::V0_1(v0_1_0::GatePre::new(pre)?)
-        } else {
+        } else if minor(version) == minor("0.2.0") {
             Pre::V0_2(v0_2_0::GatePre::new(pre)?)
+        } else {
+            Pre::V0_3(v0_3_0::GatePre::new(pre)?)
         })
     }
 
@@ -204,7 +275,7 @@ impl<T: 'static> Pre<T> {
     pub fn asks(&self, kind: ActionKind) -> bool {
         match self {
             Pre::V0_1(_) => kind != ActionKind::ReadFile,
-            Pre::V0_2(_) => true,
+            Pre::V0_2(_) | Pre::V0_3(_) => true,
         }
     }
 
@@ -213,6 +284,7 @@ impl<T: 'static> Pre<T> {
         Ok(match self {
             Pre::V0_1(p) => Instance::V0_1(p.instantiate(store)?),
             Pre::V0_2(p) => Instance::V0_2(p.instantiate(store)?),
+            Pre::V0_3(p) => Instance::V0_3(p.instantiate(store)?),
         })
     }
 }
@@ -222,6 +294,7 @@ impl<T: 'static> Pre<T> {
 pub enum Instance {
     V0_1(v0_1_0::Gate),
     V0_2(v0_2_0::Gate),
+    V0_3(v0_3_0::Gate),
 }
 
 impl Instance {
@@ -229,6 +302,7 @@ impl Instance {
         Ok(match self {
             Instance::V0_1(g) => v0_1_0::info(g.omk_gate_policy().call_describe(store)?),
             Instance::V0_2(g) => v0_2_0::info(g.omk_gate_policy().call_describe(store)?),
+            Instance::V0_3(g) => v0_3_0::info(g.omk_gate_policy().call_describe(store)?),
         })
     }
 
@@ -245,6 +319,10 @@ impl Instance {
                 .omk_gate_policy()
                 .call_validate_config(store, config)?
                 .map_err(v0_2_0::rejection),
+            Instance::V0_3(g) => g
+                .omk_gate_policy()
+                .call_validate_config(store, config)?
+                .map_err(v0_3_0::rejection),
         })
     }
 
@@ -266,6 +344,12 @@ impl Instance {
                 store,
                 &v0_2_0::context(ctx),
                 &v0_2_0::proposal(p),
+                config,
+            )?),
+            Instance::V0_3(g) => v0_3_0::decision(g.omk_gate_policy().call_check_proposal(
+                store,
+                &v0_3_0::context(ctx),
+                &v0_3_0::proposal(p),
                 config,
             )?),
         })
@@ -302,6 +386,13 @@ impl Instance {
                 &v0_2_0::action(a),
                 config,
             )?),
+            Instance::V0_3(g) => v0_3_0::action_decision(g.omk_gate_policy().call_check_action(
+                store,
+                &v0_3_0::context(ctx),
+                &v0_3_0::proposal(task),
+                &v0_3_0::action(a),
+                config,
+            )?),
         })
     }
 
@@ -328,6 +419,13 @@ impl Instance {
                 &v0_2_0::outcome(o),
                 config,
             )?),
+            Instance::V0_3(g) => v0_3_0::decision(g.omk_gate_policy().call_check_outcome(
+                store,
+                &v0_3_0::context(ctx),
+                &v0_3_0::proposal(task),
+                &v0_3_0::outcome(o),
+                config,
+            )?),
         })
     }
 }
@@ -343,6 +441,8 @@ mod tests {
         assert!(!functions("0.1.0").contains(&"validate-config"));
         assert!(functions("0.2.0").contains(&"validate-config"));
         assert!(provides("omk:gate/context@0.2.0", "0.2.0"));
+        assert!(provides("omk:gate/context@0.3.0", "0.3.0"));
+        assert!(!provides("omk:gate/context@0.2.0", "0.3.0"));
         assert!(!provides("omk:gate/context@0.2.0", "0.1.0"));
         assert!(!provides("omk:gate/context@0.1.0", "0.1.0"));
         assert!(!provides("omk:gate/policy@0.2.0", "0.2.0"));

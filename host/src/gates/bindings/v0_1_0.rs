@@ -6,7 +6,8 @@
 //! `GateSet::check_configs`), and no `read-file` action kind, so 0.1.0
 //! gates are not asked about reads ([`action`] gives `None`; the host counts
 //! the gate as not judging that action). Its context carries every field,
-//! lowered from the host's.
+//! lowered from the host's. As for 0.2.0, a tool call is an `other` action
+//! and a command's parse is not passed.
 
 wasmtime::component::bindgen!({
     world: "gate",
@@ -51,9 +52,9 @@ pub fn action(a: &sdk::AgentAction) -> Option<wit::AgentAction> {
             sdk::ActionKind::ReadFile => return None,
             sdk::ActionKind::RunCommand => wit::ActionKind::RunCommand,
             sdk::ActionKind::FetchUrl => wit::ActionKind::FetchUrl,
-            sdk::ActionKind::Other => wit::ActionKind::Other,
+            sdk::ActionKind::CallTool | sdk::ActionKind::Other => wit::ActionKind::Other,
         },
-        target: a.target.clone(),
+        target: super::legacy_target(a),
         detail: a.detail.clone(),
     })
 }

@@ -1,59 +1,24 @@
-//! `omk:gate@0.2.0`, the newest: the host's types (the SDK's) map onto it
-//! one to one, and the host implements its `context` interface with
-//! [`OnDemand`], the parts of a decision's context a gate asks for.
+//! `omk:gate@0.2.0`, frozen: served through an adapter from the host's
+//! types (the SDK's, which follow the newest version). The host implements
+//! its `context` interface with [`OnDemand`], as for 0.3.0.
+//!
+//! What 0.2.0 lacks, the adapter answers for it: a command's parse is not
+//! passed (a 0.2.0 gate parses the command line itself, as it always did);
+//! a tool call is an `other` action whose target is the tool's name and its
+//! arguments, as omk described tool calls before 0.3.0
+//! ([`super::legacy_target`]); and its answers have no `ask`.
 
 wasmtime::component::bindgen!({
     world: "gate",
     path: "../wit/v0.2.0",
 });
 
-use self::omk::gate::context as host;
 use exports::omk::gate::policy as wit;
 use omk_gate_sdk as sdk;
 
-use super::OnDemand;
-
 super::unchanged_types!();
 
-impl host::Host for OnDemand {
-    fn goal_text(&mut self) -> String {
-        self.goal_text.to_string()
-    }
-
-    fn accepted_in_wave(&mut self) -> Vec<host::AcceptedTask> {
-        self.accepted_in_wave
-            .iter()
-            .map(|t| host::AcceptedTask {
-                id: t.id.clone(),
-                read_set: t.read_set.clone(),
-                write_set: t.write_set.clone(),
-                dependencies: t.dependencies.clone(),
-            })
-            .collect()
-    }
-
-    fn existing_task_ids(&mut self) -> Vec<String> {
-        self.existing_task_ids.to_vec()
-    }
-}
-
-/// The context every decision carries; the rest is asked of [`OnDemand`].
-pub fn context(c: &sdk::GoalContext) -> wit::GoalContext {
-    wit::GoalContext {
-        goal_id: c.goal_id.clone(),
-        phase: c.phase.clone(),
-        now_ms: c.now_ms,
-        budget: budget(&c.budget),
-        policy_roots: c.policy_roots.clone(),
-    }
-}
-
-pub fn rejection(r: wit::Rejection) -> sdk::Rejection {
-    sdk::Rejection {
-        code: r.code,
-        reason: r.reason,
-    }
-}
+super::on_demand_context!();
 
 pub fn action(a: &sdk::AgentAction) -> wit::AgentAction {
     wit::AgentAction {
@@ -64,9 +29,9 @@ pub fn action(a: &sdk::AgentAction) -> wit::AgentAction {
             sdk::ActionKind::ReadFile => wit::ActionKind::ReadFile,
             sdk::ActionKind::RunCommand => wit::ActionKind::RunCommand,
             sdk::ActionKind::FetchUrl => wit::ActionKind::FetchUrl,
-            sdk::ActionKind::Other => wit::ActionKind::Other,
+            sdk::ActionKind::CallTool | sdk::ActionKind::Other => wit::ActionKind::Other,
         },
-        target: a.target.clone(),
+        target: super::legacy_target(a),
         detail: a.detail.clone(),
     }
 }

@@ -41,6 +41,8 @@ impl Executor {
                 kind: omk_gate_sdk::ActionKind::RunCommand,
                 target: command.to_owned(),
                 detail: format!("the acceptance check `{}`", criterion.trim()),
+                command: None,
+                tool: None,
             });
             if let Some(reason) = permit.refusal() {
                 checks.push(CheckResult {

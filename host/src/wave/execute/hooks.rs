@@ -241,6 +241,8 @@ impl Gatekeeper for TaskGate {
             kind: omk_gate_sdk::ActionKind::FetchUrl,
             target: url.to_owned(),
             detail: "a connection through omk's egress proxy".into(),
+            command: None,
+            tool: None,
         });
         match permit.refusal() {
             None => Ok(()),
@@ -250,7 +252,9 @@ impl Gatekeeper for TaskGate {
 }
 
 impl Hooks for TaskHooks {
-    fn action(&self, mut action: AgentAction) -> Permit {
+    fn action(&self, action: AgentAction) -> Permit {
+        // A command's parse is part of what is judged and recorded.
+        let mut action = crate::command::with_parse(action);
         let Some(task) = &self.task else {
             // Planning takes no actions on the project.
             return Permit::Refused("actions are not allowed while planning".into());

@@ -1,14 +1,17 @@
 // The `change-control` example gate, in C — the same policy as
-// ../rust/src/lib.rs, passing the same ../cases.toml. `omk gate build`
-// generates gen/gate.h from wit/ (`omk:gate@0.2.0`) and compiles this with
-// clang against wasi-libc; no stdio, so the component imports nothing.
+// ../rust/src/lib.rs, passing the same ../cases.toml and ../commands.toml.
+// `omk gate build` generates gen/gate.h from wit/ (`omk:gate@0.3.0`) and
+// compiles this with clang against wasi-libc; no stdio, so the component
+// imports nothing.
 #include <stdlib.h>
 #include <string.h>
 
 #include "gate.h"
 
 typedef exports_omk_gate_policy_decision_t decision_t;
+typedef exports_omk_gate_policy_action_decision_t action_decision_t;
 typedef exports_omk_gate_policy_task_proposal_t task_t;
+typedef exports_omk_gate_policy_simple_command_t command_t;
 
 // A view of bytes: the gate's strings are not NUL-terminated.
 typedef struct {
@@ -120,7 +123,7 @@ static const gate_string_t *find(const gate_list_string_t *l, int (*test)(view_t
 
 void exports_omk_gate_policy_describe(exports_omk_gate_policy_gate_info_t *ret) {
   gate_string_dup(&ret->name, "change-control");
-  gate_string_dup(&ret->version, "0.2.0");
+  gate_string_dup(&ret->version, "0.3.0");
   gate_string_dup(&ret->description,
                   "Migrations need high risk and their tests; dependencies and CI change apart");
   ret->stages.len = 2;
@@ -174,9 +177,25 @@ void exports_omk_gate_policy_check_proposal(exports_omk_gate_policy_goal_context
   ret->tag = EXPORTS_OMK_GATE_POLICY_DECISION_ACCEPT;
 }
 
+// A command's name, where it is known (word 0, not dynamic); empty if not.
+static view_t name_of(const command_t *c) {
+  if (c->words.len == 0) return (view_t){0, 0};
+  for (size_t i = 0; i < c->dynamic.len; i++)
+    if (c->dynamic.ptr[i] == 0) return (view_t){0, 0};
+  return view(&c->words.ptr[0]);
+}
+
+static void action_reject(action_decision_t *ret, uint8_t tag, const char *code, buf_t reason) {
+  ret->tag = tag;
+  exports_omk_gate_policy_rejection_t *r =
+      tag == EXPORTS_OMK_GATE_POLICY_ACTION_DECISION_ASK ? &ret->val.ask : &ret->val.reject;
+  gate_string_dup(&r->code, code);
+  r->reason = (gate_string_t){reason.p, reason.n};
+}
+
 void exports_omk_gate_policy_check_action(exports_omk_gate_policy_goal_context_t *ctx, task_t *task,
                                           exports_omk_gate_policy_agent_action_t *action,
-                                          gate_string_t *config, decision_t *ret) {
+                                          gate_string_t *config, action_decision_t *ret) {
   (void)ctx;
   (void)config;
   int changes_file = action->kind == EXPORTS_OMK_GATE_POLICY_ACTION_KIND_WRITE_FILE ||
@@ -188,10 +207,39 @@ void exports_omk_gate_policy_check_action(exports_omk_gate_policy_goal_context_t
     puts_c(&r, "` is a migration, and task `");
     puts_v(&r, view(&task->id));
     puts_c(&r, "` is not high-risk");
-    reject(ret, "change-control.migration-risk", r);
+    action_reject(ret, EXPORTS_OMK_GATE_POLICY_ACTION_DECISION_REJECT,
+                  "change-control.migration-risk", r);
     return;
   }
-  ret->tag = EXPORTS_OMK_GATE_POLICY_DECISION_ACCEPT;
+  // The commands the host parsed from the command line (none for other
+  // actions).
+  size_t n = action->command.is_some ? action->command.val.commands.len : 0;
+  const command_t *commands = n ? action->command.val.commands.ptr : 0;
+  for (size_t i = 0; i < n; i++) {
+    view_t name = name_of(&commands[i]);
+    if (eq(name, "sudo") || eq(name, "doas")) {
+      buf_t r = {0, 0};
+      puts_c(&r, "`");
+      for (size_t w = 0; w < commands[i].words.len; w++) {
+        if (w) puts_c(&r, " ");
+        puts_v(&r, view(&commands[i].words.ptr[w]));
+      }
+      puts_c(&r, "` runs a command as another user, which change control does not allow");
+      action_reject(ret, EXPORTS_OMK_GATE_POLICY_ACTION_DECISION_REJECT,
+                    "change-control.privileged", r);
+      return;
+    }
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (eq(name_of(&commands[i]), "git") && commands[i].words.len > 1 &&
+        eq(view(&commands[i].words.ptr[1]), "push")) {
+      buf_t r = {0, 0};
+      puts_c(&r, "`git push` changes the shared history: a person approves each push");
+      action_reject(ret, EXPORTS_OMK_GATE_POLICY_ACTION_DECISION_ASK, "change-control.push", r);
+      return;
+    }
+  }
+  ret->tag = EXPORTS_OMK_GATE_POLICY_ACTION_DECISION_ACCEPT;
 }
 
 void exports_omk_gate_policy_check_outcome(exports_omk_gate_policy_goal_context_t *ctx,

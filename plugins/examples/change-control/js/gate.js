@@ -1,6 +1,6 @@
 // The `change-control` example gate, in JavaScript — the same policy as
-// ../rust/src/lib.rs, passing the same ../cases.toml. Built against
-// `omk:gate@0.2.0` (wit/gate.wit).
+// ../rust/src/lib.rs, passing the same ../cases.toml and ../commands.toml.
+// Built against `omk:gate@0.3.0` (wit/gate.wit).
 
 const MANIFESTS = new Set([
   "Cargo.toml", "Cargo.lock", "package.json", "package-lock.json",
@@ -42,7 +42,7 @@ export const policy = {
   describe() {
     return {
       name: "change-control",
-      version: "0.2.0",
+      version: "0.3.0",
       stages: ["proposal", "action"],
       description: "Migrations need high risk and their tests; dependencies and CI change apart",
     };
@@ -74,6 +74,24 @@ export const policy = {
     if (changesFile && isMigration(action.target) && task.risk !== "high") {
       return reject("migration-risk",
         `\`${action.target}\` is a migration, and task \`${task.id}\` is not high-risk`);
+    }
+    // The commands the host parsed from the command line (none for other
+    // actions); a name is known when word 0 is not dynamic.
+    const commands = action.command ? action.command.commands : [];
+    const name = (c) => (c.words.length > 0 && !Array.from(c.dynamic).includes(0) ? c.words[0] : undefined);
+    const privileged = commands.find((c) => name(c) === "sudo" || name(c) === "doas");
+    if (privileged !== undefined) {
+      return reject("privileged",
+        `\`${privileged.words.join(" ")}\` runs a command as another user, which change control does not allow`);
+    }
+    if (commands.some((c) => name(c) === "git" && c.words[1] === "push")) {
+      return {
+        tag: "ask",
+        val: {
+          code: "change-control.push",
+          reason: "`git push` changes the shared history: a person approves each push",
+        },
+      };
     }
     return ACCEPT;
   },

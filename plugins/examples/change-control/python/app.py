@@ -1,12 +1,15 @@
 """The `change-control` example gate, in Python — the same policy as
-../rust/src/lib.rs, passing the same ../cases.toml. Built with
-componentize-py against `omk:gate@0.2.0` (wit/gate.wit); it imports WASI,
-so a project lists it with `wasi = true`.
+../rust/src/lib.rs, passing the same ../cases.toml and ../commands.toml.
+Built with componentize-py against `omk:gate@0.3.0` (wit/gate.wit); it
+imports WASI, so a project lists it with `wasi = true`.
 """
 
 from componentize_py_types import Err
 from wit_world import exports
 from wit_world.exports.policy import (
+    ActionDecision_Accept,
+    ActionDecision_Ask,
+    ActionDecision_Reject,
     ActionKind,
     Decision_Accept,
     Decision_Reject,
@@ -71,7 +74,7 @@ class Policy(exports.Policy):
     def describe(self):
         return GateInfo(
             name="change-control",
-            version="0.2.0",
+            version="0.3.0",
             stages=[Stage.PROPOSAL, Stage.ACTION],
             description="Migrations need high risk and their tests; dependencies and CI change apart",
         )
@@ -105,11 +108,35 @@ class Policy(exports.Policy):
     def check_action(self, ctx, task, action, config):
         changes_file = action.kind in (ActionKind.WRITE_FILE, ActionKind.DELETE_FILE)
         if changes_file and is_migration(action.target) and task.risk != "high":
-            return reject(
-                "migration-risk",
-                f"`{action.target}` is a migration, and task `{task.id}` is not high-risk",
+            return ActionDecision_Reject(
+                Rejection(
+                    code="change-control.migration-risk",
+                    reason=f"`{action.target}` is a migration, and task `{task.id}` is not high-risk",
+                )
             )
-        return Decision_Accept()
+        # The commands the host parsed from the command line (none for
+        # other actions); a name is known when word 0 is not dynamic.
+        commands = action.command.commands if action.command is not None else []
+
+        def name(c):
+            return c.words[0] if c.words and 0 not in c.dynamic else None
+
+        privileged = next((c for c in commands if name(c) in ("sudo", "doas")), None)
+        if privileged is not None:
+            return ActionDecision_Reject(
+                Rejection(
+                    code="change-control.privileged",
+                    reason=f"`{' '.join(privileged.words)}` runs a command as another user, which change control does not allow",
+                )
+            )
+        if any(name(c) == "git" and c.words[1:2] == ["push"] for c in commands):
+            return ActionDecision_Ask(
+                Rejection(
+                    code="change-control.push",
+                    reason="`git push` changes the shared history: a person approves each push",
+                )
+            )
+        return ActionDecision_Accept()
 
     def check_outcome(self, ctx, task, outcome, config):
         return Decision_Accept()

@@ -1,15 +1,19 @@
 // The gate `{{name}}`. `omk gate build` writes the bindings of wit/ to
 // gen/, compiles this file with clang for wasm32-wasi and encodes a
 // component. Use no stdio (printf, files): those need WASI, which the
-// component would then import. It implements `omk:gate@0.2.0`
+// component would then import. It implements `omk:gate@0.3.0`
 // (wit/gate.wit): omk calls validate_config once at load, then the checks
-// of the stages describe lists.
+// of the stages describe lists. An action's `command` is what omk parsed
+// from a command line (its simple commands, their words after quote
+// removal, their redirections); its `tool` is a tool call (server, tool,
+// arguments as JSON); each `is_some` only when the action has one.
 #include <stdlib.h>
 #include <string.h>
 
 #include "gate.h"
 
 typedef exports_omk_gate_policy_decision_t decision_t;
+typedef exports_omk_gate_policy_action_decision_t action_decision_t;
 
 static const char SECRETS[] = "secrets";
 
@@ -42,11 +46,46 @@ static gate_string_t concat(const char *a, const uint8_t *b, size_t n, const cha
   return out;
 }
 
+static void refusal(const gate_string_t *path, exports_omk_gate_policy_rejection_t *r) {
+  gate_string_dup(&r->code, "{{name}}.secrets");
+  r->reason =
+      concat("`", path->ptr, path->len, "` is under `secrets/`, which no task may read or change");
+}
+
 static void reject(const gate_string_t *path, decision_t *ret) {
   ret->tag = EXPORTS_OMK_GATE_POLICY_DECISION_REJECT;
-  gate_string_dup(&ret->val.reject.code, "{{name}}.secrets");
-  ret->val.reject.reason =
-      concat("`", path->ptr, path->len, "` is under `secrets/`, which no task may read or change");
+  refusal(path, &ret->val.reject);
+}
+
+// Whether the n bytes at s hold the C string needle.
+static int holds(const uint8_t *s, size_t n, const char *needle) {
+  size_t k = strlen(needle);
+  for (size_t i = 0; k <= n && i <= n - k; i++)
+    if (memcmp(s + i, needle, k) == 0) return 1;
+  return 0;
+}
+
+// A path under secrets/ the action names: its target, a word or a
+// redirection of a command it runs, or (for a tool call, whose arguments
+// are JSON: this looks for the folder's name in the text) its arguments.
+static const gate_string_t *secret_in(const exports_omk_gate_policy_agent_action_t *a) {
+  if (under_secrets(&a->target)) return &a->target;
+  if (a->command.is_some) {
+    const exports_omk_gate_policy_list_simple_command_t *cs = &a->command.val.commands;
+    for (size_t i = 0; i < cs->len; i++) {
+      for (size_t w = 0; w < cs->ptr[i].words.len; w++)
+        if (under_secrets(&cs->ptr[i].words.ptr[w])) return &cs->ptr[i].words.ptr[w];
+      for (size_t r = 0; r < cs->ptr[i].redirections.len; r++)
+        if (under_secrets(&cs->ptr[i].redirections.ptr[r].target))
+          return &cs->ptr[i].redirections.ptr[r].target;
+    }
+  }
+  if (a->tool.is_some) {
+    const gate_string_t *args = &a->tool.val.arguments;
+    if (holds(args->ptr, args->len, "\"secrets/") || holds(args->ptr, args->len, "\"./secrets/"))
+      return args;
+  }
+  return 0;
 }
 
 // This gate takes no settings: any but `{}` stops its load (false, with
@@ -90,15 +129,17 @@ void exports_omk_gate_policy_check_proposal(exports_omk_gate_policy_goal_context
 void exports_omk_gate_policy_check_action(exports_omk_gate_policy_goal_context_t *ctx,
                                           exports_omk_gate_policy_task_proposal_t *task,
                                           exports_omk_gate_policy_agent_action_t *action,
-                                          gate_string_t *config, decision_t *ret) {
+                                          gate_string_t *config, action_decision_t *ret) {
   (void)ctx;
   (void)task;
   (void)config;
-  if (under_secrets(&action->target)) {
-    reject(&action->target, ret);
+  const gate_string_t *hit = secret_in(action);
+  if (hit) {
+    ret->tag = EXPORTS_OMK_GATE_POLICY_ACTION_DECISION_REJECT;
+    refusal(hit, &ret->val.reject);
     return;
   }
-  ret->tag = EXPORTS_OMK_GATE_POLICY_DECISION_ACCEPT;
+  ret->tag = EXPORTS_OMK_GATE_POLICY_ACTION_DECISION_ACCEPT;
 }
 
 void exports_omk_gate_policy_check_outcome(exports_omk_gate_policy_goal_context_t *ctx,

@@ -1,8 +1,12 @@
 // The gate `{{name}}`. `omk gate build` turns it into a component with
 // componentize-js (WASI features disabled: a gate gets no capabilities).
 // Records arrive as objects with camelCase fields; u64 fields are BigInts.
-// It implements `omk:gate@0.2.0` (wit/gate.wit): omk calls validateConfig
-// once at load, then the checks of the stages describe lists.
+// It implements `omk:gate@0.3.0` (wit/gate.wit): omk calls validateConfig
+// once at load, then the checks of the stages describe lists. An action's
+// `command` is what omk parsed from a command line (its simple commands,
+// their words after quote removal, their redirections); its `tool` is a
+// tool call (server, tool, arguments as JSON). Either is undefined when
+// the action has none.
 
 const SECRETS = "secrets";
 
@@ -19,6 +23,28 @@ function reject(path) {
       reason: `\`${path}\` is under \`${SECRETS}/\`, which no task may read or change`,
     },
   };
+}
+
+// A path under secrets/ the action names: its target, a word or a
+// redirection of a command it runs, or (for a tool call) its arguments.
+function secretIn(action) {
+  if (underSecrets(action.target)) return action.target;
+  const commands = action.command ? action.command.commands : [];
+  for (const c of commands) {
+    const named = c.words.concat(c.redirections.map((r) => r.target));
+    const hit = named.find(underSecrets);
+    if (hit !== undefined) return hit;
+  }
+  if (action.tool) {
+    try {
+      const args = JSON.parse(action.tool.arguments);
+      const hit = Object.values(args).find((v) => typeof v === "string" && underSecrets(v));
+      if (hit !== undefined) return hit;
+    } catch (e) {
+      return `${action.tool.server}/${action.tool.tool} (arguments that are not JSON)`;
+    }
+  }
+  return undefined;
 }
 
 export const policy = {
@@ -44,7 +70,8 @@ export const policy = {
     return hit === undefined ? { tag: "accept" } : reject(hit);
   },
   checkAction(ctx, task, action, config) {
-    return underSecrets(action.target) ? reject(action.target) : { tag: "accept" };
+    const hit = secretIn(action);
+    return hit === undefined ? { tag: "accept" } : reject(hit);
   },
   checkOutcome(ctx, task, outcome, config) {
     return { tag: "accept" };

@@ -9,16 +9,23 @@
 //!   high-risk may not write or delete a file there either.
 //! - No task may change both a dependency manifest and CI configuration
 //!   (`change-control.deps-and-ci`).
+//! - Commands, judged by what they run (the host's parse, not the command
+//!   line's text: `echo "sudo"` runs `echo`): no command may run through
+//!   `sudo` or `doas` (`change-control.privileged`), wherever it sits —
+//!   inside `bash -c '…'`, a substitution, a pipeline; and a `git push`
+//!   needs a person's approval (`change-control.push`, an ask).
 //! - The gate takes no settings: `validate-config` refuses any
 //!   (`change-control.config-invalid`), so omk stops at load.
 //!
-//! Built against `omk:gate@0.2.0` (`wit/gate.wit`, a copy of the contract).
+//! Built against `omk:gate@0.3.0` (`wit/gate.wit`, a copy of the contract).
+//! The proposal and outcome cases are `../cases.toml`, which its builds for
+//! older versions pass too; the command cases are `../commands.toml`.
 
 wit_bindgen::generate!({ path: "wit", world: "gate" });
 
 use exports::omk::gate::policy::{
-    ActionKind, AgentAction, Decision, GateInfo, GoalContext, Guest, Rejection, Stage,
-    TaskOutcome, TaskProposal,
+    ActionDecision, ActionKind, AgentAction, Decision, GateInfo, GoalContext, Guest, Rejection,
+    SimpleCommand, Stage, TaskOutcome, TaskProposal,
 };
 
 const MANIFESTS: [&str; 8] = [
@@ -81,13 +88,21 @@ fn config_ok(config: &str) -> Result<(), Rejection> {
     }
 }
 
+/// A command's name, where it is known (word 0 is not dynamic).
+fn name(c: &SimpleCommand) -> Option<&str> {
+    c.words
+        .first()
+        .filter(|_| !c.dynamic.contains(&0))
+        .map(String::as_str)
+}
+
 struct Gate;
 
 impl Guest for Gate {
     fn describe() -> GateInfo {
         GateInfo {
             name: "change-control".into(),
-            version: "0.2.0".into(),
+            version: "0.3.0".into(),
             stages: vec![Stage::Proposal, Stage::Action],
             description: "Migrations need high risk and their tests; dependencies and CI change apart"
                 .into(),
@@ -136,18 +151,41 @@ impl Guest for Gate {
         task: TaskProposal,
         action: AgentAction,
         _config: String,
-    ) -> Decision {
+    ) -> ActionDecision {
         let changes_file = matches!(action.kind, ActionKind::WriteFile | ActionKind::DeleteFile);
         if changes_file && is_migration(&action.target) && task.risk != "high" {
-            return reject(
-                "migration-risk",
-                format!(
+            return ActionDecision::Reject(Rejection {
+                code: "change-control.migration-risk".into(),
+                reason: format!(
                     "`{}` is a migration, and task `{}` is not high-risk",
                     action.target, task.id
                 ),
-            );
+            });
         }
-        Decision::Accept
+        let commands = action.command.map(|c| c.commands).unwrap_or_default();
+        if let Some(c) = commands
+            .iter()
+            .find(|c| matches!(name(c), Some("sudo" | "doas")))
+        {
+            return ActionDecision::Reject(Rejection {
+                code: "change-control.privileged".into(),
+                reason: format!(
+                    "`{}` runs a command as another user, which change control does not allow",
+                    c.words.join(" ")
+                ),
+            });
+        }
+        let pushes = commands
+            .iter()
+            .any(|c| name(c) == Some("git") && c.words.get(1).is_some_and(|w| w == "push"));
+        if pushes {
+            return ActionDecision::Ask(Rejection {
+                code: "change-control.push".into(),
+                reason: "`git push` changes the shared history: a person approves each push"
+                    .into(),
+            });
+        }
+        ActionDecision::Accept
     }
 
     fn check_outcome(

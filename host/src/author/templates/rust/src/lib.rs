@@ -1,13 +1,16 @@
 //! The gate `{{name}}`. `omk gate build` compiles it for
 //! `wasm32-unknown-unknown` and encodes it as a component. It implements
-//! `omk:gate@0.2.0` (`wit/gate.wit`): omk calls `validate_config` once at
-//! load, then the checks of the stages `describe` lists.
+//! `omk:gate@0.3.0` (`wit/gate.wit`): omk calls `validate_config` once at
+//! load, then the checks of the stages `describe` lists. An action's
+//! `command` is what omk parsed from a command line (its simple commands,
+//! their words after quote removal, their redirections); its `tool` is a
+//! tool call (server, tool, arguments as JSON).
 
 wit_bindgen::generate!({ path: "wit", world: "gate" });
 
 use exports::omk::gate::policy::{
-    AgentAction, Decision, GateInfo, GoalContext, Guest, Rejection, Stage, TaskOutcome,
-    TaskProposal,
+    ActionDecision, AgentAction, Decision, GateInfo, GoalContext, Guest, Rejection, Stage,
+    TaskOutcome, TaskProposal,
 };
 
 /// The folder this gate keeps agents out of.
@@ -18,11 +21,39 @@ fn under_secrets(path: &str) -> bool {
     path == SECRETS || path.starts_with("secrets/")
 }
 
-fn reject(path: &str) -> Decision {
-    Decision::Reject(Rejection {
+fn refusal(path: &str) -> Rejection {
+    Rejection {
         code: "{{name}}.secrets".into(),
         reason: format!("`{path}` is under `{SECRETS}/`, which no task may read or change"),
-    })
+    }
+}
+
+fn reject(path: &str) -> Decision {
+    Decision::Reject(refusal(path))
+}
+
+/// A path under `secrets/` the action names: its target, a word or a
+/// redirection of a command it runs, or (for a tool call) its arguments.
+fn secret_in(action: &AgentAction) -> Option<String> {
+    if under_secrets(&action.target) {
+        return Some(action.target.clone());
+    }
+    // Every simple command of the command line, with its words after
+    // quote removal: `cat secrets/key` names it, `echo "secrets"` does not.
+    for c in action.command.iter().flat_map(|p| &p.commands) {
+        let named = c.words.iter().chain(c.redirections.iter().map(|r| &r.target));
+        if let Some(w) = named.into_iter().find(|w| under_secrets(w)) {
+            return Some(w.clone());
+        }
+    }
+    // A tool call's arguments are JSON; this looks for the folder's name in
+    // the text (a gate with a JSON parser would read the fields instead).
+    if let Some(t) = &action.tool
+        && (t.arguments.contains("\"secrets/") || t.arguments.contains("\"./secrets/"))
+    {
+        return Some(format!("{}/{} {}", t.server, t.tool, t.arguments));
+    }
+    None
 }
 
 struct Gate;
@@ -60,11 +91,10 @@ impl Guest for Gate {
         _task: TaskProposal,
         action: AgentAction,
         _config: String,
-    ) -> Decision {
-        if under_secrets(&action.target) {
-            reject(&action.target)
-        } else {
-            Decision::Accept
+    ) -> ActionDecision {
+        match secret_in(&action) {
+            Some(p) => ActionDecision::Reject(refusal(&p)),
+            None => ActionDecision::Accept,
         }
     }
 
