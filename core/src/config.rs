@@ -822,7 +822,7 @@ mod tests {
     fn empty_file_means_std_gates() {
         let c = parse("").unwrap();
         let names: Vec<_> = c.gates.iter().map(|g| g.label.clone().unwrap()).collect();
-        assert_eq!(names, ["budget", "path", "acceptance"]);
+        assert_eq!(names, ["budget", "path", "command", "acceptance"]);
     }
 
     #[test]

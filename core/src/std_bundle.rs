@@ -1,6 +1,6 @@
 //! The std bundle: omk's standard gates, embedded in the binary.
 //!
-//! `budget`, `path` and `acceptance` are built from `plugins/` as
+//! `budget`, `path`, `command` and `acceptance` are built from `plugins/` as
 //! import-free components by `cargo xtask std-gates`, committed under
 //! `plugins/std-bundle/` with their manifest, and embedded here, so a fresh
 //! clone runs with no wasm toolchain. CI rebuilds them and fails when these
@@ -30,9 +30,10 @@ macro_rules! std_gate {
 }
 
 /// The std gates, in their default order.
-pub const GATES: [StdGate; 3] = [
+pub const GATES: [StdGate; 4] = [
     std_gate!("budget"),
     std_gate!("path"),
+    std_gate!("command"),
     std_gate!("acceptance"),
 ];
 

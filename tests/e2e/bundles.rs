@@ -254,7 +254,7 @@ fn the_std_bundle_is_a_signed_bundle_like_any_other() {
     let i = i.json();
     assert_eq!(i["name"], "std");
     assert_eq!(i["intact"], true);
-    assert_eq!(i["gates"].as_array().unwrap().len(), 3);
+    assert_eq!(i["gates"].as_array().unwrap().len(), 4);
     let release = repo().join("plugins/release-key/release.pub");
     verify(&omk, "std", &["--trust", release.to_str().unwrap()]).code(0);
     // The same files on disk verify too.

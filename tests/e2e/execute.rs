@@ -508,13 +508,14 @@ fn a_killed_run_resumes_and_the_task_completes_once() {
 fn a_refusal_worked_around_is_seen_before_cleanup_and_named_in_the_proof() {
     let omk = Omk::new();
     omk.git_project(&[("README.md", "original\n")]);
-    // Refused as a write, then done anyway by a command the gates allow.
+    // Refused as a write, then done anyway by a command the gates allow
+    // (a redirection would be judged as the write it is: not this).
     let script = json!({
         "plan": [task("t", &["src/a.txt"], &["run: test -f src/a.txt"], 30)],
         "tasks": {"t": [{"steps": [
             {"write": "src/a.txt", "content": "a"},
             {"write": "README.md", "content": "changed"},
-            {"run": "echo changed > README.md"}]}]}
+            {"run": "python3 -c \"open('README.md', 'w').write('changed')\""}]}]}
     });
     omk.run_script(&script);
     let id = omk.latest_goal();

@@ -67,7 +67,7 @@ fn examples_show_accepts_and_rejects_with_codes() {
             .iter()
             .map(|d| d["gate"].as_str().unwrap())
             .collect();
-        assert_eq!(gates, ["budget", "path", "acceptance"]);
+        assert_eq!(gates, ["budget", "path", "command", "acceptance"]);
         for d in decisions {
             assert_eq!(d["sha256"].as_str().unwrap().len(), 64);
             assert_eq!(d["version"], "0.3.0");
@@ -90,7 +90,7 @@ fn examples_show_accepts_and_rejects_with_codes() {
         out["summary"],
         json!({"total": 6, "accepted": 2, "rejected": 4})
     );
-    assert_eq!(out["gates"].as_array().unwrap().len(), 3);
+    assert_eq!(out["gates"].as_array().unwrap().len(), 4);
     assert_eq!(out["config"], Value::Null);
 }
 
@@ -237,7 +237,7 @@ fn second_run_loads_compiled_components_from_the_cache() {
         v
     };
     let first = entries();
-    assert_eq!(first.len(), 3, "one entry per std gate: {first:?}");
+    assert_eq!(first.len(), 4, "one entry per std gate: {first:?}");
     std::thread::sleep(std::time::Duration::from_millis(20));
     omk.run(&["gate", "check", "--proposal", "p.json"]).code(0);
     assert_eq!(

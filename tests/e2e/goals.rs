@@ -95,7 +95,7 @@ fn seed_accepted_task_records_its_budget_snapshot() {
         .iter()
         .map(|d| d["payload"]["gate"].as_str().unwrap())
         .collect();
-    assert_eq!(gates, ["budget", "path", "acceptance"]);
+    assert_eq!(gates, ["budget", "path", "command", "acceptance"]);
     assert!(
         decisions
             .iter()

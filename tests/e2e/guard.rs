@@ -307,7 +307,7 @@ fn install_merges_and_uninstall_restores_every_byte() {
 
 /// The environment a client runs in: the test's home and omk directories,
 /// so the hook it starts records where the test reads.
-fn client(omk: &Omk, program: &str, env: &[(&str, OsString)]) -> Command {
+pub(crate) fn client(omk: &Omk, program: &str, env: &[(&str, OsString)]) -> Command {
     let mut words = program.split(' ');
     let mut c = Command::new(words.next().unwrap());
     c.args(words)
@@ -388,12 +388,12 @@ fn assert_guarded(
 /// reaches its configuration, and the configuration file omk must leave
 /// as it found it.
 pub(crate) struct Hand {
-    name: &'static str,
+    pub(crate) name: &'static str,
     pub(crate) fake: FakeModel,
     pub(crate) program: String,
     pub(crate) args: Vec<&'static str>,
     pub(crate) env: Vec<(&'static str, OsString)>,
-    install: &'static [&'static str],
+    pub(crate) install: &'static [&'static str],
     config: std::path::PathBuf,
     /// Whether the client has a read tool (its script reads the secret).
     reads: bool,
@@ -505,10 +505,8 @@ pub(crate) fn claude_with(omk: &Omk, script: &Value) -> Option<Hand> {
 
 /// Codex's `exec`, its own sandbox and approvals off.
 fn codex(omk: &Omk) -> Option<Hand> {
-    let program = clients::codex()?;
-    let fake = FakeModel::start(
-        "fake_responses",
-        omk.root(),
+    codex_with(
+        omk,
         &turns(
             |p| {
                 json!({"name": "apply_patch",
@@ -518,8 +516,13 @@ fn codex(omk: &Omk) -> Option<Hand> {
             None,
             json!({"input_tokens": 100, "output_tokens": 20}),
         ),
-        &[],
-    );
+    )
+}
+
+/// [`codex`], its model server playing `script`.
+pub(crate) fn codex_with(omk: &Omk, script: &Value) -> Option<Hand> {
+    let program = clients::codex()?;
+    let fake = FakeModel::start("fake_responses", omk.root(), script, &[]);
     let env = crate::agents::codex_env(omk.root(), fake.port);
     Some(Hand {
         name: "codex",
@@ -544,16 +547,21 @@ fn codex(omk: &Omk) -> Option<Hand> {
 
 /// The legacy Kimi CLI in print mode, which approves its own tools.
 fn kimi(omk: &Omk) -> Option<Hand> {
-    let program = clients::kimi_cli()?;
     let script = turns(
         |p| json!({"name": "WriteFile", "arguments": {"path": p, "content": "hello\n"}}),
         json!({"name": "Shell", "arguments": {"command": COMMAND}}),
         Some(json!({"name": "ReadFile", "arguments": {"path": SECRET}})),
         json!({"prompt_tokens": 100, "completion_tokens": 20}),
     );
+    kimi_with(omk, &script)
+}
+
+/// [`kimi`], its model server playing `script`.
+pub(crate) fn kimi_with(omk: &Omk, script: &Value) -> Option<Hand> {
+    let program = clients::kimi_cli()?;
     let (fake, env) = crate::agents::wire_env(
         omk,
-        &script,
+        script,
         crate::agents::Wire {
             yolo: false,
             before_hooks: false,
@@ -567,7 +575,7 @@ fn kimi(omk: &Omk) -> Option<Hand> {
         env,
         install: &["--user"],
         config: omk.root().join("kimi-share/config.toml"),
-        reads: true,
+        reads: script["turns"].to_string().contains(SECRET),
     })
 }
 
@@ -604,9 +612,11 @@ fn a_client_under_guard_run_cannot_write_outside_the_project() {
     omk.git_project(&[("README.md", "project\n")]);
     let outside = omk.root().join("outside");
     std::fs::create_dir_all(&outside).unwrap();
-    // The std gates let every command run: the kernel holds this one.
+    // A write the gates cannot see in the command line (a program's own):
+    // the kernel holds it. (A redirection there is judged as the write it
+    // is, and refused before anything runs.)
     let command = format!(
-        "echo escaped > {}/OUT.txt; echo kept > inside.txt",
+        "python3 -c 'open(\"{}/OUT.txt\", \"w\")'; echo kept > inside.txt",
         outside.display()
     );
     let script = json!({"turns": [

@@ -8,6 +8,7 @@ mod attacks;
 mod authoring;
 mod bundles;
 mod cli;
+mod commands;
 mod confinement;
 mod execute;
 mod gate_check;

@@ -71,7 +71,7 @@ fn the_proof_of_the_demo_is_ready_and_names_its_gates() {
         .iter()
         .map(|g| g["name"].as_str().unwrap())
         .collect();
-    assert_eq!(gates, ["acceptance", "budget", "path"]);
+    assert_eq!(gates, ["acceptance", "budget", "command", "path"]);
     assert!(
         p["gates"]
             .as_array()

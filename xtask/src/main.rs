@@ -9,7 +9,7 @@
 //! test instead.
 //!
 //! `cargo xtask std-gates [--check]` rebuilds the std gates (`budget`,
-//! `path`, `acceptance`) from `plugins/` as components that import nothing,
+//! `path`, `command`, `acceptance`) from `plugins/` as components that import nothing,
 //! writes them and their manifest to `plugins/std-bundle/`, and with
 //! `--check` changes nothing but fails if the committed files differ from a
 //! fresh build.
@@ -38,9 +38,10 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 /// Each std gate: name, crate, the stages its `describe` declares.
-const GATES: [(&str, &str, &[&str]); 3] = [
+const GATES: [(&str, &str, &[&str]); 4] = [
     ("budget", "omk-gate-budget", &["proposal"]),
     ("path", "omk-gate-path", &["proposal", "action", "outcome"]),
+    ("command", "omk-gate-command", &["action"]),
     (
         "acceptance",
         "omk-gate-acceptance",
@@ -187,7 +188,8 @@ fn std_gates(check: bool) -> Result<()> {
     );
     manifest.push_str(&format!("version = \"{STD_VERSION}\"\n"));
     manifest.push_str(&format!("wit = \"{STD_WIT}\"\n"));
-    manifest.push_str("description = \"omk's standard gates: budget, path and acceptance\"\n");
+    manifest
+        .push_str("description = \"omk's standard gates: budget, path, command and acceptance\"\n");
     for ((name, _, stages), component) in GATES.iter().zip(built) {
         let file = format!("{name}.wasm");
         let stages: Vec<String> = stages.iter().map(|s| format!("\"{s}\"")).collect();

@@ -320,15 +320,29 @@ fn judge_command(
     }
 }
 
-/// The command inside Codex's `/bin/bash -lc '…'` wrapper.
+/// The command inside Codex's `/bin/bash -lc …` wrapper: Codex shows the
+/// argv it runs joined with shell quoting (single quotes, or double quotes
+/// with escapes when the text holds a single quote), so the text is the
+/// wrapper's third word after quote removal.
 fn inner_command(raw: &str) -> String {
-    let Some(rest) = raw.strip_prefix("/bin/bash -lc ") else {
-        return raw.to_owned();
+    let p = crate::command::parse(raw);
+    let wrapped = match p.commands.first() {
+        Some(c)
+            if c.nesting.is_empty()
+                && matches!(
+                    c.name(),
+                    Some("/bin/bash" | "bash" | "/bin/sh" | "sh" | "/bin/zsh" | "zsh")
+                )
+                && c.words.len() == 3
+                && c.words[1].starts_with('-')
+                && c.words[1].contains('c')
+                && !c.is_dynamic(2) =>
+        {
+            Some(c.words[2].clone())
+        }
+        _ => None,
     };
-    match rest.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
-        Some(inner) => inner.replace("'\\''", "'"),
-        None => rest.to_owned(),
-    }
+    wrapped.unwrap_or_else(|| raw.to_owned())
 }
 
 impl LiveClient for Codex {
@@ -399,5 +413,13 @@ mod tests {
         );
         assert_eq!(inner_command("/bin/bash -lc 'it'\\''s'"), "it's");
         assert_eq!(inner_command("make"), "make");
+        assert_eq!(
+            inner_command(r#"/bin/bash -lc "echo '{\"a\": 1}' > .claude/settings.json""#),
+            r#"echo '{"a": 1}' > .claude/settings.json"#
+        );
+        assert_eq!(
+            inner_command(r#"/bin/bash -lc "bash -c 'rm -rf ~/keep'""#),
+            "bash -c 'rm -rf ~/keep'"
+        );
     }
 }

@@ -79,13 +79,51 @@ impl<'a> Judge<'a> {
             let step = step.into();
             let mut action = AgentAction::new(task, step.kind, step.target, detail);
             action.tool = step.tool;
-            let permit = self.hooks.action(action);
+            let permit = with_its_files(self.hooks, action);
             if !permit.allowed() {
                 return permit;
             }
         }
         Permit::Allowed
     }
+}
+
+/// Judges `action` and, for a command, each file action it takes that omk
+/// can know ([`crate::command::derived`]: its redirections, the operands of
+/// `rm`, `mv`, `tee`, `chmod`, …), as the writes, deletes and reads they
+/// are, through the same path rules as a client's own file tools. The
+/// first refusal answers, naming the command and the path.
+pub fn with_its_files(hooks: &dyn Hooks, action: AgentAction) -> Permit {
+    let action = crate::command::with_parse(action);
+    let derived = match (&action.kind, &action.command) {
+        (ActionKind::RunCommand, Some(parsed)) => crate::command::derived(parsed),
+        _ => Vec::new(),
+    };
+    let (task, detail) = (action.task_id.clone(), action.detail.clone());
+    let permit = hooks.action(action);
+    if !permit.allowed() {
+        return permit;
+    }
+    for d in derived {
+        let verb = match d.kind {
+            ActionKind::DeleteFile => "delete",
+            ActionKind::ReadFile => "read",
+            _ => "write",
+        };
+        let file = AgentAction::new(
+            task.clone(),
+            d.kind,
+            d.target.clone(),
+            format!("`{}` would {verb} it ({detail})", d.command),
+        );
+        if let Permit::Refused(reason) = hooks.action(file) {
+            return Permit::Refused(format!(
+                "`{}` would {verb} `{}`: {reason}",
+                d.command, d.target
+            ));
+        }
+    }
+    Permit::Allowed
 }
 
 #[cfg(test)]
@@ -123,6 +161,21 @@ mod tests {
         assert_eq!(
             judge.one(ActionKind::RunCommand, "ls", "test"),
             Permit::Allowed
+        );
+    }
+
+    #[test]
+    fn a_commands_files_are_judged_after_it_and_the_first_refusal_names_both() {
+        let hooks = Recording::default();
+        let judge = Judge::new(&hooks, Some("t"));
+        let permit = judge.one(ActionKind::RunCommand, "cat a > b; rm no-such", "test");
+        assert_eq!(
+            permit,
+            Permit::Refused("`rm no-such` would delete `no-such`: `no-such` is refused".into())
+        );
+        assert_eq!(
+            *hooks.0.lock().unwrap(),
+            ["cat a > b; rm no-such", "b", "no-such"]
         );
     }
 

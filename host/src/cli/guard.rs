@@ -184,6 +184,9 @@ fn status(a: StatusArgs) -> Result<Outcome> {
         for p in &s.problems {
             outln!("        problem: {p}");
         }
+        for w in &s.warnings {
+            outln!("        warning: {w}");
+        }
     }
     Ok(Outcome::Ok)
 }

@@ -20,16 +20,23 @@
 //!   `timeout`, `sudo`, `watch`, …, and the text of `eval` and `watch`.
 //!
 //! The status says how much is known: `parsed`, `partial` (a dynamic
-//! command name, `eval`, `source`, a wrapper whose command is not literal:
-//! `notes` says which), or `unparsed` (the parser's reason; nothing is
+//! command name, `eval` of text built when it runs, a wrapper whose command
+//! is not literal: `notes` says which), or `unparsed` (the parser's reason; nothing is
 //! guessed). The parse becomes part of the action omk records, so replay
 //! gives every gate the same structure. Limits: a line longer than
 //! [`MAX_LINE`] or nested deeper than [`MAX_DEPTH`] is `unparsed`; the
 //! parser's own failures (it may panic on input it does not expect) are
 //! caught and reported the same way.
+//!
+//! [`derived`] lists the file actions a parse takes that omk can know
+//! exactly — redirections and the operands of the common file tools — which
+//! the host judges with the command, as writes, deletes and reads.
 
+mod derive;
 mod walk;
 pub mod wrappers;
+
+pub use derive::{Derived, derived};
 
 use omk_gate_sdk::{ActionKind, AgentAction, ParseStatus, ParsedCommand};
 

@@ -154,7 +154,6 @@ fn what_is_known_only_when_it_runs_is_partial_and_says_why() {
         ("$EDITOR notes.md", "`$EDITOR`"),
         ("eval \"$cmd\"", "`eval`"),
         ("bash -c \"$SCRIPT\"", "`bash -c`"),
-        ("source ./env.sh", "`source`"),
         ("$(which python3) -V", "known only when it runs"),
     ] {
         let p = parse(line);
@@ -170,6 +169,82 @@ fn what_is_known_only_when_it_runs_is_partial_and_says_why() {
         assert_eq!(p.status, ParseStatus::Parsed, "{line}: {p:#?}");
         assert!(!p.commands[0].dynamic.is_empty(), "{line}");
     }
+}
+
+#[test]
+fn file_actions_are_derived_where_they_are_known() {
+    use omk_gate_sdk::ActionKind::{DeleteFile as D, ReadFile as R, WriteFile as W};
+    let got = |line: &str| -> Vec<(ActionKind, String)> {
+        derived(&parse(line))
+            .into_iter()
+            .map(|d| (d.kind, d.target))
+            .collect()
+    };
+    let v = |items: &[(ActionKind, &str)]| -> Vec<(ActionKind, String)> {
+        items.iter().map(|(k, t)| (*k, (*t).to_owned())).collect()
+    };
+    assert_eq!(got("echo x >> /etc/hosts"), v(&[(W, "/etc/hosts")]));
+    assert_eq!(
+        got("echo {} > .claude/settings.json 2>/dev/null"),
+        v(&[(W, ".claude/settings.json")])
+    );
+    assert_eq!(
+        got("sort < in.txt > out.txt 2>&1"),
+        v(&[(R, "in.txt"), (W, "out.txt")])
+    );
+    assert_eq!(
+        got("cat x | tee -a .git/config log.txt"),
+        v(&[(W, ".git/config"), (W, "log.txt")])
+    );
+    assert_eq!(
+        got("bash -c 'rm -rf ~/x build'"),
+        v(&[(D, "~/x"), (D, "build")])
+    );
+    assert_eq!(
+        got("cd src && rm a.rs && mv b.rs c.rs"),
+        v(&[(D, "src/a.rs"), (D, "src/b.rs"), (W, "src/c.rs")])
+    );
+    assert_eq!(
+        got("mv a b dir/"),
+        v(&[(D, "a"), (W, "dir/a"), (D, "b"), (W, "dir/b")])
+    );
+    assert_eq!(
+        got("cp -t out/ a.txt"),
+        v(&[(R, "a.txt"), (W, "out/a.txt")])
+    );
+    assert_eq!(got("cp -r src dst"), v(&[(R, "src"), (W, "dst")]));
+    assert_eq!(got("ln -sf ../target link"), v(&[(W, "link")]));
+    assert_eq!(
+        got("touch a b; mkdir -p x/y; truncate -s 0 big.log"),
+        v(&[(W, "a"), (W, "b"), (W, "x/y"), (W, "big.log")])
+    );
+    assert_eq!(
+        got("chmod 755 run.sh; chown -R me:me /opt/x"),
+        v(&[(W, "run.sh"), (W, "/opt/x")])
+    );
+    assert_eq!(
+        got("dd if=/dev/zero of=disk.img bs=1M count=1"),
+        v(&[(W, "disk.img")])
+    );
+    assert_eq!(
+        got("sed -i 's/a/b/' f.txt g.txt; sed -i.bak -e 's/x/y/' h.txt; sed 's/a/b/' k.txt"),
+        v(&[(W, "f.txt"), (W, "g.txt"), (W, "h.txt")])
+    );
+    assert_eq!(
+        got("git rm -q old.rs && git mv a.rs b.rs && git checkout HEAD -- c.rs d.rs"),
+        v(&[
+            (D, "old.rs"),
+            (D, "a.rs"),
+            (W, "b.rs"),
+            (W, "c.rs"),
+            (W, "d.rs")
+        ])
+    );
+    assert_eq!(got("rm -- -weird"), v(&[(D, "-weird")]));
+    // Not known, so not derived.
+    assert!(got("rm -rf \"$DIR\" *.o; cd \"$X\" && rm a; echo > $OUT").is_empty());
+    assert!(got("cat <<'EOF'\nhello\nEOF\n").is_empty());
+    assert!(got("ls | wc -l; cargo test; git status").is_empty());
 }
 
 #[test]
@@ -271,8 +346,10 @@ fn with_parse_adds_the_parse_once_to_commands_only() {
 
 /// The corpus of real agent commands (`tests/fixtures/commands/corpus.jsonl`,
 /// from the clients' docs, the suite's fixtures and agent sessions) parses
-/// as recorded in `parsed.jsonl` — status, the commands each runs, notes —
-/// and omk calls a line unparsed exactly when `bash -n` refuses it.
+/// as recorded in `parsed.jsonl` — status, the commands each runs, notes,
+/// the std command gate's answer under its defaults and the file actions
+/// the host derives — and omk calls a line unparsed exactly when `bash -n`
+/// refuses it. Every refusal and ask in it names its rule.
 /// `OMK_BLESS=1` writes `parsed.jsonl` anew (then review the diff).
 #[test]
 fn the_corpus_parses_as_recorded_and_as_bash_reads_it() {
@@ -297,12 +374,35 @@ fn the_corpus_parses_as_recorded_and_as_bash_reads_it() {
                 })
             })
             .collect();
+        // The std command gate's answer under its defaults, and the file
+        // actions the host would judge with it (through the path gate).
+        let decision = {
+            use omk_gate_sdk::Policy;
+            let mut a = AgentAction::new("t", ActionKind::RunCommand, command, "");
+            a.command = Some(p.clone());
+            let task: omk_gate_sdk::TaskProposal = serde_json::from_str(r#"{"id": "t"}"#).unwrap();
+            match omk_gate_command::CommandGate::check_action(&Default::default(), &task, &a, "{}")
+            {
+                omk_gate_sdk::Decision::Accept => "accept".to_owned(),
+                omk_gate_sdk::Decision::Reject(r) => format!("reject {}", r.code),
+                omk_gate_sdk::Decision::Ask(r) => format!("ask {}", r.code),
+            }
+        };
+        let files: Vec<String> = derived(&p)
+            .iter()
+            .map(|d| {
+                let kind = serde_json::to_value(d.kind).unwrap();
+                format!("{} {}", kind.as_str().unwrap_or_default(), d.target)
+            })
+            .collect();
         lines.push(
             serde_json::json!({
                 "command": command,
                 "status": p.status,
                 "runs": runs,
                 "notes": p.notes,
+                "decision": decision,
+                "files": files,
             })
             .to_string(),
         );

@@ -296,10 +296,13 @@ fn judge(inputs: &RwLock<Inputs>, gates: &GateSet, g: &Group) -> Judged {
     let (ctx, subject) = read(inputs).get(&g.input)?;
     Some(match &subject {
         Subject::Proposal { proposal } => (gates.judge_proposal(&ctx, proposal), None),
-        Subject::Action { task, action } => (
-            gates.judge_action(&ctx, task, action),
-            Some(action.target.clone()),
-        ),
+        Subject::Action { task, action } => {
+            // An action recorded before omk parsed commands (omk:gate@0.3.0)
+            // is parsed now, as omk would have: the same parser, so the same
+            // structure every time. One recorded with its parse keeps it.
+            let action = crate::command::with_parse(action.clone());
+            (gates.judge_action(&ctx, task, &action), Some(action.target))
+        }
         Subject::Outcome { task, outcome } => (gates.judge_outcome(&ctx, task, outcome), None),
     })
 }

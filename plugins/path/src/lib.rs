@@ -16,7 +16,12 @@
 //! - **outcome**: every changed file must lie inside the write set.
 //! - at every stage, a write under `.omk/` — omk's own folder: the gates
 //!   and bundles that judge the task — is refused (`path.omk`), like
-//!   `.git`, unless the project allows it.
+//!   `.git`, unless the project allows it; and so is a write or delete of
+//!   the agents' own hook and tool configuration — `.claude/settings*.json`,
+//!   `.claude/hooks/`, `.codex/`, `.kimi/`, `.gemini/`, `.opencode/`,
+//!   `.cursor/`, `.mcp.json` — where an agent could switch its guard off
+//!   for every later session (`path.agent-config`), unless the project
+//!   allows it (`allow_agent_config_writes`).
 //!
 //! - a tool call (`omk:gate@0.3.0`'s `call-tool`) is judged by the paths
 //!   its arguments name, where the `tools` setting says which: each path a
@@ -28,6 +33,7 @@
 //!
 //! Settings (all optional): `roots` (list of project-relative directories;
 //! replaces the goal's policy roots); `allow_omk_writes` (default false);
+//! `allow_agent_config_writes` (default false);
 //! `deny_read` (list of project-relative paths no agent may read, such as
 //! `["secrets", ".env"]`; default empty); `tools` (a table of
 //! `"SERVER/TOOL" = { write = ["/path"], read = ["/source"] }`: which of a
@@ -63,6 +69,9 @@ pub struct Settings {
     pub roots: Option<Vec<String>>,
     /// Whether tasks may write under `.omk/` (default false).
     pub allow_omk_writes: bool,
+    /// Whether tasks may write the agents' hook and tool configuration
+    /// (default false).
+    pub allow_agent_config_writes: bool,
     /// Project-relative paths agents may not read (default none).
     pub deny_read: Vec<String>,
     /// For each tool (`SERVER/TOOL`), the JSON pointers of the arguments
@@ -142,7 +151,7 @@ impl Policy for PathGate {
             Ok(w) => w,
             Err(d) => return d,
         };
-        if let Some(d) = writes.iter().find_map(|w| omk_folder(w, "write", raw)) {
+        if let Some(d) = writes.iter().find_map(|w| protected(w, "write", raw)) {
             return d;
         }
         let reads = match checked_set(&p.read_set, "read", &roots) {
@@ -177,7 +186,7 @@ impl Policy for PathGate {
             "write"
         };
         inside_write_set(task, &a.target, verb, &roots)
-            .or_else(|| omk_folder(&a.target, verb, raw))
+            .or_else(|| protected(&a.target, verb, raw))
             .unwrap_or(Decision::Accept)
     }
 
@@ -194,7 +203,7 @@ impl Policy for PathGate {
         o.changed_files
             .iter()
             .find_map(|f| {
-                inside_write_set(task, f, "change", &roots).or_else(|| omk_folder(f, "change", raw))
+                inside_write_set(task, f, "change", &roots).or_else(|| protected(f, "change", raw))
             })
             .unwrap_or(Decision::Accept)
     }
@@ -333,6 +342,48 @@ fn inside_project(target: &str) -> Option<String> {
         ".".to_owned()
     } else {
         parts.join("/")
+    })
+}
+
+/// The refusal of a write of what judges or guards the task: `.omk/`, or
+/// an agent's hook and tool configuration.
+fn protected(path: &str, verb: &str, raw: &str) -> Option<Decision> {
+    omk_folder(path, verb, raw).or_else(|| agent_config(path, verb, raw))
+}
+
+/// Whether `norm` (a clean path) is an agent's hook or tool configuration.
+pub fn is_agent_config(norm: &str) -> bool {
+    let lower = norm.to_ascii_lowercase();
+    let mut parts = lower.split('/').map(|p| p.trim_end_matches(['.', ' ']));
+    let first = parts.next().unwrap_or_default();
+    let second = parts.next();
+    match first {
+        ".codex" | ".kimi" | ".gemini" | ".opencode" | ".cursor" => true,
+        ".mcp.json" => second.is_none(),
+        ".claude" => match second {
+            None => true, // the folder itself: what it holds goes with it
+            Some("hooks") => true,
+            Some(f) => f.starts_with("settings") && f.ends_with(".json"),
+        },
+        _ => false,
+    }
+}
+
+/// The refusal of a write of an agent's hook or tool configuration, unless
+/// the settings allow it.
+fn agent_config(path: &str, verb: &str, raw: &str) -> Option<Decision> {
+    let norm = paths::check(path).ok()?;
+    if !is_agent_config(&norm) {
+        return None;
+    }
+    let allowed = config::parse::<Settings>(NAME, raw).is_ok_and(|s| s.allow_agent_config_writes);
+    (!allowed).then(|| {
+        Decision::reject(
+            "path.agent-config",
+            format!(
+                "may not {verb} `{norm}`: it configures an agent's hooks or tools, where a task could switch its own guard off for every later session; a project that wants tasks to change it sets `allow_agent_config_writes = true` on the path gate"
+            ),
+        )
     })
 }
 
@@ -719,6 +770,54 @@ mod tests {
                 "path.config-invalid"
             );
         }
+    }
+
+    #[test]
+    fn the_agents_own_configuration_is_not_the_tasks_unless_allowed() {
+        let ctx = GoalContext::default();
+        let task = proposal(json!({"id": "t", "write_set": ["."]}));
+        for (path, protected) in [
+            (".claude/settings.json", true),
+            (".claude/settings.local.json", true),
+            ("./.Claude/Settings.Json", true),
+            (".claude/hooks/pre.sh", true),
+            (".claude", true),
+            (".codex/hooks.json", true),
+            (".codex/config.toml", true),
+            (".kimi/config.toml", true),
+            (".gemini/settings.json", true),
+            (".opencode/plugins/x.js", true),
+            (".cursor/mcp.json", true),
+            (".mcp.json", true),
+            (".claude/commands/review.md", false),
+            ("docs/.mcp.json", false),
+            ("src/claude/settings.json", false),
+        ] {
+            for kind in [ActionKind::WriteFile, ActionKind::DeleteFile] {
+                let act = AgentAction::new("t", kind, path, "");
+                let d = PathGate::check_action(&ctx, &task, &act, "");
+                assert_eq!(!d.is_accept(), protected, "{path}: {d:?}");
+                if protected {
+                    assert_eq!(code(&d), "path.agent-config");
+                    let allow = r#"{"allow_agent_config_writes": true}"#;
+                    assert!(PathGate::check_action(&ctx, &task, &act, allow).is_accept());
+                }
+            }
+        }
+        let p = proposal(json!({"id": "a", "write_set": [".codex"]}));
+        assert_eq!(
+            code(&PathGate::check_proposal(&ctx, &p, "")),
+            "path.agent-config"
+        );
+        let out = TaskOutcome {
+            task_id: "t".into(),
+            changed_files: vec![".mcp.json".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            code(&PathGate::check_outcome(&ctx, &task, &out, "")),
+            "path.agent-config"
+        );
     }
 
     #[test]

@@ -195,6 +195,17 @@ fn undo_path(file: &Path) -> Result<PathBuf, InstallError> {
     Ok(state.join("guard/installs").join(format!("{key}.json")))
 }
 
+/// Whether `file` (now `text`) is not what omk last wrote into it.
+pub(super) fn changed_since_install(file: &Path, text: &str) -> bool {
+    let Ok(undo_file) = undo_path(file) else {
+        return false;
+    };
+    std::fs::read_to_string(&undo_file)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Undo>(&t).ok())
+        .is_some_and(|u| u.after_sha256 != sha(text))
+}
+
 pub(super) fn sha(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }

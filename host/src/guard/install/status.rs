@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::codex::codex_problems;
 use super::files::find_command;
-use super::{Client, Scope, hooks_file, read};
+use super::{Client, Scope, changed_since_install, hooks_file, read};
 
 /// One client's hook in one file, for `omk guard status`.
 #[derive(Debug, Clone, Serialize)]
@@ -20,6 +20,10 @@ pub struct Status {
     pub command: Option<String>,
     /// Problems that stop the hook from running, if any.
     pub problems: Vec<String>,
+    /// What to look at although the hook runs: the file changed since omk
+    /// installed the hook (by hand, by the client, or by an agent that
+    /// rewrote its own guard).
+    pub warnings: Vec<String>,
 }
 
 /// Where each client's omk hook is installed, for the project at `root`
@@ -45,6 +49,16 @@ pub fn status(root: &Path) -> Vec<Status> {
                     problems.extend(codex_problems(&file, c, &scope));
                 }
             }
+            let mut warnings = Vec::new();
+            if let Some(t) = &text
+                && changed_since_install(&file, t)
+            {
+                warnings.push(format!(
+                    "`{}` changed since `omk guard install` wrote it: read what changed (an agent may have rewritten its own guard), then run `omk guard install {}` again",
+                    file.display(),
+                    client.name()
+                ));
+            }
             out.push(Status {
                 client: client.name(),
                 scope: match scope {
@@ -55,6 +69,7 @@ pub fn status(root: &Path) -> Vec<Status> {
                 installed: command.is_some(),
                 command,
                 problems,
+                warnings,
             });
         }
     }

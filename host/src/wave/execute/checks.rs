@@ -7,8 +7,8 @@ use omk_gate_sdk::{AgentAction, CheckResult, TaskOutcome, TaskProposal};
 
 use super::Executor;
 use super::hooks::TaskHooks;
+use crate::agents::Report;
 use crate::agents::process::run_shell;
-use crate::agents::{Hooks, Report};
 use crate::goal::GoalError;
 use crate::proof::events;
 use crate::sandbox::Confinement;
@@ -36,14 +36,15 @@ impl Executor {
             if command.is_empty() {
                 continue;
             }
-            let permit = hooks.action(AgentAction {
-                task_id: task.id.clone(),
-                kind: omk_gate_sdk::ActionKind::RunCommand,
-                target: command.to_owned(),
-                detail: format!("the acceptance check `{}`", criterion.trim()),
-                command: None,
-                tool: None,
-            });
+            let permit = crate::agents::judge::with_its_files(
+                hooks,
+                AgentAction::new(
+                    task.id.clone(),
+                    omk_gate_sdk::ActionKind::RunCommand,
+                    command,
+                    format!("the acceptance check `{}`", criterion.trim()),
+                ),
+            );
             if let Some(reason) = permit.refusal() {
                 checks.push(CheckResult {
                     name: criterion.trim().to_owned(),
