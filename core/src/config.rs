@@ -42,6 +42,11 @@
 //! # write (project-relative; the default is the whole project).
 //! [guard]
 //! write_roots = ["src", "tests"]
+//!
+//! # What an MCP server reached through `omk mcp run --name filesystem`
+//! # may reach beyond [sandbox] (see `mcp.rs`).
+//! [mcp.filesystem]
+//! read = ["~/notes"]
 //! ```
 //!
 //! Parsing only reads and checks the file ([`GatesConfig::parse`]); the
@@ -152,6 +157,11 @@ pub struct GatesConfig {
     pub sandbox: SandboxSettings,
     /// The policy of guarded sessions (`[guard]`).
     pub guard: GuardSettings,
+    /// Each MCP server's own grants (`[mcp.NAME]`).
+    pub mcp: std::collections::BTreeMap<String, crate::mcp::ServerGrants>,
+    /// Which arguments of tool calls name files: the std path gates'
+    /// `tools` settings, filled in when the file is read.
+    pub tool_paths: crate::mcp::ToolPathTable,
 }
 
 /// `[guard]`: the policy of agent sessions run by hand under `omk guard`,
@@ -206,6 +216,8 @@ struct RawConfig {
     sandbox: RawSandbox,
     #[serde(default)]
     guard: RawGuard,
+    #[serde(default)]
+    mcp: std::collections::BTreeMap<String, Spanned<RawSandbox>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -292,6 +304,17 @@ impl GatesConfig {
                 .collect(),
             sandbox: SandboxSettings::new(),
             guard: GuardSettings::default(),
+            mcp: Default::default(),
+            tool_paths: Default::default(),
+        }
+    }
+
+    /// The sandbox MCP server `name` runs in: `[sandbox]` with its
+    /// `[mcp.NAME]` grants added.
+    pub fn mcp_sandbox(&self, name: &str) -> SandboxSettings {
+        match self.mcp.get(name) {
+            Some(g) => g.over(&self.sandbox),
+            None => self.sandbox.clone(),
         }
     }
 
@@ -386,8 +409,40 @@ impl GatesConfig {
                 trust: policy,
             });
         }
-        let sandbox = sandbox_settings(raw.sandbox, root, &err)?;
+        let sandbox = sandbox_settings(raw.sandbox, root, "[sandbox]", &err)?;
         let guard = guard_settings(&raw.guard, &err)?;
+        let mut mcp = std::collections::BTreeMap::new();
+        for (name, table) in raw.mcp {
+            if !crate::mcp::valid_server_name(&name) {
+                return Err(err(
+                    Some(table.span()),
+                    format!(
+                        "[mcp.{name}]: `{}` is not a server name",
+                        name.escape_debug()
+                    ),
+                    Some(
+                        "name it with letters, digits, `-`, `_` and `.` (no `__`), as the client's configuration and `omk mcp run --name` do",
+                    ),
+                ));
+            }
+            let span = table.span();
+            let raw = table.into_inner();
+            if raw.mode.is_some() || raw.network.is_some() {
+                return Err(err(
+                    Some(span),
+                    format!(
+                        "[mcp.{name}]: `mode` and `network` are the project's, not one server's"
+                    ),
+                    Some(
+                        "set them in `[sandbox]`; `[mcp.NAME]` grants `read`, `write`, `hosts`, `connect` and `unix_sockets`",
+                    ),
+                ));
+            }
+            let grants = sandbox_settings(raw, root, &format!("[mcp.{name}]"), &|s, m, h| {
+                err(s.or(Some(span.clone())), m, h)
+            })?;
+            mcp.insert(name, crate::mcp::ServerGrants { grants });
+        }
         if raw.gate.is_empty() {
             return Ok(GatesConfig {
                 file: Some(file.to_owned()),
@@ -395,6 +450,7 @@ impl GatesConfig {
                 bundles,
                 sandbox,
                 guard,
+                mcp,
                 ..GatesConfig::std(defaults)
             });
         }
@@ -564,6 +620,12 @@ impl GatesConfig {
             .collect();
         sandbox.hide.sort();
         sandbox.hide.dedup();
+        let tool_paths = crate::mcp::tool_paths(
+            gates
+                .iter()
+                .filter(|g| matches!(&g.source, GateSource::Std(n) if n == "path"))
+                .map(|g| g.config_json.as_str()),
+        );
         Ok(GatesConfig {
             file: Some(file.to_owned()),
             gates,
@@ -571,6 +633,8 @@ impl GatesConfig {
             bundles,
             sandbox,
             guard,
+            mcp,
+            tool_paths,
         })
     }
 }
@@ -605,6 +669,7 @@ type ErrAt<'a> = dyn Fn(Option<std::ops::Range<usize>>, String, Option<&str>) ->
 fn sandbox_settings(
     raw: RawSandbox,
     root: &Path,
+    section: &str,
     err: &ErrAt<'_>,
 ) -> Result<SandboxSettings, ConfigError> {
     const PATH_HELP: &str =
@@ -614,7 +679,7 @@ fn sandbox_settings(
         if v.is_empty() || v.chars().any(char::is_control) {
             return Err(err(
                 Some(s.span()),
-                format!("[sandbox]: `{}` is not a path", s.get_ref().escape_debug()),
+                format!("{section}: `{}` is not a path", s.get_ref().escape_debug()),
                 Some(PATH_HELP),
             ));
         }
@@ -628,7 +693,7 @@ fn sandbox_settings(
             {
                 return Err(err(
                     Some(s.span()),
-                    format!("[sandbox]: `{v}` climbs with `..`"),
+                    format!("{section}: `{v}` climbs with `..`"),
                     Some(PATH_HELP),
                 ));
             }
@@ -636,10 +701,10 @@ fn sandbox_settings(
         }
         inside(root, v)
             .map(Grant::Path)
-            .map_err(|m| err(Some(s.span()), format!("[sandbox]: {m}"), Some(PATH_HELP)))
+            .map_err(|m| err(Some(s.span()), format!("{section}: {m}"), Some(PATH_HELP)))
     };
     let mut out = SandboxSettings::new();
-    out.mode = raw.mode;
+    out.mode = raw.mode.unwrap_or_default();
     out.network = raw.network.unwrap_or(true);
     out.unix_sockets = raw.unix_sockets;
     out.read = raw.read.iter().map(grant).collect::<Result<_, _>>()?;
@@ -650,7 +715,7 @@ fn sandbox_settings(
             return Err(err(
                 Some(h.span()),
                 format!(
-                    "[sandbox]: `{}` is not a host pattern",
+                    "{section}: `{}` is not a host pattern",
                     h.get_ref().escape_debug()
                 ),
                 Some(
@@ -667,7 +732,7 @@ fn sandbox_settings(
                 return Err(err(
                     Some(c.span()),
                     format!(
-                        "[sandbox]: `{}` is not a loopback `host:port`",
+                        "{section}: `{}` is not a loopback `host:port`",
                         c.get_ref().escape_debug()
                     ),
                     Some(
@@ -1003,6 +1068,38 @@ limits = { fuel = 1000 }
             let e = parse(text).unwrap_err();
             assert_eq!(e.line, Some(line), "{e}");
             assert!(e.to_string().contains(what), "{e}");
+        }
+    }
+
+    #[test]
+    fn each_mcp_server_has_its_grants_on_top_of_the_sandbox() {
+        let c = parse(
+            "[sandbox]\nhosts = [\"crates.io\"]\n\n[mcp.filesystem]\nread = [\"~/notes\"]\nwrite = [\"/srv/shared\"]\nhosts = [\"api.github.com:443\"]\n\n[[gate]]\nname = \"path\"\nconfig.tools.\"filesystem/write_file\" = { write = [\"/path\"] }\n",
+        )
+        .unwrap();
+        let s = c.mcp_sandbox("filesystem");
+        assert_eq!(s.read, [Grant::Home("notes".into())]);
+        assert_eq!(s.write, [Grant::Path("/srv/shared".into())]);
+        assert_eq!(s.hosts, ["crates.io", "api.github.com:443"]);
+        assert_eq!(c.mcp_sandbox("other"), c.sandbox);
+        assert_eq!(c.tool_paths["filesystem/write_file"].write, ["/path"]);
+        for (text, line, what) in [
+            (
+                "[mcp.fs]\nhosts = [\"http://x\"]\n",
+                2,
+                "[mcp.fs]: `http://x` is not a host pattern",
+            ),
+            ("\n[mcp.\"a b\"]\nread = []\n", 2, "is not a server name"),
+            (
+                "[mcp.fs]\nmode = \"off\"\n",
+                1,
+                "`mode` and `network` are the project's",
+            ),
+            ("[mcp.fs]\nnetowrk = false\n", 2, "unknown field `netowrk`"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.to_string().contains(what), "{e}");
+            assert_eq!(e.line, Some(line), "{e}");
         }
     }
 }

@@ -11,6 +11,8 @@
 //! - [`config`]: the project's gate configuration (`.omk/gates.toml`), with
 //!   the [`limits`] every gate call runs under.
 //! - [`sandbox`]: `[sandbox]`, how far a task's processes may reach.
+//! - [`mcp`]: `[mcp.NAME]`, what an MCP server may reach, and which tool
+//!   arguments name files.
 //! - [`bundle`]: signed gate bundles — the format, signatures and trust.
 //! - [`std_bundle`]: the standard gates, embedded.
 //! - [`diagnose`]: the kinds of failure, their exit codes and `help:` lines.
@@ -26,6 +28,7 @@ pub mod graph;
 pub mod lifecycle;
 pub mod limits;
 pub mod log;
+pub mod mcp;
 pub mod plan;
 pub mod sandbox;
 pub mod std_bundle;

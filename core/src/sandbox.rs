@@ -86,8 +86,7 @@ impl SandboxSettings {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSandbox {
-    #[serde(default)]
-    pub mode: SandboxMode,
+    pub mode: Option<SandboxMode>,
     #[serde(default)]
     pub read: Vec<toml::Spanned<String>>,
     #[serde(default)]

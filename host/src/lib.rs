@@ -14,6 +14,8 @@
 //!   (`omk:gate@0.3.0`'s parsed command).
 //! - [`guard`]: the project's gates on sessions people run by hand, through
 //!   their clients' hooks.
+//! - [`mcp`]: `omk mcp run`, the gateway that judges, pins and confines an
+//!   agent's MCP servers.
 //! - [`sandbox`]: the kernel confinement of every process a task starts.
 //! - [`worktree`]: one git worktree per task.
 //! - [`dispatch`]: tasks run by `omk worker`s on other machines, through
@@ -22,7 +24,8 @@
 //!   decision under limits, and fails closed.
 //! - [`proof`]: the hash-chained event log.
 //! - [`atomic`]: atomic file writes; [`dirs`]: where omk keeps its files;
-//!   [`keys`]: the machine's keys (cache MAC, log signing).
+//!   [`keys`]: the machine's keys (cache MAC, log signing); [`lockfile`]:
+//!   locks held across processes for one change.
 //! - [`error`]: the kind of every failure, its exit code and its fix.
 //!
 //! The task graph, dispatch plans, the event log, `gates.toml` and the
@@ -41,6 +44,8 @@ pub mod gates;
 pub mod goal;
 pub mod guard;
 pub mod keys;
+pub mod lockfile;
+pub mod mcp;
 pub mod proof;
 pub mod sandbox;
 pub mod text;

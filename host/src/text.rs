@@ -8,6 +8,18 @@ pub fn clip(s: &str, max: usize) -> String {
     }
 }
 
+/// `s` quoted for `sh`, where it must be.
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:@%,".contains(&b))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
 /// HTML-escapes `s`.
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

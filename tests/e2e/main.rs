@@ -16,6 +16,7 @@ mod goals;
 mod guard;
 mod hostile;
 mod integrity;
+mod mcp;
 mod proof;
 mod reads;
 mod reliability;

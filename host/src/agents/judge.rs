@@ -88,39 +88,49 @@ impl<'a> Judge<'a> {
     }
 }
 
-/// Judges `action` and, for a command, each file action it takes that omk
-/// can know ([`crate::command::derived`]: its redirections, the operands of
-/// `rm`, `mv`, `tee`, `chmod`, …), as the writes, deletes and reads they
-/// are, through the same path rules as a client's own file tools. The
-/// first refusal answers, naming the command and the path.
+/// Judges `action` and each file action it takes that omk can know, as
+/// the writes, deletes and reads they are, through the same path rules as
+/// a client's own file tools: for a command, those of its parse
+/// ([`crate::command::derived`]: its redirections, the operands of `rm`,
+/// `mv`, `tee`, `chmod`, …); for a tool call, the files its arguments name
+/// ([`crate::mcp::paths::named`]). The first refusal answers, naming the
+/// command or argument and the path.
 pub fn with_its_files(hooks: &dyn Hooks, action: AgentAction) -> Permit {
     let action = crate::command::with_parse(action);
-    let derived = match (&action.kind, &action.command) {
-        (ActionKind::RunCommand, Some(parsed)) => crate::command::derived(parsed),
-        _ => Vec::new(),
-    };
+    let files: Vec<(ActionKind, String, String)> =
+        match (&action.kind, &action.command, &action.tool) {
+            (ActionKind::RunCommand, Some(parsed), _) => crate::command::derived(parsed)
+                .into_iter()
+                .map(|d| (d.kind, d.target, format!("`{}`", d.command)))
+                .collect(),
+            (ActionKind::CallTool, _, Some(call)) => match hooks.tool_paths() {
+                Some(table) => crate::mcp::paths::named(call, table)
+                    .into_iter()
+                    .map(|n| (n.kind, n.target, n.by))
+                    .collect(),
+                None => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
     let (task, detail) = (action.task_id.clone(), action.detail.clone());
     let permit = hooks.action(action);
     if !permit.allowed() {
         return permit;
     }
-    for d in derived {
-        let verb = match d.kind {
+    for (kind, target, by) in files {
+        let verb = match kind {
             ActionKind::DeleteFile => "delete",
             ActionKind::ReadFile => "read",
             _ => "write",
         };
         let file = AgentAction::new(
             task.clone(),
-            d.kind,
-            d.target.clone(),
-            format!("`{}` would {verb} it ({detail})", d.command),
+            kind,
+            target.clone(),
+            format!("{by} would {verb} it ({detail})"),
         );
         if let Permit::Refused(reason) = hooks.action(file) {
-            return Permit::Refused(format!(
-                "`{}` would {verb} `{}`: {reason}",
-                d.command, d.target
-            ));
+            return Permit::Refused(format!("{by} would {verb} `{target}`: {reason}"));
         }
     }
     Permit::Allowed
@@ -133,7 +143,7 @@ mod tests {
 
     /// Hooks that refuse targets starting with `no` and record what was asked.
     #[derive(Default)]
-    struct Recording(Mutex<Vec<String>>);
+    struct Recording(Mutex<Vec<String>>, omk_core::mcp::ToolPathTable);
 
     impl Hooks for Recording {
         fn action(&self, a: AgentAction) -> Permit {
@@ -146,6 +156,9 @@ mod tests {
         }
         fn note(&self, _: &str, _: serde_json::Value) {}
         fn process_started(&self, _: u32) {}
+        fn tool_paths(&self) -> Option<&omk_core::mcp::ToolPathTable> {
+            Some(&self.1)
+        }
     }
 
     #[test]
@@ -177,6 +190,28 @@ mod tests {
             *hooks.0.lock().unwrap(),
             ["cat a > b; rm no-such", "b", "no-such"]
         );
+    }
+
+    #[test]
+    fn a_tool_calls_files_are_judged_after_it_as_the_table_names_them() {
+        let mut hooks = Recording::default();
+        hooks.1.insert(
+            "fs/write_file".into(),
+            omk_core::mcp::ToolPaths {
+                write: vec!["/path".into()],
+                read: Vec::new(),
+            },
+        );
+        let judge = Judge::new(&hooks, Some("t"));
+        let args = serde_json::json!({"path": "no-way", "content": "x"});
+        let step = Step::mcp("mcp__fs__write_file", &args).unwrap();
+        assert_eq!(
+            judge.all([step], "test"),
+            Permit::Refused(
+                "`fs/write_file` with `/path` would write `no-way`: `no-way` is refused".into()
+            )
+        );
+        assert_eq!(*hooks.0.lock().unwrap(), ["mcp__fs__write_file", "no-way"]);
     }
 
     #[test]

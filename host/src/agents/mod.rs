@@ -410,6 +410,11 @@ pub trait Hooks: Send + Sync {
     fn note(&self, kind: &str, payload: Value);
     /// Records the process group of a process the agent started.
     fn process_started(&self, pgid: u32);
+    /// Which arguments of tool calls name files, per the project's gates
+    /// (none by default).
+    fn tool_paths(&self) -> Option<&omk_core::mcp::ToolPathTable> {
+        None
+    }
 }
 
 /// What an agent's run produced.

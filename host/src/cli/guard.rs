@@ -114,7 +114,8 @@ pub fn run(cmd: GuardCommand) -> Result<Outcome> {
     }
 }
 
-fn project(dir: Option<PathBuf>) -> Result<PathBuf> {
+/// The project `dir` (default: the current directory's) belongs to.
+pub(super) fn project(dir: Option<PathBuf>) -> Result<PathBuf> {
     let dir = match dir {
         Some(d) => d,
         None => std::env::current_dir().context("cannot read the current directory")?,

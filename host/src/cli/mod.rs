@@ -32,6 +32,7 @@ mod format;
 mod gate;
 mod goal;
 mod guard;
+mod mcp;
 mod proof;
 mod shell;
 mod worker;
@@ -64,6 +65,10 @@ enum Command {
     /// install` puts in its configuration): the event on stdin; exit 0
     /// allows, exit 2 refuses with the reason on stderr.
     Hook(guard::HookArgs),
+    /// Judge, pin and confine the MCP servers agents use: `omk mcp run
+    /// --name NAME -- COMMAND` stands where the server did.
+    #[command(subcommand)]
+    Mcp(mcp::McpCommand),
     /// Run tasks for coordinators on other machines (`goal execute
     /// --dispatch`), taken from a NATS JetStream work queue.
     Worker(worker::WorkerArgs),
@@ -90,6 +95,7 @@ impl Command {
                 | Command::Doctor(_)
                 | Command::Worker(_)
                 | Command::Guard(guard::GuardCommand::Run(_))
+                | Command::Mcp(mcp::McpCommand::Run(_))
                 | Command::Goal(goal::GoalCommand::Run(_) | goal::GoalCommand::Execute(_))
         )
     }
@@ -133,6 +139,7 @@ pub fn main() -> ExitCode {
         Command::Gate(cmd) => gate::run(cmd),
         Command::Guard(cmd) => guard::run(cmd),
         Command::Hook(a) => guard::hook(a),
+        Command::Mcp(cmd) => mcp::run(cmd),
         Command::Bundle(cmd) => bundle::run(cmd),
         Command::Worker(a) => worker::run(a),
         Command::Doctor(a) => doctor::run(a),

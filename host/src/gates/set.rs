@@ -92,6 +92,7 @@ pub struct GateEntry {
 pub struct GateSet {
     entries: Vec<GateEntry>,
     config_file: Option<std::path::PathBuf>,
+    tool_paths: omk_core::mcp::ToolPathTable,
 }
 
 /// One gate's part in a verdict.
@@ -321,6 +322,7 @@ impl GateSet {
         Ok(GateSet {
             entries,
             config_file: config.file.clone(),
+            tool_paths: config.tool_paths.clone(),
         })
     }
 
@@ -332,6 +334,12 @@ impl GateSet {
     /// The configuration file the set came from, if any.
     pub fn config_file(&self) -> Option<&std::path::Path> {
         self.config_file.as_deref()
+    }
+
+    /// Which arguments of tool calls name files (the path gate's `tools`
+    /// setting): omk judges those files as the reads and writes they are.
+    pub fn tool_paths(&self) -> &omk_core::mcp::ToolPathTable {
+        &self.tool_paths
     }
 
     /// Judges a proposed task.

@@ -39,6 +39,10 @@ pub struct Call {
     pub actions: Result<Vec<Step>, String>,
 }
 
+/// The field of an event omk's MCP gateway writes ([`crate::mcp`]): the
+/// digest of the tool's definition as the server listed it.
+pub const DIGEST_FIELD: &str = "omk_definition_digest";
+
 /// Reads a hook event of `client`.
 pub fn call(client: Client, event: &Value) -> Result<Call, String> {
     let field = |k: &str| event[k].as_str().filter(|s| !s.is_empty());
@@ -58,7 +62,13 @@ pub fn call(client: Client, event: &Value) -> Result<Call, String> {
         .to_owned();
     let input = &event["tool_input"];
     let actions = match Step::mcp(&tool, input) {
-        Some(call) => Ok(vec![call]),
+        Some(mut call) => {
+            // omk's MCP gateway says which definition of the tool it saw.
+            if let (Some(t), Some(d)) = (&mut call.tool, field(DIGEST_FIELD)) {
+                t.definition_digest = d.to_owned();
+            }
+            Ok(vec![call])
+        }
         None => match client {
             Client::Claude => Ok(vec![claude(&tool, input).into()]),
             Client::Codex => codex(&tool, input).map(steps),

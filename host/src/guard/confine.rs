@@ -87,6 +87,65 @@ fn state(client: Client) -> crate::sandbox::ClientState {
     }
 }
 
+/// The profile of a process people start on the project at `root` — a
+/// client under `omk guard run`, an MCP server under `omk mcp run` — with
+/// `settings`, its private folders in `dir`, and the egress proxy it
+/// reaches `settings`' hosts through, when the network is on. Needs a
+/// Tokio runtime.
+pub async fn on_project(
+    root: &Path,
+    settings: &crate::sandbox::SandboxSettings,
+    dir: &Path,
+    commands: Vec<String>,
+    client: crate::sandbox::ClientState,
+) -> Result<(Profile, Option<Proxy>), RunError> {
+    let gate = Arc::new(HostsOnly::new(
+        "is not a host this session may reach (its model endpoint, or `[sandbox] hosts` in .omk/gates.toml)",
+    ));
+    let proxy = if settings.network {
+        Some(
+            Proxy::start(gate.clone())
+                .await
+                .map_err(|e| RunError::Io(format!("cannot start the egress proxy: {e}")))?,
+        )
+    } else {
+        None
+    };
+    let state_dir = crate::dirs::state_dir().ok_or_else(|| {
+        RunError::Io("omk has no state directory: set HOME or XDG_STATE_HOME".into())
+    })?;
+    // A linked worktree's git folder lies outside it: readable there.
+    let git_dir = crate::worktree::git_common_dir(root)
+        .ok()
+        .filter(|g| !g.starts_with(root));
+    let private: Vec<PathBuf> = [
+        Some(state_dir),
+        crate::dirs::cache_dir(),
+        crate::dirs::config_dir(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let profile = Profile::derive(&ProfileInputs {
+        settings,
+        worktree: Some(root),
+        read_only_tree: None,
+        git_dir,
+        task_dir: dir,
+        commands,
+        client,
+        proxy: proxy.as_ref().map(Proxy::addr),
+        private,
+        env: std::env::vars().collect(),
+        deny_read: settings.hide.clone(),
+    })?;
+    gate.allow(profile.hosts.clone());
+    if let Some(p) = &proxy {
+        p.set_vault(profile.vault.0.clone());
+    }
+    Ok((profile, proxy))
+}
+
 /// Prepares the confinement of `client` (started as `program`) on the
 /// project at `root` with `config`'s `[sandbox]`; `None` when it says
 /// `mode = "off"`. `omk` is this omk, which the hook runs. Needs a Tokio
@@ -108,62 +167,24 @@ pub async fn prepare(
     settings
         .connect
         .push(("127.0.0.1".into(), judge.addr().port()));
-    let gate = Arc::new(HostsOnly::new(
-        "is not a host this session may reach (its model endpoint, or `[sandbox] hosts` in .omk/gates.toml)",
-    ));
-    let proxy = if settings.network {
-        Some(
-            Proxy::start(gate.clone())
-                .await
-                .map_err(|e| RunError::Io(format!("cannot start the egress proxy: {e}")))?,
-        )
-    } else {
-        None
-    };
-    let state_dir = crate::dirs::state_dir().ok_or_else(|| {
-        RunError::Io("omk has no state directory: set HOME or XDG_STATE_HOME".into())
-    })?;
-    let dir = state_dir.join("guard/runs").join(format!(
-        "{}-{}",
-        client.name(),
-        crate::goal::run_id(chrono::Utc::now())
-    ));
-    // A linked worktree's git folder lies outside it: readable there.
-    let git_dir = crate::worktree::git_common_dir(root)
-        .ok()
-        .filter(|g| !g.starts_with(root));
-    let private: Vec<PathBuf> = [
-        Some(state_dir),
-        crate::dirs::cache_dir(),
-        crate::dirs::config_dir(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let profile = Profile::derive(&ProfileInputs {
-        settings: &settings,
-        worktree: Some(root),
-        read_only_tree: None,
-        git_dir,
-        task_dir: &dir,
-        commands: vec![program.to_owned(), omk.display().to_string()],
-        client: state(client),
-        proxy: proxy.as_ref().map(Proxy::addr),
-        private,
-        env: std::env::vars().collect(),
-        deny_read: settings.hide.clone(),
-    });
-    let profile = match profile {
+    let dir = crate::dirs::state_dir()
+        .ok_or_else(|| {
+            RunError::Io("omk has no state directory: set HOME or XDG_STATE_HOME".into())
+        })?
+        .join("guard/runs")
+        .join(format!(
+            "{}-{}",
+            client.name(),
+            crate::goal::run_id(chrono::Utc::now())
+        ));
+    let commands = vec![program.to_owned(), omk.display().to_string()];
+    let (profile, proxy) = match on_project(root, &settings, &dir, commands, state(client)).await {
         Ok(p) => p,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&dir);
-            return Err(e.into());
+            return Err(e);
         }
     };
-    gate.allow(profile.hosts.clone());
-    if let Some(p) = &proxy {
-        p.set_vault(profile.vault.0.clone());
-    }
     let prepared = Confinement::prepare(&profile).and_then(|confinement| {
         let handed = confinement.handed_dir().map(Path::to_owned);
         one_run(client, omk, Some(judge.addr()), handed.as_deref())

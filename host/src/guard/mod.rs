@@ -127,10 +127,13 @@ impl Policy {
 pub fn hook(client: Client, input: &[u8], cwd: &Path) -> Reply {
     answer(
         client,
-        parse(client, input).and_then(|call| {
-            let from = call.cwd.clone().unwrap_or_else(|| cwd.to_owned());
+        parse(input).and_then(|event| {
+            let from = event["cwd"]
+                .as_str()
+                .filter(|c| !c.is_empty())
+                .map_or_else(|| cwd.to_owned(), PathBuf::from);
             let policy = Policy::load(&project_root(&from))?;
-            judge(client, call, &policy)
+            judge_event(client, &event, &policy)
         }),
     )
 }
@@ -140,14 +143,34 @@ pub fn hook(client: Client, input: &[u8], cwd: &Path) -> Reply {
 pub fn hook_with(client: Client, input: &[u8], policy: &Policy) -> Reply {
     answer(
         client,
-        parse(client, input).and_then(|call| judge(client, call, policy)),
+        parse(input).and_then(|event| judge_event(client, &event, policy)),
     )
 }
 
-fn parse(client: Client, input: &[u8]) -> Result<clients::Call, String> {
-    let event: serde_json::Value =
-        serde_json::from_slice(input).map_err(|e| format!("the hook's event is not JSON ({e})"))?;
-    clients::call(client, &event)
+fn parse(input: &[u8]) -> Result<serde_json::Value, String> {
+    serde_json::from_slice(input).map_err(|e| format!("the hook's event is not JSON ({e})"))
+}
+
+/// The field of an event omk's MCP gateway writes to record one of its
+/// notes in the session ([`crate::mcp`]): `{"note": …, "detail": …}`.
+pub const NOTE_FIELD: &str = "omk_note";
+
+/// The notes the gateway may record; any other is refused, so that what
+/// can reach a judge cannot write, say, a worker's result into a record.
+const GATEWAY_NOTES: [&str; 2] = [
+    <crate::proof::events::ToolAnswered as crate::proof::events::NoteDetail>::NOTE,
+    <crate::proof::events::ToolsReviewed as crate::proof::events::NoteDetail>::NOTE,
+];
+
+fn judge_event(
+    client: Client,
+    event: &serde_json::Value,
+    policy: &Policy,
+) -> Result<(Permit, String), String> {
+    match event.get(NOTE_FIELD) {
+        Some(note) => noted(client, event, note, policy),
+        None => judge(client, clients::call(client, event)?, policy),
+    }
 }
 
 fn answer(client: Client, judged: Result<(Permit, String), String>) -> Reply {
@@ -158,6 +181,30 @@ fn answer(client: Client, judged: Result<(Permit, String), String>) -> Reply {
     let mut reply = clients::reply(client, &permit);
     reply.record = record;
     reply
+}
+
+/// Records a note of omk's MCP gateway in the session's record.
+fn noted(
+    client: Client,
+    event: &serde_json::Value,
+    note: &serde_json::Value,
+    policy: &Policy,
+) -> Result<(Permit, String), String> {
+    let kind = note["note"].as_str().unwrap_or_default();
+    if !GATEWAY_NOTES.contains(&kind) {
+        return Err(format!("`{kind}` is not a note omk's MCP gateway writes"));
+    }
+    let session_id = event["session_id"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or("the note has no `session_id`")?;
+    let store = GoalStore::open_default().map_err(|e| e.to_string())?;
+    let record = Record::open(&store, client, session_id, &policy.root, &policy.roots)?;
+    let id = record.id().to_owned();
+    let hooks = record::GuardHooks::new(record, policy, client);
+    hooks.note(kind, note["detail"].clone());
+    hooks.into_record().close()?;
+    Ok((Permit::Allowed, id))
 }
 
 /// Judges the call under `policy`; the permit and the record's id.

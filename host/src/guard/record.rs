@@ -8,10 +8,10 @@
 //! under a lock in `<state>/guard/`, one per client session, held for the
 //! whole call, so calls are judged and recorded one after another.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use omk_gate_sdk::{AgentAction, GoalContext, TaskProposal};
@@ -56,7 +56,7 @@ impl Record {
             .map_err(|e| format!("cannot create `{}`: {e}", index_dir.display()))?;
         let key = hex::encode(&Sha256::digest(session_id.as_bytes())[..12]);
         let index = index_dir.join(format!("{}-{key}", client.name()));
-        let lock = lock(&index.with_extension("lock"))?;
+        let lock = crate::lockfile::take(&index.with_extension("lock"), WAIT)?;
         let known = std::fs::read_to_string(&index)
             .ok()
             .map(|s| s.trim().to_owned())
@@ -107,26 +107,6 @@ impl Record {
         self.session
             .checkpoint()
             .map_err(|e| format!("cannot anchor the session's log: {e}"))
-    }
-}
-
-/// Takes the lock at `path`, waiting up to [`WAIT`].
-fn lock(path: &Path) -> Result<File, String> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
-    let until = Instant::now() + WAIT;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < until => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => return Err(format!("cannot lock `{}`: {e}", path.display())),
-        }
     }
 }
 
@@ -302,4 +282,8 @@ impl Hooks for GuardHooks<'_> {
     }
 
     fn process_started(&self, _pgid: u32) {}
+
+    fn tool_paths(&self) -> Option<&omk_core::mcp::ToolPathTable> {
+        Some(self.gates.tool_paths())
+    }
 }

@@ -354,6 +354,42 @@ impl NoteDetail for LateResultIgnored {
     const NOTE: &'static str = "late_result_ignored";
 }
 
+/// `tool_answered`: an MCP server answered a call omk's gateway let
+/// through (`omk mcp run`): how big the call and the answer were (the
+/// call's arguments themselves are in the action judged before it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolAnswered {
+    pub server: String,
+    pub tool: String,
+    pub arguments_bytes: usize,
+    /// The sha256 of the arguments as JSON.
+    pub arguments_sha256: String,
+    pub answer_bytes: usize,
+    /// Whether the answer is an error (the tool's or the protocol's).
+    pub is_error: bool,
+    pub ms: u64,
+}
+
+impl NoteDetail for ToolAnswered {
+    const NOTE: &'static str = "tool_answered";
+}
+
+/// `tools_reviewed`: a server's `tools/list`, checked against the pins
+/// (`.omk/mcp/pins.json`): the tools pinned on first sight, and those
+/// hidden because their definition changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolsReviewed {
+    pub server: String,
+    #[serde(default)]
+    pub new: Vec<String>,
+    #[serde(default)]
+    pub changed: Vec<String>,
+}
+
+impl NoteDetail for ToolsReviewed {
+    const NOTE: &'static str = "tools_reviewed";
+}
+
 /// `agent_finished`: an agent's run on a task ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentFinished {

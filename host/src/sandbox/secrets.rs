@@ -717,9 +717,16 @@ async fn forward_one(
     Ok(response.map(BodyExt::boxed))
 }
 
-async fn send<T>(io: T, req: hyper::Request<Incoming>) -> Result<hyper::Response<Incoming>, String>
+/// Sends one HTTP/1.1 request over `io` (a connection of its own).
+pub(crate) async fn send<T, B>(
+    io: T,
+    req: hyper::Request<B>,
+) -> Result<hyper::Response<Incoming>, String>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
@@ -727,7 +734,7 @@ where
             .map_err(|e| e.to_string())?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
-            tracing::debug!("secrets broker upstream: {e}");
+            tracing::debug!("an HTTP upstream's connection: {e}");
         }
     });
     sender.send_request(req).await.map_err(|e| e.to_string())
@@ -735,7 +742,7 @@ where
 
 /// The TLS client configuration omk talks to endpoints with: the system's
 /// roots (and `SSL_CERT_FILE`'s, as omk's environment names it).
-fn upstream_tls() -> Result<Arc<rustls::ClientConfig>, String> {
+pub(crate) fn upstream_tls() -> Result<Arc<rustls::ClientConfig>, String> {
     static CONFIG: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>> =
         std::sync::OnceLock::new();
     CONFIG

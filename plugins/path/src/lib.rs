@@ -23,13 +23,11 @@
 //!   for every later session (`path.agent-config`), unless the project
 //!   allows it (`allow_agent_config_writes`).
 //!
-//! - a tool call (`omk:gate@0.3.0`'s `call-tool`) is judged by the paths
-//!   its arguments name, where the `tools` setting says which: each path a
-//!   JSON pointer of a `write` list finds is judged as a write of that file
-//!   (outside the write set, `.omk/`, outside the project: refused), each a
-//!   `read` list finds as a read (`deny_read`); a tool the setting does not
-//!   name is accepted, as before. A path is project-relative; an absolute
-//!   one is outside the project (`path.absolute`).
+//! - a tool call (`omk:gate@0.3.0`'s `call-tool`) is accepted here; the
+//!   `tools` setting says which of its arguments name files, and omk judges
+//!   each such file, after the call, as the write or read it is (so this
+//!   gate sees it as a `write-file` or `read-file` action, with its target
+//!   resolved against the project the way a client's own `Write` is).
 //!
 //! Settings (all optional): `roots` (list of project-relative directories;
 //! replaces the goal's policy roots); `allow_omk_writes` (default false);
@@ -170,9 +168,6 @@ impl Policy for PathGate {
         if a.kind == omk_gate_sdk::ActionKind::ReadFile {
             return read_denied(&a.target, raw).unwrap_or(Decision::Accept);
         }
-        if a.kind == omk_gate_sdk::ActionKind::CallTool {
-            return tool_paths(ctx, task, a, raw);
-        }
         if !a.kind.is_file_change() {
             return Decision::Accept;
         }
@@ -207,66 +202,6 @@ impl Policy for PathGate {
             })
             .unwrap_or(Decision::Accept)
     }
-}
-
-/// A tool call judged by the paths its arguments name (the `tools`
-/// setting): each as the write or read of that path would be.
-fn tool_paths(ctx: &GoalContext, task: &TaskProposal, a: &AgentAction, raw: &str) -> Decision {
-    let Some(call) = &a.tool else {
-        return Decision::Accept;
-    };
-    let settings: Settings = match config::parse(NAME, raw) {
-        Ok(s) => s,
-        Err(d) => return d,
-    };
-    let key = format!("{}/{}", call.server, call.tool);
-    let Some(named) = settings.tools.get(&key) else {
-        return Decision::Accept;
-    };
-    let args: serde_json::Value = match serde_json::from_str(&call.arguments) {
-        Ok(v) => v,
-        Err(e) => {
-            return Decision::reject(
-                "path.tool-arguments",
-                format!(
-                    "the arguments of `{key}` are not JSON ({e}), so its paths cannot be judged"
-                ),
-            );
-        }
-    };
-    let found = |pointer: &str| -> Vec<String> {
-        match args.pointer(pointer) {
-            Some(serde_json::Value::String(s)) => vec![s.clone()],
-            Some(serde_json::Value::Array(a)) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            _ => Vec::new(),
-        }
-    };
-    let kinds = [
-        (omk_gate_sdk::ActionKind::WriteFile, &named.write),
-        (omk_gate_sdk::ActionKind::ReadFile, &named.read),
-    ];
-    for (kind, pointers) in kinds {
-        for pointer in pointers {
-            for path in found(pointer) {
-                let as_file =
-                    AgentAction::new(a.task_id.clone(), kind, path.clone(), a.detail.clone());
-                if let Decision::Reject(r) = PathGate::check_action(ctx, task, &as_file, raw) {
-                    return Decision::reject(
-                        r.code,
-                        format!(
-                            "`{key}` with `{pointer}` = `{}`: {}",
-                            path.escape_debug(),
-                            r.reason
-                        ),
-                    );
-                }
-            }
-        }
-    }
-    Decision::Accept
 }
 
 /// The effective policy roots, normalised: the `roots` setting, else the
@@ -711,56 +646,21 @@ mod tests {
     }
 
     #[test]
-    fn tool_calls_are_judged_by_the_paths_their_arguments_name() {
+    fn tool_calls_are_left_to_the_files_omk_derives_and_the_tools_setting_is_checked() {
         let ctx = GoalContext::default();
         let task = proposal(json!({"id": "t", "write_set": ["src"]}));
         let config = r#"{"tools": {"filesystem/write_file": {"write": ["/path"]},
-                                   "filesystem/move_file": {"write": ["/source", "/destination"]},
-                                   "filesystem/read_file": {"read": ["/path"]}},
-                         "deny_read": ["secrets"]}"#;
+                                   "filesystem/read_file": {"read": ["/path"]}}}"#;
         assert!(PathGate::validate_config(config).is_ok());
-        let call = |tool: &str, args: serde_json::Value| {
-            let mut a = AgentAction::new(
-                "t",
-                ActionKind::CallTool,
-                format!("mcp__filesystem__{tool}"),
-                "",
-            );
-            a.tool = Some(omk_gate_sdk::ToolCall {
-                server: "filesystem".into(),
-                tool: tool.into(),
-                arguments: args.to_string(),
-                definition_digest: String::new(),
-            });
-            PathGate::check_action(&ctx, &task, &a, config)
-        };
-        assert!(call("write_file", json!({"path": "src/a.rs", "content": "x"})).is_accept());
-        let d = call("write_file", json!({"path": "/etc/passwd", "content": "x"}));
-        assert_eq!(code(&d), "path.absolute");
-        assert!(
-            d.rejection()
-                .unwrap()
-                .reason
-                .contains("`filesystem/write_file` with `/path` = `/etc/passwd`")
-        );
-        assert_eq!(
-            code(&call("write_file", json!({"path": "docs/a.md"}))),
-            "path.outside-write-set"
-        );
-        assert_eq!(
-            code(&call(
-                "move_file",
-                json!({"source": "src/a", "destination": "../x"})
-            )),
-            "path.parent-dir"
-        );
-        assert_eq!(
-            code(&call("read_file", json!({"path": "secrets/key"}))),
-            "path.read-denied"
-        );
-        // A tool the setting does not name, and a call without a path: as before.
-        assert!(call("list_allowed_directories", json!({})).is_accept());
-        assert!(call("write_file", json!({"content": "x"})).is_accept());
+        let mut a = AgentAction::new("t", ActionKind::CallTool, "mcp__filesystem__write_file", "");
+        a.tool = Some(omk_gate_sdk::ToolCall {
+            server: "filesystem".into(),
+            tool: "write_file".into(),
+            arguments: json!({"path": "/etc/passwd"}).to_string(),
+            definition_digest: String::new(),
+        });
+        // omk judges `/etc/passwd` as the write it is; the call itself passes.
+        assert!(PathGate::check_action(&ctx, &task, &a, config).is_accept());
         for bad in [
             r#"{"tools": {"nameonly": {}}}"#,
             r#"{"tools": {"a/b": {"write": ["path"]}}}"#,

@@ -1,4 +1,4 @@
 key = "ed25519:ce3214c958315d0c647a9d99aa6afd3bbe7325118fc2460e23840c5e70e5c57b"
-signature = "2294fdaba9a3289d2879c6035e0c590b787f1df1aeda5ae8ebe8ed7ecd79a131683bd2b637a1a8eda4fc2aef61d8790a2802be9ad38856e66c048146d09e0b0f"
+signature = "96674b921c9dca250bd62def685e8e13d422a6eb0eac8462fab0363beb9cacdfa33344b8deac3bd03613efff0b072024e9092495009db1c9043b389c8b295d02"
 bundle = "std"
-files = [["acceptance.wasm", "ae1782a7d4f1ec710d1f7d0111cb669113b7bd66f682931211c955a3ffec9b48"], ["budget.wasm", "0a0d42aa260ab592c1a8afcc2fb1967dd25705541648daf0b55c8ecdb0476590"], ["bundle.toml", "1d76e282b4d530bcd10b8bf8f6071a098afa46b5a23a89d3a5ffd8daa09dc5ce"], ["command.wasm", "5d790d564bc6ff791b75ed6ab280bc4fc733f81b4b31ef9c88edfe6dffdebe61"], ["path.wasm", "21dc88a25b833c82b8b94f7911df5f2f25695ab3c240d7fc81594ba0cb24b8b4"]]
+files = [["acceptance.wasm", "ae1782a7d4f1ec710d1f7d0111cb669113b7bd66f682931211c955a3ffec9b48"], ["budget.wasm", "0a0d42aa260ab592c1a8afcc2fb1967dd25705541648daf0b55c8ecdb0476590"], ["bundle.toml", "9fdfb486b6696b3c1edda4cc85a4d0b72f96d3b9d081a7effea6eb5fbb2500c8"], ["command.wasm", "5d790d564bc6ff791b75ed6ab280bc4fc733f81b4b31ef9c88edfe6dffdebe61"], ["path.wasm", "08bb576cdaf24b400ee7c4fa9cc48b644cd2602bcfc394982579a684325d3e74"]]

@@ -34,10 +34,10 @@ pub fn cache() -> PathBuf {
 /// Holds an exclusive `flock` on `path` while alive: the tests run as
 /// separate processes (nextest), so a mutex would not keep two of them
 /// from installing into one directory at once.
-struct FileLock(std::fs::File);
+pub struct FileLock(std::fs::File);
 
 impl FileLock {
-    fn take(path: &Path) -> FileLock {
+    pub fn take(path: &Path) -> FileLock {
         use std::os::fd::AsRawFd;
         let file = std::fs::OpenOptions::new()
             .create(true)

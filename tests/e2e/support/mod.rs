@@ -5,6 +5,7 @@
 
 pub mod clients;
 pub mod components;
+pub mod mcp;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

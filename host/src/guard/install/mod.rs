@@ -90,7 +90,7 @@ pub fn hook_command(client: Client, omk: &Path) -> String {
     let program = if on_path {
         "omk".to_owned()
     } else {
-        quote(&omk.to_string_lossy())
+        crate::text::sh_quote(&omk.to_string_lossy())
     };
     format!("{program} hook {} || exit 2", client.name())
 }
@@ -112,18 +112,6 @@ fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
-    }
-}
-
-/// `s` quoted for `sh`.
-fn quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(&b))
-    {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
     }
 }
 
@@ -373,8 +361,8 @@ mod tests {
 
     #[test]
     fn commands_are_quoted_for_sh_and_recognised_as_omks() {
-        assert_eq!(quote("/usr/bin/omk"), "/usr/bin/omk");
-        assert_eq!(quote("/a b/it's"), r"'/a b/it'\''s'");
+        assert_eq!(crate::text::sh_quote("/usr/bin/omk"), "/usr/bin/omk");
+        assert_eq!(crate::text::sh_quote("/a b/it's"), r"'/a b/it'\''s'");
         let c = hook_command(Client::Kimi, Path::new("/no such/omk"));
         assert_eq!(c, "'/no such/omk' hook kimi || exit 2");
         assert!(is_ours(&c, Client::Kimi));

@@ -252,6 +252,10 @@ impl Gatekeeper for TaskGate {
 }
 
 impl Hooks for TaskHooks {
+    fn tool_paths(&self) -> Option<&omk_core::mcp::ToolPathTable> {
+        Some(self.exec.gates.tool_paths())
+    }
+
     fn action(&self, action: AgentAction) -> Permit {
         // A command's parse is part of what is judged and recorded.
         let mut action = crate::command::with_parse(action);
