@@ -277,12 +277,7 @@ fn by_hand(omk: &Omk, hand: crate::guard::Hand) {
         .output()
         .unwrap();
     omk.run_env(&with("uninstall"), &envs).code(0);
-    let shown = format!(
-        "{}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let shown = crate::support::shown(&out);
     assert_eq!(
         std::fs::read_to_string(omk.project().join("notes/ok.md"))
             .ok()

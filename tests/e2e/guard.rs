@@ -332,12 +332,7 @@ fn assert_guarded(
     reads: bool,
     out: &std::process::Output,
 ) {
-    let shown = format!(
-        "{}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let shown = crate::support::shown(out);
     assert_eq!(
         std::fs::read_to_string(omk.project().join(ALLOWED))
             .ok()
@@ -519,6 +514,18 @@ fn codex(omk: &Omk) -> Option<Hand> {
     )
 }
 
+/// `codex exec` by hand, with no prompts and no sandbox of its own.
+pub(crate) const CODEX_EXEC: &[&str] = &[
+    "exec",
+    "--skip-git-repo-check",
+    "--json",
+    "-c",
+    "approval_policy=\"never\"",
+    "-c",
+    "sandbox_mode=\"danger-full-access\"",
+    "write the notes",
+];
+
 /// [`codex`], its model server playing `script`.
 pub(crate) fn codex_with(omk: &Omk, script: &Value) -> Option<Hand> {
     let program = clients::codex()?;
@@ -528,16 +535,7 @@ pub(crate) fn codex_with(omk: &Omk, script: &Value) -> Option<Hand> {
         name: "codex",
         fake,
         program,
-        args: vec![
-            "exec",
-            "--skip-git-repo-check",
-            "--json",
-            "-c",
-            "approval_policy=\"never\"",
-            "-c",
-            "sandbox_mode=\"danger-full-access\"",
-            "write the notes",
-        ],
+        args: CODEX_EXEC.to_vec(),
         env,
         install: &[],
         config: omk.root().join("codex-home/config.toml"),

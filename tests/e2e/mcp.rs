@@ -11,6 +11,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use crate::support::clients::{self, FakeModel};
 use crate::support::mcp::{self, Client, text};
 use crate::support::{Omk, of_kind};
 
@@ -169,6 +170,16 @@ fn the_filesystem_servers_calls_are_judged_and_only_allowed_ones_happen() {
                 .is_some_and(|t| t.len() > 5)
     }));
     omk.run(&["goal", "verify-log", &id]).code(0);
+    let page = omk.root().join("report.html");
+    omk.run(&["goal", "report", &id, "--html", page.to_str().unwrap()])
+        .code(0);
+    let page = std::fs::read_to_string(page).unwrap();
+    assert!(
+        page.contains(
+            "<td>fs</td><td><code>write_file</code></td><td>1</td><td>3</td><td>1</td><td>0</td>"
+        ),
+        "the report counts the calls per tool"
+    );
     omk.run(&[
         "goal",
         "replay",
@@ -397,4 +408,258 @@ fn the_git_servers_staging_is_judged_as_the_writes_it_names() {
     c.close();
     let staged = omk.git(&["diff", "--cached", "--name-only"]);
     assert_eq!(staged.trim(), "src/a.txt");
+}
+
+#[test]
+fn a_streamable_http_server_is_judged_the_same_way() {
+    let omk = Omk::new();
+    omk.git_project(&[("README.md", "x\n")]);
+    omk.write(
+        ".omk/gates.toml",
+        "[[gate]]\nname = \"path\"\nconfig.tools.\"notes/write_note\" = { write = [\"/path\"] }\n",
+    );
+    // The official Python SDK's server, from the git server's install.
+    let Some(git) = mcp::git_server() else {
+        return;
+    };
+    let python = git.with_file_name("python3");
+    let mut server = std::process::Command::new(python)
+        .arg(crate::support::repo().join("tests/fixtures/http_mcp_server.py"))
+        .current_dir(omk.project())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    let port = first
+        .trim()
+        .strip_prefix("PORT ")
+        .expect("the server's port");
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let mut c = Client::start(&omk, &["run", "--name", "notes", "--url", &url], &[]);
+    assert_eq!(c.tools(), ["write_note", "add"]);
+    assert_eq!(
+        text(&c.call("add", json!({"a": 2, "b": 3}))),
+        ("5".to_owned(), false)
+    );
+    let ok = c.call("write_note", json!({"path": "notes.md", "text": "hi"}));
+    assert!(!text(&ok).1, "{ok}");
+    let (said, is_error) = text(&c.call("write_note", json!({"path": ".omk/x", "text": "bad"})));
+    assert!(is_error && said.contains("path.omk"), "{said}");
+    let (status, stderr) = c.close();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(omk.project().join("notes.md")).unwrap(),
+        "hi"
+    );
+    assert!(!omk.project().join(".omk/x").exists());
+}
+
+/// The model's turns for a client whose server is `fs`: a write inside the
+/// project, one outside it, a read of a denied file, then a last word.
+/// `call` makes the client's call of a tool with its arguments.
+fn fs_turns(omk: &Omk, call: impl Fn(&str, Value) -> Value) -> Value {
+    let at = |rel: &str| omk.project().join(rel).display().to_string();
+    let outside = omk.root().join("outside.txt").display().to_string();
+    json!({"turns": [
+        {"tool_call": call("write_file", json!({"path": at("src/ok.txt"), "content": "hello\n"}))},
+        {"tool_call": call("write_file", json!({"path": outside, "content": "x\n"}))},
+        {"tool_call": call("read_text_file", json!({"path": at("secrets/key")}))},
+        {"text": "Done."}],
+        "usage": {"input_tokens": 100, "output_tokens": 20}})
+}
+
+/// What a session of the fs turns must leave: the write inside landed, the
+/// one outside did not happen, the secret was not read, and the model was
+/// told each refusal's reason.
+#[track_caller]
+fn assert_fs_session(omk: &Omk, requests: &str, out: &std::process::Output) {
+    let shown = crate::support::shown(out);
+    assert_eq!(
+        std::fs::read_to_string(omk.project().join("src/ok.txt"))
+            .ok()
+            .as_deref(),
+        Some("hello\n"),
+        "the allowed write did not land: {shown}"
+    );
+    assert!(!omk.root().join("outside.txt").exists(), "{shown}");
+    for told in ["is outside the project", "path.read-denied"] {
+        assert!(
+            requests.contains(told),
+            "the model never saw `{told}`: {shown}"
+        );
+    }
+    assert!(
+        !requests.contains("s3cret"),
+        "the model saw the secret: {shown}"
+    );
+}
+
+/// The gateway sessions' notes of answered calls, across the store.
+fn answered_calls(omk: &Omk) -> usize {
+    let list = omk.run(&["goal", "list", "--json"]).json();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            omk.events(g["id"].as_str().unwrap())
+                .iter()
+                .filter(|e| e["payload"]["note"] == "tool_answered")
+                .count()
+        })
+        .sum()
+}
+
+/// Claude Code in print mode with `--mcp-config FILE` only, its model
+/// playing the fs turns: the fake model's requests, and the output.
+fn claude_with_mcp(omk: &Omk, config: &Path) -> Option<(String, std::process::Output)> {
+    let program = clients::claude()?;
+    let script = fs_turns(
+        omk,
+        |t, args| json!({"name": format!("mcp__fs__{t}"), "arguments": args}),
+    );
+    let fake = FakeModel::start("fake_anthropic", omk.root(), &script, &[]);
+    let mut env = crate::agents::claude_env(fake.port);
+    env.push(("MCP_TIMEOUT", "60000".into()));
+    let out = crate::guard::client(omk, &program, &env)
+        .args(["-p", "write the notes", "--mcp-config"])
+        .arg(config)
+        .args(["--strict-mcp-config", "--allowedTools", "mcp__fs"])
+        .output()
+        .unwrap();
+    let requests = fake.requests().iter().map(Value::to_string).collect();
+    Some((requests, out))
+}
+
+#[test]
+fn claude_codes_mcp_calls_are_judged_by_the_gateway_and_guard_install_routes_them() {
+    let omk = Omk::new();
+    fs_project(&omk);
+    let Some(server) = mcp::filesystem_server() else {
+        return;
+    };
+    let server = server.display().to_string();
+    let p = omk.project().display().to_string();
+
+    // The gateway named in the client's MCP configuration, no hook: every
+    // refusal is the gateway's, and reaches the model.
+    let direct = omk.root().join("mcp.json");
+    let omk_bin = env!("CARGO_BIN_EXE_omk");
+    std::fs::write(
+        &direct,
+        json!({"mcpServers": {"fs": {"command": omk_bin,
+            "args": ["mcp", "run", "--name", "fs", "--", "node", server, p]}}})
+        .to_string(),
+    )
+    .unwrap();
+    let Some((requests, out)) = claude_with_mcp(&omk, &direct) else {
+        return;
+    };
+    assert_fs_session(&omk, &requests, &out);
+    assert!(
+        requests.contains("refused by omk: `fs/write_file` with `/path` would write"),
+        "{requests}"
+    );
+    assert_eq!(
+        answered_calls(&omk),
+        1,
+        "the allowed write went through the gateway"
+    );
+
+    // The project's `.mcp.json` as its user wrote it: `omk guard install
+    // claude` routes it (and installs the hook), `status` says so, and
+    // `uninstall` puts its bytes back.
+    std::fs::remove_file(omk.project().join("src/ok.txt")).unwrap();
+    let mine = format!(
+        "{{\n  \"mcpServers\": {{\n    \"fs\": {{ \"command\": \"node\", \"args\": [\"{server}\", \"{p}\"] }}\n  }}\n}}\n"
+    );
+    omk.write(".mcp.json", &mine);
+    let install = omk.run(&["guard", "install", "claude"]);
+    install.code(0);
+    assert!(
+        install.stdout.contains("routed") && install.stdout.contains("`fs`"),
+        "{}",
+        install.stdout
+    );
+    let status = omk.run(&["guard", "status", "--json"]).json();
+    let servers = status["mcp_servers"].as_array().unwrap();
+    assert!(
+        servers
+            .iter()
+            .any(|s| s["name"] == "fs" && s["routed"] == true && s["client"] == "claude"),
+        "{status:#}"
+    );
+    let shown = omk.run(&["guard", "status"]).stdout;
+    assert!(shown.contains("fs") && shown.contains("routed"), "{shown}");
+    let Some((requests, out)) = claude_with_mcp(&omk, &omk.project().join(".mcp.json")) else {
+        return;
+    };
+    assert_fs_session(&omk, &requests, &out);
+    assert_eq!(
+        answered_calls(&omk),
+        2,
+        "the routed server's allowed write went through the gateway"
+    );
+    omk.run(&["guard", "uninstall", "claude"]).code(0);
+    assert_eq!(
+        std::fs::read_to_string(omk.project().join(".mcp.json")).unwrap(),
+        mine
+    );
+}
+
+#[test]
+fn codex_servers_in_its_config_are_routed_judged_and_put_back() {
+    let omk = Omk::new();
+    fs_project(&omk);
+    let (Some(server), Some(program)) = (mcp::filesystem_server(), clients::codex()) else {
+        return;
+    };
+    // Codex names an MCP server's tools as functions of its namespace.
+    let script = fs_turns(
+        &omk,
+        |t, args| json!({"name": t, "namespace": "mcp__fs", "arguments": args}),
+    );
+    let fake = FakeModel::start("fake_responses", omk.root(), &script, &[]);
+    let env = crate::agents::codex_env(omk.root(), fake.port);
+    let envs: Vec<(&str, &std::ffi::OsStr)> =
+        env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+    // Codex hands a server only the variables it names (and a few of its
+    // own): the gateway needs omk's directories. On a busy machine the
+    // server may take longer to start than Codex waits by default (10 s).
+    let mine = format!(
+        "# the project's servers\n[mcp_servers.fs]\ncommand = \"node\"\nargs = [\"{}\", \"{}\"]\nenv_vars = [\"XDG_STATE_HOME\", \"XDG_CACHE_HOME\"]\nstartup_timeout_sec = 120\n",
+        server.display(),
+        omk.project().display()
+    );
+    omk.write(".codex/config.toml", &mine);
+    let install = omk.run_env(&["guard", "install", "codex"], &envs);
+    install.code(0);
+    assert!(
+        install.stdout.contains("routed") && install.stdout.contains("`fs`"),
+        "{}",
+        install.stdout
+    );
+    let out = crate::guard::client(&omk, &program, &env)
+        .args(crate::guard::CODEX_EXEC)
+        .output()
+        .unwrap();
+    let requests: String = fake.requests().iter().map(Value::to_string).collect();
+    assert_fs_session(&omk, &requests, &out);
+    assert_eq!(
+        answered_calls(&omk),
+        1,
+        "the allowed write went through the gateway"
+    );
+    omk.run_env(&["guard", "uninstall", "codex"], &envs).code(0);
+    assert_eq!(
+        std::fs::read_to_string(omk.project().join(".codex/config.toml")).unwrap(),
+        mine
+    );
 }

@@ -113,6 +113,7 @@ pub fn with_its_files(hooks: &dyn Hooks, action: AgentAction) -> Permit {
             _ => Vec::new(),
         };
     let (task, detail) = (action.task_id.clone(), action.detail.clone());
+    let tool = action.tool.clone();
     let permit = hooks.action(action);
     if !permit.allowed() {
         return permit;
@@ -130,6 +131,19 @@ pub fn with_its_files(hooks: &dyn Hooks, action: AgentAction) -> Permit {
             format!("{by} would {verb} it ({detail})"),
         );
         if let Permit::Refused(reason) = hooks.action(file) {
+            if let Some(call) = tool {
+                // The call was allowed as a call: its record says it was not.
+                let refused = crate::proof::events::ToolRefused {
+                    server: call.server,
+                    tool: call.tool,
+                    file: target.clone(),
+                    reason: reason.clone(),
+                };
+                hooks.note(
+                    <crate::proof::events::ToolRefused as crate::proof::events::NoteDetail>::NOTE,
+                    serde_json::to_value(refused).unwrap_or_default(),
+                );
+            }
             return Permit::Refused(format!("{by} would {verb} `{target}`: {reason}"));
         }
     }

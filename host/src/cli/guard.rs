@@ -166,10 +166,13 @@ fn change(a: ScopeArgs, add: bool) -> Result<Outcome> {
 fn status(a: StatusArgs) -> Result<Outcome> {
     let root = project(a.project)?;
     let all = install::status(&root);
+    let servers = install::mcp_status(&root);
     if a.json {
         outln!(
             "{}",
-            serde_json::to_string_pretty(&json!({"project": root, "hooks": all}))?
+            serde_json::to_string_pretty(
+                &json!({"project": root, "hooks": all, "mcp_servers": servers})
+            )?
         );
         return Ok(Outcome::Ok);
     }
@@ -187,6 +190,28 @@ fn status(a: StatusArgs) -> Result<Outcome> {
         }
         for w in &s.warnings {
             outln!("        warning: {w}");
+        }
+    }
+    if !servers.is_empty() {
+        outln!("\nMCP servers:");
+    }
+    for s in &servers {
+        let state = if s.routed { "routed" } else { "NOT ROUTED" };
+        outln!(
+            "{:<7} {:<8} {:<12} {:<10} {}",
+            s.client,
+            s.scope,
+            s.name,
+            state,
+            s.file.display()
+        );
+        if let Some(why) = &s.why_not {
+            outln!("        why: {why}");
+        } else if !s.routed {
+            outln!(
+                "        `omk guard install {}` routes it through `omk mcp run`",
+                s.client
+            );
         }
     }
     Ok(Outcome::Ok)

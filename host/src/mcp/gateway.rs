@@ -32,10 +32,42 @@ use crate::proof::events::{NoteDetail, ToolAnswered, ToolsReviewed};
 /// How long a call waits for the gateway's own `tools/list`.
 const OWN_LIST_WAIT: Duration = Duration::from_secs(30);
 
+/// The project's policy, loaded once, in the background from the start:
+/// the server starts (and the client's `initialize` is answered) while
+/// the gates compile; the first call waits for them.
+pub struct Loading {
+    root: PathBuf,
+    policy: std::sync::OnceLock<Result<Policy, String>>,
+}
+
+impl Loading {
+    /// Starts loading the policy of the project at `root`; a policy that
+    /// does not load refuses every call, saying why.
+    pub fn start(root: &std::path::Path, name: &str) -> Arc<Loading> {
+        let loading = Arc::new(Loading {
+            root: root.to_owned(),
+            policy: std::sync::OnceLock::new(),
+        });
+        let (l, name) = (Arc::clone(&loading), name.to_owned());
+        std::thread::spawn(move || {
+            if let Err(e) = l.get() {
+                eprintln!("omk mcp: every call of `{name}` is refused: {e}");
+            }
+        });
+        loading
+    }
+
+    fn get(&self) -> Result<&Policy, &String> {
+        self.policy
+            .get_or_init(|| Policy::load(&self.root))
+            .as_ref()
+    }
+}
+
 /// How the gateway's calls are judged.
 pub enum Judging {
-    /// Here, by the project's policy loaded once when the gateway started.
-    Local(Box<Policy>),
+    /// Here, by the project's policy as the gateway started.
+    Local(Arc<Loading>),
     /// By omk's judge outside the sandbox the gateway runs in (`omk guard
     /// run`), at this address.
     Remote(String),
@@ -47,7 +79,10 @@ impl Judging {
     fn ask(&self, client: Client, event: &Value) -> Result<(), String> {
         let input = event.to_string();
         let reply = match self {
-            Judging::Local(policy) => crate::guard::hook_with(client, input.as_bytes(), policy),
+            Judging::Local(loading) => match loading.get() {
+                Ok(policy) => crate::guard::hook_with(client, input.as_bytes(), policy),
+                Err(e) => return Err(format!("omk fails closed: {e}")),
+            },
             Judging::Remote(addr) => crate::guard::judge::ask(client, addr, input.as_bytes()),
         };
         if reply.code == 0 {
@@ -496,6 +531,13 @@ async fn answered(shared: &Arc<Shared>, p: Pending, mut message: Value, bytes: V
             let reviewed = review(shared, &mut message, p.first_page).await;
             match purpose {
                 Purpose::OwnList(tx) => {
+                    let reviewed = match message["error"]["message"].as_str() {
+                        Some(e) => Err(format!(
+                            "the MCP server `{}` could not list its tools: {e}",
+                            shared.gateway.name
+                        )),
+                        None => reviewed,
+                    };
                     let _ = tx.send(reviewed);
                 }
                 Purpose::Client => match reviewed {

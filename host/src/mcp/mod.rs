@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
 
-use crate::guard::{Client, Policy};
+use crate::guard::Client;
 use crate::sandbox::{Confinement, SandboxMode};
 
 pub use omk_core::mcp::valid_server_name;
@@ -148,9 +148,7 @@ pub async fn run(opts: Options) -> Result<(), McpError> {
         .map_err(|e| McpError::Policy(e.to_string()))?;
     let judging = match &opts.judge {
         Some(addr) => gateway::Judging::Remote(addr.clone()),
-        None => gateway::Judging::Local(Box::new(
-            Policy::load(&opts.root).map_err(McpError::Policy)?,
-        )),
+        None => gateway::Judging::Local(gateway::Loading::start(&opts.root, &opts.name)),
     };
     let now = chrono::Utc::now();
     let gw = gateway::Gateway {

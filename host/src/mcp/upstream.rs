@@ -132,7 +132,8 @@ impl Http {
         let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
             .await
             .map_err(|e| format!("cannot connect: {e}"))?;
-        let mut req = hyper::Request::post(self.url.as_str())
+        let target = &self.url[url::Position::BeforePath..];
+        let mut req = hyper::Request::post(target)
             .header(hyper::header::HOST, host_header(&self.url))
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header(hyper::header::ACCEPT, "application/json, text/event-stream");

@@ -374,6 +374,20 @@ impl NoteDetail for ToolAnswered {
     const NOTE: &'static str = "tool_answered";
 }
 
+/// `tool_refused`: a tool call the gates let through as a call, refused
+/// for a file it names (its arguments, per the path gate's `tools`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolRefused {
+    pub server: String,
+    pub tool: String,
+    pub file: String,
+    pub reason: String,
+}
+
+impl NoteDetail for ToolRefused {
+    const NOTE: &'static str = "tool_refused";
+}
+
 /// `tools_reviewed`: a server's `tools/list`, checked against the pins
 /// (`.omk/mcp/pins.json`): the tools pinned on first sight, and those
 /// hidden because their definition changed.

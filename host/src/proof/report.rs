@@ -63,6 +63,16 @@ fn add(groups: &mut Groups, gate: &str, code: &str, example: impl FnOnce() -> St
 /// reason).
 type Decided = BTreeMap<(String, String, String), (usize, String)>;
 
+/// The calls of one MCP tool (or resource read): judged, and answered.
+#[derive(Debug, Default)]
+struct ToolCalls {
+    allowed: usize,
+    refused: usize,
+    answered: usize,
+    errors: usize,
+    answer_bytes: usize,
+}
+
 /// One line of the timeline.
 #[derive(Debug)]
 struct Line {
@@ -94,6 +104,8 @@ pub struct Report {
     rejected: Groups,
     refused: Groups,
     decisions: HashMap<String, Decided>,
+    /// By (server, tool).
+    tools: BTreeMap<(String, String), ToolCalls>,
     head: Vec<Line>,
     tail: VecDeque<Event>,
     /// Events between the head and the tail, by kind.
@@ -109,6 +121,35 @@ impl Report {
     pub fn event(&mut self, e: Event, body: &Body) {
         self.picture.event(&e, body);
         self.events += 1;
+        match body {
+            Body::AgentAction(a) if a.action.tool.is_some() => {
+                if let Some(t) = &a.action.tool {
+                    let calls = self
+                        .tools
+                        .entry((t.server.clone(), t.tool.clone()))
+                        .or_default();
+                    if a.allowed {
+                        calls.allowed += 1;
+                    } else {
+                        calls.refused += 1;
+                    }
+                }
+            }
+            Body::AgentNote(n) => {
+                if let Some(r) = n.detail_as::<events::ToolRefused>() {
+                    let calls = self.tools.entry((r.server, r.tool)).or_default();
+                    calls.allowed = calls.allowed.saturating_sub(1);
+                    calls.refused += 1;
+                }
+                if let Some(a) = n.detail_as::<events::ToolAnswered>() {
+                    let calls = self.tools.entry((a.server, a.tool)).or_default();
+                    calls.answered += 1;
+                    calls.errors += usize::from(a.is_error);
+                    calls.answer_bytes += a.answer_bytes;
+                }
+            }
+            _ => {}
+        }
         match body {
             Body::TaskRejected(t) => add(&mut self.rejected, &t.gate, &t.code, || {
                 format!("{}: {}", t.task_id, t.reason)
@@ -235,6 +276,23 @@ impl Report {
         groups(&mut h, &self.rejected, "proposals");
         h.push_str("<h2 id=\"refused\">Actions refused while agents worked</h2>");
         groups(&mut h, &self.refused, "actions");
+        if !self.tools.is_empty() {
+            h.push_str("<h2 id=\"tools\">Tool calls</h2><table><tr><th>server</th><th>tool</th><th>allowed</th><th>refused</th><th>answered</th><th>errors</th><th>answer bytes</th></tr>");
+            for ((server, tool), c) in &self.tools {
+                let _ = write!(
+                    h,
+                    "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(server),
+                    esc(tool),
+                    c.allowed,
+                    c.refused,
+                    c.answered,
+                    c.errors,
+                    c.answer_bytes
+                );
+            }
+            h.push_str("</table><p class=\"muted\">MCP calls through a client's hook or `omk mcp run`; answered: through `omk mcp run`, which sees the answers</p>");
+        }
 
         h.push_str("<h2 id=\"tasks\">Tasks</h2><table><tr><th>task</th><th>status</th><th>attempts</th><th>commit</th><th>merged</th><th>changed files</th><th>sandbox</th><th>decisions</th></tr>");
         for task in &proof.task_work {

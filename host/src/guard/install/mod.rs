@@ -27,6 +27,7 @@ use super::Client;
 
 mod codex;
 mod files;
+pub mod mcp;
 mod one_run;
 mod status;
 
@@ -34,7 +35,7 @@ pub use codex::codex_hook_hash;
 use codex::{codex_trust, codex_trust_remove};
 use files::{json_add, json_remove, toml_hooks_add, toml_hooks_remove};
 pub use one_run::{OneRun, one_run};
-pub use status::{Status, status};
+pub use status::{Status, mcp_status, status};
 
 /// How long a client waits for `omk hook` before giving up on it.
 pub const HOOK_TIMEOUT_SECS: u64 = 60;
@@ -86,13 +87,23 @@ pub struct Change {
 
 /// The command a client runs: `omk hook <client> || exit 2`.
 pub fn hook_command(client: Client, omk: &Path) -> String {
-    let on_path = which_omk().is_some_and(|p| same_file(&p, omk));
-    let program = if on_path {
-        "omk".to_owned()
+    let program = omk_program(omk);
+    let program = if program == "omk" {
+        program
     } else {
-        crate::text::sh_quote(&omk.to_string_lossy())
+        crate::text::sh_quote(&program)
     };
     format!("{program} hook {} || exit 2", client.name())
+}
+
+/// This omk as a client starts it: `omk` when the `omk` on `PATH` is this
+/// one, else its full path.
+fn omk_program(omk: &Path) -> String {
+    if which_omk().is_some_and(|p| same_file(&p, omk)) {
+        "omk".to_owned()
+    } else {
+        omk.to_string_lossy().into_owned()
+    }
 }
 
 /// Whether `command` is an omk hook of `client`.
@@ -267,14 +278,61 @@ pub fn install(client: Client, scope: &Scope, omk: &Path) -> Result<Vec<Change>,
     if client == Client::Codex {
         changes.extend(codex_trust(&file, group, &command, scope)?);
     }
+    changes.extend(route_servers(client, scope, omk)?);
     Ok(changes)
 }
 
-/// The files `install` changes for `client` in `scope`.
+/// Routes `client`'s MCP servers in `scope` through `omk mcp run`.
+fn route_servers(client: Client, scope: &Scope, omk: &Path) -> Result<Vec<Change>, InstallError> {
+    let program = omk_program(omk);
+    let gateway = mcp::Gateway {
+        omk: &program,
+        client,
+        project: match scope {
+            Scope::Project(root) => Some(root),
+            Scope::User => None,
+        },
+    };
+    let mut changes = Vec::new();
+    for f in mcp::server_files(client, scope)? {
+        let before = read(&f.path)?;
+        let (text, servers) = mcp::route(&f, before.as_deref(), &gateway)?;
+        if let Some(t) = &text {
+            write(&f.path, before.as_deref(), t)?;
+            let names: Vec<String> = servers
+                .iter()
+                .filter(|s| s.routed)
+                .map(|s| format!("`{}`", s.name))
+                .collect();
+            changes.push(Change {
+                file: f.path.clone(),
+                what: "routed",
+                detail: format!("MCP servers {} through `omk mcp run`", names.join(", ")),
+            });
+        }
+        for s in &servers {
+            if let Some(why) = &s.why_not {
+                changes.push(Change {
+                    file: f.path.clone(),
+                    what: "not-routed",
+                    detail: format!("MCP server `{}`: {why}", s.name),
+                });
+            }
+        }
+    }
+    Ok(changes)
+}
+
+/// The files `install` changes for `client` in `scope`, each once.
 fn touched(client: Client, scope: &Scope) -> Result<Vec<PathBuf>, InstallError> {
     let mut files = vec![hooks_file(client, scope)?];
     if client == Client::Codex {
         files.push(codex_config()?);
+    }
+    for f in mcp::server_files(client, scope)? {
+        if !files.contains(&f.path) {
+            files.push(f.path);
+        }
     }
     Ok(files)
 }
@@ -311,11 +369,7 @@ pub fn uninstall(client: Client, scope: &Scope) -> Result<Vec<Change>, InstallEr
                 }
             }
             (_, Some(now)) => {
-                let cleaned = match (client, file == hooks_json) {
-                    (Client::Kimi, _) => toml_hooks_remove(&file, &now)?,
-                    (_, true) => json_remove(&file, &now, client)?,
-                    (_, false) => codex_trust_remove(&file, &now, &hooks_json, scope, undo_before)?,
-                };
+                let cleaned = clean(client, scope, &file, &hooks_json, &now, undo_before)?;
                 match cleaned {
                     Some(text) => {
                         crate::atomic::write_keeping_mode(&file, text.as_bytes())
@@ -329,7 +383,7 @@ pub fn uninstall(client: Client, scope: &Scope) -> Result<Vec<Change>, InstallEr
                     None => Change {
                         file: file.clone(),
                         what: "absent",
-                        detail: "no omk hook here".into(),
+                        detail: "nothing of omk's here".into(),
                     },
                 }
             }
@@ -343,6 +397,45 @@ pub fn uninstall(client: Client, scope: &Scope) -> Result<Vec<Change>, InstallEr
         changes.push(change);
     }
     Ok(changes)
+}
+
+/// `now` (the text of `file`) without omk's entries — its hook, Codex's
+/// trust of it, its routing of MCP servers — as far as they are in it;
+/// `None` when none is.
+fn clean(
+    client: Client,
+    scope: &Scope,
+    file: &Path,
+    hooks_json: &Path,
+    now: &str,
+    undo_before: Option<&str>,
+) -> Result<Option<String>, InstallError> {
+    let mut text = now.to_owned();
+    let mut changed = false;
+    let hooks = if file == hooks_json {
+        match client {
+            Client::Kimi => toml_hooks_remove(file, now)?,
+            _ => json_remove(file, now, client)?,
+        }
+    } else if client == Client::Codex && file == codex_config()? {
+        codex_trust_remove(file, now, hooks_json, scope, undo_before)?
+    } else {
+        None
+    };
+    if let Some(t) = hooks {
+        text = t;
+        changed = true;
+    }
+    for f in mcp::server_files(client, scope)?
+        .iter()
+        .filter(|f| f.path == file)
+    {
+        if let Some(t) = mcp::unroute(f, &text)? {
+            text = t;
+            changed = true;
+        }
+    }
+    Ok(changed.then_some(text))
 }
 
 #[cfg(test)]

@@ -75,3 +75,42 @@ pub fn status(root: &Path) -> Vec<Status> {
     }
     out
 }
+
+/// The MCP servers each client's configuration starts, for the project
+/// at `root` and for the user, and whether each is routed through `omk
+/// mcp run`.
+pub fn mcp_status(root: &Path) -> Vec<super::mcp::Server> {
+    let mut out = Vec::new();
+    for client in Client::ALL {
+        for scope in [Scope::Project(root.to_owned()), Scope::User] {
+            let Ok(files) = super::mcp::server_files(client, &scope) else {
+                continue;
+            };
+            for f in files {
+                let text = read(&f.path).ok().flatten();
+                let servers = match super::mcp::listed(&f, text.as_deref()) {
+                    Ok(s) => s,
+                    Err(e) => vec![super::mcp::Found {
+                        name: String::new(),
+                        routed: false,
+                        why_not: Some(e.message),
+                    }],
+                };
+                for s in servers {
+                    out.push(super::mcp::Server {
+                        client: client.name(),
+                        scope: match scope {
+                            Scope::Project(_) => "project",
+                            Scope::User => "user",
+                        },
+                        file: f.path.clone(),
+                        name: s.name,
+                        routed: s.routed,
+                        why_not: s.why_not,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
