@@ -156,6 +156,7 @@ fn long_goal(state: &Path, tasks: usize, actions: usize) -> (String, u64) {
                         gate: blocked.as_ref().map(|b| b.gate.clone()),
                         code: blocked.as_ref().map(|b| b.code.clone()),
                         reason: blocked.map(|b| b.reason),
+                        approval: None,
                     },
                 )
                 .expect("log");

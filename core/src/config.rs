@@ -43,6 +43,12 @@
 //! [guard]
 //! write_roots = ["src", "tests"]
 //!
+//! # How long an action a gate asks about waits for a person, and how far
+//! # one answer reaches (see `approvals.rs`).
+//! [approvals]
+//! timeout = "30m"
+//! remember = "task"
+//!
 //! # What an MCP server reached through `omk mcp run --name filesystem`
 //! # may reach beyond [sandbox] (see `mcp.rs`).
 //! [mcp.filesystem]
@@ -159,6 +165,8 @@ pub struct GatesConfig {
     pub guard: GuardSettings,
     /// Each MCP server's own grants (`[mcp.NAME]`).
     pub mcp: std::collections::BTreeMap<String, crate::mcp::ServerGrants>,
+    /// How asks wait for a person (`[approvals]`).
+    pub approvals: crate::approvals::ApprovalSettings,
     /// Which arguments of tool calls name files: the std path gates'
     /// `tools` settings, filled in when the file is read.
     pub tool_paths: crate::mcp::ToolPathTable,
@@ -218,6 +226,8 @@ struct RawConfig {
     guard: RawGuard,
     #[serde(default)]
     mcp: std::collections::BTreeMap<String, Spanned<RawSandbox>>,
+    #[serde(default)]
+    approvals: crate::approvals::RawApprovals,
 }
 
 #[derive(Deserialize, Default)]
@@ -305,6 +315,7 @@ impl GatesConfig {
             sandbox: SandboxSettings::new(),
             guard: GuardSettings::default(),
             mcp: Default::default(),
+            approvals: Default::default(),
             tool_paths: Default::default(),
         }
     }
@@ -411,6 +422,10 @@ impl GatesConfig {
         }
         let sandbox = sandbox_settings(raw.sandbox, root, "[sandbox]", &err)?;
         let guard = guard_settings(&raw.guard, &err)?;
+        let approvals = raw
+            .approvals
+            .check()
+            .map_err(|(span, message, help)| err(span, message, Some(help)))?;
         let mut mcp = std::collections::BTreeMap::new();
         for (name, table) in raw.mcp {
             if !crate::mcp::valid_server_name(&name) {
@@ -451,6 +466,7 @@ impl GatesConfig {
                 sandbox,
                 guard,
                 mcp,
+                approvals,
                 ..GatesConfig::std(defaults)
             });
         }
@@ -634,6 +650,7 @@ impl GatesConfig {
             sandbox,
             guard,
             mcp,
+            approvals,
             tool_paths,
         })
     }
@@ -1014,6 +1031,19 @@ limits = { fuel = 1000 }
         let audit_and_enforce =
             "[[gate]]\nname = \"path\"\n\n[[gate]]\nname = \"path\"\nmode = \"audit\"\n";
         assert!(parse(audit_and_enforce).is_ok());
+    }
+
+    #[test]
+    fn approvals_wait_an_hour_for_one_ask_unless_told_otherwise() {
+        let c = parse("").unwrap();
+        assert_eq!(c.approvals, crate::approvals::ApprovalSettings::default());
+        let c = parse("[approvals]\ntimeout = \"30m\"\nremember = \"task\"\n").unwrap();
+        assert_eq!(c.approvals.timeout_secs, 1800);
+        assert_eq!(c.approvals.remember, crate::approvals::Remember::Task);
+        let e = parse("[approvals]\n\ntimeout = \"soon\"\n").unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.help.unwrap().contains("30m"));
+        assert!(parse("[approvals]\nremember = \"forever\"\n").is_err());
     }
 
     #[test]

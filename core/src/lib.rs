@@ -20,6 +20,7 @@
 //! The `omk` crate re-exports each module where it has always been
 //! (`omk::graph`, `omk::proof::log`, `omk::gates::GatesConfig`, …).
 
+pub mod approvals;
 pub mod atomic;
 pub mod bundle;
 pub mod config;

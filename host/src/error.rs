@@ -59,6 +59,7 @@ find_diagnosable![
     crate::guard::confine::RunError,
     crate::mcp::McpError,
     crate::mcp::pins::PinError,
+    crate::approvals::ApprovalError,
     crate::gates::LoadError,
     crate::gates::ConfigError,
     crate::gates::EngineError,

@@ -22,7 +22,8 @@
 //!   NATS JetStream.
 //! - [`gates`]: the wasmtime host that loads gate components, runs every
 //!   decision under limits, and fails closed.
-//! - [`proof`]: the hash-chained event log.
+//! - [`proof`]: the hash-chained event log; [`approvals`]: asking a
+//!   person, and the answers bound to the exact action.
 //! - [`atomic`]: atomic file writes; [`dirs`]: where omk keeps its files;
 //!   [`keys`]: the machine's keys (cache MAC, log signing); [`lockfile`]:
 //!   locks held across processes for one change.
@@ -34,6 +35,7 @@
 //! always been.
 
 pub mod agents;
+pub mod approvals;
 pub mod author;
 pub mod command;
 pub mod demo;
@@ -48,6 +50,7 @@ pub mod lockfile;
 pub mod mcp;
 pub mod proof;
 pub mod sandbox;
+pub mod serve;
 pub mod text;
 pub mod wave;
 pub mod worktree;

@@ -486,7 +486,8 @@ fn the_example_gates_agree_on_every_shared_case() {
     .unwrap();
     run.write(
         ".omk/gates.toml",
-        "[[gate]]\nname = \"budget\"\n\n[[gate]]\nname = \"path\"\n\n[[gate]]\nname = \"acceptance\"\n\n[[gate]]\npath = \"gates/cc.wasm\"\n",
+        "[[gate]]\nname = \"budget\"\n\n[[gate]]\nname = \"path\"\n\n[[gate]]\nname = \"acceptance\"\n\n[[gate]]\npath = \"gates/cc.wasm\"\n\n\
+         [approvals]\ntimeout = \"1s\"\n",
     );
     let task = json!({"id": "ship", "write_set": ["notes.md"], "budget_secs": 60,
                       "acceptance": ["run: test -f notes.md && git push origin main"]});
@@ -507,13 +508,16 @@ fn the_example_gates_agree_on_every_shared_case() {
     let id = run.latest_goal();
     let asked: Vec<Value> = crate::support::of_kind(&run.events(&id), "agent_action")
         .into_iter()
-        .filter(|e| e["payload"]["code"] == "change-control.push")
+        .filter(|e| e["payload"]["code"] == "omk.approval-timeout")
         .cloned()
         .collect();
     assert!(!asked.is_empty(), "the push was not asked about");
+    // No one answered within the second `[approvals] timeout` gives it.
     let reason = asked[0]["payload"]["reason"].as_str().unwrap();
     assert!(
-        reason.contains("a person approves each push") && reason.contains("a person must approve"),
+        reason.contains("a person approves each push")
+            && reason.contains("(change-control.push)")
+            && reason.contains("timed out"),
         "{reason}"
     );
     assert_eq!(asked[0]["payload"]["allowed"], false);

@@ -33,7 +33,7 @@ fn forbidden(outside: &str) -> Vec<(String, &'static [&'static str])> {
         ),
         (
             "git push --force origin main".into(),
-            &["command.force-push"],
+            &["command.force-push", "omk.approval-timeout"],
         ),
     ]
 }
@@ -59,9 +59,14 @@ fn script(shell: impl Fn(&str) -> Value, outside: &str, usage: Value) -> Value {
            "turns": turns, "usage": usage})
 }
 
-/// The project, the folder outside it, and the home folder `~/keep`.
+/// The project, the folder outside it, and the home folder `~/keep`. Its
+/// gates are the std gates; an ask waits a second for a person in a task
+/// (then it is refused as `omk.approval-timeout`, the gate's reason told).
 fn project(omk: &Omk) -> std::path::PathBuf {
-    omk.git_project(&[("README.md", "project\n")]);
+    omk.git_project(&[
+        ("README.md", "project\n"),
+        (".omk/gates.toml", "[approvals]\ntimeout = \"1s\"\n"),
+    ]);
     let outside = omk.root().join("outside");
     std::fs::create_dir_all(&outside).unwrap();
     std::fs::write(outside.join("hosts"), "127.0.0.1 localhost\n").unwrap();
@@ -343,17 +348,35 @@ fn bash(omk: &Omk, command: &str) -> crate::support::Run {
 fn replay_under_a_changed_command_config_changes_exactly_what_it_should() {
     let omk = Omk::new();
     omk.git_project(&[("README.md", "project\n")]);
-    // The defaults: a push to a remote not named asks (refused here).
-    for (command, exit) in [
-        ("git push origin main", 2),
-        ("cargo build", 0),
-        ("npm publish", 0),
-        ("sudo true", 2),
+    // The defaults: a push to a remote not named asks (Claude Code's own
+    // prompt is asked), `sudo` is refused.
+    for (command, answer) in [
+        ("git push origin main", "ask"),
+        ("cargo build", "allow"),
+        ("npm publish", "allow"),
+        ("sudo true", "deny"),
     ] {
         let run = bash(&omk, command);
-        run.code(exit);
-        if exit == 2 {
-            assert!(run.stderr.contains("command."), "{}", run.stderr);
+        match answer {
+            "deny" => {
+                run.code(2);
+                assert!(run.stderr.contains("command."), "{}", run.stderr);
+            }
+            "ask" => {
+                run.code(0);
+                let out = run.json();
+                let said = &out["hookSpecificOutput"];
+                assert_eq!(said["permissionDecision"], "ask", "{out}");
+                let why = said["permissionDecisionReason"].as_str().unwrap();
+                assert!(
+                    why.contains("command.push-remote") && why.contains("omk approve ap-"),
+                    "{why}"
+                );
+            }
+            _ => {
+                run.code(0);
+                assert_eq!(run.stdout, "");
+            }
         }
     }
     let id = crate::guard::the_session(&omk, "claude");

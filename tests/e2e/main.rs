@@ -4,6 +4,7 @@
 mod support;
 
 mod agents;
+mod approvals;
 mod attacks;
 mod authoring;
 mod bundles;
@@ -20,5 +21,6 @@ mod mcp;
 mod proof;
 mod reads;
 mod reliability;
+mod serve;
 mod std_gates;
 mod workers;

@@ -352,7 +352,7 @@ fn a_tampered_log_still_replays_and_the_break_is_named() {
 }
 
 /// Chromium, when this machine has it (CI installs it).
-fn chromium() -> Option<&'static str> {
+pub(crate) fn chromium() -> Option<&'static str> {
     ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .into_iter()
         .find(|p| Path::new(p).exists())

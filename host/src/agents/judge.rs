@@ -130,7 +130,9 @@ pub fn with_its_files(hooks: &dyn Hooks, action: AgentAction) -> Permit {
             target.clone(),
             format!("{by} would {verb} it ({detail})"),
         );
-        if let Permit::Refused(reason) = hooks.action(file) {
+        let permit = hooks.action(file);
+        if let Permit::Refused(reason) | Permit::Ask(reason) = &permit {
+            let reason = reason.clone();
             if let Some(call) = tool {
                 // The call was allowed as a call: its record says it was not.
                 let refused = crate::proof::events::ToolRefused {
@@ -144,7 +146,11 @@ pub fn with_its_files(hooks: &dyn Hooks, action: AgentAction) -> Permit {
                     serde_json::to_value(refused).unwrap_or_default(),
                 );
             }
-            return Permit::Refused(format!("{by} would {verb} `{target}`: {reason}"));
+            let why = format!("{by} would {verb} `{target}`: {reason}");
+            return match permit {
+                Permit::Ask(_) => Permit::Ask(why),
+                _ => Permit::Refused(why),
+            };
         }
     }
     Permit::Allowed

@@ -381,11 +381,15 @@ impl Job {
 }
 
 /// omk's answer to an action: go ahead, or not and why (for the agent,
-/// which should tell its model, and for the log).
+/// which should tell its model, and for the log), or — in a guarded
+/// session whose client has a prompt of its own — ask the person at it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Permit {
     Allowed,
     Refused(String),
+    /// Not yet: a gate asks that a person approve it, for the reason
+    /// given. Where no one can be asked it is a refusal.
+    Ask(String),
 }
 
 impl Permit {
@@ -393,11 +397,11 @@ impl Permit {
         matches!(self, Permit::Allowed)
     }
 
-    /// Why not, when refused.
+    /// Why not, when refused (or waiting for a person).
     pub fn refusal(self) -> Option<String> {
         match self {
             Permit::Allowed => None,
-            Permit::Refused(reason) => Some(reason),
+            Permit::Refused(reason) | Permit::Ask(reason) => Some(reason),
         }
     }
 }

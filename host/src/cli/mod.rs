@@ -25,6 +25,7 @@ macro_rules! out {
     };
 }
 
+mod approvals;
 mod bundle;
 mod demo;
 mod doctor;
@@ -34,6 +35,7 @@ mod goal;
 mod guard;
 mod mcp;
 mod proof;
+mod serve;
 mod shell;
 mod worker;
 
@@ -54,6 +56,14 @@ enum Command {
     /// Create goals, submit waves of proposed tasks, read their state and log.
     #[command(subcommand)]
     Goal(goal::GoalCommand),
+    /// List the actions that wait for a person: each ask a gate made, with
+    /// its id, the exact action and the gate's reason.
+    Approvals(approvals::ApprovalsArgs),
+    /// Answer an ask: approve (or `--deny`) the exact action it names.
+    Approve(approvals::ApproveArgs),
+    /// Serve a live page of every goal and guarded session on this
+    /// machine, where what waits for a person is answered.
+    Serve(serve::ServeArgs),
     /// Judge with gates, and look inside gate components.
     #[command(subcommand)]
     Gate(gate::GateCommand),
@@ -136,6 +146,9 @@ pub fn main() -> ExitCode {
     let dispatch = || match cli.command {
         Command::Demo(a) => demo::run(a),
         Command::Goal(cmd) => goal::run(cmd),
+        Command::Approvals(a) => approvals::list(a),
+        Command::Approve(a) => approvals::approve(a),
+        Command::Serve(a) => serve::run(a),
         Command::Gate(cmd) => gate::run(cmd),
         Command::Guard(cmd) => guard::run(cmd),
         Command::Hook(a) => guard::hook(a),

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use budget::{BudgetError, Limits, Spent};
 pub use dir::GoalDir;
 pub use session::{GoalError, Session, run_id};
-pub use store::{GoalLock, GoalStore, Request, StoreError};
+pub use store::{GoalLock, GoalStore, REQUESTS_DIR, Request, StoreError};
 
 /// The version of `goal.json`'s layout.
 pub const GOAL_SCHEMA: u32 = 1;

@@ -25,6 +25,11 @@ pub enum Request {
 }
 
 impl Request {
+    /// Whether this request waits in the goal at `goal_dir`, not taken yet.
+    pub fn is_left_in(self, goal_dir: &Path) -> bool {
+        goal_dir.join(REQUESTS_DIR).join(self.file()).exists()
+    }
+
     fn file(self) -> &'static str {
         match self {
             Request::Pause => "pause",

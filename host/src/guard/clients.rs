@@ -37,6 +37,11 @@ pub struct Call {
     /// The actions the call would take, or why omk refuses it without
     /// asking the gates.
     pub actions: Result<Vec<Step>, String>,
+    /// The client's id of this tool call (Claude Code's `tool_use_id`).
+    pub call_id: Option<String>,
+    /// The client's transcript of the session (Claude Code's
+    /// `transcript_path`), where the answer given at its prompt shows.
+    pub transcript: Option<PathBuf>,
 }
 
 /// The field of an event omk's MCP gateway writes ([`crate::mcp`]): the
@@ -80,23 +85,44 @@ pub fn call(client: Client, event: &Value) -> Result<Call, String> {
         cwd: field("cwd").map(PathBuf::from),
         tool,
         actions,
+        call_id: field("tool_use_id").map(str::to_owned),
+        transcript: field("transcript_path").map(PathBuf::from),
     })
 }
 
 /// The answer to a hook call, as every client reads it.
+///
+/// An ask goes to Claude Code's own prompt (`permissionDecision: "ask"`,
+/// the reason shown to the person); Codex and the Kimi CLI have no prompt
+/// a hook can open, so there it is a refusal whose reason says how to
+/// approve.
 pub fn reply(client: Client, permit: &Permit) -> Reply {
-    let (code, stderr) = match permit {
-        Permit::Allowed => (0, String::new()),
-        Permit::Refused(reason) => (
-            2,
-            format!("refused by omk guard ({} hook): {reason}\n", client.name()),
-        ),
-    };
-    Reply {
+    let refused = |reason: &str| Reply {
         stdout: String::new(),
-        stderr,
-        code,
+        stderr: format!("refused by omk guard ({} hook): {reason}\n", client.name()),
+        code: 2,
         record: None,
+    };
+    match permit {
+        Permit::Allowed => Reply {
+            stdout: String::new(),
+            stderr: String::new(),
+            code: 0,
+            record: None,
+        },
+        Permit::Refused(reason) => refused(reason),
+        Permit::Ask(reason) if client == Client::Claude => Reply {
+            stdout: serde_json::json!({"hookSpecificOutput": {
+                "hookEventName": "PreToolUse",
+                "permissionDecision": "ask",
+                "permissionDecisionReason": format!("omk guard: {reason}"),
+            }})
+            .to_string(),
+            stderr: String::new(),
+            code: 0,
+            record: None,
+        },
+        Permit::Ask(reason) => refused(reason),
     }
 }
 

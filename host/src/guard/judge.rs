@@ -4,8 +4,8 @@
 //! runs outside on 127.0.0.1 and which answers as [`super::hook`] does.
 //!
 //! The exchange, one per connection: the hook writes the event and shuts
-//! its side; the judge answers the exit code on a line, then what goes to
-//! stderr. Any process of the sandbox may ask the judge; it only judges and
+//! its side; the judge answers with the reply as JSON (`code`, `stdout`,
+//! `stderr`: the hook prints and exits with them). Any process of the sandbox may ask the judge; it only judges and
 //! records, so the worst it can do is add calls to the session's record.
 
 use std::io::{Read, Write};
@@ -81,7 +81,9 @@ fn answer(mut conn: TcpStream, client: Client, policy: &Policy) -> std::io::Resu
     } else {
         super::hook_with(client, &input, policy)
     };
-    conn.write_all(format!("{}\n{}", reply.code, reply.stderr).as_bytes())
+    let wire =
+        serde_json::json!({"code": reply.code, "stdout": reply.stdout, "stderr": reply.stderr});
+    conn.write_all(wire.to_string().as_bytes())
 }
 
 /// Hands `input` to the judge at `addr` and returns its answer; a judge
@@ -104,21 +106,26 @@ pub fn ask(client: Client, addr: &str, input: &[u8]) -> Reply {
         Ok(t) => t,
         Err(e) => return super::refuse(client, format!("cannot reach omk's judge: {e}")),
     };
-    let (code, stderr) = text.split_once('\n').unwrap_or((&text, ""));
-    match code.trim() {
-        "0" => Reply {
-            stdout: String::new(),
-            stderr: String::new(),
-            code: 0,
+    #[derive(serde::Deserialize)]
+    struct Wire {
+        code: u8,
+        stdout: String,
+        stderr: String,
+    }
+    match serde_json::from_str::<Wire>(&text) {
+        Ok(w) if w.code == 0 || w.code == 2 => Reply {
+            stdout: w.stdout,
+            stderr: w.stderr,
+            code: w.code,
             record: None,
         },
-        "2" => Reply {
-            stdout: String::new(),
-            stderr: stderr.to_owned(),
-            code: 2,
-            record: None,
-        },
-        other => super::refuse(client, format!("omk's judge answered `{other}`")),
+        _ => super::refuse(
+            client,
+            format!(
+                "omk's judge answered `{}`, which is not a reply",
+                crate::text::clip(&text, 80)
+            ),
+        ),
     }
 }
 
@@ -147,7 +154,7 @@ mod tests {
         });
         let r = ask(Client::Codex, &addr, b"{}");
         assert_eq!(r.code, 2);
-        assert!(r.stderr.contains("answered `0x`"), "{}", r.stderr);
+        assert!(r.stderr.contains("answered `0x"), "{}", r.stderr);
     }
 
     #[test]

@@ -98,6 +98,7 @@ pub struct Policy {
     root: PathBuf,
     gates: GateSet,
     roots: Vec<String>,
+    approvals: omk_core::approvals::ApprovalSettings,
 }
 
 impl Policy {
@@ -116,6 +117,7 @@ impl Policy {
             root: root.to_owned(),
             gates,
             roots: config.guard.roots(),
+            approvals: config.approvals,
         })
     }
 }
@@ -217,8 +219,12 @@ fn judge(client: Client, call: clients::Call, policy: &Policy) -> Result<(Permit
         &policy.root,
         &policy.roots,
     )?;
+    let mut record = record;
+    if let (Client::Claude, Some(t)) = (client, &call.transcript) {
+        record.read_prompt_answers(t)?;
+    }
     let id = record.id().to_owned();
-    let hooks = record::GuardHooks::new(record, policy, client);
+    let hooks = record::GuardHooks::new(record, policy, client).for_call(call.call_id.clone());
     let detail = format!("{} hook: {}", client.name(), call.tool);
     let permit = match call.actions {
         Ok(actions) => Judge::new(&hooks, Some(SESSION_TASK)).all(actions, &detail),

@@ -102,12 +102,74 @@ impl Record {
         &self.session.goal.id
     }
 
+    /// Records the answers given at Claude Code's own prompt to this
+    /// session's asks, as its transcript at `transcript` shows them: a
+    /// result of the asked call that is not an error is an approval, an
+    /// error result (the person said no, or print mode has no prompt) a
+    /// denial. Asks without an answer there yet stay open.
+    pub fn read_prompt_answers(&mut self, transcript: &Path) -> Result<(), String> {
+        self.session
+            .log
+            .flush()
+            .map_err(|e| format!("cannot flush the session's log: {e}"))?;
+        let ledger = crate::approvals::Ledger::read(self.session.dir().path());
+        let open: Vec<&events::ApprovalAsked> = ledger
+            .pending()
+            .into_iter()
+            .filter(|a| a.client_call.is_some())
+            .collect();
+        if open.is_empty() {
+            return Ok(());
+        }
+        let Ok(text) = std::fs::read_to_string(transcript) else {
+            return Ok(());
+        };
+        for ask in open {
+            let Some(call) = &ask.client_call else {
+                continue;
+            };
+            let Some(is_error) = tool_result(&text, call) else {
+                continue;
+            };
+            let answered = events::ApprovalAnswered {
+                id: ask.id.clone(),
+                task_id: ask.task_id.clone(),
+                digest: ask.digest.clone(),
+                approved: !is_error,
+                by: format!("{} at Claude Code's prompt", crate::approvals::local_user()),
+                note: None,
+                timed_out: false,
+            };
+            self.session
+                .log
+                .record(events::USER, &answered)
+                .map_err(|e| format!("cannot append to the session's log: {e}"))?;
+        }
+        Ok(())
+    }
+
     /// Makes everything recorded durable and anchors the log.
     pub fn close(mut self) -> Result<(), String> {
         self.session
             .checkpoint()
             .map_err(|e| format!("cannot anchor the session's log: {e}"))
     }
+}
+
+/// Whether the result of tool call `id` in a Claude Code transcript (JSON
+/// lines) is an error; `None` when it has no result there yet.
+fn tool_result(transcript: &str, id: &str) -> Option<bool> {
+    transcript
+        .lines()
+        .filter(|l| l.contains(id) && l.contains("tool_result"))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find_map(|line| {
+            line["message"]["content"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "tool_result" && c["tool_use_id"] == id)
+                .map(|c| c["is_error"].as_bool().unwrap_or(false))
+        })
 }
 
 /// The hooks of one guarded call: every action judged by the project's
@@ -118,6 +180,9 @@ pub struct GuardHooks<'p> {
     root: &'p Path,
     client: Client,
     task: TaskProposal,
+    remember: omk_core::approvals::Remember,
+    /// The client's id of the call judged, for an ask its prompt answers.
+    call_id: Option<String>,
 }
 
 impl<'p> GuardHooks<'p> {
@@ -143,7 +208,16 @@ impl<'p> GuardHooks<'p> {
             root: &policy.root,
             client,
             task,
+            remember: policy.approvals.remember,
+            call_id: None,
         }
+    }
+
+    /// The hooks for the client's call `id` (Claude Code's
+    /// `tool_use_id`), whose answer at its prompt is read back later.
+    pub fn for_call(mut self, id: Option<String>) -> GuardHooks<'p> {
+        self.call_id = id;
+        self
     }
 
     /// The record, once every call is judged.
@@ -172,6 +246,7 @@ impl<'p> GuardHooks<'p> {
         record: &mut Record,
         action: &AgentAction,
         refusal: Option<(String, String, String)>,
+        approval: Option<String>,
     ) -> Result<(), String> {
         let (gate, code, reason) = match refusal {
             Some((g, c, r)) => (Some(g), Some(c), Some(r)),
@@ -189,10 +264,104 @@ impl<'p> GuardHooks<'p> {
                     gate,
                     code,
                     reason,
+                    approval,
                 },
             )
             .map(|_| ())
             .map_err(|e| format!("cannot append to the session's log: {e}"))
+    }
+
+    /// A gate asks about `action`: an answer given already decides (one
+    /// `omk approve` gave since the agent last asked, or one remembered
+    /// per `[approvals] remember`); else the ask is recorded and the
+    /// client's prompt asked (Claude Code), or the call refused with the
+    /// way to approve it (the others).
+    fn asked(
+        &self,
+        record: &mut Record,
+        action: &AgentAction,
+        verdict: &crate::gates::Verdict,
+    ) -> Result<Permit, String> {
+        let Some(blocking) = verdict.blocking() else {
+            return Ok(Permit::Allowed);
+        };
+        let asked = match &blocking.decision {
+            omk_gate_sdk::Decision::Ask(r) | omk_gate_sdk::Decision::Reject(r) => r.clone(),
+            omk_gate_sdk::Decision::Accept => return Ok(Permit::Allowed),
+        };
+        let digest = crate::approvals::digest(action);
+        record
+            .session
+            .log
+            .flush()
+            .map_err(|e| format!("cannot flush the session's log: {e}"))?;
+        let ledger = crate::approvals::Ledger::read(record.session.dir().path());
+        if let Some(a) = ledger.decides(SESSION_TASK, &digest, self.remember) {
+            if a.approved {
+                self.log_action(record, action, None, Some(a.id.clone()))?;
+                return Ok(Permit::Allowed);
+            }
+            let note = a
+                .note
+                .as_deref()
+                .map(|n| format!(": {n}"))
+                .unwrap_or_default();
+            let reason = format!("{} denied approval {}{note}", a.by, a.id);
+            self.log_action(
+                record,
+                action,
+                Some((
+                    crate::wave::HOST_GATE.into(),
+                    "omk.approval-denied".into(),
+                    reason.clone(),
+                )),
+                Some(a.id.clone()),
+            )?;
+            return Ok(Permit::Refused(reason));
+        }
+        let id = crate::approvals::new_id(
+            &record.session.goal.id,
+            SESSION_TASK,
+            &digest,
+            record.session.log.last_id() + 1,
+        );
+        let ask = events::ApprovalAsked {
+            id: id.clone(),
+            task_id: SESSION_TASK.into(),
+            action: action.clone(),
+            digest,
+            gate: blocking.gate.clone(),
+            code: asked.code.clone(),
+            reason: asked.reason.clone(),
+            expires_at: None,
+            client_call: match self.client {
+                Client::Claude => self.call_id.clone(),
+                _ => None,
+            },
+        };
+        record
+            .session
+            .log
+            .record(&events::agent_actor(self.client.name()), &ask)
+            .map_err(|e| format!("cannot append to the session's log: {e}"))?;
+        let said = format!(
+            "gate `{}` ({}) asks a person: {}",
+            ask.gate, ask.code, ask.reason
+        );
+        self.log_action(
+            record,
+            action,
+            Some((ask.gate.clone(), ask.code.clone(), said.clone())),
+            None,
+        )?;
+        Ok(Permit::Ask(match self.client {
+            Client::Claude => format!(
+                "{said} (approval {id}; answer here, or run `omk approve {id}` and ask again)"
+            ),
+            _ => format!(
+                "{said}. No one can be asked from here: a person runs `omk approve {id}` (or `--deny`), then ask again"
+            ),
+        }))
     }
 
     fn judge(&self, action: AgentAction) -> Result<Permit, String> {
@@ -211,6 +380,7 @@ impl<'p> GuardHooks<'p> {
                     "omk.outside-project".into(),
                     reason.clone(),
                 )),
+                None,
             )?;
             return Ok(Permit::Refused(reason));
         }
@@ -239,6 +409,9 @@ impl<'p> GuardHooks<'p> {
             },
         )
         .map_err(|e| format!("cannot record the decision: {e}"))?;
+        if verdict.asks() {
+            return self.asked(&mut record, &action, &verdict);
+        }
         let blocked = verdict.rejection();
         self.log_action(
             &mut record,
@@ -246,6 +419,7 @@ impl<'p> GuardHooks<'p> {
             blocked
                 .clone()
                 .map(|b| (b.gate.clone(), b.code.clone(), b.reason.clone())),
+            None,
         )?;
         Ok(match blocked {
             None => Permit::Allowed,
@@ -285,5 +459,24 @@ impl Hooks for GuardHooks<'_> {
 
     fn tool_paths(&self) -> Option<&omk_core::mcp::ToolPathTable> {
         Some(self.gates.tool_paths())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tool_result;
+
+    #[test]
+    fn the_answer_at_claudes_prompt_is_the_calls_result() {
+        let t = concat!(
+            r#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"toolu_1"}]}}"#,
+            "\n",
+            r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"ok","is_error":false}]}}"#,
+            "\n",
+            r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"toolu_2","content":"no","is_error":true}]}}"#,
+        );
+        assert_eq!(tool_result(t, "toolu_1"), Some(false));
+        assert_eq!(tool_result(t, "toolu_2"), Some(true));
+        assert_eq!(tool_result(t, "toolu_3"), None);
     }
 }

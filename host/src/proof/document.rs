@@ -223,8 +223,30 @@ pub struct Proof {
     pub gates: Vec<GateUse>,
     pub task_work: Vec<TaskProof>,
     pub log: LogProof,
+    /// Every ask a gate made of a person, and its answer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<ApprovalProof>,
     pub known_gaps: Vec<String>,
     pub generated_at: DateTime<Utc>,
+}
+
+/// One ask of a person and how it was answered.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalProof {
+    pub id: String,
+    pub task: String,
+    pub kind: String,
+    pub target: String,
+    pub gate: String,
+    pub code: String,
+    pub reason: String,
+    /// `approved`, `denied`, `timed out`, or `unanswered`.
+    pub answer: String,
+    pub by: Option<String>,
+    pub note: Option<String>,
+    pub answered_at: Option<DateTime<Utc>>,
+    /// The actions it let through.
+    pub used: usize,
 }
 
 impl Proof {
@@ -333,6 +355,24 @@ impl Proof {
                 t.sandbox_line()
             ));
         }
+        if !self.approvals.is_empty() {
+            md.push_str("\n## Approvals\n\n| id | task | action | gate (code) | answer | by | note | used |\n|---|---|---|---|---|---|---|---|\n");
+            for a in &self.approvals {
+                md.push_str(&format!(
+                    "| `{}` | {} | {} `{}` | {} ({}) | {} | {} | {} | {} |\n",
+                    a.id,
+                    a.task,
+                    a.kind,
+                    a.target.replace('|', "\\|"),
+                    a.gate,
+                    a.code,
+                    a.answer,
+                    a.by.as_deref().unwrap_or("-"),
+                    a.note.as_deref().unwrap_or("").replace('|', "\\|"),
+                    a.used
+                ));
+            }
+        }
         if !self.known_gaps.is_empty() {
             md.push_str("\n## Known gaps\n\n");
             for g in &self.known_gaps {
@@ -362,6 +402,11 @@ struct Fold {
     worked_around: Vec<String>,
     /// A guarded session's judged tool calls: (actions, refused).
     calls: (usize, usize),
+    approvals: crate::approvals::Ledger,
+    /// When each ask was answered; how many actions each approval let
+    /// through.
+    answered_at: HashMap<String, DateTime<Utc>>,
+    used: HashMap<String, usize>,
 }
 
 impl Fold {
@@ -382,14 +427,24 @@ impl Fold {
             last_outcome_input: HashMap::new(),
             worked_around: Vec::new(),
             calls: (0, 0),
+            approvals: Default::default(),
+            answered_at: HashMap::new(),
+            used: HashMap::new(),
         }
     }
 
     fn event(&mut self, e: &Event, body: &Body) {
+        self.approvals.see(body);
         match body {
             Body::AgentAction(a) => {
                 self.calls.0 += 1;
                 self.calls.1 += usize::from(!a.allowed);
+                if let (true, Some(id)) = (a.allowed, &a.approval) {
+                    *self.used.entry(id.clone()).or_default() += 1;
+                }
+            }
+            Body::ApprovalAnswered(a) => {
+                self.answered_at.entry(a.id.clone()).or_insert(e.ts);
             }
             // A gate that does not judge a stage is recorded as accepting
             // without being called; it took no decision.
@@ -482,8 +537,38 @@ impl Fold {
             rejected_proposals,
             worked_around,
             calls,
+            approvals: ledger,
+            answered_at,
+            used,
             ..
         } = self;
+        let approvals = ledger
+            .asked
+            .iter()
+            .map(|ask| {
+                let answer = ledger.answer(&ask.id);
+                ApprovalProof {
+                    id: ask.id.clone(),
+                    task: ask.task_id.clone(),
+                    kind: events::word(&ask.action.kind),
+                    target: ask.action.target.clone(),
+                    gate: ask.gate.clone(),
+                    code: ask.code.clone(),
+                    reason: ask.reason.clone(),
+                    answer: match answer {
+                        None => "unanswered",
+                        Some(a) if a.timed_out => "timed out",
+                        Some(a) if a.approved => "approved",
+                        Some(_) => "denied",
+                    }
+                    .to_owned(),
+                    by: answer.map(|a| a.by.clone()),
+                    note: answer.and_then(|a| a.note.clone()),
+                    answered_at: answered_at.get(&ask.id).copied(),
+                    used: used.get(&ask.id).copied().unwrap_or(0),
+                }
+            })
+            .collect();
 
         let count = |st: TaskStatus| graph.tasks().iter().filter(|t| t.status == st).count();
         let tasks = TaskSummary {
@@ -621,6 +706,7 @@ impl Fold {
                 anchored_to: v.anchored_to,
                 anchor_problems: v.anchor_problems.clone(),
             },
+            approvals,
             known_gaps,
             generated_at: Utc::now(),
         }

@@ -15,7 +15,9 @@
 //! | `task_rejected` | [`TaskRejected`] | `index`, `task_id`, `run_key`, `reason`, `code`, `gate` |
 //! | `wave_completed` | [`WaveCompleted`] | `run_key`, `plan_sha256`, `evidence` |
 //! | `task_started` | [`TaskStarted`] | `task_id`, `attempt`, `branch`, `worktree`, `lease_expires_at`, `agent`, `live_gating`, `sandbox` (its profile), `workspace` (`overlay` or `worktree`) |
-//! | `agent_action` | [`AgentAction`] | `task_id`, `action`, `allowed`, and when refused `gate`, `code`, `reason` |
+//! | `agent_action` | [`AgentAction`] | `task_id`, `action`, `allowed`, and when refused `gate`, `code`, `reason`; when a person approved it, `approval` |
+//! | `approval_asked` | [`ApprovalAsked`] | `id`, `task_id`, `action`, `digest`, `gate`, `code`, `reason`, `expires_at` |
+//! | `approval_answered` | [`ApprovalAnswered`] | `id`, `task_id`, `digest`, `approved`, `by`, `note`, `timed_out` |
 //! | `agent_note` | [`AgentNote`] | `note`, `detail`: what the agent reported (`tool_call`, `usage`, `agent_message`, …; `unjudged_action` for a step it took without asking, which the proof lists as a gap); the notes omk writes itself have typed details ([`NoteDetail`]): [`RefusedChangesChecked`], [`WorkerResult`], [`WorkerReplyIgnored`], [`WorkerRefused`], [`LateResultIgnored`] |
 //! | `agent_finished` | [`AgentFinished`] | `task_id`, `exit_code`, `timed_out`, `secs`, `tokens`, `usd_micros`, `output_tail` |
 //! | `task_outcome` | [`TaskOutcome`] | `task_id`, `outcome` (changed files, evidence, checks) |
@@ -243,6 +245,50 @@ pub struct AgentAction {
     pub code: Option<String>,
     #[serde(default)]
     pub reason: Option<String>,
+    /// The approval that let it through, where a gate asked
+    /// ([`ApprovalAnswered`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
+}
+
+/// `approval_asked`: a gate asked that a person approve an action, which
+/// waits (a task's) or was refused until approved (a guarded session's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalAsked {
+    /// What `omk approve` names it by.
+    pub id: String,
+    pub task_id: String,
+    pub action: omk_gate_sdk::AgentAction,
+    /// The digest an answer binds to ([`crate::approvals::digest`]).
+    pub digest: String,
+    pub gate: String,
+    pub code: String,
+    pub reason: String,
+    /// When it stops waiting and is refused; `None` where nothing waits
+    /// (a guarded session's ask, answered before the agent asks again).
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The client's id of the tool call asked about, where its own prompt
+    /// was asked (Claude Code's `tool_use_id`): the answer given there is
+    /// read from its transcript.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_call: Option<String>,
+}
+
+/// `approval_answered`: a person's answer to an ask (or omk's, when no one
+/// answered in time), bound to the ask's digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalAnswered {
+    pub id: String,
+    pub task_id: String,
+    pub digest: String,
+    pub approved: bool,
+    /// Who answered: the local user's name, or `omk` for a timeout.
+    pub by: String,
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub timed_out: bool,
 }
 
 /// `agent_note`: something an agent reported.
@@ -532,6 +578,8 @@ kinds! {
         WaveCompleted = "wave_completed",
         TaskStarted = "task_started",
         AgentAction = "agent_action",
+        ApprovalAsked = "approval_asked",
+        ApprovalAnswered = "approval_answered",
         AgentNote = "agent_note",
         AgentFinished = "agent_finished",
         TaskOutcome = "task_outcome",
@@ -593,6 +641,8 @@ mod tests {
             WaveCompleted,
             TaskStarted,
             AgentAction,
+            ApprovalAsked,
+            ApprovalAnswered,
             AgentNote,
             AgentFinished,
             TaskOutcome,

@@ -24,18 +24,28 @@ use super::inputs::{Inputs, Subject};
 use super::log::LogError;
 use crate::gates::{GateDecision, GateSet, Verdict};
 
-/// A verdict, reduced to what a policy change can alter.
+/// A verdict, reduced to what a policy change can alter. A gate's ask is
+/// answered by the approval the log records for the same action (then it
+/// is accepted, naming it), and is a rejection without one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Overall {
     pub accepted: bool,
-    /// The deciding gate and code, when rejected.
+    /// The deciding gate and code, when rejected (or asked).
     pub gate: Option<String>,
     pub code: Option<String>,
+    /// The recorded approval that answered an ask.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
 }
 
 impl std::fmt::Display for Overall {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (&self.accepted, &self.code) {
+            (true, _) if self.approval.is_some() => write!(
+                f,
+                "accept (approved {})",
+                self.approval.as_deref().unwrap_or_default()
+            ),
             (true, _) => f.write_str("accept"),
             (false, Some(c)) => write!(f, "reject {c}"),
             (false, None) => f.write_str("reject"),
@@ -121,27 +131,73 @@ impl Overall {
                 accepted: true,
                 gate: None,
                 code: None,
+                approval: None,
             },
             Some((gate, code)) => Overall {
                 accepted: false,
                 gate: Some(gate),
                 code,
+                approval: None,
             },
         }
     }
 }
 
-fn old_overall(g: &Group) -> Overall {
-    Overall::new(g.decisions.iter().find(|d| d.blocks()).map(|d| {
-        (
-            d.gate.clone(),
-            d.decision.rejection().map(|r| r.code.clone()),
-        )
-    }))
+fn old_overall(g: &Group, approval: Option<&String>) -> Overall {
+    let asked = Verdict {
+        accepted: false,
+        decisions: g.decisions.clone(),
+    };
+    let blocking = asked.blocking();
+    answered(
+        Overall::new(blocking.map(|d| {
+            (
+                d.gate.clone(),
+                d.decision.rejection().map(|r| r.code.clone()),
+            )
+        })),
+        blocking.is_some_and(|d| d.decision.is_ask()),
+        approval,
+    )
 }
 
-fn new_overall(v: &Verdict) -> Overall {
-    Overall::new(v.rejection().map(|b| (b.gate, Some(b.code))))
+fn new_overall(v: &Verdict, approval: Option<&String>) -> Overall {
+    answered(
+        Overall::new(v.rejection().map(|b| (b.gate, Some(b.code)))),
+        v.asks(),
+        approval,
+    )
+}
+
+/// An ask answered by the recorded approval `approval` is accepted.
+fn answered(mut o: Overall, asks: bool, approval: Option<&String>) -> Overall {
+    if let (true, Some(id)) = (asks, approval) {
+        o.accepted = true;
+        o.approval = Some(id.clone());
+    }
+    o
+}
+
+/// The approvals a goal's log records: (task, action digest) -> the id of
+/// the first approval of it. Only the lines of answers are parsed.
+fn approvals(dir: &Path) -> Result<BTreeMap<(String, String), String>, LogError> {
+    const KIND: &[u8] = b"\"kind\":\"approval_answered\"";
+    let mut out = BTreeMap::new();
+    super::log::each_line(&dir.join(super::EVENTS_FILE), |_, line| {
+        if memchr::memmem::find(line, KIND).is_none() {
+            return;
+        }
+        let Some(e) = super::log::parse_event(line) else {
+            return;
+        };
+        if let Body::ApprovalAnswered(a) = Body::of(&e)
+            && a.approved
+        {
+            out.entry((a.task_id.clone(), a.digest.clone()))
+                .or_insert(a.id.clone());
+        }
+    })?;
+    Ok(out)
 }
 
 /// Groups sent to a judging thread at a time.
@@ -154,6 +210,7 @@ const BATCH: usize = 256;
 /// order; memory holds a few batches, the inputs' index and what changed.
 pub fn what_if(dir: &Path, gates: &GateSet) -> Result<WhatIf, LogError> {
     let inputs = RwLock::new(Inputs::open(dir)?);
+    let approved = approvals(dir)?;
     let mut w = WhatIf {
         damaged_inputs: read(&inputs).damaged.clone(),
         ..WhatIf::default()
@@ -226,14 +283,14 @@ pub fn what_if(dir: &Path, gates: &GateSet) -> Result<WhatIf, LogError> {
                     // panic, raised when the scope ends).
                     let _ = work.send((sent, std::mem::take(&mut batch)));
                     sent += 1;
-                    order.take(&mut w, results.try_iter());
+                    order.take(&mut w, results.try_iter(), &approved);
                 }
             }
         });
         batch.extend(open);
         let _ = work.send((sent, batch));
         drop(work);
-        order.take(&mut w, results.iter());
+        order.take(&mut w, results.iter(), &approved);
         read_log
     })?;
     Ok(w)
@@ -275,12 +332,13 @@ impl InOrder {
         &mut self,
         w: &mut WhatIf,
         results: impl Iterator<Item = (usize, Vec<Group>, Vec<Judged>)>,
+        approved: &BTreeMap<(String, String), String>,
     ) {
         for (n, batch, judged) in results {
             self.waiting.insert(n, (batch, judged));
             while let Some((batch, judged)) = self.waiting.remove(&self.next) {
                 for (g, judged) in batch.into_iter().zip(judged) {
-                    note(w, g, judged);
+                    note(w, g, judged, approved);
                 }
                 self.next += 1;
             }
@@ -288,8 +346,8 @@ impl InOrder {
     }
 }
 
-/// A group judged again: the verdict, and the action's target.
-type Judged = Option<(Verdict, Option<String>)>;
+/// A group judged again: the verdict, and the action's target and digest.
+type Judged = Option<(Verdict, Option<(String, String)>)>;
 
 /// Group `g`'s input judged by `gates`; `None` when the input is missing.
 fn judge(inputs: &RwLock<Inputs>, gates: &GateSet, g: &Group) -> Judged {
@@ -301,16 +359,21 @@ fn judge(inputs: &RwLock<Inputs>, gates: &GateSet, g: &Group) -> Judged {
             // is parsed now, as omk would have: the same parser, so the same
             // structure every time. One recorded with its parse keeps it.
             let action = crate::command::with_parse(action.clone());
-            (gates.judge_action(&ctx, task, &action), Some(action.target))
+            let digest = crate::approvals::digest(&action);
+            (
+                gates.judge_action(&ctx, task, &action),
+                Some((action.target, digest)),
+            )
         }
         Subject::Outcome { task, outcome } => (gates.judge_outcome(&ctx, task, outcome), None),
     })
 }
 
-/// Notes in `w` how group `g` came out when judged again.
-fn note(w: &mut WhatIf, g: Group, judged: Judged) {
+/// Notes in `w` how group `g` came out when judged again, an ask answered
+/// by the approval of `approved`.
+fn note(w: &mut WhatIf, g: Group, judged: Judged, approved: &BTreeMap<(String, String), String>) {
     w.judged += 1;
-    let Some((verdict, target)) = judged else {
+    let Some((verdict, action)) = judged else {
         w.missing_inputs += 1;
         return;
     };
@@ -339,7 +402,11 @@ fn note(w: &mut WhatIf, g: Group, judged: Judged) {
             });
         }
     }
-    let (old, new) = (old_overall(&g), new_overall(&verdict));
+    let approval = action
+        .as_ref()
+        .and_then(|(_, digest)| approved.get(&(g.task_id.clone(), digest.clone())));
+    let target = action.map(|(t, _)| t);
+    let (old, new) = (old_overall(&g, approval), new_overall(&verdict, approval));
     if old != new {
         *w.summary
             .entry(format!("{} -> {}", verdict_word(&old), verdict_word(&new)))

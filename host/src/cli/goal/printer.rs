@@ -69,6 +69,16 @@ impl Observer for Printer {
             } => {
                 self.line(format!("REFUSED  {task}: `{target}`: {reason}"));
             }
+            Progress::Asked {
+                task,
+                id,
+                target,
+                reason,
+            } => {
+                self.line(format!(
+                    "ASK      {task}: `{target}`: {reason}\n         waits for a person: `omk approve {id}` (or `--deny`); `omk approvals` lists what waits"
+                ));
+            }
             Progress::Done {
                 task,
                 commit,

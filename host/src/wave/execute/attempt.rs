@@ -351,14 +351,20 @@ impl Executor {
         let every = Duration::from_millis((self.opts.lease_secs * 1000 / 3).max(200));
         loop {
             tokio::time::sleep(every).await;
-            let mut s = self.session();
-            let now = Utc::now();
-            if let Some(t) = s.graph.get_mut(id) {
-                t.renew(self.lease_from(now));
-            }
-            if let Err(e) = s.save_graph(now) {
-                tracing::warn!("cannot renew the lease of `{id}`: {e}");
-            }
+            self.renew(id);
+        }
+    }
+
+    /// Renews the lease of task `id` once (also while it waits for a
+    /// person, when its lease loop cannot run).
+    pub(super) fn renew(&self, id: &str) {
+        let mut s = self.session();
+        let now = Utc::now();
+        if let Some(t) = s.graph.get_mut(id) {
+            t.renew(self.lease_from(now));
+        }
+        if let Err(e) = s.save_graph(now) {
+            tracing::warn!("cannot renew the lease of `{id}`: {e}");
         }
     }
 

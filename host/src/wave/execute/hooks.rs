@@ -92,6 +92,8 @@ pub(super) struct TaskHooks {
     /// The worktree files whose change was refused, each with its state
     /// at the moment of refusal, for [`TaskHooks::check_refused`].
     refused: std::sync::Mutex<Vec<(String, Option<String>)>>,
+    /// When the task's time budget runs out: an ask waits no longer.
+    deadline: Option<std::time::Instant>,
 }
 
 impl TaskHooks {
@@ -103,6 +105,7 @@ impl TaskHooks {
         worktree: PathBuf,
         profile: &Profile,
     ) -> TaskHooks {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(task.budget_secs);
         TaskHooks {
             exec,
             task: Some(task),
@@ -111,6 +114,7 @@ impl TaskHooks {
             hosts: (profile.mode == crate::sandbox::SandboxMode::Enforce)
                 .then(|| profile.hosts.clone()),
             refused: std::sync::Mutex::new(Vec::new()),
+            deadline: Some(deadline),
         }
     }
 
@@ -122,6 +126,7 @@ impl TaskHooks {
             worktree: PathBuf::new(),
             hosts: None,
             refused: std::sync::Mutex::new(Vec::new()),
+            deadline: None,
         }
     }
 
@@ -143,6 +148,7 @@ impl TaskHooks {
                 gate: Some(crate::wave::HOST_GATE.into()),
                 code: Some(code.into()),
                 reason: Some(reason.clone()),
+                approval: None,
             },
         );
         self.exec.observer.progress(&Progress::Refused {
@@ -151,6 +157,217 @@ impl TaskHooks {
             reason: reason.clone(),
         });
         Permit::Refused(reason)
+    }
+}
+
+/// How an action came out: allowed or not, who refused it and why, and
+/// the approval that let it through.
+struct Judged {
+    allowed: bool,
+    gate: Option<String>,
+    code: Option<String>,
+    reason: Option<String>,
+    approval: Option<String>,
+}
+
+impl Judged {
+    /// As the gates' verdict says, where no one is asked.
+    fn of(verdict: &crate::gates::Verdict) -> Judged {
+        let blocked = verdict.rejection();
+        Judged {
+            allowed: verdict.accepted,
+            gate: blocked.as_ref().map(|b| b.gate.clone()),
+            code: blocked.as_ref().map(|b| b.code.clone()),
+            reason: blocked.map(|b| b.reason),
+            approval: None,
+        }
+    }
+
+    /// omk's own refusal, with `code`.
+    fn refused(code: &str, reason: String) -> Judged {
+        Judged {
+            allowed: false,
+            gate: Some(crate::wave::HOST_GATE.into()),
+            code: Some(code.into()),
+            reason: Some(reason),
+            approval: None,
+        }
+    }
+
+    /// The way a person answered.
+    fn answered(a: &events::ApprovalAnswered) -> Judged {
+        if a.approved {
+            return Judged {
+                allowed: true,
+                gate: None,
+                code: None,
+                reason: None,
+                approval: Some(a.id.clone()),
+            };
+        }
+        let note = a
+            .note
+            .as_deref()
+            .map(|n| format!(": {n}"))
+            .unwrap_or_default();
+        Judged {
+            approval: Some(a.id.clone()),
+            ..Judged::refused(
+                "omk.approval-denied",
+                format!("{} denied approval {}{note}", a.by, a.id),
+            )
+        }
+    }
+}
+
+impl TaskHooks {
+    /// A gate asks about `action`: an answer already given decides (per
+    /// `[approvals] remember`); else the ask is logged and the action
+    /// waits for `omk approve` — bounded by `[approvals] timeout` and the
+    /// task's deadline — while other tasks go on. A worker asks no one
+    /// (its coordinator holds the goal): the ask is refused there.
+    fn asked(
+        &self,
+        task: &TaskProposal,
+        action: &AgentAction,
+        verdict: &crate::gates::Verdict,
+    ) -> Judged {
+        let Some(blocking) = verdict.blocking() else {
+            return Judged::of(verdict);
+        };
+        let asked_reason = match &blocking.decision {
+            omk_gate_sdk::Decision::Ask(r) | omk_gate_sdk::Decision::Reject(r) => r.clone(),
+            omk_gate_sdk::Decision::Accept => return Judged::of(verdict),
+        };
+        if !self.exec.opts.judge_outcomes {
+            return Judged::of(verdict);
+        }
+        let settings = self.exec.opts.approvals;
+        let digest = crate::approvals::digest(action);
+        let decided = self
+            .exec
+            .approvals()
+            .decides(&task.id, &digest, settings.remember)
+            .cloned();
+        if let Some(a) = decided {
+            return Judged::answered(&a);
+        }
+        let now = std::time::Instant::now();
+        let mut until = now + std::time::Duration::from_secs(settings.timeout_secs);
+        if let Some(d) = self.deadline {
+            until = until.min(d);
+        }
+        let wait = until.saturating_duration_since(now);
+        let expires_at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+        let ask = {
+            let mut s = self.exec.session();
+            let ask = events::ApprovalAsked {
+                id: crate::approvals::new_id(
+                    &self.exec.goal_id,
+                    &task.id,
+                    &digest,
+                    s.log.last_id() + 1,
+                ),
+                task_id: task.id.clone(),
+                action: action.clone(),
+                digest: digest.clone(),
+                gate: blocking.gate.clone(),
+                code: asked_reason.code.clone(),
+                reason: asked_reason.reason.clone(),
+                expires_at: Some(expires_at),
+                client_call: None,
+            };
+            if let Err(e) = s.log.record(&self.exec.agent_actor(), &ask) {
+                drop(s);
+                return Judged::refused(
+                    "omk.approval-unrecorded",
+                    format!("the ask cannot be recorded, so no one can answer it: {e}"),
+                );
+            }
+            if let Err(e) = s.log.flush() {
+                tracing::warn!("cannot flush the event log: {e}");
+            }
+            ask
+        };
+        self.exec.approvals().asked.push(ask.clone());
+        self.exec.observer.progress(&Progress::Asked {
+            task: task.id.clone(),
+            id: ask.id.clone(),
+            target: action.target.clone(),
+            reason: ask.reason.clone(),
+        });
+        let goal_dir = self.exec.dir.path().to_owned();
+        let answer = super::blocking(|| {
+            let mut renewed = std::time::Instant::now();
+            loop {
+                match crate::approvals::take(&goal_dir, &ask.id) {
+                    Some(Ok(a)) if a.digest == digest => return Some(a),
+                    Some(Ok(a)) => tracing::warn!(
+                        "an answer to {} was for another action (digest {}); not applied",
+                        a.id,
+                        a.digest
+                    ),
+                    Some(Err(e)) => tracing::warn!("{e}"),
+                    None => {}
+                }
+                if std::time::Instant::now() >= until
+                    || crate::goal::Request::Cancel.is_left_in(&goal_dir)
+                {
+                    return None;
+                }
+                if renewed.elapsed() >= std::time::Duration::from_secs(5) {
+                    self.exec.renew(&task.id);
+                    renewed = std::time::Instant::now();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(150));
+            }
+        });
+        let answered = match answer {
+            Some(a) => events::ApprovalAnswered {
+                id: ask.id.clone(),
+                task_id: task.id.clone(),
+                digest,
+                approved: a.approved,
+                by: a.by,
+                note: a.note,
+                timed_out: false,
+            },
+            None => events::ApprovalAnswered {
+                id: ask.id.clone(),
+                task_id: task.id.clone(),
+                digest,
+                approved: false,
+                by: events::OMK.into(),
+                note: Some(format!(
+                    "no answer within {}s",
+                    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+                )),
+                timed_out: true,
+            },
+        };
+        let actor = if answered.timed_out {
+            events::OMK
+        } else {
+            events::USER
+        };
+        self.exec.log(actor, &answered);
+        self.exec.approvals().answered.push(answered.clone());
+        if answered.timed_out {
+            return Judged {
+                approval: Some(ask.id.clone()),
+                ..Judged::refused(
+                    "omk.approval-timeout",
+                    format!(
+                        "{} ({}): no one approved {} before it timed out ({}); approve it sooner, or raise `[approvals] timeout` in .omk/gates.toml",
+                        ask.reason,
+                        ask.code,
+                        ask.id,
+                        answered.note.clone().unwrap_or_default()
+                    ),
+                )
+            };
+        }
+        Judged::answered(&answered)
     }
 }
 
@@ -295,22 +512,32 @@ impl Hooks for TaskHooks {
         if let Err(e) = recorded {
             tracing::error!("cannot record an action decision: {e}");
         }
-        let (code, reason, gate) = match verdict.rejection() {
-            Some(b) => (Some(b.code), Some(b.reason), Some(b.gate)),
-            None => (None, None, None),
+        let judged = if verdict.asks() {
+            self.asked(task, &action, &verdict)
+        } else {
+            Judged::of(&verdict)
         };
         self.exec.log(
             &self.exec.agent_actor(),
             &events::AgentAction {
                 task_id: task.id.clone(),
                 action: action.clone(),
-                allowed: verdict.accepted,
-                gate,
-                code,
-                reason: reason.clone(),
+                allowed: judged.allowed,
+                gate: judged.gate,
+                code: judged.code,
+                reason: judged.reason.clone(),
+                approval: judged.approval.clone(),
             },
         );
-        if !verdict.accepted && action.kind.is_file_change() {
+        if let Some(id) = &judged.approval
+            && judged.allowed
+        {
+            self.exec.approvals().used.insert(id.clone());
+        }
+        if judged.allowed {
+            return Permit::Allowed;
+        }
+        if action.kind.is_file_change() {
             self.refused
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -319,19 +546,15 @@ impl Hooks for TaskHooks {
                     file_state(&self.worktree.join(&action.target)),
                 ));
         }
-        if !verdict.accepted {
-            self.exec.observer.progress(&Progress::Refused {
-                task: task.id.clone(),
-                target: action.target.clone(),
-                reason: reason.clone().unwrap_or_default(),
-            });
-        }
-        match (verdict.accepted, reason) {
-            (true, _) => Permit::Allowed,
-            (false, reason) => {
-                Permit::Refused(reason.unwrap_or_else(|| "refused by the gates".into()))
-            }
-        }
+        let reason = judged
+            .reason
+            .unwrap_or_else(|| "refused by the gates".into());
+        self.exec.observer.progress(&Progress::Refused {
+            task: task.id.clone(),
+            target: action.target.clone(),
+            reason: reason.clone(),
+        });
+        Permit::Refused(reason)
     }
 
     fn note(&self, kind: &str, payload: Value) {

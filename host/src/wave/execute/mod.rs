@@ -70,6 +70,8 @@ pub struct ExecOptions {
     pub judge_outcomes: bool,
     /// Workers to hand tasks to, instead of running them here.
     pub dispatch: Option<Arc<crate::dispatch::Dispatcher>>,
+    /// How an action a gate asks about waits for a person (`[approvals]`).
+    pub approvals: omk_core::approvals::ApprovalSettings,
 }
 
 impl ExecOptions {
@@ -91,6 +93,7 @@ impl ExecOptions {
             context: None,
             judge_outcomes: true,
             dispatch: None,
+            approvals: Default::default(),
         }
     }
 }
@@ -105,6 +108,13 @@ pub enum Progress {
     },
     Refused {
         task: String,
+        target: String,
+        reason: String,
+    },
+    /// An action waits for a person: `omk approve ID`.
+    Asked {
+        task: String,
+        id: String,
         target: String,
         reason: String,
     },
@@ -190,6 +200,8 @@ pub struct Executor {
     /// Serialises git commands on the project's repository (worktree add
     /// and remove take git's own locks, which fail rather than wait).
     repo_lock: Mutex<()>,
+    /// What the goal's log says was asked of a person and answered.
+    approvals: Mutex<crate::approvals::Ledger>,
 }
 
 /// The end of one task's run.
@@ -216,7 +228,9 @@ impl Executor {
                 "omk runs tasks in git worktrees; create the goal in a repository with at least one commit",
             ));
         };
+        let approvals = Mutex::new(crate::approvals::Ledger::read(session.dir().path()));
         Ok(Arc::new(Executor {
+            approvals,
             goal_id: g.id.clone(),
             goal: g.normalized_goal.clone(),
             dir: session.dir().clone(),
@@ -269,7 +283,9 @@ impl Executor {
         let project = session.goal.project_dir.clone();
         let gates = GateSet::for_project(&project)?;
         let mut opts = ExecOptions::from_env(keep_failed);
-        opts.sandbox = crate::gates::GatesConfig::for_project(&project)?.sandbox;
+        let config = crate::gates::GatesConfig::for_project(&project)?;
+        opts.sandbox = config.sandbox;
+        opts.approvals = config.approvals;
         if dispatch.is_none() {
             crate::sandbox::check_kernel(&opts.sandbox)?;
         }
@@ -281,6 +297,11 @@ impl Executor {
         // A panic while holding the lock leaves the data as it was written
         // last; carrying on is safe because every write is atomic.
         self.session.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The approvals ledger.
+    fn approvals(&self) -> MutexGuard<'_, crate::approvals::Ledger> {
+        self.approvals.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Logs an event that must not stop the run when the log cannot take
