@@ -357,6 +357,7 @@ fn a_guarded_session_is_refused_until_approved_and_claude_code_is_asked() {
         &omk,
         &json!({"turns": [
             {"tool_call": {"name": "Bash", "arguments": {"command": push}}},
+            {"tool_call": {"name": "Bash", "arguments": {"command": "sleep 2"}}},
             {"tool_call": {"name": "Bash", "arguments": {"command": "git status"}}},
             {"text": "Done."}
         ], "usage": {"input_tokens": 10, "output_tokens": 2}}),
@@ -382,7 +383,8 @@ fn a_guarded_session_is_refused_until_approved_and_claude_code_is_asked() {
         "print mode has no prompt: nothing ran"
     );
     // The answer at its prompt (print mode has none: the call did not
-    // run) is read from its transcript at the session's next call.
+    // run) is read from its transcript at the session's next calls (Claude
+    // writes its transcript a moment after it answers the model).
     let claude = omk
         .run(&["goal", "list", "--json"])
         .json()
