@@ -131,9 +131,18 @@ pub struct Ledger {
 
 impl Ledger {
     /// Reads the ledger of the goal at `goal_dir` (empty without a log).
+    /// Only the lines that name an approval are parsed: a guarded
+    /// session's hook reads it on every call.
     pub fn read(goal_dir: &Path) -> Ledger {
         let mut ledger = Ledger::default();
-        let _ = crate::proof::log::each_event(goal_dir, |e| {
+        let path = goal_dir.join(crate::proof::EVENTS_FILE);
+        let _ = crate::proof::log::each_line(&path, |_, line| {
+            if memchr::memmem::find(line, b"approval").is_none() {
+                return;
+            }
+            let Some(e) = crate::proof::log::parse_event(line) else {
+                return;
+            };
             let body = Body::of(&e);
             if let Body::ApprovalAsked(a) = &body {
                 ledger.asked_at.insert(a.id.clone(), e.ts);
@@ -228,18 +237,13 @@ pub struct Waiting {
     pub digest: String,
     pub asked_at: Option<chrono::DateTime<chrono::Utc>>,
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Whether an omk holds the goal and waits for the answer now (else
-    /// the answer is used when the agent asks again).
+    /// Whether the ask still waits (its wait has not expired; else the
+    /// answer is used when the agent asks again).
     pub waiting_now: bool,
 }
 
 impl Waiting {
-    fn of(
-        goal: &crate::goal::Goal,
-        ask: &ApprovalAsked,
-        ledger: &Ledger,
-        running: bool,
-    ) -> Waiting {
+    fn of(goal: &crate::goal::Goal, ask: &ApprovalAsked, ledger: &Ledger) -> Waiting {
         let a = &ask.action;
         Waiting {
             id: ask.id.clone(),
@@ -260,14 +264,11 @@ impl Waiting {
             digest: ask.digest.clone(),
             asked_at: ledger.asked_at.get(&ask.id).copied(),
             expires_at: ask.expires_at,
-            waiting_now: running && ask.expires_at.is_some(),
+            // Read, not probed: taking the goal's lock to look would make
+            // an omk starting it then fail.
+            waiting_now: ask.expires_at.is_some_and(|t| t > chrono::Utc::now()),
         }
     }
-}
-
-/// Whether an omk holds goal `id`'s lock (runs it) now.
-fn running(store: &GoalStore, id: &str) -> bool {
-    matches!(store.lock(id), Err(crate::goal::StoreError::Locked { .. }))
 }
 
 /// The asks waiting for an answer in goal `goal` (every goal and guarded
@@ -288,12 +289,7 @@ pub fn waiting(
         if pending.is_empty() {
             continue;
         }
-        let running = running(store, &id);
-        out.extend(
-            pending
-                .into_iter()
-                .map(|a| Waiting::of(&g, a, &ledger, running)),
-        );
+        out.extend(pending.into_iter().map(|a| Waiting::of(&g, a, &ledger)));
     }
     out.sort_by_key(|a| a.asked_at);
     Ok(out)

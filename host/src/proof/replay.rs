@@ -179,25 +179,15 @@ fn answered(mut o: Overall, asks: bool, approval: Option<&String>) -> Overall {
 }
 
 /// The approvals a goal's log records: (task, action digest) -> the id of
-/// the first approval of it. Only the lines of answers are parsed.
-fn approvals(dir: &Path) -> Result<BTreeMap<(String, String), String>, LogError> {
-    const KIND: &[u8] = b"\"kind\":\"approval_answered\"";
+/// the first approval of it.
+fn approvals(dir: &Path) -> BTreeMap<(String, String), String> {
     let mut out = BTreeMap::new();
-    super::log::each_line(&dir.join(super::EVENTS_FILE), |_, line| {
-        if memchr::memmem::find(line, KIND).is_none() {
-            return;
+    for a in crate::approvals::Ledger::read(dir).answered {
+        if a.approved {
+            out.entry((a.task_id, a.digest)).or_insert(a.id);
         }
-        let Some(e) = super::log::parse_event(line) else {
-            return;
-        };
-        if let Body::ApprovalAnswered(a) = Body::of(&e)
-            && a.approved
-        {
-            out.entry((a.task_id.clone(), a.digest.clone()))
-                .or_insert(a.id.clone());
-        }
-    })?;
-    Ok(out)
+    }
+    out
 }
 
 /// Groups sent to a judging thread at a time.
@@ -210,7 +200,7 @@ const BATCH: usize = 256;
 /// order; memory holds a few batches, the inputs' index and what changed.
 pub fn what_if(dir: &Path, gates: &GateSet) -> Result<WhatIf, LogError> {
     let inputs = RwLock::new(Inputs::open(dir)?);
-    let approved = approvals(dir)?;
+    let approved = approvals(dir);
     let mut w = WhatIf {
         damaged_inputs: read(&inputs).damaged.clone(),
         ..WhatIf::default()
