@@ -399,6 +399,78 @@ pub fn claude_env(port: u16) -> Vec<(&'static str, OsString)> {
     ]
 }
 
+#[test]
+fn doctor_finds_the_gemini_cli_and_its_key() {
+    let omk = Omk::new();
+    let Some((program, env)) = gemini_env(&omk) else {
+        return;
+    };
+    let mut env: Vec<(&str, OsString)> = env;
+    env.push(("OMK_GEMINI", os(&program)));
+    let envs: Vec<(&str, &std::ffi::OsStr)> =
+        env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+    let doctor = omk.run_env(&["doctor", "--json"], &envs);
+    doctor.code(0);
+    let gemini = doctor.json()["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["agent"] == "gemini")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (&gemini["usable"], &gemini["version"]),
+        (&json!(true), &json!("0.61.0")),
+        "{gemini}"
+    );
+    assert!(
+        gemini["detail"]
+            .as_str()
+            .unwrap()
+            .contains("GEMINI_API_KEY"),
+        "{gemini}"
+    );
+}
+
+/// The Gemini CLI as `npm install -g` leaves it — a `gemini` that links
+/// to its bundle, run by the `node` first on `PATH` (Node 22, put there)
+/// — and its home (`GEMINI_CLI_HOME`), whose settings pick the API key,
+/// and turn off telemetry and updates. The fake server's URL is the
+/// caller's (`GOOGLE_GEMINI_BASE_URL`).
+pub fn gemini_env(omk: &Omk) -> Option<(String, Vec<(&'static str, OsString)>)> {
+    let bundle = clients::installed("gemini")?;
+    let node = clients::installed("node22")?;
+    let bin = omk.root().join("gemini-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let program = bin.join("gemini");
+    if !program.exists() {
+        std::os::unix::fs::symlink(&bundle, &program).unwrap();
+    }
+    let home = omk.root().join("gemini-home");
+    std::fs::create_dir_all(home.join(".gemini")).unwrap();
+    std::fs::write(
+        home.join(".gemini/settings.json"),
+        json!({"security": {"auth": {"selectedType": "gemini-api-key"}},
+               "privacy": {"usageStatisticsEnabled": false},
+               "telemetry": {"enabled": false},
+               "general": {"enableAutoUpdate": false, "enableAutoUpdateNotification": false}})
+        .to_string(),
+    )
+    .unwrap();
+    let path = std::env::join_paths(std::iter::once(node.parent().unwrap().to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    Some((
+        program.display().to_string(),
+        vec![
+            ("PATH", path),
+            ("GEMINI_CLI_HOME", os(&home)),
+            ("GEMINI_API_KEY", os(crate::support::REAL_KEY)),
+        ],
+    ))
+}
+
 /// Codex's home, with a config that makes the fake Responses server on
 /// `port` its model, and its environment.
 pub fn codex_env(home: &std::path::Path, port: u16) -> Vec<(&'static str, OsString)> {

@@ -299,6 +299,74 @@ fn install_merges_and_uninstall_restores_every_byte() {
     assert_eq!(left["model"], "mine");
     assert_eq!(left["hooks"]["PreToolUse"].as_array().unwrap().len(), 1);
 
+    // The Gemini CLI: its `BeforeTool` group, and the folder's trust
+    // without which it skips a project's hooks; both undone byte for byte.
+    let home = omk.root().join("gemini-home");
+    let trusted = home.join(".gemini/trustedFolders.json");
+    std::fs::create_dir_all(trusted.parent().unwrap()).unwrap();
+    std::fs::write(&trusted, "{\n  \"/elsewhere\": \"TRUST_FOLDER\"\n}").unwrap();
+    let trusted_before = std::fs::read(&trusted).unwrap();
+    let gemini_env = [("GEMINI_CLI_HOME", home.as_os_str())];
+    let gemini_settings = omk.write(".gemini/settings.json", "{\"model\": {\"name\": \"x\"}}\n");
+    let gemini_before = std::fs::read(&gemini_settings).unwrap();
+    omk.run_env(&["guard", "install", "gemini"], &gemini_env)
+        .code(0);
+    let merged: Value = serde_json::from_slice(&std::fs::read(&gemini_settings).unwrap()).unwrap();
+    let hook = &merged["hooks"]["BeforeTool"][0]["hooks"][0];
+    assert!(
+        hook["command"]
+            .as_str()
+            .unwrap()
+            .ends_with(" hook gemini || exit 2"),
+        "{merged:#}"
+    );
+    assert_eq!(hook["timeout"], 60_000, "milliseconds: {merged:#}");
+    let trust: Value = serde_json::from_slice(&std::fs::read(&trusted).unwrap()).unwrap();
+    let root = omk.project().canonicalize().unwrap();
+    assert_eq!(
+        trust[root.display().to_string()],
+        "TRUST_FOLDER",
+        "{trust:#}"
+    );
+    let status = omk
+        .run_env(&["guard", "status", "--json"], &gemini_env)
+        .json();
+    let gemini = status["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["client"] == "gemini" && h["scope"] == "project")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&gemini["installed"], &gemini["problems"]),
+        (&json!(true), &json!([])),
+        "{status:#}"
+    );
+    omk.run_env(&["guard", "uninstall", "gemini"], &gemini_env)
+        .code(0);
+    assert_eq!(std::fs::read(&gemini_settings).unwrap(), gemini_before);
+    assert_eq!(std::fs::read(&trusted).unwrap(), trusted_before);
+    // A folder the user distrusts: refused, nothing written.
+    std::fs::write(
+        &trusted,
+        json!({root.display().to_string(): "DO_NOT_TRUST"}).to_string(),
+    )
+    .unwrap();
+    let distrusted = omk.run_env(&["guard", "install", "gemini"], &gemini_env);
+    distrusted.code(2);
+    assert!(
+        distrusted.stderr.contains("DO_NOT_TRUST"),
+        "{}",
+        distrusted.stderr
+    );
+    assert!(
+        distrusted.stderr.contains("--user"),
+        "{}",
+        distrusted.stderr
+    );
+    assert_eq!(std::fs::read(&gemini_settings).unwrap(), gemini_before);
+
     // The Kimi CLI has no project hooks: said so, with the fix.
     let kimi = omk.run(&["guard", "install", "kimi"]);
     kimi.code(2);
@@ -577,6 +645,52 @@ pub(crate) fn kimi_with(omk: &Omk, script: &Value) -> Option<Hand> {
     })
 }
 
+/// The Gemini CLI headless, its own approvals off (`--yolo`), on its
+/// model server; `one_run`: under `omk guard run`, where nothing trusts
+/// the folder but `--skip-trust` (installed, `omk guard install` does).
+fn gemini(omk: &Omk, one_run: bool) -> Option<Hand> {
+    let script = turns(
+        |p| json!({"name": "write_file", "arguments": {"file_path": p, "content": "hello\n"}}),
+        json!({"name": "run_shell_command", "arguments": {"command": COMMAND}}),
+        Some(json!({"name": "read_file", "arguments": {"file_path": SECRET}})),
+        json!({"input_tokens": 100, "output_tokens": 20}),
+    );
+    let mut hand = gemini_with(omk, &script)?;
+    if one_run {
+        hand.args.push("--skip-trust");
+    }
+    Some(hand)
+}
+
+/// [`gemini`], its model server playing `script`.
+pub(crate) fn gemini_with(omk: &Omk, script: &Value) -> Option<Hand> {
+    let (program, env) = crate::agents::gemini_env(omk)?;
+    let fake = FakeModel::start("fake_gemini", omk.root(), script, &[]);
+    let mut env = env;
+    env.push((
+        "GOOGLE_GEMINI_BASE_URL",
+        format!("http://127.0.0.1:{}", fake.port).into(),
+    ));
+    Some(Hand {
+        name: "gemini",
+        fake,
+        program,
+        args: vec![
+            "-p",
+            "write the notes",
+            "-m",
+            "gemini-2.5-pro",
+            "-o",
+            "json",
+            "--yolo",
+        ],
+        env,
+        install: &[],
+        config: omk.project().join(".gemini/settings.json"),
+        reads: script["turns"].to_string().contains(SECRET),
+    })
+}
+
 /// Runs `client` by hand in a fresh guarded project, hooked `how`.
 fn guarded(client: fn(&Omk) -> Option<Hand>, how: Hooked) {
     let omk = Omk::new();
@@ -605,7 +719,36 @@ fn the_kimi_cli_run_by_hand_is_guarded() {
 }
 
 #[test]
+fn the_gemini_cli_run_by_hand_is_guarded() {
+    guarded(|omk| gemini(omk, false), Hooked::Installed);
+    guarded(|omk| gemini(omk, true), Hooked::ForOneRun);
+}
+
+#[test]
 fn a_client_under_guard_run_cannot_write_outside_the_project() {
+    confined_command_stays_inside(
+        "claude",
+        claude_with,
+        |c| json!({"name": "Bash", "arguments": {"command": c}}),
+        &[],
+    );
+    confined_command_stays_inside(
+        "gemini",
+        gemini_with,
+        |c| json!({"name": "run_shell_command", "arguments": {"command": c}}),
+        &["--skip-trust"],
+    );
+}
+
+/// Under `omk guard run`, a command the gates allow writes inside the
+/// project and not outside: `client` (made by `hand`, its shell tool
+/// called by `shell`, run with `extra` arguments).
+fn confined_command_stays_inside(
+    client: &str,
+    hand: fn(&Omk, &Value) -> Option<Hand>,
+    shell: fn(&str) -> Value,
+    extra: &[&str],
+) {
     let omk = Omk::new();
     omk.git_project(&[("README.md", "project\n")]);
     let outside = omk.root().join("outside");
@@ -618,10 +761,10 @@ fn a_client_under_guard_run_cannot_write_outside_the_project() {
         outside.display()
     );
     let script = json!({"turns": [
-        {"tool_call": {"name": "Bash", "arguments": {"command": command}}},
+        {"tool_call": shell(&command)},
         {"text": "Done."}],
         "usage": {"input_tokens": 100, "output_tokens": 20}});
-    let Some(hand) = claude_with(&omk, &script) else {
+    let Some(hand) = hand(&omk, &script) else {
         return;
     };
     let out = omk
@@ -629,6 +772,7 @@ fn a_client_under_guard_run_cannot_write_outside_the_project() {
         .args(["guard", "run", "--"])
         .arg(&hand.program)
         .args(&hand.args)
+        .args(extra)
         .envs(hand.env.iter().map(|(k, v)| (*k, v)))
         .stdin(std::process::Stdio::null())
         .output()
@@ -645,7 +789,7 @@ fn a_client_under_guard_run_cannot_write_outside_the_project() {
         !outside.join("OUT.txt").exists(),
         "the write escaped: {shown}"
     );
-    let id = the_session(&omk, "claude");
+    let id = the_session(&omk, client);
     let allowed = of_kind(&omk.events(&id), "agent_action")
         .into_iter()
         .any(|e| e["payload"]["allowed"] == true && e["payload"]["action"]["target"] == command);

@@ -38,6 +38,7 @@ pub const KIMI: Client = Client {
     not_from: &[],
     state: ClientState {
         dir_env: Some("KIMI_CODE_HOME"),
+        home_env: None,
         home_dir: ".kimi-code",
         files: &["config.toml", "credentials"],
         home_files: &[],
@@ -56,6 +57,7 @@ pub const KIMI_WIRE: Client = Client {
     min_version: (1, 25, 0),
     state: ClientState {
         dir_env: Some("KIMI_SHARE_DIR"),
+        home_env: None,
         home_dir: ".kimi",
         files: &["config.toml", "credentials"],
         home_files: &[],
@@ -83,6 +85,7 @@ pub const CLAUDE: Client = Client {
     not_from: &[],
     state: ClientState {
         dir_env: None,
+        home_env: None,
         home_dir: ".claude",
         files: &["settings.json", ".credentials.json"],
         home_files: &[".claude.json"],
@@ -100,11 +103,41 @@ pub const CODEX: Client = Client {
     not_from: &[],
     state: ClientState {
         dir_env: Some("CODEX_HOME"),
+        home_env: None,
         home_dir: ".codex",
         files: &["config.toml", "auth.json"],
         home_files: &[],
         endpoint_env: &["OPENAI_BASE_URL"],
         default_endpoints: &["https://api.openai.com", "https://chatgpt.com"],
+    },
+};
+pub const GEMINI: Client = Client {
+    agent: "gemini",
+    program: "gemini",
+    env: "OMK_GEMINI",
+    install: "install it (`npm install -g @google/gemini-cli`)",
+    update: "npm install -g @google/gemini-cli@latest",
+    min_version: (0, 61, 0),
+    not_from: &[],
+    state: ClientState {
+        dir_env: None,
+        home_env: Some("GEMINI_CLI_HOME"),
+        home_dir: ".gemini",
+        files: &[
+            "settings.json",
+            "oauth_creds.json",
+            "google_accounts.json",
+            "installation_id",
+            "trustedFolders.json",
+            ".env",
+        ],
+        home_files: &[],
+        endpoint_env: &["GOOGLE_GEMINI_BASE_URL", "GOOGLE_VERTEX_BASE_URL"],
+        default_endpoints: &[
+            "https://generativelanguage.googleapis.com",
+            "https://cloudcode-pa.googleapis.com",
+            "https://oauth2.googleapis.com",
+        ],
     },
 };
 

@@ -3,7 +3,7 @@
 //! ([`preflight`]) and listed by `omk doctor`.
 //!
 //! Each client's program is its usual name on `PATH`, or the command line in
-//! `OMK_KIMI`, `OMK_KIMI_WIRE`, `OMK_CLAUDE` or `OMK_CODEX` (e.g.
+//! `OMK_KIMI`, `OMK_KIMI_WIRE`, `OMK_CLAUDE`, `OMK_CODEX` or `OMK_GEMINI` (e.g.
 //! `OMK_KIMI="/opt/node22/bin/node /opt/kimi/dist/main.mjs"`); `--command`
 //! on `omk goal run` overrides both. Credentials are looked for, not tried:
 //! a key the server refuses fails the first task with the server's words.
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::clients::{CLAUDE, CODEX, Client, KIMI, KIMI_WIRE};
+use super::clients::{CLAUDE, CODEX, Client, GEMINI, KIMI, KIMI_WIRE};
 use super::{AgentError, AgentSpec, kimi};
 
 /// One client's state.
@@ -105,7 +105,7 @@ pub fn check(client: &Client, explicit: Option<&str>) -> Check {
 
 /// Every client.
 pub fn check_all() -> Vec<Check> {
-    [KIMI, KIMI_WIRE, CLAUDE, CODEX]
+    [KIMI, KIMI_WIRE, CLAUDE, CODEX, GEMINI]
         .iter()
         .map(|c| check(c, None))
         .collect()
@@ -279,6 +279,28 @@ fn credentials(agent: &str) -> Result<String, String> {
                 }
             }
             Err("log in with `codex login`, or set OPENAI_API_KEY".into())
+        }
+        "gemini" => {
+            for v in [
+                "GEMINI_API_KEY",
+                "GOOGLE_API_KEY",
+                "GOOGLE_GENAI_USE_VERTEXAI",
+            ] {
+                if set(v) {
+                    return Ok(v.into());
+                }
+            }
+            let dir = std::env::var_os("GEMINI_CLI_HOME")
+                .map(PathBuf::from)
+                .or_else(home)
+                .map(|h| h.join(".gemini"));
+            if let Some(f) = dir
+                .map(|d| d.join("oauth_creds.json"))
+                .filter(|f| f.exists())
+            {
+                return Ok(f.display().to_string());
+            }
+            Err("log in with `gemini` (Sign in with Google), or set GEMINI_API_KEY".into())
         }
         _ => Ok("not needed".into()),
     }

@@ -33,12 +33,19 @@ impl Step {
     /// client's own tool.
     pub fn mcp(name: &str, arguments: &serde_json::Value) -> Option<Step> {
         let (server, tool) = name.strip_prefix("mcp__")?.split_once("__")?;
+        Step::tool_call(server, tool, arguments)
+    }
+
+    /// The call of `tool` of MCP server `server` with `arguments`, named
+    /// as clients name it (`mcp__<server>__<tool>`); `None` when either
+    /// name is empty.
+    pub fn tool_call(server: &str, tool: &str, arguments: &serde_json::Value) -> Option<Step> {
         if server.is_empty() || tool.is_empty() {
             return None;
         }
         Some(Step {
             kind: ActionKind::CallTool,
-            target: name.to_owned(),
+            target: format!("mcp__{server}__{tool}"),
             tool: Some(ToolCall {
                 server: server.to_owned(),
                 tool: tool.to_owned(),

@@ -22,6 +22,8 @@ pub enum ClientArg {
     Codex,
     /// The Kimi CLI (`[[hooks]]` in its `config.toml`, `PreToolUse`).
     Kimi,
+    /// The Gemini CLI (`.gemini/settings.json`, `BeforeTool`).
+    Gemini,
 }
 
 impl From<ClientArg> for Client {
@@ -30,6 +32,7 @@ impl From<ClientArg> for Client {
             ClientArg::Claude => Client::Claude,
             ClientArg::Codex => Client::Codex,
             ClientArg::Kimi => Client::Kimi,
+            ClientArg::Gemini => Client::Gemini,
         }
     }
 }
@@ -229,7 +232,7 @@ fn run_client(a: RunArgs) -> Result<Outcome> {
     let Some(client) = a.client.map(Client::from).or(named) else {
         return Err(omk::error::Help {
             message: format!("cannot tell which client `{program}` is"),
-            help: "say it with `--client claude|codex|kimi`".into(),
+            help: "say it with `--client claude|codex|kimi|gemini`".into(),
         }
         .into());
     };
@@ -259,17 +262,20 @@ fn run_client(a: RunArgs) -> Result<Outcome> {
         let confined = guard::confine::prepare(client, &root, &config, &omk, program).await?;
         let Some(run) = confined else {
             // `[sandbox] mode = "off"`: the hook only.
-            let one = install::one_run(client, &omk, None, None)?;
+            let one = install::one_run(client, &omk, &root, None, None)?;
             let child = std::process::Command::new(program)
                 .args(&one.args)
                 .args(args)
+                .envs(one.env.iter().map(|(k, v)| (k, v)))
                 .spawn();
             let status = wait_for(child, program)?;
             drop(one);
             exit_as(status);
         };
         let mut cmd = tokio::process::Command::new(program);
-        cmd.args(&run.hook.args).args(args);
+        cmd.args(&run.hook.args)
+            .args(args)
+            .envs(run.hook.env.iter().map(|(k, v)| (k, v)));
         let mut child = run
             .confinement
             .spawn(&mut cmd)

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::Client;
-use super::install::{InstallError, OneRun, one_run};
+use super::install::{Confined, InstallError, OneRun, one_run};
 use super::judge::Judge;
 use crate::gates::GatesConfig;
 use crate::sandbox::proxy::{HostsOnly, Proxy};
@@ -84,6 +84,7 @@ fn state(client: Client) -> crate::sandbox::ClientState {
         Client::Claude => clients::CLAUDE.state,
         Client::Codex => clients::CODEX.state,
         Client::Kimi => clients::KIMI_WIRE.state,
+        Client::Gemini => clients::GEMINI.state,
     }
 }
 
@@ -187,7 +188,11 @@ pub async fn prepare(
     };
     let prepared = Confinement::prepare(&profile).and_then(|confinement| {
         let handed = confinement.handed_dir().map(Path::to_owned);
-        one_run(client, omk, Some(judge.addr()), handed.as_deref())
+        let confined = handed.as_deref().map(|handed| Confined {
+            handed,
+            home: &profile.home,
+        });
+        one_run(client, omk, root, Some(judge.addr()), confined)
             .map(|hook| (confinement, hook))
             .map_err(|e| SandboxError { message: e.message })
     });

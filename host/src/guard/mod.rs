@@ -1,7 +1,7 @@
 //! Guard mode: the project's gates judge the agents people run by hand.
 //!
-//! Claude Code, Codex and the Kimi CLI each ask a command before a tool
-//! runs (a `PreToolUse` hook). `omk guard install` puts `omk hook
+//! Claude Code, Codex, the Kimi CLI and the Gemini CLI each ask a command
+//! before a tool runs (a `PreToolUse` or `BeforeTool` hook). `omk guard install` puts `omk hook
 //! <client>` there; each call of it:
 //!
 //! 1. reads the client's event on stdin and turns the tool call into gate
@@ -14,7 +14,7 @@
 //!    project);
 //! 3. records the call in the session's own hash-chained log, a goal
 //!    ([`record`]), so it replays, verifies and reports as goals do;
-//! 4. answers as all three clients read it: exit 0 to go on, exit 2 with
+//! 4. answers as every client reads it: exit 0 to go on, exit 2 with
 //!    the gate's reason on stderr, which the model sees.
 //!
 //! `omk guard run` gives a client the hook for one run only
@@ -49,11 +49,13 @@ pub enum Client {
     Codex,
     /// The Kimi CLI (`[[hooks]]` in its `config.toml`, `PreToolUse`).
     Kimi,
+    /// The Gemini CLI (`.gemini/settings.json`, `BeforeTool`).
+    Gemini,
 }
 
 impl Client {
     /// Every client, in the order commands list them.
-    pub const ALL: [Client; 3] = [Client::Claude, Client::Codex, Client::Kimi];
+    pub const ALL: [Client; 4] = [Client::Claude, Client::Codex, Client::Kimi, Client::Gemini];
 
     /// The client called `name` (its program's or command's name).
     pub fn from_name(name: &str) -> Option<Client> {
@@ -66,6 +68,16 @@ impl Client {
             Client::Claude => "claude",
             Client::Codex => "codex",
             Client::Kimi => "kimi",
+            Client::Gemini => "gemini",
+        }
+    }
+
+    /// The hook event omk answers for the client: the one it sends
+    /// before a tool runs.
+    pub fn event(self) -> &'static str {
+        match self {
+            Client::Gemini => "BeforeTool",
+            _ => "PreToolUse",
         }
     }
 }

@@ -27,6 +27,9 @@ const DEVICES_RO: [&str; 2] = ["/dev/random", "/dev/urandom"];
 pub struct ClientState {
     /// The variable naming its state folder, if it has one (`CODEX_HOME`).
     pub dir_env: Option<&'static str>,
+    /// The variable naming the home its state folder is in, when it reads
+    /// one instead of `HOME` (the Gemini CLI's `GEMINI_CLI_HOME`).
+    pub home_env: Option<&'static str>,
     /// Its state folder under the home otherwise (`.codex`); empty for none.
     pub home_dir: &'static str,
     /// Files (or folders) of that folder copied in: settings, credentials.
@@ -235,6 +238,11 @@ impl Profile {
                 .dir_env
                 .and_then(var)
                 .map(PathBuf::from)
+                .or_else(|| {
+                    c.home_env
+                        .and_then(var)
+                        .map(|h| PathBuf::from(h).join(c.home_dir))
+                })
                 .or_else(|| user_home.as_ref().map(|h| h.join(c.home_dir)));
             let to = home.join(c.home_dir);
             std::fs::create_dir_all(&to).map_err(|e| err("create", &to, e))?;
@@ -252,6 +260,9 @@ impl Profile {
             }
             if let Some(v) = c.dir_env {
                 env.push((v.into(), to.display().to_string()));
+            }
+            if let Some(v) = c.home_env {
+                env.push((v.into(), home.display().to_string()));
             }
         }
         if let Some(h) = &user_home {

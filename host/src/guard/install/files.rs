@@ -1,6 +1,6 @@
 //! Reading and changing the clients' hook files: JSON settings (Claude
-//! Code, Codex) and the Kimi CLI's TOML config, keeping everything that is
-//! not omk's.
+//! Code, Codex, the Gemini CLI) and the Kimi CLI's TOML config, keeping
+//! everything that is not omk's.
 
 use std::path::Path;
 
@@ -29,14 +29,20 @@ pub(super) fn json_doc(file: &Path, text: Option<&str>) -> Result<Value, Install
     Ok(v)
 }
 
-/// The `PreToolUse` groups of a settings object, made if absent.
-pub(super) fn pre_tool_use<'a>(
+/// The groups of `client`'s event (`PreToolUse`, `BeforeTool`) in a
+/// settings object, made if absent.
+pub(super) fn event_groups<'a>(
     file: &Path,
     doc: &'a mut Value,
+    client: Client,
 ) -> Result<&'a mut Vec<Value>, InstallError> {
     let bad = || {
         error(
-            format!("`{}`: `hooks.PreToolUse` is not a list", file.display()),
+            format!(
+                "`{}`: `hooks.{}` is not a list",
+                file.display(),
+                client.event()
+            ),
             Some("fix the file, then install again"),
         )
     };
@@ -48,11 +54,30 @@ pub(super) fn pre_tool_use<'a>(
     hooks
         .as_object_mut()
         .ok_or_else(bad)?
-        .entry("PreToolUse")
+        .entry(client.event())
         .or_insert_with(|| json!([]))
         .as_array_mut()
         .ok_or_else(bad)
 }
+
+/// omk's group of hooks for `client`, running `command`. Claude matches
+/// every tool with `*`, Codex with no matcher at all; the Gemini CLI with
+/// `*`, its timeout in milliseconds and each hook named.
+pub(super) fn our_group(client: Client, command: &str) -> Value {
+    match client {
+        Client::Claude => json!({"matcher": "*", "hooks": [
+            {"type": "command", "command": command, "timeout": HOOK_TIMEOUT_SECS}]}),
+        Client::Gemini => json!({"matcher": "*", "hooks": [
+            {"name": GEMINI_HOOK_NAME, "type": "command", "command": command,
+             "timeout": HOOK_TIMEOUT_SECS * 1000}]}),
+        _ => json!({"hooks": [
+            {"type": "command", "command": command, "timeout": HOOK_TIMEOUT_SECS}]}),
+    }
+}
+
+/// The name omk's hook goes by in the Gemini CLI's settings (which its
+/// `hooksConfig.disabled` would list).
+pub(super) const GEMINI_HOOK_NAME: &str = "omk";
 
 pub(super) fn group_is_ours(group: &Value, client: Client) -> bool {
     group["hooks"].as_array().is_some_and(|hs| {
@@ -70,18 +95,11 @@ pub(super) fn json_add(
     command: &str,
 ) -> Result<(Option<String>, usize), InstallError> {
     let mut doc = json_doc(file, text)?;
-    let groups = pre_tool_use(file, &mut doc)?;
+    let groups = event_groups(file, &mut doc, client)?;
     if let Some(i) = groups.iter().position(|g| group_is_ours(g, client)) {
         return Ok((None, i));
     }
-    // Claude matches every tool with `*`; Codex with no matcher at all.
-    let group = match client {
-        Client::Claude => json!({"matcher": "*", "hooks": [
-            {"type": "command", "command": command, "timeout": HOOK_TIMEOUT_SECS}]}),
-        _ => json!({"hooks": [
-            {"type": "command", "command": command, "timeout": HOOK_TIMEOUT_SECS}]}),
-    };
-    groups.push(group);
+    groups.push(our_group(client, command));
     let index = groups.len() - 1;
     let text = serde_json::to_string_pretty(&doc).map_err(|e| error(e.to_string(), None))? + "\n";
     Ok((Some(text), index))
@@ -146,7 +164,7 @@ pub(super) fn json_remove(
     client: Client,
 ) -> Result<Option<String>, InstallError> {
     let mut doc = json_doc(file, Some(text))?;
-    let Some(groups) = doc["hooks"]["PreToolUse"].as_array_mut() else {
+    let Some(groups) = doc["hooks"][client.event()].as_array_mut() else {
         return Ok(None);
     };
     let n = groups.len();
@@ -157,7 +175,7 @@ pub(super) fn json_remove(
     if groups.is_empty()
         && let Some(h) = doc["hooks"].as_object_mut()
     {
-        h.remove("PreToolUse");
+        h.remove(client.event());
         if h.is_empty()
             && let Some(d) = doc.as_object_mut()
         {
@@ -203,7 +221,7 @@ pub(super) fn find_command(client: Client, text: &str) -> Option<String> {
             .find(|c| is_ours(c, client));
     }
     let doc: Value = serde_json::from_str(text).ok()?;
-    doc["hooks"]["PreToolUse"]
+    doc["hooks"][client.event()]
         .as_array()?
         .iter()
         .flat_map(|g| g["hooks"].as_array().cloned().unwrap_or_default())

@@ -8,6 +8,10 @@
 //! | Claude Code | `.mcp.json`, and `~/.claude.json`'s `projects."ROOT".mcpServers` | `~/.claude.json`'s `mcpServers` (`$CLAUDE_CONFIG_DIR/.claude.json` when set) |
 //! | Codex | `.codex/config.toml`'s `[mcp_servers]` | `$CODEX_HOME/config.toml`'s `[mcp_servers]` |
 //! | Kimi CLI | none | `$KIMI_SHARE_DIR/mcp.json` (`~/.kimi`) |
+//! | Gemini CLI | `.gemini/settings.json`'s `mcpServers` | `$GEMINI_CLI_HOME/.gemini/settings.json`'s `mcpServers` (`~`) |
+//!
+//! (The Gemini CLI's streamable-HTTP servers are `httpUrl`; its `url` is
+//! the legacy SSE transport unless `"type": "http"`.)
 //!
 //! A server started by a command becomes `omk mcp run --name NAME
 //! --client CLIENT [--project ROOT] -- COMMAND ARGS…`, its other settings
@@ -35,8 +39,14 @@ pub struct ServerFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum At {
     /// A JSON object of servers at these keys (`["mcpServers"]`); `typed`:
-    /// an HTTP server's entry says `"type": "http"` (Claude Code's).
-    Json { keys: Vec<String>, typed: bool },
+    /// an HTTP server's entry says `"type": "http"` (Claude Code's);
+    /// `url_key`: the key of a streamable-HTTP server's URL (the Gemini
+    /// CLI's `httpUrl`, where `url` is SSE).
+    Json {
+        keys: Vec<String>,
+        typed: bool,
+        url_key: &'static str,
+    },
     /// Codex's TOML `[mcp_servers]`.
     Toml,
 }
@@ -77,6 +87,11 @@ pub fn server_files(client: Client, scope: &Scope) -> Result<Vec<ServerFile>, In
         at: At::Json {
             keys: keys.iter().map(|k| (*k).to_owned()).collect(),
             typed: client == Client::Claude,
+            url_key: if client == Client::Gemini {
+                "httpUrl"
+            } else {
+                "url"
+            },
         },
     };
     Ok(match (client, scope) {
@@ -103,6 +118,12 @@ pub fn server_files(client: Client, scope: &Scope) -> Result<Vec<ServerFile>, In
             )]
         }
         (Client::Kimi, Scope::Project(_)) => Vec::new(),
+        (Client::Gemini, Scope::Project(root)) => {
+            vec![json(root.join(".gemini/settings.json"), &["mcpServers"])]
+        }
+        (Client::Gemini, Scope::User) => {
+            vec![json(super::gemini::user_settings()?, &["mcpServers"])]
+        }
     })
 }
 
@@ -216,7 +237,9 @@ pub fn route(
     gateway: &Gateway<'_>,
 ) -> Result<Listed, InstallError> {
     match &file.at {
-        At::Json { keys, .. } => route_json(&file.path, keys, text, Some(gateway)),
+        At::Json { keys, url_key, .. } => {
+            route_json(&file.path, keys, url_key, text, Some(gateway))
+        }
         At::Toml => route_toml(&file.path, text, Some(gateway)),
     }
 }
@@ -224,7 +247,7 @@ pub fn route(
 /// The servers of `file` and whether each is routed, changing nothing.
 pub fn listed(file: &ServerFile, text: Option<&str>) -> Result<Vec<Found>, InstallError> {
     let found = match &file.at {
-        At::Json { keys, .. } => route_json(&file.path, keys, text, None),
+        At::Json { keys, url_key, .. } => route_json(&file.path, keys, url_key, text, None),
         At::Toml => route_toml(&file.path, text, None),
     };
     found.map(|(_, servers)| servers)
@@ -234,7 +257,11 @@ pub fn listed(file: &ServerFile, text: Option<&str>) -> Result<Vec<Found>, Insta
 /// before (`None`: none is routed).
 pub fn unroute(file: &ServerFile, text: &str) -> Result<Option<String>, InstallError> {
     match &file.at {
-        At::Json { keys, typed } => unroute_json(&file.path, keys, *typed, text),
+        At::Json {
+            keys,
+            typed,
+            url_key,
+        } => unroute_json(&file.path, keys, *typed, url_key, text),
         At::Toml => unroute_toml(&file.path, text),
     }
 }
@@ -265,6 +292,7 @@ fn strings(v: &Value) -> Vec<String> {
 fn route_json(
     path: &Path,
     keys: &[String],
+    url_key: &str,
     text: Option<&str>,
     gateway: Option<&Gateway<'_>>,
 ) -> Result<Listed, InstallError> {
@@ -292,7 +320,16 @@ fn route_json(
             continue;
         }
         let kind = obj.get("type").and_then(Value::as_str).unwrap_or_default();
-        let url = obj.get("url").and_then(Value::as_str).map(str::to_owned);
+        // The Gemini CLI's `url` without `"type": "http"` is SSE.
+        let sse_url = url_key != "url" && obj.contains_key("url") && kind != "http";
+        let url = obj
+            .get(url_key)
+            .or_else(|| {
+                obj.get("url")
+                    .filter(|_| url_key != "url" && kind == "http")
+            })
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let secrets = obj
             .get("headers")
             .is_some_and(|h| h.as_object().is_some_and(|m| !m.is_empty()))
@@ -303,6 +340,7 @@ fn route_json(
             (None, None) => None,
         };
         let why = match &start {
+            None if sse_url => cannot_route(name, secrets, true),
             None => Some("it names neither a command nor a URL".to_owned()),
             Some(Start::Url(_)) => cannot_route(name, secrets, kind == "sse"),
             Some(Start::Command(..)) => cannot_route(name, false, false),
@@ -316,6 +354,7 @@ fn route_json(
             continue;
         };
         if matches!(start, Start::Url(_)) {
+            obj.remove(url_key);
             obj.remove("url");
             obj.remove("type");
         }
@@ -337,6 +376,7 @@ fn unroute_json(
     path: &Path,
     keys: &[String],
     typed: bool,
+    url_key: &str,
     text: &str,
 ) -> Result<Option<String>, InstallError> {
     if text.trim().is_empty() {
@@ -366,7 +406,7 @@ fn unroute_json(
                 if typed {
                     obj.insert("type".into(), json!("http"));
                 }
-                obj.insert("url".into(), json!(u));
+                obj.insert(url_key.into(), json!(u));
             }
             None => continue,
         }
@@ -523,6 +563,7 @@ mod tests {
         let f = file(At::Json {
             keys: vec!["mcpServers".into()],
             typed: true,
+            url_key: "url",
         });
         let text = r#"{"mcpServers": {
             "fs": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/p"], "env": {"A": "1"}},
@@ -623,10 +664,47 @@ mod tests {
     }
 
     #[test]
+    fn gemini_servers_over_http_are_http_url_and_its_url_is_sse() {
+        let f = file(At::Json {
+            keys: vec!["mcpServers".into()],
+            typed: false,
+            url_key: "httpUrl",
+        });
+        let text = r#"{"mcpServers": {
+            "web": {"httpUrl": "https://mcp.example.org/mcp", "trust": false},
+            "old": {"url": "https://sse.example.org/sse"},
+            "fs": {"command": "npx", "args": ["-y", "fs"]}
+        }}"#;
+        let (routed, servers) = route(&f, Some(text), &gateway(None)).unwrap();
+        let routed = routed.unwrap();
+        let doc: Value = serde_json::from_str(&routed).unwrap();
+        let web = &doc["mcpServers"]["web"];
+        assert!(web.get("httpUrl").is_none(), "{doc:#}");
+        assert_eq!(web["trust"], false);
+        let args = strings(&web["args"]);
+        assert_eq!(
+            args[args.len() - 2..],
+            ["--url".to_owned(), "https://mcp.example.org/mcp".to_owned()]
+        );
+        let old = servers.iter().find(|s| s.name == "old").unwrap();
+        assert!(
+            !old.routed && old.why_not.as_deref().unwrap().contains("SSE"),
+            "{old:?}"
+        );
+        let back = unroute(&f, &routed).unwrap().unwrap();
+        let (a, b): (Value, Value) = (
+            serde_json::from_str(&back).unwrap(),
+            serde_json::from_str(text).unwrap(),
+        );
+        assert_eq!(a, b);
+    }
+
+    #[test]
     fn files_without_servers_change_nothing() {
         let f = file(At::Json {
             keys: vec!["projects".into(), "/p".into(), "mcpServers".into()],
             typed: true,
+            url_key: "url",
         });
         assert!(route(&f, None, &gateway(None)).unwrap().0.is_none());
         assert!(route(&f, Some("{}"), &gateway(None)).unwrap().0.is_none());

@@ -6,6 +6,7 @@
 //! | Claude Code | `.claude/settings.json` | `$CLAUDE_CONFIG_DIR` or `~/.claude`, `settings.json` |
 //! | Codex | `.codex/hooks.json`, and in `$CODEX_HOME/config.toml` (`~/.codex`) the hook's trust (`[hooks.state]`) and, unless set, the project's (`[projects]`) | `$CODEX_HOME/hooks.json`, and the hook's trust |
 //! | Kimi CLI | none: it reads hooks from its own config only | `$KIMI_SHARE_DIR` or `~/.kimi`, `config.toml` (`[[hooks]]`) |
+//! | Gemini CLI | `.gemini/settings.json` (`hooks.BeforeTool`), and the folder's trust in `trustedFolders.json` (see [`gemini`]) | `$GEMINI_CLI_HOME` or `~`, `.gemini/settings.json` |
 //!
 //! The hook matches every tool. Its command is this omk (by name when the
 //! `omk` on `PATH` is this one, else by its full path) followed by `|| exit
@@ -27,6 +28,7 @@ use super::Client;
 
 mod codex;
 mod files;
+mod gemini;
 pub mod mcp;
 mod one_run;
 mod status;
@@ -34,7 +36,7 @@ mod status;
 pub use codex::codex_hook_hash;
 use codex::{codex_trust, codex_trust_remove};
 use files::{json_add, json_remove, toml_hooks_add, toml_hooks_remove};
-pub use one_run::{OneRun, one_run};
+pub use one_run::{Confined, OneRun, one_run};
 pub use status::{Status, mcp_status, status};
 
 /// How long a client waits for `omk hook` before giving up on it.
@@ -154,6 +156,8 @@ pub fn hooks_file(client: Client, scope: &Scope) -> Result<PathBuf, InstallError
         (Client::Codex, Scope::Project(root)) => root.join(".codex/hooks.json"),
         (Client::Codex, Scope::User) => env_dir("CODEX_HOME", ".codex")?.join("hooks.json"),
         (Client::Kimi, Scope::User) => env_dir("KIMI_SHARE_DIR", ".kimi")?.join("config.toml"),
+        (Client::Gemini, Scope::Project(root)) => root.join(".gemini/settings.json"),
+        (Client::Gemini, Scope::User) => gemini::user_settings()?,
         (Client::Kimi, Scope::Project(_)) => {
             return Err(error(
                 "the Kimi CLI reads hooks from its own config only, not from a project",
@@ -257,8 +261,15 @@ pub fn install(client: Client, scope: &Scope, omk: &Path) -> Result<Vec<Change>,
     let before = read(&file)?;
     let mut changes = Vec::new();
     let (text, group) = match client {
-        Client::Claude | Client::Codex => json_add(&file, before.as_deref(), client, &command)?,
+        Client::Claude | Client::Codex | Client::Gemini => {
+            json_add(&file, before.as_deref(), client, &command)?
+        }
         Client::Kimi => toml_hooks_add(&file, before.as_deref(), &command)?,
+    };
+    // Without its folder's trust the Gemini CLI skips a project's hook.
+    let trusted = match client {
+        Client::Gemini => gemini::trust(scope)?,
+        _ => Vec::new(),
     };
     match &text {
         Some(t) => {
@@ -266,7 +277,7 @@ pub fn install(client: Client, scope: &Scope, omk: &Path) -> Result<Vec<Change>,
             changes.push(Change {
                 file: file.clone(),
                 what: "added",
-                detail: format!("PreToolUse hook `{command}`"),
+                detail: format!("{} hook `{command}`", client.event()),
             });
         }
         None => changes.push(Change {
@@ -278,6 +289,7 @@ pub fn install(client: Client, scope: &Scope, omk: &Path) -> Result<Vec<Change>,
     if client == Client::Codex {
         changes.extend(codex_trust(&file, group, &command, scope)?);
     }
+    changes.extend(trusted);
     changes.extend(route_servers(client, scope, omk)?);
     Ok(changes)
 }
@@ -328,6 +340,9 @@ fn touched(client: Client, scope: &Scope) -> Result<Vec<PathBuf>, InstallError> 
     let mut files = vec![hooks_file(client, scope)?];
     if client == Client::Codex {
         files.push(codex_config()?);
+    }
+    if let (Client::Gemini, Scope::Project(_)) = (client, scope) {
+        files.push(gemini::trusted_folders()?);
     }
     for f in mcp::server_files(client, scope)? {
         if !files.contains(&f.path) {
@@ -419,6 +434,8 @@ fn clean(
         }
     } else if client == Client::Codex && file == codex_config()? {
         codex_trust_remove(file, now, hooks_json, scope, undo_before)?
+    } else if client == Client::Gemini && file == gemini::trusted_folders()? {
+        gemini::trust_remove(file, now, scope, undo_before)?
     } else {
         None
     };

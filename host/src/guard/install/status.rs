@@ -30,7 +30,7 @@ pub struct Status {
 /// and for the user.
 pub fn status(root: &Path) -> Vec<Status> {
     let mut out = Vec::new();
-    for client in [Client::Claude, Client::Codex, Client::Kimi] {
+    for client in Client::ALL {
         for scope in [Scope::Project(root.to_owned()), Scope::User] {
             let Ok(file) = hooks_file(client, &scope) else {
                 continue;
@@ -45,8 +45,10 @@ pub fn status(root: &Path) -> Vec<Status> {
                         "`{program}` does not exist: every tool call will be refused; install again"
                     ));
                 }
-                if client == Client::Codex {
-                    problems.extend(codex_problems(&file, c, &scope));
+                match client {
+                    Client::Codex => problems.extend(codex_problems(&file, c, &scope)),
+                    Client::Gemini => problems.extend(super::gemini::problems(&scope)),
+                    _ => {}
                 }
             }
             let mut warnings = Vec::new();

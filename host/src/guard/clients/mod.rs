@@ -5,11 +5,12 @@
 //! | Claude Code | `session_id`, `cwd`, `tool_name`, `tool_input` | `Write`, `Edit`, `MultiEdit` (`file_path`), `NotebookEdit` (`notebook_path`): write-file; `Bash`: run-command; `WebFetch`: fetch-url; `mcp__SERVER__TOOL`: call-tool; any other: `other` with its name and input |
 //! | Codex | `session_id`, `cwd`, `tool_name`, `tool_input` | `Bash` (`command`): run-command; `apply_patch` (the patch in `command`): write-file or delete-file per `*** Add/Update/Delete File:` and `*** Move to:`; `mcp__SERVER__TOOL`: call-tool; any other: `other` |
 //! | Kimi CLI | `session_id`, `cwd`, `tool_name`, `tool_input` | `WriteFile`, `StrReplaceFile` (`path`): write-file; `Shell`: run-command; `FetchURL`: fetch-url; any other: `other` (its `path`, if any) |
+//! | Gemini CLI | `session_id`, `cwd`, `hook_event_name: BeforeTool`, `tool_name`, `tool_input`, `mcp_context` | see [`gemini`] |
 //!
-//! All three take the same answer: exit 0 with nothing printed lets the
+//! All of them take the same answer: exit 0 with nothing printed lets the
 //! client go on as it would have (its own permission rules still apply);
 //! exit 2 with the reason on stderr blocks the tool call and gives the
-//! model the reason. Any other exit lets the tool run in all three, so
+//! model the reason. Any other exit lets the tool run in every one, so
 //! the installed command ends in `|| exit 2` (see [`super::install`]).
 
 use std::path::PathBuf;
@@ -20,6 +21,8 @@ use serde_json::Value;
 use super::{Client, Reply};
 use crate::agents::Permit;
 use crate::agents::judge::Step;
+
+pub mod gemini;
 
 fn steps(actions: Vec<(ActionKind, String)>) -> Vec<Step> {
     actions.into_iter().map(Step::from).collect()
@@ -52,10 +55,11 @@ pub const DIGEST_FIELD: &str = "omk_definition_digest";
 pub fn call(client: Client, event: &Value) -> Result<Call, String> {
     let field = |k: &str| event[k].as_str().filter(|s| !s.is_empty());
     if let Some(e) = field("hook_event_name")
-        && e != "PreToolUse"
+        && e != client.event()
     {
         return Err(format!(
-            "omk answers `PreToolUse` hooks, and this event is `{e}`: install the hook with `omk guard install {}`",
+            "omk answers `{}` hooks, and this event is `{e}`: install the hook with `omk guard install {}`",
+            client.event(),
             client.name()
         ));
     }
@@ -66,7 +70,16 @@ pub fn call(client: Client, event: &Value) -> Result<Call, String> {
         .ok_or("the hook's event has no `tool_name`")?
         .to_owned();
     let input = &event["tool_input"];
-    let actions = match Step::mcp(&tool, input) {
+    // The Gemini CLI names the server and tool apart (`mcp_context`).
+    let context = &event["mcp_context"];
+    let named = match (
+        context["server_name"].as_str(),
+        context["tool_name"].as_str(),
+    ) {
+        (Some(server), Some(name)) => Step::tool_call(server, name, input),
+        _ => Step::mcp(&tool, input),
+    };
+    let actions = match named {
         Some(mut call) => {
             // omk's MCP gateway says which definition of the tool it saw.
             if let (Some(t), Some(d)) = (&mut call.tool, field(DIGEST_FIELD)) {
@@ -78,6 +91,7 @@ pub fn call(client: Client, event: &Value) -> Result<Call, String> {
             Client::Claude => Ok(vec![claude(&tool, input).into()]),
             Client::Codex => codex(&tool, input).map(steps),
             Client::Kimi => kimi(&tool, input).map(steps),
+            Client::Gemini => gemini::actions(&tool, input).map(steps),
         },
     };
     Ok(Call {
@@ -93,8 +107,8 @@ pub fn call(client: Client, event: &Value) -> Result<Call, String> {
 /// The answer to a hook call, as every client reads it.
 ///
 /// An ask goes to Claude Code's own prompt (`permissionDecision: "ask"`,
-/// the reason shown to the person); Codex and the Kimi CLI have no prompt
-/// a hook can open, so there it is a refusal whose reason says how to
+/// the reason shown to the person); the other clients have no prompt a
+/// hook can open, so there it is a refusal whose reason says how to
 /// approve.
 pub fn reply(client: Client, permit: &Permit) -> Reply {
     let refused = |reason: &str| Reply {
@@ -251,6 +265,26 @@ mod tests {
         assert_eq!(
             (c.session_id.as_str(), c.cwd, c.tool.as_str()),
             ("s1", Some(PathBuf::from("/p")), "Read")
+        );
+    }
+
+    #[test]
+    fn gemini_sends_before_tool_and_names_mcp_servers_apart() {
+        let mut e = event("mcp_db_query", json!({"sql": "drop"}));
+        e["hook_event_name"] = json!("BeforeTool");
+        e["mcp_context"] =
+            json!({"server_name": "db", "tool_name": "query", "command": "db-server"});
+        let steps = call(Client::Gemini, &e).unwrap().actions.unwrap();
+        assert_eq!(
+            (steps[0].kind, steps[0].target.as_str()),
+            (ActionKind::CallTool, "mcp__db__query")
+        );
+        assert_eq!(steps[0].tool.as_ref().unwrap().server, "db");
+        // Its own event name only.
+        assert!(
+            call(Client::Gemini, &event("write_file", json!({})))
+                .unwrap_err()
+                .contains("`BeforeTool`")
         );
     }
 
