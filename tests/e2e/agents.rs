@@ -6,6 +6,7 @@
 //! file never reaches the disk; no traffic leaves the machine.
 
 use std::ffi::OsString;
+use std::process::Command;
 
 use serde_json::{Value, json};
 
@@ -400,24 +401,34 @@ pub fn claude_env(port: u16) -> Vec<(&'static str, OsString)> {
 }
 
 #[test]
-fn doctor_finds_the_gemini_cli_and_its_key() {
+fn doctor_finds_the_gemini_cli_and_opencode() {
     let omk = Omk::new();
+    // What `omk doctor --json` says of `agent`, run as `program` in `env`.
+    let doctor = |agent: &str, program: &str, mut env: Vec<(&'static str, OsString)>| {
+        env.push((
+            if agent == "gemini" {
+                "OMK_GEMINI"
+            } else {
+                "OMK_OPENCODE"
+            },
+            os(program),
+        ));
+        let envs: Vec<(&str, &std::ffi::OsStr)> =
+            env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+        let doctor = omk.run_env(&["doctor", "--json"], &envs);
+        doctor.code(0);
+        doctor.json()["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["agent"] == agent)
+            .cloned()
+            .unwrap()
+    };
     let Some((program, env)) = gemini_env(&omk) else {
         return;
     };
-    let mut env: Vec<(&str, OsString)> = env;
-    env.push(("OMK_GEMINI", os(&program)));
-    let envs: Vec<(&str, &std::ffi::OsStr)> =
-        env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
-    let doctor = omk.run_env(&["doctor", "--json"], &envs);
-    doctor.code(0);
-    let gemini = doctor.json()["agents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["agent"] == "gemini")
-        .cloned()
-        .unwrap();
+    let gemini = doctor("gemini", &program, env);
     assert_eq!(
         (&gemini["usable"], &gemini["version"]),
         (&json!(true), &json!("0.61.0")),
@@ -430,6 +441,56 @@ fn doctor_finds_the_gemini_cli_and_its_key() {
             .contains("GEMINI_API_KEY"),
         "{gemini}"
     );
+    let Some((program, env)) = opencode_env(&omk, 9) else {
+        return;
+    };
+    let opencode = doctor("opencode", &program, env);
+    assert_eq!(
+        (&opencode["usable"], &opencode["version"]),
+        (&json!(true), &json!("1.18.33")),
+        "{opencode}"
+    );
+}
+
+/// OpenCode with its user configuration as a first run online leaves it
+/// (the plugin library it installs, from `tests/agent-clients.txt`'s
+/// `opencode-plugin`, so that it does not spend a minute trying npm from
+/// inside a sandbox), a provider on the fake chat-completions server on
+/// `port` in `OPENCODE_CONFIG_CONTENT`, and no model list or updates
+/// fetched.
+pub fn opencode_env(omk: &Omk, port: u16) -> Option<(String, Vec<(&'static str, OsString)>)> {
+    let program = clients::installed("opencode")?;
+    let library = clients::installed("opencode-plugin")?;
+    let library = library.ancestors().nth(4).unwrap().to_path_buf();
+    let config = omk.root().join(".config/opencode");
+    std::fs::create_dir_all(&config).unwrap();
+    for f in ["package.json", "package-lock.json"] {
+        std::fs::copy(library.join(f), config.join(f)).unwrap();
+    }
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(library.join("node_modules"))
+        .arg(&config)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let content = json!({
+        "provider": {"fake": {"npm": "@ai-sdk/openai-compatible",
+            "options": {"baseURL": format!("http://127.0.0.1:{port}/v1"), "apiKey": crate::support::REAL_KEY},
+            "models": {"fake-model": {"tool_call": true}}}},
+        "model": "fake/fake-model",
+        "autoupdate": false,
+    });
+    Some((
+        program.display().to_string(),
+        vec![
+            ("OPENCODE_CONFIG_CONTENT", os(content.to_string())),
+            ("OPENCODE_DISABLE_MODELS_FETCH", os("1")),
+            ("OPENCODE_DISABLE_AUTOUPDATE", os("1")),
+            // OpenCode takes its project from `PWD`, as a shell sets it.
+            ("PWD", os(omk.project())),
+        ],
+    ))
 }
 
 /// The Gemini CLI as `npm install -g` leaves it — a `gemini` that links

@@ -691,6 +691,33 @@ pub(crate) fn gemini_with(omk: &Omk, script: &Value) -> Option<Hand> {
     })
 }
 
+/// OpenCode's `run`, which asks no one about its tools.
+fn opencode(omk: &Omk) -> Option<Hand> {
+    let script = turns(
+        |p| json!({"name": "write", "arguments": {"filePath": p, "content": "hello\n"}}),
+        json!({"name": "bash", "arguments": {"command": COMMAND, "description": "make it"}}),
+        Some(json!({"name": "read", "arguments": {"filePath": SECRET}})),
+        json!({"prompt_tokens": 100, "completion_tokens": 20}),
+    );
+    opencode_with(omk, &script)
+}
+
+/// [`opencode`], its model server playing `script`.
+pub(crate) fn opencode_with(omk: &Omk, script: &Value) -> Option<Hand> {
+    let fake = FakeModel::start("fake_openai_chat", omk.root(), script, &[]);
+    let (program, env) = crate::agents::opencode_env(omk, fake.port)?;
+    Some(Hand {
+        name: "opencode",
+        fake,
+        program,
+        args: vec!["run", "--format", "json", "write the notes"],
+        env,
+        install: &[],
+        config: omk.project().join(".opencode/plugins/omk-guard.js"),
+        reads: script["turns"].to_string().contains(SECRET),
+    })
+}
+
 /// Runs `client` by hand in a fresh guarded project, hooked `how`.
 fn guarded(client: fn(&Omk) -> Option<Hand>, how: Hooked) {
     let omk = Omk::new();
@@ -725,6 +752,12 @@ fn the_gemini_cli_run_by_hand_is_guarded() {
 }
 
 #[test]
+fn opencode_run_by_hand_is_guarded() {
+    guarded(opencode, Hooked::Installed);
+    guarded(opencode, Hooked::ForOneRun);
+}
+
+#[test]
 fn a_client_under_guard_run_cannot_write_outside_the_project() {
     confined_command_stays_inside(
         "claude",
@@ -737,6 +770,12 @@ fn a_client_under_guard_run_cannot_write_outside_the_project() {
         gemini_with,
         |c| json!({"name": "run_shell_command", "arguments": {"command": c}}),
         &["--skip-trust"],
+    );
+    confined_command_stays_inside(
+        "opencode",
+        opencode_with,
+        |c| json!({"name": "bash", "arguments": {"command": c, "description": "run it"}}),
+        &[],
     );
 }
 

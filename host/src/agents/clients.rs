@@ -140,6 +140,38 @@ pub const GEMINI: Client = Client {
         ],
     },
 };
+pub const OPENCODE: Client = Client {
+    agent: "opencode",
+    program: "opencode",
+    env: "OMK_OPENCODE",
+    install: "install it (`npm install -g opencode-ai`)",
+    update: "npm install -g opencode-ai@latest",
+    min_version: (1, 18, 0),
+    not_from: &[],
+    state: ClientState {
+        dir_env: None,
+        home_env: None,
+        home_dir: ".config/opencode",
+        // Its plugin library too: without it OpenCode spends a minute
+        // trying to install it from npm, which a confined run cannot reach.
+        files: &[
+            "opencode.json",
+            "opencode.jsonc",
+            "config.json",
+            "plugins",
+            "package.json",
+            "package-lock.json",
+            "node_modules",
+        ],
+        home_files: &[".local/share/opencode/auth.json"],
+        endpoint_env: &["OPENCODE_CONFIG_CONTENT"],
+        default_endpoints: &[
+            "https://opencode.ai",
+            "https://api.anthropic.com",
+            "https://api.openai.com",
+        ],
+    },
+};
 
 impl Client {
     /// The command line to run: `explicit`, else `$OMK_…`, else the program.

@@ -3,7 +3,7 @@
 //! ([`preflight`]) and listed by `omk doctor`.
 //!
 //! Each client's program is its usual name on `PATH`, or the command line in
-//! `OMK_KIMI`, `OMK_KIMI_WIRE`, `OMK_CLAUDE`, `OMK_CODEX` or `OMK_GEMINI` (e.g.
+//! `OMK_KIMI`, `OMK_KIMI_WIRE`, `OMK_CLAUDE`, `OMK_CODEX`, `OMK_GEMINI` or `OMK_OPENCODE` (e.g.
 //! `OMK_KIMI="/opt/node22/bin/node /opt/kimi/dist/main.mjs"`); `--command`
 //! on `omk goal run` overrides both. Credentials are looked for, not tried:
 //! a key the server refuses fails the first task with the server's words.
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::clients::{CLAUDE, CODEX, Client, GEMINI, KIMI, KIMI_WIRE};
+use super::clients::{CLAUDE, CODEX, Client, GEMINI, KIMI, KIMI_WIRE, OPENCODE};
 use super::{AgentError, AgentSpec, kimi};
 
 /// One client's state.
@@ -105,7 +105,7 @@ pub fn check(client: &Client, explicit: Option<&str>) -> Check {
 
 /// Every client.
 pub fn check_all() -> Vec<Check> {
-    [KIMI, KIMI_WIRE, CLAUDE, CODEX, GEMINI]
+    [KIMI, KIMI_WIRE, CLAUDE, CODEX, GEMINI, OPENCODE]
         .iter()
         .map(|c| check(c, None))
         .collect()
@@ -301,6 +301,34 @@ fn credentials(agent: &str) -> Result<String, String> {
                 return Ok(f.display().to_string());
             }
             Err("log in with `gemini` (Sign in with Google), or set GEMINI_API_KEY".into())
+        }
+        "opencode" => {
+            // A provider in the configuration the variable holds, or keys
+            // OpenCode stored at `/connect`, or a provider's own variable.
+            if std::env::var("OPENCODE_CONFIG_CONTENT")
+                .ok()
+                .and_then(|c| serde_json::from_str::<serde_json::Value>(&c).ok())
+                .is_some_and(|c| c["provider"].is_object())
+            {
+                return Ok("a provider in OPENCODE_CONFIG_CONTENT".into());
+            }
+            if let Some(f) = home()
+                .map(|h| h.join(".local/share/opencode/auth.json"))
+                .filter(|f| f.exists())
+            {
+                return Ok(f.display().to_string());
+            }
+            for v in [
+                "ANTHROPIC_API_KEY",
+                "OPENAI_API_KEY",
+                "OPENCODE_API_KEY",
+                "GEMINI_API_KEY",
+            ] {
+                if set(v) {
+                    return Ok(v.into());
+                }
+            }
+            Err("log in with `opencode auth login`, or set a provider's key (ANTHROPIC_API_KEY, OPENAI_API_KEY, …)".into())
         }
         _ => Ok("not needed".into()),
     }

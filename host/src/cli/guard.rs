@@ -24,6 +24,9 @@ pub enum ClientArg {
     Kimi,
     /// The Gemini CLI (`.gemini/settings.json`, `BeforeTool`).
     Gemini,
+    /// OpenCode (a plugin in `.opencode/plugins/`, `tool.execute.before`).
+    #[value(name = "opencode")]
+    OpenCode,
 }
 
 impl From<ClientArg> for Client {
@@ -33,6 +36,7 @@ impl From<ClientArg> for Client {
             ClientArg::Codex => Client::Codex,
             ClientArg::Kimi => Client::Kimi,
             ClientArg::Gemini => Client::Gemini,
+            ClientArg::OpenCode => Client::OpenCode,
         }
     }
 }
@@ -232,7 +236,7 @@ fn run_client(a: RunArgs) -> Result<Outcome> {
     let Some(client) = a.client.map(Client::from).or(named) else {
         return Err(omk::error::Help {
             message: format!("cannot tell which client `{program}` is"),
-            help: "say it with `--client claude|codex|kimi|gemini`".into(),
+            help: "say it with `--client claude|codex|kimi|gemini|opencode`".into(),
         }
         .into());
     };
@@ -254,6 +258,9 @@ fn run_client(a: RunArgs) -> Result<Outcome> {
         exit_as(status);
     }
     let config = omk::gates::GatesConfig::for_project(&root)?;
+    // Some clients (OpenCode) take their folder from `PWD`: the one omk
+    // runs in, whoever started it.
+    let here = std::env::current_dir().ok();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -264,6 +271,7 @@ fn run_client(a: RunArgs) -> Result<Outcome> {
             // `[sandbox] mode = "off"`: the hook only.
             let one = install::one_run(client, &omk, &root, None, None)?;
             let child = std::process::Command::new(program)
+                .envs(here.iter().map(|d| ("PWD", d)))
                 .args(&one.args)
                 .args(args)
                 .envs(one.env.iter().map(|(k, v)| (k, v)))
@@ -273,7 +281,8 @@ fn run_client(a: RunArgs) -> Result<Outcome> {
             exit_as(status);
         };
         let mut cmd = tokio::process::Command::new(program);
-        cmd.args(&run.hook.args)
+        cmd.envs(here.iter().map(|d| ("PWD", d)))
+            .args(&run.hook.args)
             .args(args)
             .envs(run.hook.env.iter().map(|(k, v)| (k, v)));
         let mut child = run

@@ -85,6 +85,7 @@ fn state(client: Client) -> crate::sandbox::ClientState {
         Client::Codex => clients::CODEX.state,
         Client::Kimi => clients::KIMI_WIRE.state,
         Client::Gemini => clients::GEMINI.state,
+        Client::OpenCode => clients::OPENCODE.state,
     }
 }
 

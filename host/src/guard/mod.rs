@@ -1,7 +1,8 @@
 //! Guard mode: the project's gates judge the agents people run by hand.
 //!
 //! Claude Code, Codex, the Kimi CLI and the Gemini CLI each ask a command
-//! before a tool runs (a `PreToolUse` or `BeforeTool` hook). `omk guard install` puts `omk hook
+//! before a tool runs (a `PreToolUse` or `BeforeTool` hook); OpenCode asks
+//! a plugin omk writes, which runs the same command. `omk guard install` puts `omk hook
 //! <client>` there; each call of it:
 //!
 //! 1. reads the client's event on stdin and turns the tool call into gate
@@ -51,11 +52,19 @@ pub enum Client {
     Kimi,
     /// The Gemini CLI (`.gemini/settings.json`, `BeforeTool`).
     Gemini,
+    /// OpenCode (a plugin omk writes, `tool.execute.before`).
+    OpenCode,
 }
 
 impl Client {
     /// Every client, in the order commands list them.
-    pub const ALL: [Client; 4] = [Client::Claude, Client::Codex, Client::Kimi, Client::Gemini];
+    pub const ALL: [Client; 5] = [
+        Client::Claude,
+        Client::Codex,
+        Client::Kimi,
+        Client::Gemini,
+        Client::OpenCode,
+    ];
 
     /// The client called `name` (its program's or command's name).
     pub fn from_name(name: &str) -> Option<Client> {
@@ -69,6 +78,7 @@ impl Client {
             Client::Codex => "codex",
             Client::Kimi => "kimi",
             Client::Gemini => "gemini",
+            Client::OpenCode => "opencode",
         }
     }
 
@@ -77,6 +87,7 @@ impl Client {
     pub fn event(self) -> &'static str {
         match self {
             Client::Gemini => "BeforeTool",
+            Client::OpenCode => "tool.execute.before",
             _ => "PreToolUse",
         }
     }

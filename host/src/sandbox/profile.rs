@@ -36,7 +36,9 @@ pub struct ClientState {
     pub files: &'static [&'static str],
     /// Files of the home itself copied in (`.claude.json`).
     pub home_files: &'static [&'static str],
-    /// Variables naming its model endpoint (`ANTHROPIC_BASE_URL`).
+    /// Variables naming its model endpoint (`ANTHROPIC_BASE_URL`), or
+    /// holding a JSON configuration whose `base_url`, `baseUrl` or
+    /// `baseURL` fields do.
     pub endpoint_env: &'static [&'static str],
     /// Its endpoints when neither a variable nor its settings name one.
     pub default_endpoints: &'static [&'static str],
@@ -254,7 +256,10 @@ impl Profile {
                         if let Ok(text) = std::fs::read_to_string(&src) {
                             config_texts.push(text);
                         }
-                        copies.push((to.join(f), format!("{}/{f}", c.home_dir)));
+                        // A library holds no keys: not for the broker to read.
+                        if *f != "node_modules" {
+                            copies.push((to.join(f), format!("{}/{f}", c.home_dir)));
+                        }
                     }
                 }
             }
@@ -276,7 +281,16 @@ impl Profile {
         }
 
         // Where the client talks to its model.
-        let mut endpoints: Vec<String> = c.endpoint_env.iter().filter_map(|v| var(v)).collect();
+        // A variable holds a URL, or a whole configuration naming some
+        // (OpenCode's `OPENCODE_CONFIG_CONTENT`).
+        let mut endpoints: Vec<String> = Vec::new();
+        for value in c.endpoint_env.iter().filter_map(|v| var(v)) {
+            if value.trim_start().starts_with('{') {
+                endpoints.extend(base_urls(&value));
+            } else {
+                endpoints.push(value);
+            }
+        }
         for text in &config_texts {
             endpoints.extend(base_urls(text));
         }
@@ -495,7 +509,7 @@ pub(super) fn env_var(env: &[(String, String)], k: &str) -> Option<String> {
 /// Every string value of a `base_url` (or `baseUrl`) key in a TOML or
 /// JSON settings file.
 fn base_urls(text: &str) -> Vec<String> {
-    super::secrets::fields(text, &["base_url", "baseUrl"])
+    super::secrets::fields(text, &["base_url", "baseUrl", "baseURL"])
 }
 
 /// The host and port of an `http(s)://host[:port]/…` URL.

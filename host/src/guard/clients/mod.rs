@@ -6,6 +6,7 @@
 //! | Codex | `session_id`, `cwd`, `tool_name`, `tool_input` | `Bash` (`command`): run-command; `apply_patch` (the patch in `command`): write-file or delete-file per `*** Add/Update/Delete File:` and `*** Move to:`; `mcp__SERVER__TOOL`: call-tool; any other: `other` |
 //! | Kimi CLI | `session_id`, `cwd`, `tool_name`, `tool_input` | `WriteFile`, `StrReplaceFile` (`path`): write-file; `Shell`: run-command; `FetchURL`: fetch-url; any other: `other` (its `path`, if any) |
 //! | Gemini CLI | `session_id`, `cwd`, `hook_event_name: BeforeTool`, `tool_name`, `tool_input`, `mcp_context` | see [`gemini`] |
+//! | OpenCode (omk's plugin) | `session_id`, `cwd`, `hook_event_name: tool.execute.before`, `tool_name`, `tool_input`, `tool_use_id`, `mcp_servers` | see [`opencode`] |
 //!
 //! All of them take the same answer: exit 0 with nothing printed lets the
 //! client go on as it would have (its own permission rules still apply);
@@ -23,6 +24,7 @@ use crate::agents::Permit;
 use crate::agents::judge::Step;
 
 pub mod gemini;
+pub mod opencode;
 
 fn steps(actions: Vec<(ActionKind, String)>) -> Vec<Step> {
     actions.into_iter().map(Step::from).collect()
@@ -77,6 +79,8 @@ pub fn call(client: Client, event: &Value) -> Result<Call, String> {
         context["tool_name"].as_str(),
     ) {
         (Some(server), Some(name)) => Step::tool_call(server, name, input),
+        // OpenCode's are `SERVER_TOOL`; its plugin says which servers.
+        _ if client == Client::OpenCode => opencode::mcp_call(&tool, &event["mcp_servers"], input),
         _ => Step::mcp(&tool, input),
     };
     let actions = match named {
@@ -92,6 +96,7 @@ pub fn call(client: Client, event: &Value) -> Result<Call, String> {
             Client::Codex => codex(&tool, input).map(steps),
             Client::Kimi => kimi(&tool, input).map(steps),
             Client::Gemini => gemini::actions(&tool, input).map(steps),
+            Client::OpenCode => opencode::actions(&tool, input).map(steps),
         },
     };
     Ok(Call {
@@ -184,7 +189,7 @@ fn codex(tool: &str, input: &Value) -> Result<Vec<(ActionKind, String)>, String>
 /// The files a Codex patch (`*** Begin Patch` … `*** End Patch`) changes:
 /// added and updated files are writes, deleted ones deletes, and a moved
 /// file is a write of the new path and a delete of the old.
-fn patch_files(patch: &str) -> Vec<(ActionKind, String)> {
+pub(super) fn patch_files(patch: &str) -> Vec<(ActionKind, String)> {
     let mut out: Vec<(ActionKind, String)> = Vec::new();
     let mut current: Option<String> = None;
     for line in patch.lines() {

@@ -211,6 +211,9 @@ pub(super) fn toml_hooks_remove(file: &Path, text: &str) -> Result<Option<String
 }
 
 pub(super) fn find_command(client: Client, text: &str) -> Option<String> {
+    if client == Client::OpenCode {
+        return super::opencode::command_of(text);
+    }
     if client == Client::Kimi {
         let doc: toml_edit::DocumentMut = text.parse().ok()?;
         return doc

@@ -124,6 +124,8 @@ pub fn server_files(client: Client, scope: &Scope) -> Result<Vec<ServerFile>, In
         (Client::Gemini, Scope::User) => {
             vec![json(super::gemini::user_settings()?, &["mcpServers"])]
         }
+        // Not routed yet; the hook judges its MCP tools' calls.
+        (Client::OpenCode, _) => Vec::new(),
     })
 }
 

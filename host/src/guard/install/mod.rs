@@ -7,6 +7,7 @@
 //! | Codex | `.codex/hooks.json`, and in `$CODEX_HOME/config.toml` (`~/.codex`) the hook's trust (`[hooks.state]`) and, unless set, the project's (`[projects]`) | `$CODEX_HOME/hooks.json`, and the hook's trust |
 //! | Kimi CLI | none: it reads hooks from its own config only | `$KIMI_SHARE_DIR` or `~/.kimi`, `config.toml` (`[[hooks]]`) |
 //! | Gemini CLI | `.gemini/settings.json` (`hooks.BeforeTool`), and the folder's trust in `trustedFolders.json` (see [`gemini`]) | `$GEMINI_CLI_HOME` or `~`, `.gemini/settings.json` |
+//! | OpenCode | `.opencode/plugins/omk-guard.js`, a plugin omk writes (see [`opencode`]) | `$XDG_CONFIG_HOME/opencode/plugins/omk-guard.js` (`~/.config`) |
 //!
 //! The hook matches every tool. Its command is this omk (by name when the
 //! `omk` on `PATH` is this one, else by its full path) followed by `|| exit
@@ -31,6 +32,7 @@ mod files;
 mod gemini;
 pub mod mcp;
 mod one_run;
+mod opencode;
 mod status;
 
 pub use codex::codex_hook_hash;
@@ -158,6 +160,7 @@ pub fn hooks_file(client: Client, scope: &Scope) -> Result<PathBuf, InstallError
         (Client::Kimi, Scope::User) => env_dir("KIMI_SHARE_DIR", ".kimi")?.join("config.toml"),
         (Client::Gemini, Scope::Project(root)) => root.join(".gemini/settings.json"),
         (Client::Gemini, Scope::User) => gemini::user_settings()?,
+        (Client::OpenCode, scope) => opencode::plugin_file(scope)?,
         (Client::Kimi, Scope::Project(_)) => {
             return Err(error(
                 "the Kimi CLI reads hooks from its own config only, not from a project",
@@ -265,6 +268,7 @@ pub fn install(client: Client, scope: &Scope, omk: &Path) -> Result<Vec<Change>,
             json_add(&file, before.as_deref(), client, &command)?
         }
         Client::Kimi => toml_hooks_add(&file, before.as_deref(), &command)?,
+        Client::OpenCode => (opencode::add(&file, before.as_deref(), &command)?, 0),
     };
     // Without its folder's trust the Gemini CLI skips a project's hook.
     let trusted = match client {
@@ -386,6 +390,14 @@ pub fn uninstall(client: Client, scope: &Scope) -> Result<Vec<Change>, InstallEr
             (_, Some(now)) => {
                 let cleaned = clean(client, scope, &file, &hooks_json, &now, undo_before)?;
                 match cleaned {
+                    Some(text) if text.is_empty() && client == Client::OpenCode => {
+                        std::fs::remove_file(&file).map_err(io(&file, "remove"))?;
+                        Change {
+                            file: file.clone(),
+                            what: "removed-entries",
+                            detail: "changed since the install: omk's plugin removed".into(),
+                        }
+                    }
                     Some(text) => {
                         crate::atomic::write_keeping_mode(&file, text.as_bytes())
                             .map_err(io(&file, "write"))?;
@@ -430,6 +442,8 @@ fn clean(
     let hooks = if file == hooks_json {
         match client {
             Client::Kimi => toml_hooks_remove(file, now)?,
+            // omk's plugin is a file of its own: all of it goes.
+            Client::OpenCode => opencode::command_of(now).map(|_| String::new()),
             _ => json_remove(file, now, client)?,
         }
     } else if client == Client::Codex && file == codex_config()? {

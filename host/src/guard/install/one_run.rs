@@ -6,6 +6,7 @@
 //! | Claude Code | `--settings '{"hooks": …}'`, merged by Claude with its other settings |
 //! | Codex | `-c hooks.PreToolUse=[…]` and the hook's trust, `-c hooks.state={…}`, for this run's session flags |
 //! | Kimi CLI | `--config-file` naming a private copy of its config with the hook added (it reads one config only), removed after the run |
+//! | OpenCode | `OPENCODE_CONFIG_CONTENT` with omk's plugin (a private file) added to its `plugin` list |
 //! | Gemini CLI | `GEMINI_CLI_HOME` naming a private home whose `.gemini/settings.json` is the user's with the hook added, every other entry of the user's `.gemini/` linked in (confined: the sandbox's private home, its copies); refused when a settings file turns hooks or omk's off |
 //!
 //! (The Gemini CLI skips a system settings file whose folders others may
@@ -122,6 +123,25 @@ pub fn one_run(
             OneRun {
                 args: vec!["--config-file".into(), file.display().to_string()],
                 env: Vec::new(),
+                _files: temp,
+            }
+        }
+        Client::OpenCode => {
+            let problems = super::opencode::problems(&Scope::User);
+            if let Some(p) = problems.first() {
+                return Err(error(p.clone(), Some("unset it, then run again")));
+            }
+            let (folder, temp) = private_folder(dir)?;
+            let file = folder.join("omk-guard.js");
+            crate::atomic::write_private(&file, super::opencode::plugin(&command).as_bytes())
+                .map_err(|e| error(format!("cannot write `{}`: {e}", file.display()), None))?;
+            let current = std::env::var("OPENCODE_CONFIG_CONTENT").ok();
+            OneRun {
+                args: Vec::new(),
+                env: vec![(
+                    "OPENCODE_CONFIG_CONTENT".into(),
+                    super::opencode::config_content(current.as_deref(), &file)?,
+                )],
                 _files: temp,
             }
         }

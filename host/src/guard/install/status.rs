@@ -48,6 +48,7 @@ pub fn status(root: &Path) -> Vec<Status> {
                 match client {
                     Client::Codex => problems.extend(codex_problems(&file, c, &scope)),
                     Client::Gemini => problems.extend(super::gemini::problems(&scope)),
+                    Client::OpenCode => problems.extend(super::opencode::problems(&scope)),
                     _ => {}
                 }
             }
