@@ -352,6 +352,52 @@ fn kimi_code_over_acp_is_gated_live() {
 }
 
 #[test]
+fn the_gemini_cli_over_acp_is_gated_live() {
+    let omk = Omk::new();
+    let Some((program, env)) = gemini_env(&omk) else {
+        return;
+    };
+    let home = omk.project().parent().unwrap().to_path_buf();
+    let fake = FakeModel::start(
+        "fake_gemini",
+        &home,
+        &script(
+            |p, c| json!({"name": "write_file", "arguments": {"file_path": p, "content": c}}),
+            json!({"input_tokens": 100, "output_tokens": 20}),
+        ),
+        &[],
+    );
+    let mut env = env;
+    env.push((
+        "GOOGLE_GEMINI_BASE_URL",
+        os(format!("http://127.0.0.1:{}", fake.port)),
+    ));
+    let (id, run) = run_task(&omk, &["--agent", "gemini", "--command", &program], &env);
+    let events = assert_gated(&omk, &id, &run, "gemini");
+    // ACP's answer to a permission request carries no reason: the Gemini
+    // CLI tells its model the user cancelled the call (the log has why).
+    let told = fake
+        .requests()
+        .iter()
+        .any(|r| r.to_string().contains("was canceled by the user"));
+    assert!(told, "the model was not told the write did not happen");
+    // Each write asks first (session/request_permission), and the allowed
+    // one is written by omk (fs/write_text_file).
+    let channels: Vec<&str> = of_kind(&events, "agent_action")
+        .into_iter()
+        .filter(|e| e["payload"]["action"]["kind"] == "write_file")
+        .filter_map(|e| e["payload"]["action"]["detail"].as_str())
+        .collect();
+    assert!(
+        channels
+            .iter()
+            .any(|d| d.starts_with("session/request_permission"))
+            && channels.contains(&"fs/write_text_file"),
+        "{channels:?}"
+    );
+}
+
+#[test]
 fn claude_code_is_gated_live_through_its_permission_channel() {
     let Some(claude) = clients::claude() else {
         return;

@@ -120,6 +120,7 @@ pub fn preflight(spec: &AgentSpec) -> Result<(), AgentError> {
         },
         AgentSpec::Claude { command } => (CLAUDE, command.as_deref()),
         AgentSpec::Codex { command } => (CODEX, command.as_deref()),
+        AgentSpec::Gemini { command } => (GEMINI, command.as_deref()),
         _ => return Ok(()),
     };
     let c = check(&client, explicit);

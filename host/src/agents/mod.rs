@@ -93,6 +93,12 @@ pub enum AgentSpec {
         #[serde(default)]
         command: Option<String>,
     },
+    /// The Gemini CLI over ACP (`gemini --acp`); `command` replaces
+    /// `gemini`.
+    Gemini {
+        #[serde(default)]
+        command: Option<String>,
+    },
 }
 
 impl AgentSpec {
@@ -176,6 +182,10 @@ impl AgentSpec {
                 no_script()?;
                 AgentSpec::Codex { command }
             }
+            "gemini" => {
+                no_script()?;
+                AgentSpec::Gemini { command }
+            }
             acp if acp == "acp" || acp.starts_with("acp:") => {
                 no_script()?;
                 let inline = acp
@@ -207,7 +217,7 @@ impl AgentSpec {
                 return Err(err(
                     other,
                     format!("there is no agent called `{other}`"),
-                    "the agents are `kimi`, `kimi-print`, `kimi-wire`, `claude`, `codex`, `acp:CMD`, `exec` and `scripted`",
+                    "the agents are `kimi`, `kimi-print`, `kimi-wire`, `claude`, `codex`, `gemini`, `acp:CMD`, `exec` and `scripted`",
                 ));
             }
         }))
@@ -222,6 +232,7 @@ impl AgentSpec {
             AgentSpec::Kimi { mode, .. } => mode.agent_name(),
             AgentSpec::Claude { .. } => "claude",
             AgentSpec::Codex { .. } => "codex",
+            AgentSpec::Gemini { .. } => "gemini",
         }
     }
 }
@@ -250,6 +261,10 @@ pub fn backend(spec: &AgentSpec) -> Result<Box<dyn Backend>, AgentError> {
         AgentSpec::Kimi { mode, command } => kimi::backend(*mode, command.as_deref())?,
         AgentSpec::Claude { command } => Box::new(claude::Claude::new(command.as_deref())?),
         AgentSpec::Codex { command } => Box::new(codex::Codex::new(command.as_deref())?),
+        AgentSpec::Gemini { command } => Box::new(acp::Acp::new(acp::Launch {
+            missing_is_empty: true,
+            ..launch_command("gemini", &clients::GEMINI, command.as_deref(), &["--acp"])
+        })),
     })
 }
 
@@ -278,6 +293,7 @@ pub fn launch_command(
         usage_prompt: None,
         state: client.state,
         command,
+        missing_is_empty: false,
     }
 }
 

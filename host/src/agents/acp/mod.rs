@@ -61,6 +61,11 @@ pub struct Launch {
     pub state: ClientState,
     /// The command line it runs, for the task's sandbox profile.
     pub command: String,
+    /// Answer a read of a file that does not exist with empty text, not
+    /// an error. The Gemini CLI (0.61) checks for the file before each
+    /// write, and its ACP bridge sees an error answer as a plain object it
+    /// cannot tell from other failures, so every new file's write fails.
+    pub missing_is_empty: bool,
 }
 
 /// A prompt asking for the session's token total, and its reader.
@@ -99,6 +104,7 @@ impl Launch {
             env: Vec::new(),
             shown: command.to_owned(),
             usage_prompt: None,
+            missing_is_empty: false,
             state: ClientState::default(),
             command: command.to_owned(),
         })
@@ -180,6 +186,7 @@ pub async fn turn(
         cancelled: false,
         calls: Default::default(),
         active: false,
+        missing_is_empty: launch.missing_is_empty,
     };
     let result = Client
         .v1()

@@ -26,6 +26,15 @@ use crate::agents::judge::Judge;
 use crate::agents::turn::{TurnClock, TurnEnd};
 use crate::agents::{Hooks, files, prompt};
 
+/// The turn's tokens in a prompt answer's `_meta`, where the Gemini CLI
+/// puts them (`quota.token_count`: `input_tokens`, `output_tokens`).
+fn meta_tokens(meta: &serde_json::Map<String, Value>) -> Option<u64> {
+    let count = meta.get("quota")?.get("token_count")?;
+    let n = |k: &str| count.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let total = n("input_tokens").saturating_add(n("output_tokens"));
+    (total > 0).then_some(total)
+}
+
 pub(super) fn stop_name(r: StopReason) -> &'static str {
     match r {
         StopReason::EndTurn => "end_turn",
@@ -58,6 +67,8 @@ pub(super) struct State<'a> {
     /// The agent's message since its last tool call.
     pub message: String,
     pub cancelled: bool,
+    /// A read of a missing file gets empty text ([`super::Launch`]).
+    pub missing_is_empty: bool,
     /// What `session/update` said of each tool call so far, by id: a
     /// permission request may carry less (Kimi sends only a title).
     pub calls: std::collections::HashMap<String, Value>,
@@ -137,6 +148,9 @@ impl<'a> State<'a> {
                             self.turn.status = Some(stop_name(resp.stop_reason).to_owned());
                             if let Some(u) = &resp.usage {
                                 self.turn.tokens = self.turn.tokens.max(u.total_tokens);
+                            }
+                            if let Some(t) = resp.meta.as_ref().and_then(meta_tokens) {
+                                self.turn.tokens = self.turn.tokens.max(t);
                             }
                         }
                         Err(e) => self.turn.error = Some(format!("the prompt failed: {}", describe(&e))),
@@ -240,6 +254,9 @@ impl<'a> State<'a> {
                 match files::read_file(&self.dir, &req.path, req.line, req.limit) {
                     Ok(text) => {
                         let _ = responder.respond(ReadTextFileResponse::new(text));
+                    }
+                    Err(e) if self.missing_is_empty && e.kind() == std::io::ErrorKind::NotFound => {
+                        let _ = responder.respond(ReadTextFileResponse::new(String::new()));
                     }
                     Err(e) => {
                         let code = if e.kind() == std::io::ErrorKind::NotFound {
@@ -527,6 +544,19 @@ fn actions_of(call: &Value) -> Result<Vec<(ActionKind, String)>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gemini_clis_tokens_are_read_from_meta() {
+        let meta = |v: Value| v.as_object().unwrap().clone();
+        assert_eq!(
+            meta_tokens(&meta(
+                json!({"quota": {"token_count": {"input_tokens": 100, "output_tokens": 20}}})
+            )),
+            Some(120)
+        );
+        assert_eq!(meta_tokens(&meta(json!({"quota": {}}))), None);
+        assert_eq!(meta_tokens(&meta(json!({}))), None);
+    }
 
     #[test]
     fn permission_requests_become_actions() {
