@@ -508,18 +508,24 @@ pub fn opencode_env(omk: &Omk, port: u16) -> Option<(String, Vec<(&'static str, 
     let program = clients::installed("opencode")?;
     let library = clients::installed("opencode-plugin")?;
     let library = library.ancestors().nth(4).unwrap().to_path_buf();
-    let config = omk.root().join(".config/opencode");
-    std::fs::create_dir_all(&config).unwrap();
-    for f in ["package.json", "package-lock.json"] {
-        std::fs::copy(library.join(f), config.join(f)).unwrap();
+    // The user's configuration folder, and the project's (where a
+    // project install puts omk's plugin), as OpenCode leaves them.
+    for config in [
+        omk.root().join(".config/opencode"),
+        omk.project().join(".opencode"),
+    ] {
+        std::fs::create_dir_all(&config).unwrap();
+        for f in ["package.json", "package-lock.json"] {
+            std::fs::copy(library.join(f), config.join(f)).unwrap();
+        }
+        let copied = Command::new("cp")
+            .arg("-r")
+            .arg(library.join("node_modules"))
+            .arg(&config)
+            .status()
+            .unwrap();
+        assert!(copied.success());
     }
-    let copied = Command::new("cp")
-        .arg("-r")
-        .arg(library.join("node_modules"))
-        .arg(&config)
-        .status()
-        .unwrap();
-    assert!(copied.success());
     let content = json!({
         "provider": {"fake": {"npm": "@ai-sdk/openai-compatible",
             "options": {"baseURL": format!("http://127.0.0.1:{port}/v1"), "apiKey": crate::support::REAL_KEY},
