@@ -481,7 +481,16 @@ fn fs_turns(omk: &Omk, call: impl Fn(&str, Value) -> Value) -> Value {
 /// told each refusal's reason.
 #[track_caller]
 fn assert_fs_session(omk: &Omk, requests: &str, out: &std::process::Output) {
-    let shown = crate::support::shown(out);
+    // What the client said, and each tool result its model was handed.
+    let results: Vec<String> = requests
+        .match_indices("tool_result")
+        .map(|(i, _)| requests[i..].chars().take(400).collect())
+        .collect();
+    let shown = format!(
+        "{}\n--- tool results the model saw:\n{}",
+        crate::support::shown(out),
+        results.join("\n")
+    );
     assert_eq!(
         std::fs::read_to_string(omk.project().join("src/ok.txt"))
             .ok()
@@ -528,6 +537,10 @@ fn claude_with_mcp(omk: &Omk, config: &Path) -> Option<(String, std::process::Ou
     let fake = FakeModel::start("fake_anthropic", omk.root(), &script, &[]);
     let mut env = crate::agents::claude_env(fake.port);
     env.push(("MCP_TIMEOUT", "60000".into()));
+    // In print mode Claude Code connects its MCP servers in the background
+    // and may send the first request before they are up; the scripted
+    // model calls an MCP tool at once, which would then not be there yet.
+    env.push(("MCP_CONNECTION_NONBLOCKING", "false".into()));
     let out = crate::guard::client(omk, &program, &env)
         .args(["-p", "write the notes", "--mcp-config"])
         .arg(config)
