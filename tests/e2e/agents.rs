@@ -398,6 +398,52 @@ fn the_gemini_cli_over_acp_is_gated_live() {
 }
 
 #[test]
+fn opencode_over_acp_is_gated_live() {
+    let omk = Omk::new();
+    let home = omk.project().parent().unwrap().to_path_buf();
+    let fake = FakeModel::start(
+        "fake_openai_chat",
+        &home,
+        &script(
+            |p, c| json!({"name": "write", "arguments": {"filePath": p, "content": c}}),
+            json!({"prompt_tokens": 100, "completion_tokens": 20}),
+        ),
+        &[],
+    );
+    let Some((program, env)) = opencode_env(&omk, fake.port) else {
+        return;
+    };
+    // A goal's worktree has no `.opencode` of its own: only the user's.
+    std::fs::remove_dir_all(omk.project().join(".opencode")).unwrap();
+    let (id, run) = run_task(&omk, &["--agent", "opencode", "--command", &program], &env);
+    let events = assert_gated(&omk, &id, &run, "opencode");
+    // Each write asked first (session/request_permission).
+    let asked = of_kind(&events, "agent_action").into_iter().any(|e| {
+        e["payload"]["action"]["kind"] == "write_file"
+            && e["payload"]["action"]["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("session/request_permission"))
+    });
+    assert!(asked, "no write asked for permission");
+    // Confined, with the one port it serves itself on.
+    let started = of_kind(&events, "task_started")[0]["payload"]["sandbox"].clone();
+    assert_eq!(started["mode"], "enforce", "{started:#}");
+    let port = started["tcp_serve"].as_u64().expect("a port to serve on");
+    assert!(
+        started["blocked"]
+            .to_string()
+            .contains(&format!("but on port {port}")),
+        "{started:#}"
+    );
+    // The model heard the write was refused.
+    let told = fake
+        .requests()
+        .iter()
+        .any(|r| r.to_string().contains("rejected"));
+    assert!(told, "the model was not told the write did not happen");
+}
+
+#[test]
 fn claude_code_is_gated_live_through_its_permission_channel() {
     let Some(claude) = clients::claude() else {
         return;

@@ -28,7 +28,7 @@ struct Canaries {
     readme: String,
 }
 
-const ATTACKS: [&str; 26] = [
+const ATTACKS: [&str; 28] = [
     "write-outside",
     "write-through-symlink",
     "append-to-checkout",
@@ -37,6 +37,8 @@ const ATTACKS: [&str; 26] = [
     "write-event-log",
     "write-cache",
     "tcp-connect",
+    "tcp-listen",
+    "tcp-listen-port",
     "udp-send",
     "unix-connect",
     "mptcp-connect",
@@ -682,6 +684,29 @@ fn kimi_codes_shell_over_acp_cannot_leave_the_profile() {
     );
     assert_confined(&omk, &id, "attack", "kimi");
     assert_model_got_the_real_key(&fake);
+    canaries.assert_untouched(&omk, &id);
+}
+
+#[test]
+fn opencodes_bash_over_acp_cannot_leave_the_profile() {
+    let omk = Omk::new();
+    let canaries = Canaries::new(&omk);
+    let script = client_script(
+        |c| json!({"name": "bash", "arguments": {"command": c, "description": "run it"}}),
+        "opencode",
+    );
+    let fake = FakeModel::start("fake_openai_chat", omk.root(), &script, &[]);
+    let Some((opencode, env)) = crate::agents::opencode_env(&omk, fake.port) else {
+        return;
+    };
+    let _ = std::fs::remove_dir_all(omk.project().join(".opencode"));
+    let id = client_goal(
+        &omk,
+        &canaries,
+        &["--agent", "opencode", "--command", &opencode],
+        env,
+    );
+    assert_confined(&omk, &id, "attack", "opencode");
     canaries.assert_untouched(&omk, &id);
 }
 

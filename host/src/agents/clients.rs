@@ -44,6 +44,7 @@ pub const KIMI: Client = Client {
         home_files: &[],
         endpoint_env: &["KIMI_MODEL_BASE_URL"],
         default_endpoints: &["https://api.moonshot.ai", "https://api.kimi.com"],
+        serves_itself: false,
     },
 };
 /// The legacy Kimi CLI (Python, 1.x), driven over its wire protocol. Kimi
@@ -63,6 +64,7 @@ pub const KIMI_WIRE: Client = Client {
         home_files: &[],
         endpoint_env: &["KIMI_BASE_URL"],
         default_endpoints: &["https://api.moonshot.ai", "https://api.kimi.com"],
+        serves_itself: false,
     },
     not_from: &[
         (
@@ -91,6 +93,7 @@ pub const CLAUDE: Client = Client {
         home_files: &[".claude.json"],
         endpoint_env: &["ANTHROPIC_BASE_URL"],
         default_endpoints: &["https://api.anthropic.com"],
+        serves_itself: false,
     },
 };
 pub const CODEX: Client = Client {
@@ -109,6 +112,7 @@ pub const CODEX: Client = Client {
         home_files: &[],
         endpoint_env: &["OPENAI_BASE_URL"],
         default_endpoints: &["https://api.openai.com", "https://chatgpt.com"],
+        serves_itself: false,
     },
 };
 pub const GEMINI: Client = Client {
@@ -138,6 +142,7 @@ pub const GEMINI: Client = Client {
             "https://cloudcode-pa.googleapis.com",
             "https://oauth2.googleapis.com",
         ],
+        serves_itself: false,
     },
 };
 pub const OPENCODE: Client = Client {
@@ -170,6 +175,8 @@ pub const OPENCODE: Client = Client {
             "https://api.anthropic.com",
             "https://api.openai.com",
         ],
+        // `opencode acp` is a client of an HTTP server of its own.
+        serves_itself: true,
     },
 };
 
@@ -184,6 +191,21 @@ impl Client {
                     .filter(|s| !s.trim().is_empty())
             })
             .unwrap_or_else(|| self.program.to_owned())
+    }
+}
+
+/// `OPENCODE_CONFIG_CONTENT`'s value `current` (if any) as the JSON object
+/// omk adds to (its plugin, its permission rule): empty when unset.
+pub fn opencode_config(
+    current: Option<&str>,
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    let Some(text) = current.map(str::trim).filter(|c| !c.is_empty()) else {
+        return Ok(serde_json::Map::new());
+    };
+    match serde_json::from_str(text) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(_) => Err("OPENCODE_CONFIG_CONTENT is not a JSON object".into()),
+        Err(e) => Err(format!("OPENCODE_CONFIG_CONTENT is not JSON: {e}")),
     }
 }
 

@@ -121,6 +121,7 @@ pub fn preflight(spec: &AgentSpec) -> Result<(), AgentError> {
         AgentSpec::Claude { command } => (CLAUDE, command.as_deref()),
         AgentSpec::Codex { command } => (CODEX, command.as_deref()),
         AgentSpec::Gemini { command } => (GEMINI, command.as_deref()),
+        AgentSpec::OpenCode { command } => (OPENCODE, command.as_deref()),
         _ => return Ok(()),
     };
     let c = check(&client, explicit);
@@ -306,10 +307,10 @@ fn credentials(agent: &str) -> Result<String, String> {
         "opencode" => {
             // A provider in the configuration the variable holds, or keys
             // OpenCode stored at `/connect`, or a provider's own variable.
-            if std::env::var("OPENCODE_CONFIG_CONTENT")
-                .ok()
-                .and_then(|c| serde_json::from_str::<serde_json::Value>(&c).ok())
-                .is_some_and(|c| c["provider"].is_object())
+            if super::clients::opencode_config(
+                std::env::var("OPENCODE_CONFIG_CONTENT").ok().as_deref(),
+            )
+            .is_ok_and(|c| c.get("provider").is_some_and(serde_json::Value::is_object))
             {
                 return Ok("a provider in OPENCODE_CONFIG_CONTENT".into());
             }

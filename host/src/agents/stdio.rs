@@ -97,8 +97,10 @@ pub fn spawn(
     started: &(dyn Fn(u32) + Send + Sync),
 ) -> Result<Agent, String> {
     let mut cmd = Command::new(program);
+    // `PWD` as a shell would set it: OpenCode takes its folder from it.
     cmd.args(args)
         .current_dir(dir)
+        .env("PWD", dir)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -90,6 +90,9 @@ pub struct TaskProof {
 /// The end of a profile's line: what it hides and which keys it brokers.
 fn extra(p: &Profile) -> String {
     let mut out = String::new();
+    if let Some(port) = p.tcp_serve {
+        out.push_str(&format!("; serves itself on TCP port {port}"));
+    }
     if !p.hidden.is_empty() {
         out.push_str(&format!(
             "; hidden {}{}",

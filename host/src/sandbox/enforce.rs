@@ -52,6 +52,9 @@ pub struct Confinement {
     inner: Option<Arc<Spawner>>,
     env: Vec<(String, String)>,
     handed: Option<std::path::PathBuf>,
+    serve_port: Option<u16>,
+    /// The run's keys, kept out of every variable its processes get.
+    vault: Option<Arc<super::secrets::Vault>>,
 }
 
 /// A request to the confined thread: the command, and where to answer.
@@ -88,6 +91,8 @@ impl Confinement {
             inner: None,
             env: Vec::new(),
             handed: None,
+            serve_port: None,
+            vault: None,
         }
     }
 
@@ -141,6 +146,19 @@ impl Confinement {
             ruleset = ruleset
                 .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
                 .map_err(|x| e(&format!("the rule for TCP port {port}"), x.to_string()))?;
+        }
+        if let Some(port) = profile.tcp_serve {
+            ruleset = ruleset
+                .add_rule(NetPort::new(
+                    port,
+                    AccessNet::BindTcp | AccessNet::ConnectTcp,
+                ))
+                .map_err(|x| {
+                    e(
+                        &format!("the rule for serving on TCP port {port}"),
+                        x.to_string(),
+                    )
+                })?;
         }
         let ruleset: Option<OwnedFd> = ruleset.into();
         let ruleset = ruleset.ok_or_else(|| e("the Landlock ruleset", "not created".into()))?;
@@ -225,6 +243,8 @@ impl Confinement {
             })),
             env: profile.env.clone(),
             handed: Some(profile.handed.clone()),
+            serve_port: profile.tcp_serve,
+            vault: profile.vault.0.clone(),
         })
     }
 
@@ -232,6 +252,37 @@ impl Confinement {
     /// `None` when unconfined (any folder will do).
     pub fn handed_dir(&self) -> Option<&std::path::Path> {
         self.handed.as_deref()
+    }
+
+    /// The TCP port a client that serves itself may listen on; `None`
+    /// when unconfined (any port will do) or for other clients.
+    pub fn serve_port(&self) -> Option<u16> {
+        self.serve_port
+    }
+
+    /// Gives `cmd` every variable it would get that holds a key of the
+    /// run with the key's placeholder instead: a configuration in a
+    /// variable (`OPENCODE_CONFIG_CONTENT`), whoever set or extended it.
+    fn scrub_env(&self, cmd: &mut tokio::process::Command) {
+        let Some(vault) = &self.vault else { return };
+        let set: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)> = cmd
+            .as_std()
+            .get_envs()
+            .map(|(k, v)| (k.to_owned(), v.map(ToOwned::to_owned)))
+            .collect();
+        let inherited = std::env::vars_os()
+            .filter(|(k, _)| !set.iter().any(|(s, _)| s == k))
+            .map(|(k, v)| (k, Some(v)));
+        let all: Vec<_> = set.iter().cloned().chain(inherited).collect();
+        for (key, value) in all {
+            if let Some(clean) = value
+                .as_deref()
+                .and_then(std::ffi::OsStr::to_str)
+                .and_then(|v| vault.scrub_text(v))
+            {
+                cmd.env(key, clean);
+            }
+        }
     }
 
     /// Whether processes started with it are confined.
@@ -254,6 +305,7 @@ impl Confinement {
         cmd: &mut tokio::process::Command,
     ) -> std::io::Result<tokio::process::Child> {
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        self.scrub_env(cmd);
         let Some(spawner) = &self.inner else {
             return cmd.spawn();
         };

@@ -42,6 +42,10 @@ pub struct ClientState {
     pub endpoint_env: &'static [&'static str],
     /// Its endpoints when neither a variable nor its settings name one.
     pub default_endpoints: &'static [&'static str],
+    /// Whether it serves itself over loopback HTTP (`opencode acp` is a
+    /// client of its own server): the profile gives it one TCP port it
+    /// may listen on and connect to ([`Profile::tcp_serve`]).
+    pub serves_itself: bool,
 }
 
 /// What a task's processes may do; see the table in [`super`].
@@ -54,6 +58,11 @@ pub struct Profile {
     pub readable: Vec<PathBuf>,
     /// TCP ports connect may reach (on any address; see README.md).
     pub tcp_connect: Vec<u16>,
+    /// The one TCP port the run may listen on, and connect to, for a
+    /// client that serves itself: free in omk's namespace when the profile
+    /// was made, and in the run's own namespace never relayed anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_serve: Option<u16>,
     /// The egress proxy, `127.0.0.1:PORT`, when there is one.
     pub proxy: Option<String>,
     /// Hosts the proxy lets through (patterns), after the gates agree.
@@ -166,6 +175,7 @@ impl Profile {
             writable: Vec::new(),
             readable: Vec::new(),
             tcp_connect: Vec::new(),
+            tcp_serve: None,
             proxy: None,
             hosts: Vec::new(),
             home: PathBuf::new(),
@@ -345,6 +355,13 @@ impl Profile {
         }
         tcp_connect.sort_unstable();
         tcp_connect.dedup();
+        let tcp_serve = if c.serves_itself {
+            Some(free_port(&tcp_connect).map_err(|e| SandboxError {
+                message: format!("cannot find a free TCP port for the client to serve on: {e}"),
+            })?)
+        } else {
+            None
+        };
         hosts.sort();
         hosts.dedup();
 
@@ -361,6 +378,7 @@ impl Profile {
             env: &inputs.env,
             files: &copies,
             client_endpoints: &client_endpoints,
+            config_vars: c.endpoint_env,
             loopback: network == Network::Namespace,
             remote: proxy.is_some(),
         })
@@ -431,12 +449,13 @@ impl Profile {
             writable: sorted(writable),
             readable: sorted(readable),
             tcp_connect,
+            tcp_serve,
             proxy: proxy.map(|p| p.to_string()),
             hosts,
             home,
             tmp,
             handed,
-            blocked: blocked(inputs.settings.unix_sockets, network),
+            blocked: blocked(inputs.settings.unix_sockets, network, tcp_serve),
             env,
             network,
             network_fallback: netns.err(),
@@ -453,10 +472,27 @@ impl Profile {
     }
 }
 
+/// A TCP port free on 127.0.0.1 now, and none of `taken` (the relayed
+/// ports of the run's namespace).
+fn free_port(taken: &[u16]) -> std::io::Result<u16> {
+    for _ in 0..16 {
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))?
+            .local_addr()?
+            .port();
+        if !taken.contains(&port) {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::other("every port tried is relayed"))
+}
+
 /// What a profile keeps out besides the filesystem, as the proof lists it.
-fn blocked(unix_sockets: bool, network: Network) -> Vec<String> {
+fn blocked(unix_sockets: bool, network: Network, serve: Option<u16>) -> Vec<String> {
     let mut out: Vec<String> = vec![
-        "TCP bind".into(),
+        match serve {
+            Some(port) => format!("TCP bind, but on port {port} (the client serves itself there)"),
+            None => "TCP bind".into(),
+        },
         "every socket but TCP over IPv4/IPv6 (UDP, raw, packet, netlink, MPTCP, SCTP, …)".into(),
     ];
     if !unix_sockets {

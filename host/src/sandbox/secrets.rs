@@ -208,6 +208,9 @@ pub struct Found<'a> {
     pub files: &'a [(PathBuf, String)],
     /// The running client's model endpoints, for keys found in its files.
     pub client_endpoints: &'a [Endpoint],
+    /// Variables that may hold the client's configuration as JSON
+    /// (`OPENCODE_CONFIG_CONTENT`): their key fields are its keys too.
+    pub config_vars: &'a [&'static str],
     /// Whether a loopback endpoint can be brokered (the run has a network
     /// namespace) and whether one elsewhere can (it has the proxy).
     pub loopback: bool,
@@ -313,6 +316,21 @@ impl Vault {
                 env.push((name, p));
             }
         }
+        // Fields of configurations held in variables: the variable is
+        // given with placeholders when the task's processes start
+        // ([`Vault::scrub_text`]).
+        for name in found.config_vars {
+            if let Some(value) = var(name) {
+                for key in fields(&value, SECRET_FIELDS) {
+                    add(
+                        &mut vault,
+                        format!("environment `{name}`"),
+                        key,
+                        found.client_endpoints.to_vec(),
+                    );
+                }
+            }
+        }
         // Fields of the copied files.
         for (path, shown) in found.files {
             for file in files_under(path) {
@@ -402,14 +420,20 @@ impl Vault {
         let Ok(text) = std::fs::read_to_string(file) else {
             return Ok(()); // not text: nothing a key could be in
         };
-        let mut out = text.clone();
+        match self.scrub_text(&text) {
+            Some(out) => crate::atomic::write(file, out.as_bytes()),
+            None => Ok(()),
+        }
+    }
+
+    /// `text` with every key it holds replaced by its placeholder; `None`
+    /// when it holds none.
+    pub fn scrub_text(&self, text: &str) -> Option<String> {
+        let mut out = text.to_owned();
         for s in &self.secrets {
             out = out.replace(&s.value, &s.placeholder);
         }
-        if out != text {
-            crate::atomic::write(file, out.as_bytes())?;
-        }
-        Ok(())
+        (out != text).then_some(out)
     }
 
     /// The run's certificate authority, PEM, when it has one.
@@ -851,6 +875,7 @@ mod tests {
             env: &env,
             files: &files,
             client_endpoints: &client,
+            config_vars: &[],
             loopback: true,
             remote: true,
         })
@@ -881,6 +906,36 @@ mod tests {
     }
 
     #[test]
+    fn a_key_in_a_configuration_variable_is_brokered_and_scrubbed() {
+        let config = r#"{"provider": {"p": {"options": {"baseURL": "http://127.0.0.1:9/v1", "apiKey": "sk-CONFIG-SECRET-0123456789"}}}}"#;
+        let env: Vec<(String, String)> = vec![("CONFIG".into(), config.into())];
+        let client = [Endpoint::of_url("http://127.0.0.1:9/v1").unwrap()];
+        let Collected { vault, records, .. } = Vault::collect(&Found {
+            env: &env,
+            files: &[],
+            client_endpoints: &client,
+            config_vars: &["CONFIG"],
+            loopback: true,
+            remote: true,
+        })
+        .unwrap();
+        assert!(
+            records
+                .iter()
+                .any(|r| r.source == "environment `CONFIG`" && r.brokered),
+            "{records:?}"
+        );
+        // The variable as the task gets it, extended or not.
+        let extended = config.replacen('{', r#"{"permission": "ask", "#, 1);
+        let clean = vault.scrub_text(&extended).unwrap();
+        assert!(
+            !clean.contains("SECRET") && clean.contains("\"permission\""),
+            "{clean}"
+        );
+        assert_eq!(vault.scrub_text("nothing here"), None);
+    }
+
+    #[test]
     fn a_key_that_cannot_be_brokered_is_kept_and_said_so() {
         let env: Vec<(String, String)> = vec![
             ("ANTHROPIC_API_KEY".into(), "sk-ant-KEPT-0123456789".into()),
@@ -894,6 +949,7 @@ mod tests {
             env: &env,
             files: &[],
             client_endpoints: &[],
+            config_vars: &[],
             loopback: false,
             remote: true,
         })
@@ -946,6 +1002,7 @@ mod tests {
             env: &env,
             files: &[],
             client_endpoints: &[],
+            config_vars: &[],
             loopback: true,
             remote: true,
         })

@@ -66,6 +66,11 @@ pub struct Launch {
     /// write, and its ACP bridge sees an error answer as a plain object it
     /// cannot tell from other failures, so every new file's write fails.
     pub missing_is_empty: bool,
+    /// The flag naming the port a client that serves itself listens on
+    /// (`--port`), given the confined run's port
+    /// ([`crate::sandbox::Confinement::serve_port`]); unconfined, the
+    /// client picks one.
+    pub port_flag: Option<&'static str>,
 }
 
 /// A prompt asking for the session's token total, and its reader.
@@ -78,9 +83,13 @@ impl Launch {
     pub fn spawn(&self, place: &Place<'_>, hooks: &dyn Hooks) -> Result<stdio::Agent, String> {
         let mut env = place.env.clone();
         env.extend(self.env.iter().cloned());
+        let mut args = self.args.clone();
+        if let (Some(flag), Some(port)) = (self.port_flag, place.confinement.serve_port()) {
+            args.extend([flag.to_owned(), port.to_string()]);
+        }
         stdio::spawn(
             &self.program,
-            &self.args,
+            &args,
             place.dir,
             &env,
             place.confinement,
@@ -105,6 +114,7 @@ impl Launch {
             shown: command.to_owned(),
             usage_prompt: None,
             missing_is_empty: false,
+            port_flag: None,
             state: ClientState::default(),
             command: command.to_owned(),
         })

@@ -87,19 +87,10 @@ pub(super) fn add(
 /// `OPENCODE_CONFIG_CONTENT` for one run: `current` (the variable's
 /// value, if any) with `plugin` added to its `plugin` list.
 pub(super) fn config_content(current: Option<&str>, plugin: &Path) -> Result<String, InstallError> {
-    let mut doc: Value = match current.map(str::trim).filter(|c| !c.is_empty()) {
-        Some(c) => serde_json::from_str(c).map_err(|e| {
-            error(
-                format!("OPENCODE_CONFIG_CONTENT is not JSON: {e}"),
-                Some("fix or unset the variable; omk adds its plugin to it"),
-            )
-        })?,
-        None => json!({}),
-    };
-    let map = doc.as_object_mut().ok_or_else(|| {
+    let mut map = crate::agents::clients::opencode_config(current).map_err(|e| {
         error(
-            "OPENCODE_CONFIG_CONTENT is not a JSON object",
-            Some("fix or unset the variable"),
+            e,
+            Some("fix or unset the variable; omk adds its plugin to it"),
         )
     })?;
     let list = map.entry("plugin").or_insert_with(|| json!([]));
@@ -110,7 +101,7 @@ pub(super) fn config_content(current: Option<&str>, plugin: &Path) -> Result<Str
         ));
     };
     list.push(json!(format!("file://{}", plugin.display())));
-    Ok(doc.to_string())
+    Ok(Value::Object(map).to_string())
 }
 
 /// What keeps the plugin from loading, from this environment: OpenCode's
