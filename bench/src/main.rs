@@ -15,8 +15,10 @@
 //! cargo run --release -p omk-bench -- --only readers           # one section
 //! ```
 //!
-//! `--only` runs some of the sections that work at scale (`readers`,
-//! `workspaces`, `whole-run`, comma separated) and nothing else; it cannot
+//! `--only` runs some of the sections — the engines table (`engines`,
+//! quick to run), a loop that only makes and drops the std gates'
+//! instances (`instances`, to profile) or those that work at scale (`readers`,
+//! `workspaces`, `whole-run`) — comma separated, and nothing else; it cannot
 //! write the figures file, which needs every section. With `--keep` it
 //! leaves what they made (the long goal's state, the repositories) in
 //! place and says where.
@@ -212,6 +214,11 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
+    // Errors are control flow in a peer engine's interpreter: they do not
+    // capture backtraces here, whatever RUST_BACKTRACE says for panics.
+    // SAFETY: the process has one thread, and nothing reads the
+    // environment concurrently.
+    unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     // First, while this process has one thread: the workspace bench mounts
     // overlays, as `omk goal run` does.
     omk::worktree::overlay::enter();
@@ -228,7 +235,7 @@ fn main() {
         .map(|i| args.get(i + 1).map_or("", String::as_str))
         .map(|s| s.split(',').map(str::to_owned).collect());
     if let Some(only) = &only {
-        let known = ["readers", "workspaces", "whole-run"];
+        let known = ["engines", "instances", "readers", "workspaces", "whole-run"];
         if let Some(bad) = only.iter().find(|o| !known.contains(&o.as_str())) {
             eprintln!(
                 "error: `--only {bad}` names no section\nhelp: one or more of {}, comma separated",
@@ -244,6 +251,12 @@ fn main() {
         }
         let tmp = tempfile::tempdir().expect("temp dir");
         let mut figs = Figures::new(String::new());
+        if only.iter().any(|o| o == "engines") {
+            engines(if quick { 500 } else { 10_000 }, tmp.path(), &mut figs);
+        }
+        if only.iter().any(|o| o == "instances") {
+            instances(tmp.path(), if quick { 20_000 } else { 200_000 });
+        }
         at_scale(
             tmp.path(),
             quick,
@@ -282,6 +295,37 @@ fn main() {
         ),
     );
 
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let runs = engines(n, tmp.path(), &mut figs);
+
+    let startup = process::startup(tmp.path(), if quick { 20 } else { 200 }, &mut figs);
+    process::confined_start(tmp.path(), if quick { 20 } else { 100 }, &mut figs);
+    let waves = process::waves(
+        tmp.path(),
+        if quick { &[100, 500] } else { &[1_000, 10_000] },
+        &mut figs,
+    );
+    languages::languages(tmp.path(), if quick { 50 } else { 500 }, &mut figs);
+    dispatch::dispatch(tmp.path(), process::omk_binary().as_deref(), &mut figs);
+    let (readers, whole_run) = at_scale(tmp.path(), quick, |_| true, &mut figs);
+    targets(&runs, &startup, &waves, &readers, whole_run, &mut figs);
+
+    if let Some(path) = figures_file {
+        match figs.write(&path) {
+            Ok(()) => println!("\nfigures written to {}", path.display()),
+            Err(e) => {
+                eprintln!("cannot write {}: {e}", path.display());
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+/// The engines table: the same `n` proposals judged natively, by the std
+/// gates as components of each `omk:gate` version (fresh and reused
+/// instances) and by the peer engines, every decision checked against the
+/// native one. The runs come back in the order of [`NATIVE`] and the rest.
+fn engines(n: usize, tmp: &std::path::Path, figs: &mut Figures) -> Vec<Run> {
     let items = cases(proposals(n));
     let expected: Vec<[Decision; 3]> = items.iter().map(|(c, p)| native(c, p)).collect();
     let accepted = expected
@@ -290,9 +334,7 @@ fn main() {
         .count();
     println!("mix: {accepted} of {n} accepted by all three gates\n");
 
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let engine =
-        GateEngine::new(Some(CacheDirs::under(&tmp.path().join("cache")))).expect("engine");
+    let engine = GateEngine::new(Some(CacheDirs::under(&tmp.join("cache")))).expect("engine");
     let std_config = GatesConfig::std(Limits::default());
     let set = GateSet::load(&std_config, &engine).expect("std gates load");
     let v2_set = GateSet::load(&std_of("0.2.0"), &engine).expect("0.2.0 std gates load");
@@ -337,13 +379,21 @@ fn main() {
             &items,
             |c, p| set.judge_proposal(c, p),
             |i, v| {
-                let got: Vec<&Decision> = v.decisions.iter().map(|d| &d.decision).collect();
+                // The gates that judge proposals (the command gate judges
+                // actions only, and is not called).
+                let got: Vec<&Decision> = v
+                    .decisions
+                    .iter()
+                    .filter(|d| d.called)
+                    .map(|d| &d.decision)
+                    .collect();
                 assert_eq!(got, expected[i].iter().collect::<Vec<_>>(), "proposal {i}");
             },
         ));
         let mut reused: Vec<_> = set
             .entries()
             .iter()
+            .filter(|e| e.gate.judges(omk_gate_sdk::Stage::Proposal))
             .map(|e| (e.gate.reuse(e.limits), e.config_json.clone()))
             .collect();
         runs.push(measure(
@@ -359,10 +409,19 @@ fn main() {
         ));
     }
     #[cfg(feature = "peers")]
-    {
-        let mut engine = rego::Rego::new();
+    for (mode, name) in [
+        (
+            rego::Mode::Rvm,
+            "regorus 0.14, its RVM (OPA-compatible Rego compiled for its VM: its fastest), the same rules and codes",
+        ),
+        (
+            rego::Mode::Interpreter,
+            "regorus 0.14, its interpreter, the same policy",
+        ),
+    ] {
+        let mut engine = rego::Rego::new(mode);
         runs.push(measure(
-            "regorus 0.14 (OPA-compatible Rego, interpreter), the same rules and codes",
+            name,
             &items,
             |c, p| engine.eval(c, p),
             |i, verdict| {
@@ -371,12 +430,13 @@ fn main() {
                     .map(|d| d.rejection().map_or(String::new(), |r| r.code.clone()));
                 assert_eq!(
                     verdict, &want,
-                    "regorus disagrees on proposal {i}: {:?}",
+                    "regorus ({mode:?}) disagrees on proposal {i}: {:?}",
                     items[i].1
                 );
             },
         ));
     }
+    fresh_breakdown(&items, &set, &runs, figs);
     let native_median = runs[NATIVE].median();
     let rows: Vec<String> = runs
         .iter()
@@ -399,28 +459,71 @@ fn main() {
     );
     #[cfg(not(feature = "peers"))]
     println!("\n(peer engine skipped: run with `--features peers` to compare against regorus)");
+    runs
+}
 
-    let startup = process::startup(tmp.path(), if quick { 20 } else { 200 }, &mut figs);
-    process::confined_start(tmp.path(), if quick { 20 } else { 100 }, &mut figs);
-    let waves = process::waves(
-        tmp.path(),
-        if quick { &[100, 500] } else { &[1_000, 10_000] },
-        &mut figs,
-    );
-    languages::languages(tmp.path(), if quick { 50 } else { 500 }, &mut figs);
-    dispatch::dispatch(tmp.path(), process::omk_binary().as_deref(), &mut figs);
-    let (readers, whole_run) = at_scale(tmp.path(), quick, |_| true, &mut figs);
-    targets(&runs, &startup, &waves, &readers, whole_run, &mut figs);
-
-    if let Some(path) = figures_file {
-        match figs.write(&path) {
-            Ok(()) => println!("\nfigures written to {}", path.display()),
-            Err(e) => {
-                eprintln!("cannot write {}: {e}", path.display());
-                std::process::exit(1);
-            }
+/// Makes and drops the std gates' instances `n` times and nothing else:
+/// a loop to profile (`perf record … --only instances`).
+fn instances(tmp: &std::path::Path, n: usize) {
+    let engine = GateEngine::new(Some(CacheDirs::under(&tmp.join("cache")))).expect("engine");
+    let set = GateSet::load(&GatesConfig::std(Limits::default()), &engine).expect("std gates load");
+    let start = Instant::now();
+    for _ in 0..n {
+        for e in set.entries() {
+            e.gate.instantiate_only(&e.limits).expect("instantiates");
         }
     }
+    let each = start.elapsed() / (n * set.entries().len()) as u32;
+    println!(
+        "{n} × {} gates made and dropped: {} each",
+        set.entries().len(),
+        us(each)
+    );
+}
+
+/// Where a fresh decision's time goes (`omk:gate@0.3.0`, the gates that
+/// judge proposals): making and dropping the instances alone, the calls
+/// (on reused instances), and the rest (the verdict: each decision's
+/// record, its timing).
+fn fresh_breakdown(items: &[Case], set: &GateSet, runs: &[Run], figs: &mut Figures) {
+    let gates: Vec<_> = set
+        .entries()
+        .iter()
+        .filter(|e| e.gate.judges(omk_gate_sdk::Stage::Proposal))
+        .collect();
+    let instantiate = measure(
+        "instantiate",
+        items,
+        |_, _| {
+            for e in &gates {
+                e.gate.instantiate_only(&e.limits).expect("instantiates");
+            }
+        },
+        |_, _| {},
+    );
+    let fresh = runs[FRESH].median();
+    let reused = runs[REUSED].median();
+    let made = instantiate.median();
+    let rest = fresh.saturating_sub(made + reused);
+    let share = |d: Duration| 100.0 * d.as_secs_f64() / fresh.as_secs_f64().max(1e-12);
+    let n = gates.len();
+    figs.table(
+        "bench.fresh",
+        format!(
+            "| a fresh decision of {n} std gates (0.3.0), median | time | share |\n|---|---|---|\n\
+             | a store and an instance from the pool per gate, made and dropped (no call) | {} | {:.0} % |\n\
+             | the {n} calls, on instances kept (lowering the inputs, the gates' code, lifting the answers) | {} | {:.0} % |\n\
+             | the rest: the verdict (each decision's record and timing) | {} | {:.0} % |\n\
+             | **in all** (the fresh row above) | **{}** | 100 % |",
+            us(made),
+            share(made),
+            us(reused),
+            share(reused),
+            us(rest),
+            share(rest),
+            us(fresh),
+        ),
+    );
 }
 
 /// The sections that work at scale, those `wants` names: the log's
@@ -487,13 +590,13 @@ fn targets(
     let mut rows = vec![
         row(
             "a fresh instance per decision, three std gates (0.3.0)",
-            Duration::from_micros(25),
+            Duration::from_micros(15),
             runs[FRESH].median(),
             us,
         ),
         row(
             "a reused instance per decision, three std gates (0.3.0)",
-            Duration::from_micros(5),
+            Duration::from_micros(4),
             runs[REUSED].median(),
             us,
         ),
@@ -512,24 +615,39 @@ fn targets(
     ];
     if let Some(hook) = startup.hook {
         rows.push(row(
-            "`omk hook` per tool call, warm cache",
-            Duration::from_millis(20),
+            "`omk hook` per tool call, answered by the user's judge",
+            Duration::from_millis(3),
             hook,
+            ms,
+        ));
+    }
+    if let Some(own) = startup.hook_own {
+        rows.push(row(
+            "`omk hook` per tool call in its own process (`OMK_JUDGE=off`), warm cache",
+            Duration::from_millis(20),
+            own,
             ms,
         ));
     }
     if let Some((_, took)) = waves.iter().find(|(n, _)| *n == 10_000) {
         rows.push(row(
             "a 10,000-proposal wave through `omk goal propose`",
-            Duration::from_millis(1500),
+            Duration::from_millis(1000),
             *took,
             ms,
         ));
     }
     for (name, ratio, rss_kib) in readers {
+        // Replaying every decision through the std gates within twice the
+        // hashing; every other reader within three times.
+        let target = if name.contains("--gates std") {
+            2.0
+        } else {
+            3.0
+        };
         rows.push(format!(
-            "| {name} on a long goal, against hashing its log once | 3× | {ratio:.2}× | {:.2}× |",
-            ratio / 3.0
+            "| {name} on a long goal, against hashing its log once | {target}× | {ratio:.2}× | {:.2}× |",
+            ratio / target
         ));
         rows.push(format!(
             "| {name}, peak RSS | 150 MiB | {:.0} MiB | {:.2}× |",
@@ -544,13 +662,13 @@ fn targets(
     }
     if let Some(peer) = runs.get(PEER) {
         rows.push(format!(
-            "| a fresh instance (0.3.0) against regorus, per decision | regorus's {} | {} | {:.2}× |",
+            "| a fresh instance (0.3.0) against regorus's RVM, per decision | regorus's {} | {} | {:.2}× |",
             us(peer.median()),
             us(runs[FRESH].median()),
             runs[FRESH].median().as_secs_f64() / peer.median().as_secs_f64()
         ));
         rows.push(format!(
-            "| a reused instance (0.3.0) against regorus, per decision | regorus's {} | {} | {:.2}× |",
+            "| a reused instance (0.3.0) against regorus's RVM, per decision | regorus's {} | {} | {:.2}× |",
             us(peer.median()),
             us(runs[REUSED].median()),
             runs[REUSED].median().as_secs_f64() / peer.median().as_secs_f64()

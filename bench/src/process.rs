@@ -27,8 +27,12 @@ pub const NO_BINARY: &str =
 pub struct Startup {
     /// The first decision with a warm compile cache.
     pub warm_first: Duration,
-    /// `omk hook` per call, warm cache (median).
+    /// `omk hook` per call, answered by the user's judge (median).
     pub hook: Option<Duration>,
+    /// `omk hook` per call in its own process, warm cache (median).
+    pub hook_own: Option<Duration>,
+    /// Starting the binary alone (median).
+    pub process_floor: Option<Duration>,
 }
 
 /// Start-up: the std bundle loaded with an empty compile cache, then a
@@ -62,7 +66,7 @@ pub fn startup(tmp: &Path, hook_calls: usize, figs: &mut Figures) -> Startup {
     ];
     let mut out = Startup {
         warm_first: warm,
-        hook: None,
+        ..Startup::default()
     };
     match omk_binary() {
         None => rows.push(format!("| whole processes | {NO_BINARY} |")),
@@ -76,17 +80,30 @@ pub fn startup(tmp: &Path, hook_calls: usize, figs: &mut Figures) -> Startup {
                 "| `omk gate check` as a whole process, warm cache (median of 10) | {} |",
                 ms(warm)
             ));
-            let (first, median, p90) = guard_hook(&omk, tmp, hook_calls);
+            let floor = process_start(&omk);
             rows.push(format!(
-                "| `omk hook claude`, a session's first call (compiles the std gates, creates its record) | {} |",
-                ms(first)
+                "| the floor: starting the `omk` binary and reaping it (`omk --version`, median of 100) | {} |",
+                ms(floor)
+            ));
+            let own = guard_hook(&omk, &tmp.join("own-process"), hook_calls, false);
+            let judged = guard_hook(&omk, &tmp.join("judge"), hook_calls, true);
+            rows.push(format!(
+                "| `omk hook claude`, a session's first call (compiles the std gates, creates its record, starts the user's judge) | {} |",
+                ms(judged.0)
             ));
             rows.push(format!(
-                "| `omk hook claude` per tool call, warm cache, judged and recorded (median / p90 of {hook_calls}) | {} / {} |",
-                ms(median),
-                ms(p90)
+                "| `omk hook claude` per tool call, answered by the user's judge, judged and recorded (median / p90 of {hook_calls}) | {} / {} |",
+                ms(judged.1),
+                ms(judged.2)
             ));
-            out.hook = Some(median);
+            rows.push(format!(
+                "| `omk hook claude` per tool call, judged in its own process (`OMK_JUDGE=off`), warm cache (median / p90 of {hook_calls}) | {} / {} |",
+                ms(own.1),
+                ms(own.2)
+            ));
+            out.hook = Some(judged.1);
+            out.hook_own = Some(own.1);
+            out.process_floor = Some(floor);
         }
     }
     figs.table(
@@ -123,11 +140,33 @@ fn gate_check(omk: &Path, tmp: &Path) -> (Duration, Duration) {
     (cold, warm[5])
 }
 
+/// The median time to start `omk --version` and reap it: what any hook
+/// call costs at least.
+fn process_start(omk: &Path) -> Duration {
+    let mut times: Vec<Duration> = (0..100)
+        .map(|_| {
+            let start = Instant::now();
+            let ok = Command::new(omk)
+                .arg("--version")
+                .stdout(std::process::Stdio::null())
+                .status()
+                .expect("omk runs")
+                .success();
+            assert!(ok);
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
 /// `omk hook claude` as a client runs it: a new process per tool call,
 /// each judged by the std gates and recorded in the session's log (with
-/// fsync); half the calls are refused. The first call, then the median
-/// and p90 of `n` more.
-fn guard_hook(omk: &Path, tmp: &Path, n: usize) -> (Duration, Duration, Duration) {
+/// fsync); half the calls are refused. With `judge`, as omk runs by
+/// default: the first call starts the user's judge and the later ones are
+/// answered by it; else (`OMK_JUDGE=off`) each judges in its own process.
+/// The first call, then the median and p90 of `n` more.
+fn guard_hook(omk: &Path, tmp: &Path, n: usize, judge: bool) -> (Duration, Duration, Duration) {
     let dir = tmp.join("guarded");
     std::fs::create_dir_all(dir.join(".omk")).expect("dir");
     std::fs::write(
@@ -150,6 +189,7 @@ fn guard_hook(omk: &Path, tmp: &Path, n: usize) -> (Duration, Duration, Duration
             .current_dir(&dir)
             .env("XDG_CACHE_HOME", dir.join("cache"))
             .env("XDG_STATE_HOME", dir.join("state"))
+            .env("OMK_JUDGE", if judge { "on" } else { "off" })
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -167,6 +207,15 @@ fn guard_hook(omk: &Path, tmp: &Path, n: usize) -> (Duration, Duration, Duration
         start.elapsed()
     };
     let first = call(0);
+    if judge {
+        // Until the judge it started answers.
+        let socket = dir.join("state/omk/guard/judge/socket");
+        let until = Instant::now() + Duration::from_secs(30);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(Instant::now() < until, "the judge did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     let mut times: Vec<Duration> = (1..=n).map(call).collect();
     times.sort();
     (first, times[times.len() / 2], times[times.len() * 9 / 10])

@@ -145,6 +145,18 @@ fn assert_gated(omk: &Omk, id: &str, run: &Run, agent: &str) -> Vec<Value> {
     assert!(message, "the final message is not evidence: {task}");
     let proof = omk.proof(id);
     assert_eq!(proof["known_gaps"], json!([]), "{}", proof["known_gaps"]);
+    // The log holds every live decision with its inputs: its chain
+    // verifies, and the project's gates decide each of them the same again.
+    omk.run(&["goal", "verify-log", id]).code(0);
+    omk.run(&[
+        "goal",
+        "replay",
+        id,
+        "--gates",
+        "project",
+        "--fail-on-change",
+    ])
+    .code(0);
     events
 }
 

@@ -14,14 +14,26 @@ use serde_json::{Value, json};
 use crate::support::clients::{self, FakeModel};
 use crate::support::{Omk, of_kind};
 
+/// The file that holds `client`'s hooks, which a command tries to
+/// overwrite: the client's own where omk installs into a file of its own
+/// (Gemini's settings, OpenCode's plugin), else Claude Code's local
+/// settings, which every agent could write.
+fn guard_file(client: &str) -> &'static str {
+    match client {
+        "gemini" => ".gemini/settings.json",
+        "opencode" => ".opencode/plugins/omk-guard.js",
+        _ => ".claude/settings.local.json",
+    }
+}
+
 /// What each forbidden command is refused by: its gate's code, or the
 /// start of omk's own code (a write outside the project or worktree). A
-/// task's write set (`notes`) may refuse the guard's file first.
-fn forbidden(outside: &str) -> Vec<(String, &'static [&'static str])> {
+/// task's write set (`notes`) may refuse the guard's file (`guard`) first.
+fn forbidden(outside: &str, guard: &str) -> Vec<(String, &'static [&'static str])> {
     vec![
         (format!("echo pwned >> {outside}/hosts"), &["omk.outside"]),
         (
-            "echo '{\"disableAllHooks\": true}' > .claude/settings.local.json".into(),
+            format!("echo '{{\"disableAllHooks\": true}}' > {guard}"),
             &["path.agent-config", "path.outside-write-set"],
         ),
         ("echo x | tee -a .git/config".into(), &["path.git"]),
@@ -46,10 +58,10 @@ const ORDINARY: [&str; 3] = [
 ];
 
 /// The model's script: every command as a shell call, then a last word.
-fn script(shell: impl Fn(&str) -> Value, outside: &str, usage: Value) -> Value {
+fn script(shell: impl Fn(&str) -> Value, outside: &str, guard: &str, usage: Value) -> Value {
     let task = json!({"id": "notes", "title": "Write the notes", "write_set": ["notes"],
                       "acceptance": ["run: test -f notes/ok.md"], "budget_secs": 300});
-    let mut turns: Vec<Value> = forbidden(outside)
+    let mut turns: Vec<Value> = forbidden(outside, guard)
         .iter()
         .map(|(c, _)| json!({"tool_call": shell(c)}))
         .collect();
@@ -94,6 +106,7 @@ fn assert_judged(
     fake: &FakeModel,
     outside: &std::path::Path,
     shown: &str,
+    guard: &str,
     told: Told,
 ) {
     let events = omk.events(id);
@@ -108,7 +121,7 @@ fn assert_judged(
         .filter(|a| a["allowed"] == false)
         .map(|a| a["code"].as_str().unwrap_or_default())
         .collect();
-    let expected = forbidden(&outside.display().to_string());
+    let expected = forbidden(&outside.display().to_string(), guard);
     assert_eq!(
         refused.len(),
         expected.len(),
@@ -147,7 +160,8 @@ fn assert_judged(
         "127.0.0.1 localhost\n"
     );
     assert!(omk.root().join("keep").is_dir(), "~/keep was removed");
-    assert!(!omk.project().join(".claude/settings.local.json").exists());
+    let guarded = std::fs::read_to_string(omk.project().join(guard)).unwrap_or_default();
+    assert!(!guarded.contains("disableAllHooks"), "{guard}: {guarded}");
     assert!(
         !std::fs::read_to_string(omk.project().join(".git/config"))
             .unwrap()
@@ -167,7 +181,7 @@ fn in_a_task(omk: &Omk, agent: &[&str], env: &[(&str, OsString)], fake: &FakeMod
         "hello\n",
         "{shown}"
     );
-    assert_judged(omk, &id, fake, &outside, &shown, told);
+    assert_judged(omk, &id, fake, &outside, &shown, guard_file(""), told);
 }
 
 #[test]
@@ -183,6 +197,7 @@ fn claude_codes_bash_commands_are_judged_as_what_they_do_in_a_task() {
         &script(
             |c| json!({"name": "Bash", "arguments": {"command": c}}),
             &outside.display().to_string(),
+            guard_file(""),
             json!({"input_tokens": 10, "output_tokens": 2}),
         ),
         &[],
@@ -210,6 +225,7 @@ fn codexs_commands_are_judged_as_what_they_do_in_a_task() {
         &script(
             |c| json!({"name": "exec_command", "arguments": {"cmd": c}}),
             &outside.display().to_string(),
+            guard_file(""),
             json!({"input_tokens": 10, "output_tokens": 2}),
         ),
         &[],
@@ -234,6 +250,7 @@ fn kimi_codes_shell_commands_over_acp_are_judged_as_what_they_do_in_a_task() {
         &script(
             |c| json!({"name": "Bash", "arguments": {"command": c}}),
             &outside.display().to_string(),
+            guard_file(""),
             json!({"prompt_tokens": 10, "completion_tokens": 2}),
         ),
     );
@@ -256,6 +273,7 @@ fn the_kimi_clis_shell_commands_are_judged_as_what_they_do_in_a_task() {
         &script(
             |c| json!({"name": "Shell", "arguments": {"command": c}}),
             &outside.display().to_string(),
+            guard_file(""),
             json!({"prompt_tokens": 10, "completion_tokens": 2}),
         ),
         wire,
@@ -291,7 +309,15 @@ fn by_hand(omk: &Omk, hand: crate::guard::Hand) {
         "the heredoc did not land: {shown}"
     );
     let id = crate::guard::the_session(omk, hand.name);
-    assert_judged(omk, &id, &hand.fake, &outside, &shown, Told::All);
+    assert_judged(
+        omk,
+        &id,
+        &hand.fake,
+        &outside,
+        &shown,
+        guard_file(hand.name),
+        Told::All,
+    );
 }
 
 #[test]
@@ -301,6 +327,7 @@ fn claude_code_by_hand_cannot_change_its_guard_or_write_outside_through_commands
     let script = script(
         |c| json!({"name": "Bash", "arguments": {"command": c}}),
         &outside.display().to_string(),
+        guard_file(""),
         json!({"input_tokens": 10, "output_tokens": 2}),
     );
     if let Some(hand) = crate::guard::claude_with(&omk, &script) {
@@ -315,6 +342,7 @@ fn codex_by_hand_cannot_change_its_guard_or_write_outside_through_commands() {
     let script = script(
         |c| json!({"name": "exec_command", "arguments": {"cmd": c}}),
         &outside.display().to_string(),
+        guard_file(""),
         json!({"input_tokens": 10, "output_tokens": 2}),
     );
     if let Some(hand) = crate::guard::codex_with(&omk, &script) {
@@ -329,9 +357,40 @@ fn the_kimi_cli_by_hand_cannot_change_its_guard_or_write_outside_through_command
     let script = script(
         |c| json!({"name": "Shell", "arguments": {"command": c}}),
         &outside.display().to_string(),
+        guard_file(""),
         json!({"prompt_tokens": 10, "completion_tokens": 2}),
     );
     if let Some(hand) = crate::guard::kimi_with(&omk, &script) {
+        by_hand(&omk, hand);
+    }
+}
+
+#[test]
+fn the_gemini_cli_by_hand_cannot_change_its_guard_or_write_outside_through_commands() {
+    let omk = Omk::new();
+    let outside = project(&omk);
+    let script = script(
+        |c| json!({"name": "run_shell_command", "arguments": {"command": c}}),
+        &outside.display().to_string(),
+        guard_file("gemini"),
+        json!({"input_tokens": 10, "output_tokens": 2}),
+    );
+    if let Some(hand) = crate::guard::gemini_with(&omk, &script) {
+        by_hand(&omk, hand);
+    }
+}
+
+#[test]
+fn opencode_by_hand_cannot_change_its_guard_or_write_outside_through_commands() {
+    let omk = Omk::new();
+    let outside = project(&omk);
+    let script = script(
+        |c| json!({"name": "bash", "arguments": {"command": c, "description": "run it"}}),
+        &outside.display().to_string(),
+        guard_file("opencode"),
+        json!({"prompt_tokens": 10, "completion_tokens": 2}),
+    );
+    if let Some(hand) = crate::guard::opencode_with(&omk, &script) {
         by_hand(&omk, hand);
     }
 }

@@ -192,6 +192,135 @@ fn each_call_is_judged_recorded_and_replayed() {
     );
 }
 
+/// The user's judge as `omk guard status --json` shows it, waiting up to
+/// `wait` for one that answers (`Value::Null`: none).
+fn judge(omk: &Omk, wait: std::time::Duration) -> Value {
+    let until = std::time::Instant::now() + wait;
+    loop {
+        let status = omk.run(&["guard", "status", "--json"]);
+        status.code(0);
+        let judge = status.json()["judge"].clone();
+        if judge.is_object() || std::time::Instant::now() >= until {
+            return judge;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_users_judge_answers_later_calls_as_the_hook_itself_would() {
+    use std::time::Duration;
+    let omk = Omk::new();
+    guarded_project(&omk);
+    let write = |path: &str| {
+        event(
+            &omk,
+            "s-judge",
+            "Write",
+            json!({"file_path": omk.project().join(path), "content": "x"}),
+        )
+    };
+    // Off: every call in its own process, and no judge starts.
+    let off = |input: &[u8]| omk.run_stdin_env(&["hook", "claude"], input, &[("OMK_JUDGE", "off")]);
+    off(&write(ALLOWED)).code(0);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(judge(&omk, Duration::ZERO).is_null(), "a judge started");
+    // The first call judges in its own process and starts the judge.
+    hook(&omk, "claude", &write(ALLOWED)).code(0);
+    let first = judge(&omk, Duration::from_secs(30));
+    assert!(first["pid"].as_u64().unwrap() > 0, "no judge: {first}");
+    assert_eq!(first["judged"], 0, "{first}");
+    // It answers what the hook would: the allowed write, the refusal with
+    // the gate's reason, the project gate's refusal of a command.
+    hook(&omk, "claude", &write(ALLOWED)).code(0);
+    let refused = hook(&omk, "claude", &write(OUTSIDE));
+    refused.code(2);
+    assert!(
+        refused.stderr.contains("path.outside"),
+        "{}",
+        refused.stderr
+    );
+    let command = hook(
+        &omk,
+        "codex",
+        &event(&omk, "s-judge-codex", "Bash", json!({"command": COMMAND})),
+    );
+    command.code(2);
+    assert!(
+        command.stderr.contains("hostile.no-commands"),
+        "{}",
+        command.stderr
+    );
+    // A change to the project's gates holds from the next call.
+    let toml = std::fs::read_to_string(omk.project().join(".omk/gates.toml")).unwrap();
+    omk.write(
+        ".omk/gates.toml",
+        toml.replace("write_roots = [\"src\"]", "write_roots = [\"docs\"]"),
+    );
+    hook(&omk, "claude", &write(OUTSIDE)).code(0);
+    let refused = hook(&omk, "claude", &write(ALLOWED));
+    refused.code(2);
+    let now = judge(&omk, Duration::ZERO);
+    assert_eq!(now["pid"], first["pid"], "{now}");
+    assert_eq!(now["judged"], 5, "{now}");
+    // Every call, whoever judged it, is in the session's one record.
+    let sessions = sessions(&omk);
+    let claude = sessions
+        .iter()
+        .find(|s| s["guarded"]["client"] == "claude")
+        .unwrap();
+    let id = claude["id"].as_str().unwrap();
+    omk.run(&["goal", "verify-log", id]).code(0);
+    let judged: Vec<bool> = of_kind(&omk.events(id), "agent_action")
+        .iter()
+        .map(|e| e["payload"]["allowed"] == true)
+        .collect();
+    assert_eq!(judged, [true, true, true, false, true, false]);
+    // A judge that is gone: the next call is still answered, in its own
+    // process, and starts another.
+    let pid = first["pid"].as_u64().unwrap() as i32;
+    // SAFETY: kill has no memory effects; the pid is the judge's.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    std::thread::sleep(Duration::from_millis(200));
+    hook(&omk, "claude", &write(OUTSIDE)).code(0);
+    let again = judge(&omk, Duration::from_secs(30));
+    assert!(again.is_object() && again["pid"] != first["pid"], "{again}");
+    // A judge whose binary was replaced exits at the next call, which is
+    // answered in its own process and starts a judge of the new binary.
+    let exe = omk.root().join("bin/omk");
+    std::fs::create_dir_all(exe.parent().unwrap()).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_omk"), &exe).unwrap();
+    // SAFETY: kill has no memory effects; the pid is the judge's.
+    unsafe { libc::kill(again["pid"].as_u64().unwrap() as i32, libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(200));
+    let by_copy = |input: &[u8]| {
+        use std::io::Write;
+        let mut child = omk
+            .command_of(&exe)
+            .args(["hook", "claude"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert_eq!(by_copy(&write(OUTSIDE)).status.code(), Some(0));
+    let of_copy = judge(&omk, Duration::from_secs(30));
+    assert!(of_copy.is_object(), "the copy started no judge");
+    let replacement = omk.root().join("bin/omk.new");
+    std::fs::copy(env!("CARGO_BIN_EXE_omk"), &replacement).unwrap();
+    std::fs::rename(&replacement, &exe).unwrap();
+    assert_eq!(by_copy(&write(OUTSIDE)).status.code(), Some(0));
+    let renewed = judge(&omk, Duration::from_secs(30));
+    assert!(
+        renewed.is_object() && renewed["pid"] != of_copy["pid"],
+        "{of_copy} then {renewed}"
+    );
+    assert_eq!(renewed["judged"], 0, "the old judge answered: {renewed}");
+}
+
 #[test]
 fn every_failure_denies_with_its_reason() {
     let omk = Omk::new();

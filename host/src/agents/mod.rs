@@ -36,6 +36,7 @@ pub mod files;
 pub mod judge;
 pub mod kimi;
 pub mod kimi_print;
+pub mod opencode;
 pub mod process;
 pub mod prompt;
 pub mod rpc;
@@ -194,7 +195,7 @@ impl AgentSpec {
             }
             "opencode" => {
                 no_script()?;
-                opencode_launch(command.as_deref())?;
+                opencode::launch(command.as_deref())?;
                 AgentSpec::OpenCode { command }
             }
             acp if acp == "acp" || acp.starts_with("acp:") => {
@@ -278,46 +279,9 @@ pub fn backend(spec: &AgentSpec) -> Result<Box<dyn Backend>, AgentError> {
             ..launch_command("gemini", &clients::GEMINI, command.as_deref(), &["--acp"])
         })),
         AgentSpec::OpenCode { command } => {
-            Box::new(acp::Acp::new(opencode_launch(command.as_deref())?))
+            Box::new(acp::Acp::new(opencode::launch(command.as_deref())?))
         }
     })
-}
-
-/// OpenCode over ACP: `opencode acp` on the port a confined run gives it
-/// (it is a client of an HTTP server of its own), every tool asking first
-/// and a refusal ending only its call, not the turn: `"permission": "ask"`
-/// and `experimental.continue_loop_on_deny` added to
-/// `OPENCODE_CONFIG_CONTENT`, which OpenCode merges over the user's and
-/// the project's configuration.
-fn opencode_launch(command: Option<&str>) -> Result<acp::Launch, AgentError> {
-    let current = std::env::var("OPENCODE_CONFIG_CONTENT").ok();
-    let mut launch = launch_command("opencode", &clients::OPENCODE, command, &["acp"]);
-    launch.env.push((
-        "OPENCODE_CONFIG_CONTENT".into(),
-        opencode_content(current.as_deref())?,
-    ));
-    launch.port_flag = Some("--port");
-    Ok(launch)
-}
-
-/// `OPENCODE_CONFIG_CONTENT` for a task: `current` with omk's rules.
-fn opencode_content(current: Option<&str>) -> Result<String, AgentError> {
-    let bad = |message: String| AgentError {
-        agent: "opencode".into(),
-        message,
-        help: Some(
-            "fix or unset OPENCODE_CONFIG_CONTENT; omk adds its permission rules to it".into(),
-        ),
-    };
-    let mut config = clients::opencode_config(current).map_err(bad)?;
-    config.insert("permission".into(), serde_json::json!("ask"));
-    config
-        .entry("experimental")
-        .or_insert_with(|| serde_json::json!({}))
-        .as_object_mut()
-        .ok_or_else(|| bad("OPENCODE_CONFIG_CONTENT's `experimental` is not an object".into()))?
-        .insert("continue_loop_on_deny".into(), serde_json::json!(true));
-    Ok(serde_json::Value::Object(config).to_string())
 }
 
 /// How to start a real client: its command line (`--command`, else
@@ -605,28 +569,6 @@ pub fn relative_to(worktree: &Path, path: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn opencode_asks_for_everything_over_the_users_configuration() {
-        let content = opencode_content(Some(
-            r#"{"provider": {"p": {}}, "permission": {"bash": "allow"}, "experimental": {"x": 1}}"#,
-        ))
-        .unwrap();
-        let v: serde_json::Value = serde_json::from_str(&content).unwrap();
-        assert_eq!(v["permission"], "ask");
-        assert_eq!(v["experimental"]["continue_loop_on_deny"], true);
-        assert_eq!(v["experimental"]["x"], 1);
-        assert!(v["provider"]["p"].is_object());
-        assert_eq!(
-            serde_json::from_str::<serde_json::Value>(&opencode_content(None).unwrap()).unwrap()["permission"],
-            "ask"
-        );
-        for bad in ["[1]", "{", r#"{"experimental": 3}"#] {
-            let e = opencode_content(Some(bad)).unwrap_err();
-            assert!(e.message.contains("OPENCODE_CONFIG_CONTENT"), "{e}");
-            assert!(e.help.unwrap().contains("fix or unset"));
-        }
-    }
 
     #[test]
     fn protocol_lines() {

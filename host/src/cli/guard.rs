@@ -56,6 +56,10 @@ pub enum GuardCommand {
     /// files untouched: `omk guard run -- claude -p "…"`. Exits with the
     /// client's exit code.
     Run(RunArgs),
+    /// Serve as the user's judge of hook calls until idle (started by
+    /// `omk hook` itself; see `OMK_JUDGE`).
+    #[command(hide = true)]
+    Judge,
 }
 
 #[derive(Debug, Args)]
@@ -118,6 +122,10 @@ pub fn run(cmd: GuardCommand) -> Result<Outcome> {
         GuardCommand::Uninstall(a) => change(a, false),
         GuardCommand::Status(a) => status(a),
         GuardCommand::Run(a) => run_client(a),
+        GuardCommand::Judge => {
+            guard::daemon::serve().map_err(anyhow::Error::msg)?;
+            Ok(Outcome::Ok)
+        }
     }
 }
 
@@ -174,14 +182,28 @@ fn status(a: StatusArgs) -> Result<Outcome> {
     let root = project(a.project)?;
     let all = install::status(&root);
     let servers = install::mcp_status(&root);
+    let judge = guard::daemon::status();
     if a.json {
         outln!(
             "{}",
             serde_json::to_string_pretty(
-                &json!({"project": root, "hooks": all, "mcp_servers": servers})
+                &json!({"project": root, "hooks": all, "mcp_servers": servers, "judge": judge})
             )?
         );
         return Ok(Outcome::Ok);
+    }
+    match &judge {
+        Some(j) => outln!(
+            "judge   running (pid {}, up {} s): {} calls judged, {} projects' gates loaded",
+            j.pid,
+            j.up_secs,
+            j.judged,
+            j.projects
+        ),
+        None if std::env::var(guard::daemon::ENV).is_ok_and(|v| v.trim() == "off") => {
+            outln!("judge   off (OMK_JUDGE=off): each hook call judges in its own process")
+        }
+        None => outln!("judge   not running: the next hook call starts it"),
     }
     for s in &all {
         let state = if s.installed { "installed" } else { "-" };
@@ -348,7 +370,7 @@ pub fn hook(a: HookArgs) -> Result<Outcome> {
         ),
         Ok(_) => match &a.judge {
             Some(addr) => guard::judge::ask(client, addr, &input),
-            None => guard::hook(client, &input, &cwd),
+            None => guard::daemon::hook(client, &input, &cwd),
         },
         Err(e) => guard::refuse(client, format!("cannot read the hook's event: {e}")),
     };

@@ -427,6 +427,14 @@ impl LoadedGate {
         }
     }
 
+    /// Makes a fresh instance as a decision does, and drops it, without
+    /// calling it: what instantiating costs, for the benchmark.
+    #[doc(hidden)]
+    pub fn instantiate_only(&self, limits: &Limits) -> Result<(), Fault> {
+        self.instantiate(limits, 0, 0, OnDemand::default())
+            .map(drop)
+    }
+
     /// An instance kept across proposals, for callers that judge many
     /// proposals in a row and accept that a gate could carry state between
     /// them (the benchmark's "reused" mode). omk itself always uses a fresh

@@ -18,6 +18,9 @@
 //! 4. answers as every client reads it: exit 0 to go on, exit 2 with
 //!    the gate's reason on stderr, which the model sees.
 //!
+//! Calls are answered by the user's judge ([`daemon`]), which keeps the
+//! gates loaded, when one runs; else in the hook's own process.
+//!
 //! `omk guard run` gives a client the hook for one run only
 //! ([`install::one_run`]) and confines it to the project ([`confine`]);
 //! its hook, confined too, asks a [`judge`] omk runs outside.
@@ -28,11 +31,13 @@
 
 pub mod clients;
 pub mod confine;
+pub mod daemon;
 pub mod install;
 pub mod judge;
 mod record;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::agents::judge::Judge;
 use crate::agents::{Hooks, Permit};
@@ -150,14 +155,26 @@ impl Policy {
 /// names another directory), whose policy is loaded for the call. Never
 /// fails: every error is a denial.
 pub fn hook(client: Client, input: &[u8], cwd: &Path) -> Reply {
+    hook_loading(client, input, cwd, |root| Policy::load(root).map(Arc::new))
+}
+
+/// [`hook`], the project's policy got from `load` (given its root).
+fn hook_loading(
+    client: Client,
+    input: &[u8],
+    cwd: &Path,
+    load: impl FnOnce(&Path) -> Result<Arc<Policy>, String>,
+) -> Reply {
     answer(
         client,
         parse(input).and_then(|event| {
+            // A relative `cwd` is the client's, relative to where the hook
+            // runs (not to a judge's own folder).
             let from = event["cwd"]
                 .as_str()
                 .filter(|c| !c.is_empty())
-                .map_or_else(|| cwd.to_owned(), PathBuf::from);
-            let policy = Policy::load(&project_root(&from))?;
+                .map_or_else(|| cwd.to_owned(), |c| cwd.join(c));
+            let policy = load(&project_root(&from))?;
             judge_event(client, &event, &policy)
         }),
     )

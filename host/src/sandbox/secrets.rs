@@ -111,6 +111,16 @@ const SECRET_FIELDS: &[&str] = &[
     "idToken",
 ];
 
+/// Credential entries tagged by their `type`, and the fields that are keys
+/// in each: OpenCode's `auth.json` holds `{"anthropic": {"type": "api",
+/// "key": …}}`, OAuth tokens as `access` and `refresh`, and a well-known
+/// provider's `token` (whose `key` names a variable, and is no key).
+const TYPED_SECRET_FIELDS: &[(&str, &[&str])] = &[
+    ("api", &["key"]),
+    ("oauth", &["access", "refresh"]),
+    ("wellknown", &["token"]),
+];
+
 /// The request headers in which a placeholder is replaced by its key.
 pub const AUTH_HEADERS: &[&str] = &["authorization", "x-api-key", "api-key", "x-goog-api-key"];
 
@@ -321,7 +331,7 @@ impl Vault {
         // ([`Vault::scrub_text`]).
         for name in found.config_vars {
             if let Some(value) = var(name) {
-                for key in fields(&value, SECRET_FIELDS) {
+                for key in secret_fields(&value) {
                     add(
                         &mut vault,
                         format!("environment `{name}`"),
@@ -342,7 +352,7 @@ impl Vault {
                     .ok()
                     .filter(|r| !r.as_os_str().is_empty())
                     .map_or_else(|| shown.clone(), |r| format!("{shown}/{}", r.display()));
-                for value in fields(&text, SECRET_FIELDS) {
+                for value in secret_fields(&text) {
                     add(
                         &mut vault,
                         format!("file `{rel}`"),
@@ -610,19 +620,42 @@ fn files_under(path: &Path) -> Vec<PathBuf> {
 /// The string values of the fields named `names`, anywhere in a JSON or
 /// TOML text.
 pub(super) fn fields(text: &str, names: &[&str]) -> Vec<String> {
-    fn walk(v: &serde_json::Value, names: &[&str], out: &mut Vec<String>) {
+    fields_typed(text, names, &[])
+}
+
+/// The credentials in a settings or credential file's text: the string
+/// values of [`SECRET_FIELDS`] anywhere, and of [`TYPED_SECRET_FIELDS`]
+/// in an object of that `type`.
+fn secret_fields(text: &str) -> Vec<String> {
+    fields_typed(text, SECRET_FIELDS, TYPED_SECRET_FIELDS)
+}
+
+/// [`fields`], and in an object whose `type` is one of `typed`'s, the
+/// string values of the fields listed for it.
+fn fields_typed(text: &str, names: &[&str], typed: &[(&str, &[&str])]) -> Vec<String> {
+    fn walk(
+        v: &serde_json::Value,
+        names: &[&str],
+        typed: &[(&str, &[&str])],
+        out: &mut Vec<String>,
+    ) {
         match v {
             serde_json::Value::Object(m) => {
+                let of_type = m
+                    .get("type")
+                    .and_then(|t| t.as_str())
+                    .and_then(|t| typed.iter().find(|(name, _)| *name == t))
+                    .map_or(&[][..], |(_, fields)| *fields);
                 for (k, v) in m {
-                    if names.contains(&k.as_str())
+                    if (names.contains(&k.as_str()) || of_type.contains(&k.as_str()))
                         && let Some(s) = v.as_str()
                     {
                         out.push(s.to_owned());
                     }
-                    walk(v, names, out);
+                    walk(v, names, typed, out);
                 }
             }
-            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, names, out)),
+            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, names, typed, out)),
             _ => {}
         }
     }
@@ -635,7 +668,7 @@ pub(super) fn fields(text: &str, names: &[&str]) -> Vec<String> {
         });
     let mut out = Vec::new();
     if let Some(v) = value {
-        walk(&v, names, &mut out);
+        walk(&v, names, typed, &mut out);
     }
     out
 }
@@ -903,6 +936,36 @@ mod tests {
         assert_eq!(vault.reveal(&header, "127.0.0.1", 9), None);
         assert_eq!(vault.reveal(&header, "evil.example", 7000), None);
         assert!(vault.ca_pem().is_none(), "no TLS endpoint, no authority");
+    }
+
+    #[test]
+    fn opencodes_stored_credentials_are_brokered_by_their_type() {
+        let tmp = tempfile::tempdir().unwrap();
+        let share = tmp.path().join("auth.json");
+        std::fs::write(
+            &share,
+            r#"{"anthropic": {"type": "api", "key": "sk-ant-API-SECRET-0123456789"},
+                "openai": {"type": "oauth", "refresh": "rt-REFRESH-SECRET-0123", "access": "at-ACCESS-SECRET-0123", "expires": 1},
+                "corp": {"type": "wellknown", "key": "CORP_TOKEN_VARIABLE", "token": "wk-TOKEN-SECRET-0123"}}"#,
+        )
+        .unwrap();
+        let client = [Endpoint::of_url("https://api.anthropic.com").unwrap()];
+        let files = [(share.clone(), ".local/share/opencode/auth.json".to_owned())];
+        let collected = Vault::collect(&Found {
+            env: &[],
+            files: &files,
+            client_endpoints: &client,
+            config_vars: &[],
+            loopback: true,
+            remote: true,
+        })
+        .unwrap();
+        let auth = std::fs::read_to_string(&share).unwrap();
+        assert!(!auth.contains("SECRET"), "{auth}");
+        // A variable's name is not a key: it stays as it was.
+        assert!(auth.contains("\"CORP_TOKEN_VARIABLE\""), "{auth}");
+        assert_eq!(collected.vault.secrets.len(), 4);
+        assert!(collected.records.iter().all(|r| r.brokered));
     }
 
     #[test]

@@ -72,7 +72,12 @@ impl Omk {
     /// The real `omk` in the project, with the test's directories and none
     /// of the harness's own settings.
     pub fn command(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_omk"));
+        self.command_of(Path::new(env!("CARGO_BIN_EXE_omk")))
+    }
+
+    /// [`Omk::command`] running `program` (a copy of omk) instead.
+    pub fn command_of(&self, program: &Path) -> Command {
+        let mut c = Command::new(program);
         c.current_dir(self.project())
             .env("XDG_CACHE_HOME", self.cache_home())
             .env("XDG_STATE_HOME", self.state_home())
@@ -103,10 +108,16 @@ impl Omk {
 impl Omk {
     /// Runs `omk ARGS` in the project with `input` on stdin.
     pub fn run_stdin(&self, args: &[&str], input: &[u8]) -> Run {
+        self.run_stdin_env(args, input, &[])
+    }
+
+    /// [`Omk::run_stdin`] with `env` added.
+    pub fn run_stdin_env(&self, args: &[&str], input: &[u8], env: &[(&str, &str)]) -> Run {
         use std::io::Write;
         let mut child = self
             .command()
             .args(args)
+            .envs(env.iter().copied())
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
