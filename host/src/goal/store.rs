@@ -284,12 +284,14 @@ impl GoalStore {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::io("lock", &path)(e)),
         }
-        // Record who holds it, for the message another process prints.
+        // Record who holds it, for the message another process prints
+        // while it is held. Not synced: after a crash the lock is free and
+        // the pid means nothing, and a sync here cost every hook call a
+        // journal commit.
         let record = (|| -> std::io::Result<()> {
             file.set_len(0)?;
             file.rewind()?;
-            writeln!(file, "{}", std::process::id())?;
-            file.sync_data()
+            writeln!(file, "{}", std::process::id())
         })();
         record.map_err(StoreError::io("write", &path))?;
         Ok(GoalLock {

@@ -24,6 +24,12 @@
 //! - **Fails closed.** A judge that stops mid-call is a refusal, never a
 //!   second judgement in the caller (which could record the call twice).
 //! - **Ends.** After [`IDLE`] without a call, or when its socket is gone.
+//! - **Not for confined processes.** omk's sandbox lets a task create no
+//!   `AF_UNIX` socket (seccomp), so none reaches the judge, unless the
+//!   project allows them (`[sandbox] unix_sockets`); then one could ask it
+//!   to judge and record calls, as any process of a `guard run` sandbox
+//!   may ask that run's judge ([`super::judge`]): a judge only judges and
+//!   records.
 //!
 //! `OMK_JUDGE=off` makes `omk hook` judge every call in its own process
 //! and start no judge.
