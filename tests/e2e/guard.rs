@@ -322,6 +322,47 @@ fn the_users_judge_answers_later_calls_as_the_hook_itself_would() {
 }
 
 #[test]
+fn the_users_judge_leaves_when_idle_or_when_its_socket_is_gone() {
+    use std::time::Duration;
+    let omk = Omk::new();
+    guarded_project(&omk);
+    let input = event(
+        &omk,
+        "s-idle",
+        "Write",
+        json!({"file_path": omk.project().join(ALLOWED), "content": "x"}),
+    );
+    // Running (a zombie waiting to be reaped has left).
+    let alive = |pid: &Value| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    };
+    let gone_within = |pid: &Value, secs: u64| {
+        let until = std::time::Instant::now() + Duration::from_secs(secs);
+        while alive(pid) && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        !alive(pid)
+    };
+    // Idle for its time: it leaves.
+    let idle = [("OMK_JUDGE_IDLE_SECS", "1")];
+    omk.run_stdin_env(&["hook", "claude"], &input, &idle)
+        .code(0);
+    let first = judge(&omk, Duration::from_secs(30));
+    assert!(first.is_object(), "no judge");
+    assert!(gone_within(&first["pid"], 20), "still there: {first}");
+    // Its socket removed: it leaves, whatever its idle time.
+    hook(&omk, "claude", &input).code(0);
+    let second = judge(&omk, Duration::from_secs(30));
+    assert!(
+        second.is_object() && second["pid"] != first["pid"],
+        "{second}"
+    );
+    let socket = omk.state_home().join("omk/guard/judge/socket");
+    std::fs::remove_file(&socket).unwrap();
+    assert!(gone_within(&second["pid"], 20), "still there: {second}");
+}
+
+#[test]
 fn every_failure_denies_with_its_reason() {
     let omk = Omk::new();
     guarded_project(&omk);

@@ -23,7 +23,8 @@
 //!   call, as in a process of its own.
 //! - **Fails closed.** A judge that stops mid-call is a refusal, never a
 //!   second judgement in the caller (which could record the call twice).
-//! - **Ends.** After [`IDLE`] without a call, or when its socket is gone.
+//! - **Ends.** After [`IDLE`] without a call (`OMK_JUDGE_IDLE_SECS`), or
+//!   when its socket is gone.
 //! - **Not for confined processes.** omk's sandbox lets a task create no
 //!   `AF_UNIX` socket (seccomp), so none reaches the judge, unless the
 //!   project allows them (`[sandbox] unix_sockets`); then one could ask it
@@ -51,8 +52,12 @@ use super::{Client, MAX_EVENT_BYTES, Policy, Reply};
 /// The variable that turns the judge off (`off`).
 pub const ENV: &str = "OMK_JUDGE";
 
-/// How long a judge waits for a call before it exits.
+/// How long a judge waits for a call before it exits, unless
+/// [`IDLE_ENV`] gives other seconds.
 pub const IDLE: Duration = Duration::from_secs(600);
+
+/// The variable that sets how long a judge stays without a call (seconds).
+pub const IDLE_ENV: &str = "OMK_JUDGE_IDLE_SECS";
 
 /// The longest socket path the kernel takes (`sun_path`, less its NUL).
 const MAX_SOCKET_PATH: usize = 107;
@@ -406,6 +411,10 @@ pub fn serve() -> Result<(), String> {
         .map_err(|e| format!("cannot listen on `{}`: {e}", socket.display()))?;
     let _ = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600));
     let bound = stamp(&socket);
+    let idle_for = std::env::var(IDLE_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .map_or(IDLE, Duration::from_secs);
     let me = identity();
     let policies = Arc::new(Policies::default());
     let started = Instant::now();
@@ -419,7 +428,7 @@ pub fn serve() -> Result<(), String> {
                 std::thread::sleep(Duration::from_secs(1));
                 let idle = last.lock().map_or(Duration::ZERO, |l| l.elapsed());
                 let gone = stamp(&socket) != bound;
-                if busy.load(Ordering::SeqCst) == 0 && (idle >= IDLE || gone) {
+                if busy.load(Ordering::SeqCst) == 0 && (idle >= idle_for || gone) {
                     if !gone {
                         let _ = std::fs::remove_file(&socket);
                     }
